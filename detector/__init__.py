@@ -1,0 +1,28 @@
+"""Darknet engine: cfg + weights -> layer outputs and detections identical to darknet's."""
+
+from .cfg import Cfg, read_cfg
+from .detector import Detection, Detector, read_names
+from .errors import (
+    CfgError,
+    CfgWarning,
+    DarknetDivergenceWarning,
+    NamesError,
+    WeightsError,
+    XnoryoloError,
+)
+from .network import Network
+
+__all__ = [
+    "Cfg",
+    "CfgError",
+    "CfgWarning",
+    "DarknetDivergenceWarning",
+    "Detection",
+    "Detector",
+    "NamesError",
+    "Network",
+    "WeightsError",
+    "XnoryoloError",
+    "read_cfg",
+    "read_names",
+]

@@ -1,0 +1,189 @@
+"""`Detector`: cfg + weights + names -> detections on OpenCV frames, exactly like darknet's
+`detector test` (same preprocessing, decoding, NMS and print order)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+from .decode import Candidates, correct_boxes, nms, print_order, region_candidates, yolo_candidates
+from .errors import NamesError
+from .layers import RegionLayer, YoloLayer
+from .network import Network
+from .preprocess import preprocess
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected (box, class) pair, as one line of darknet's output.
+
+    x, y, w, h: box centre and size relative to the image (darknet's `detections.json` `final`
+    entries; not clipped). left, top, width, height: the same box in pixels, rounded like the
+    numbers darknet prints."""
+
+    class_id: int
+    name: str
+    prob: float
+    x: float
+    y: float
+    w: float
+    h: float
+    left: int
+    top: int
+    width: int
+    height: int
+    objectness: float = 1.0
+    best_class: bool = True
+
+    def darknet_line(self) -> str:
+        return (
+            f"{self.name}: {self.prob * 100:.0f}%\t(left_x: {self.left:4d}   top_y: {self.top:4d}"
+            f"   width: {self.width:4d}   height: {self.height:4d})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _c_round(v: float) -> int:
+    """C round(): halves away from zero."""
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def read_names(path: str | Path) -> list[str]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise NamesError(f"{p}: cannot read names: {exc.strerror or exc}") from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise NamesError(f"{p}: no class names in the file")
+    return names
+
+
+class Detector:
+    def __init__(
+        self,
+        network: Network,
+        names: list[str] | None = None,
+        thresh: float = 0.25,
+        nms: float = 0.45,
+        letter_box: bool | None = None,
+    ) -> None:
+        heads = network.detection_layers
+        if not heads:
+            raise NamesError(f"{network.path}: the network has no [yolo] or [region] layer")
+        self.network = network
+        self.classes = heads[0].classes
+        if any(h.classes != self.classes for h in heads):
+            raise NamesError(f"{network.path}: detection layers disagree on classes=")
+        if names is None:
+            names = [str(i) for i in range(self.classes)]
+        if len(names) < self.classes:
+            raise NamesError(
+                f"names file has {len(names)} names but the model has classes={self.classes}"
+            )
+        self.names = names[: self.classes]
+        self.thresh = thresh
+        self.nms = nms
+        self.letter_box = network.net.letter_box if letter_box is None else letter_box
+        last = heads[-1]
+        self.nms_kind = last.nms_kind
+        self.beta_nms = last.beta_nms
+
+    @classmethod
+    def from_files(
+        cls,
+        cfg: str | Path,
+        weights: str | Path,
+        names: str | Path | None = None,
+        backend: Backend | str = "auto",
+        threads: int | None = None,
+        **kwargs: Any,
+    ) -> Detector:
+        network = Network.load(cfg, weights, backend, threads)
+        return cls(network, read_names(names) if names is not None else None, **kwargs)
+
+    # ----------------------------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        c, h, w = self.network.input_shape
+        return preprocess(image, w, h, c, self.letter_box)
+
+    def forward(self, tensor: np.ndarray, keep: bool = True) -> list[np.ndarray]:
+        """Every layer's output for a ready (c, h, w) float32 input tensor."""
+        return self.network.forward(tensor, keep=keep)
+
+    def candidates(
+        self, outputs: list[np.ndarray], im_w: int, im_h: int, thresh: float
+    ) -> Candidates:
+        """Pre-NMS boxes of all detection layers (darknet get_network_boxes, relative=1)."""
+        net = self.network.net
+        parts = []
+        for layer in self.network.detection_layers:
+            out = outputs[layer.index]
+            if isinstance(layer, YoloLayer):
+                parts.append(yolo_candidates(layer, out, net.width, net.height, thresh))
+            elif isinstance(layer, RegionLayer):
+                parts.append(region_candidates(layer, out, thresh))
+        c = Candidates(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.objectness for p in parts]),
+            np.concatenate([p.probs for p in parts]),
+        )
+        c.boxes = correct_boxes(c.boxes, im_w, im_h, net.width, net.height, self.letter_box)
+        return c
+
+    def postprocess(
+        self,
+        outputs: list[np.ndarray],
+        im_w: int,
+        im_h: int,
+        thresh: float | None = None,
+        nms_thresh: float | None = None,
+    ) -> list[Detection]:
+        thresh = self.thresh if thresh is None else thresh
+        nms_thresh = self.nms if nms_thresh is None else nms_thresh
+        cands = self.candidates(outputs, im_w, im_h, thresh)
+        if nms_thresh:
+            cands = nms(cands, nms_thresh, self.nms_kind, self.beta_nms)
+        skip = {i for i, n in enumerate(self.names) if n.startswith("dont_show")}
+        dets = []
+        for p in print_order(cands, thresh, skip):
+            x, y, w, h = (float(v) for v in cands.boxes[p.index])
+            bx = cands.boxes[p.index]
+            dets.append(
+                Detection(
+                    class_id=p.class_id,
+                    name=self.names[p.class_id],
+                    prob=p.prob,
+                    x=x,
+                    y=y,
+                    w=w,
+                    h=h,
+                    left=_c_round(float((bx[0] - bx[2] / F32(2)) * F32(im_w))),
+                    top=_c_round(float((bx[1] - bx[3] / F32(2)) * F32(im_h))),
+                    width=_c_round(float(bx[2] * F32(im_w))),
+                    height=_c_round(float(bx[3] * F32(im_h))),
+                    objectness=float(cands.objectness[p.index]),
+                    best_class=p.best,
+                )
+            )
+        return dets
+
+    def detect(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> list[Detection]:
+        """Detections on an OpenCV image (BGR, BGRA or grey uint8), in darknet's print order."""
+        h, w = image.shape[:2]
+        outputs = self.forward(self.preprocess(image), keep=False)
+        return self.postprocess(outputs, w, h, thresh, nms)

@@ -1,0 +1,184 @@
+"""A darknet network: built from a cfg in one pass (every shape known before any weights are
+read), loaded from a strictly checked weights file, then run layer by layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .backend import Backend, get_backend
+from .cfg import Cfg, Section, read_cfg
+from .errors import CfgError, WeightsError
+from .layers import (
+    BuildContext,
+    ConvolutionalLayer,
+    Layer,
+    NetParams,
+    RegionLayer,
+    RouteLayer,
+    ShortcutLayer,
+    YoloLayer,
+    build_layer,
+)
+from .weights import WeightsHeader, WeightsReader
+
+# [net] keys used only for training/augmentation: read by darknet, ignored at inference.
+NET_IGNORED = frozenset(
+    """
+    batch subdivisions momentum decay angle saturation exposure hue learning_rate burn_in
+    max_batches policy steps scales max_chart_loss mosaic mosaic_bound cutmix mixup blur
+    gaussian_noise flip jitter resize adam B1 B2 eps power gamma step seq_scales rate
+    time_steps track augment_speed sequential_subdivisions try_fix_nan random
+    label_smooth_eps letter_box_train inputs max_crop min_crop aspect center clip
+    contrastive contrastive_jit_flip contrastive_color unsupervised_contrastive loss_scale
+    dynamic_minibatch optimized_memory workspace_size_limit_MB adversarial_lr attention
+    num_sigmas_reject_badlabels equidistant_point show_receptive_field stopbackward
+    cudnn_half batchnorm_model train_only_bn mosaic_min_offset
+    """.split()
+)
+
+
+@dataclass
+class Network:
+    path: str
+    net: NetParams
+    layers: list[Layer]
+    header: WeightsHeader | None = None
+    backend: Backend | None = None
+
+    # ---------------------------------------------------------------- building
+    @classmethod
+    def from_cfg(cls, cfg: str | Path | Cfg) -> Network:
+        parsed = cfg if isinstance(cfg, Cfg) else read_cfg(cfg)
+        first = parsed.sections[0]
+        if first.name not in ("net", "network"):
+            raise CfgError(
+                parsed.path, first.line, f"first section must be [net], got [{first.name}]"
+            )
+        net = _net_params(first)
+        shape = (net.channels, net.height, net.width)
+        layers: list[Layer] = []
+        for section in parsed.sections[1:]:
+            ctx = BuildContext(len(layers), shape, layers, net)
+            layer = build_layer(section, ctx)
+            layers.append(layer)
+            shape = layer.out_shape
+        if not layers:
+            raise CfgError(parsed.path, first.line, "no layers after [net]")
+        _resolve_bin_output(layers)
+        first.warn_unused(NET_IGNORED)
+        for layer in layers:
+            layer.section.warn_unused(layer.IGNORED)
+        return cls(parsed.path, net, layers)
+
+    # ---------------------------------------------------------------- weights
+    def weight_floats(self) -> list[tuple[str, int]]:
+        return [(layer.where, layer.weight_floats()) for layer in self.layers]
+
+    def load_weights(self, weights: str | Path | bytes) -> WeightsHeader:
+        if isinstance(weights, bytes | bytearray):
+            reader = WeightsReader(bytes(weights))
+        else:
+            reader = WeightsReader.open(weights)
+        reader.check_size(self.weight_floats())
+        for layer in self.layers:
+            reader.owner = layer.where
+            layer.load(reader)
+        reader.finish()
+        self.header = reader.header
+        return reader.header
+
+    def prepare(self, backend: Backend | str = "auto", threads: int | None = None) -> Network:
+        """Fold BN, binarize XNOR weights and build kernels; call after load_weights()."""
+        self.backend = get_backend(backend, threads) if isinstance(backend, str) else backend
+        for layer in self.layers:
+            layer.prepare(self.backend)
+        return self
+
+    @classmethod
+    def load(
+        cls,
+        cfg: str | Path,
+        weights: str | Path | bytes | None,
+        backend: Backend | str = "auto",
+        threads: int | None = None,
+    ) -> Network:
+        network = cls.from_cfg(cfg)
+        if weights is None:
+            raise WeightsError("no weights given")
+        network.load_weights(weights)
+        return network.prepare(backend, threads)
+
+    # ---------------------------------------------------------------- running
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.net.channels, self.net.height, self.net.width)
+
+    def forward(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray]:
+        """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
+
+        With keep=False, outputs nothing later reads are dropped as soon as possible (their
+        slots hold None), which saves memory on big inputs."""
+        if x.shape != self.input_shape:
+            raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        last_use = self._last_use() if not keep else {}
+        outputs: list[np.ndarray] = []
+        for i, layer in enumerate(self.layers):
+            y = layer.forward(x, outputs)
+            outputs.append(y)
+            x = y
+            for j in last_use.get(i, ()):
+                outputs[j] = None  # type: ignore[call-overload]
+        return outputs
+
+    def _last_use(self) -> dict[int, list[int]]:
+        last: dict[int, int] = {}
+        for layer in self.layers:
+            last[layer.index - 1] = layer.index
+            for src in getattr(layer, "sources", []):
+                last[src] = max(last.get(src, 0), layer.index)
+        for d in self.detection_layers:
+            last[d.index] = len(self.layers)
+        drop: dict[int, list[int]] = {}
+        for j, i in last.items():
+            if j >= 0:
+                drop.setdefault(i, []).append(j)
+        return drop
+
+    @property
+    def detection_layers(self) -> list[YoloLayer | RegionLayer]:
+        return [ly for ly in self.layers if isinstance(ly, YoloLayer | RegionLayer)]
+
+    def summary(self) -> str:
+        return "\n".join(layer.summary() for layer in self.layers)
+
+
+def _net_params(section: Section) -> NetParams:
+    width = section.get_int("width", 0)
+    height = section.get_int("height", 0)
+    channels = section.get_int("channels", 0)
+    for key, value in (("width", width), ("height", height), ("channels", channels)):
+        if value < 1:
+            raise section.error(f"[net] {key}={value}: must be set to a positive value", key)
+    letter_box = bool(section.get_int("letter_box", 0))
+    return NetParams(width, height, channels, letter_box)
+
+
+def _resolve_bin_output(layers: list[Layer]) -> None:
+    """Darknet clears bin_output for every route input and around every shortcut."""
+
+    def clear(i: int) -> None:
+        if 0 <= i < len(layers) and isinstance(layers[i], ConvolutionalLayer):
+            layers[i].bin_output = False  # type: ignore[attr-defined]
+
+    for layer in layers:
+        if isinstance(layer, RouteLayer):
+            for i in layer.sources:
+                clear(i)
+        elif isinstance(layer, ShortcutLayer):
+            clear(layer.index - 1)
+            for i in layer.sources:
+                clear(i)
