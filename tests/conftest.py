@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from refdata import DEMO_CLIP, SHARED, yolov3_tiny_files
 
+from refdata import DEMO_CLIP, SHARED, yolov3_tiny_files
 from xnoryolo.models import ModelFiles
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from refdata import REF, case_dirs, case_files, need_ref
 from xnoryolo.detector import Detector, Network, read_names
 from xnoryolo.detector.layers import ConvolutionalLayer

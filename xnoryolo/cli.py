@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", help="write the annotated image or video here")
     p.add_argument("--letter-box", action="store_true", help="letterbox (as darknet -letter_box)")
+    p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("models", help="fetch the reference yolov3-tiny (checksum-verified)")
@@ -195,7 +196,7 @@ def _detect_video(detector, src: Path, args: argparse.Namespace) -> int:
         with tqdm(
             total=total, unit="frame", disable=args.quiet, file=sys.stderr, desc=src.name
         ) as bar:
-            while True:
+            while args.max_frames is None or frames < args.max_frames:
                 ok, frame = cap.read()
                 if not ok:
                     break
