@@ -16,8 +16,11 @@ from xnoryolo.models import ModelFiles
 
 
 def xnoryolo(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    # the installed console script, as users run it (python -m from the checkout root would
+    # import the source folder xnoryolo/ instead of the installed package)
+    exe = Path(sys.executable).with_name("xnoryolo")
     return subprocess.run(
-        [sys.executable, "-m", "xnoryolo", *map(str, args)],
+        [str(exe), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
