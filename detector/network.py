@@ -180,5 +180,4 @@ def _resolve_bin_output(layers: list[Layer]) -> None:
                 clear(i)
         elif isinstance(layer, ShortcutLayer):
             clear(layer.index - 1)
-            for i in layer.sources:
-                clear(i)
+            clear(layer.sources[0])  # darknet clears l.index, the first from= layer, only
