@@ -3,10 +3,12 @@ timeouts, and telling why an open failed."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -92,7 +94,17 @@ def configure_ffmpeg(options: str) -> None:
 
 
 def open_capture(source: Source, open_timeout: float, read_timeout: float) -> Capture:
-    """An opened capture, or SourceError telling why not (after a short diagnosis)."""
+    """An opened capture, or SourceFailure telling why not."""
+    network = source.kind in ("rtsp", "http")
+    if network:
+        # OpenCV holds a process-wide lock for the whole of an FFmpeg open, so one dead
+        # camera would delay every other stream's (re)connection: ask the server first.
+        error = probe(source, open_timeout)
+        if error is not None and not (
+            error.kind == ErrorKind.AUTH_FAILED and _has_userinfo(source)
+        ):
+            raise SourceFailure(error)
+    t0 = time.monotonic()
     if source.kind == "device":
         dev: Any = int(source.url) if source.url.isdigit() else source.url
         cap = cv2.VideoCapture(dev)
@@ -107,7 +119,20 @@ def open_capture(source: Source, open_timeout: float, read_timeout: float) -> Ca
     if cap.isOpened():
         return cap
     cap.release()
-    raise SourceFailure(diagnose(source, timeout=open_timeout))
+    if not network:
+        raise SourceFailure(_diagnose_local(source))
+    elapsed = time.monotonic() - t0
+    error = probe(source, open_timeout)
+    if error is None and elapsed >= 0.8 * open_timeout:
+        # It answers but sent no decodable video in time (e.g. a camera that stopped).
+        error = SourceError(
+            ErrorKind.TIMEOUT, f"{source.redacted}: no video within {open_timeout:g} s"
+        )
+    elif error is None:
+        error = SourceError(
+            ErrorKind.UNSUPPORTED, f"{source.redacted}: FFmpeg cannot decode this stream"
+        )
+    raise SourceFailure(error)
 
 
 class SourceFailure(Exception):
@@ -116,21 +141,35 @@ class SourceFailure(Exception):
         self.error = error
 
 
-def diagnose(source: Source, timeout: float = 3.0) -> SourceError:
-    """Why `source` cannot be opened, found by asking the server directly (OpenCV only says
-    that it failed)."""
+def _has_userinfo(source: Source) -> bool:
+    return "@" in urlsplit(source.url).netloc
+
+
+def diagnose(source: Source, timeout: float = 3.0) -> SourceError | None:
+    """What is wrong with `source`, found without OpenCV; None where nothing is visibly
+    wrong (the server offers the stream, the file exists)."""
+    if source.kind in ("rtsp", "http"):
+        return probe(source, timeout)
+    return _diagnose_local(source)
+
+
+def _diagnose_local(source: Source) -> SourceError:
     name = source.redacted
-    if source.kind == "file":
-        path = Path(source.url)
-        if not path.exists():
-            return SourceError(ErrorKind.NOT_FOUND, f"{name}: no such file")
-        if not path.is_file():
-            return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a regular file")
-        return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video FFmpeg can decode")
     if source.kind == "device":
         if source.url.startswith("/dev/") and not Path(source.url).exists():
             return SourceError(ErrorKind.NOT_FOUND, f"{name}: no such device")
         return SourceError(ErrorKind.UNKNOWN, f"{name}: the device cannot be opened")
+    path = Path(source.url)
+    if not path.exists():
+        return SourceError(ErrorKind.NOT_FOUND, f"{name}: no such file")
+    if not path.is_file():
+        return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a regular file")
+    return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video FFmpeg can decode")
+
+
+def probe(source: Source, timeout: float) -> SourceError | None:
+    """Ask an RTSP or HTTP server for the stream: None when it offers it, else why not."""
+    name = source.redacted
     parts = urlsplit(source.url)
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
@@ -154,7 +193,9 @@ def diagnose(source: Source, timeout: float = 3.0) -> SourceError:
     return _diagnose_http(source, timeout)
 
 
-def _diagnose_rtsp(sock: socket.socket, source: Source, host: str, timeout: float) -> SourceError:
+def _diagnose_rtsp(
+    sock: socket.socket, source: Source, host: str, timeout: float
+) -> SourceError | None:
     name = source.redacted
     parts = urlsplit(source.url)
     netloc = host if parts.port is None else f"{host}:{parts.port}"
@@ -184,9 +225,14 @@ def _diagnose_rtsp(sock: socket.socket, source: Source, host: str, timeout: floa
     return _from_status(name, int(m.group(1)))
 
 
-def _diagnose_http(source: Source, timeout: float) -> SourceError:
+def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
     name = source.redacted
-    req = urllib.request.Request(source.url, method="GET")
+    parts = urlsplit(source.url)
+    url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    req = urllib.request.Request(url, method="GET")
+    if parts.username is not None:
+        user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        req.add_header("Authorization", "Basic " + base64.b64encode(user_pass.encode()).decode())
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
@@ -196,21 +242,16 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError:
         return SourceError(ErrorKind.TIMEOUT, f"{name}: no HTTP answer within {timeout:g} s")
     except (urllib.error.URLError, OSError) as exc:
         return SourceError(ErrorKind.UNKNOWN, f"{name}: {redact(str(exc))}")
-    if ctype.startswith(("text/html", "text/plain", "application/json")):
+    if ctype.startswith(("text/html", "text/plain", "application/json", "text/xml")):
         return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video stream ({ctype})")
-    return SourceError(
-        ErrorKind.UNSUPPORTED,
-        f"{name}: FFmpeg cannot decode this stream ({ctype or 'no content type'})",
-    )
+    return None
 
 
-def _from_status(name: str, status: int) -> SourceError:
+def _from_status(name: str, status: int) -> SourceError | None:
     if status in (401, 403):
         return SourceError(ErrorKind.AUTH_FAILED, f"{name}: authentication failed ({status})")
     if status in (404, 410):
         return SourceError(ErrorKind.NOT_FOUND, f"{name}: no such stream ({status})")
     if status < 300:
-        return SourceError(
-            ErrorKind.UNSUPPORTED, f"{name}: the server has the stream but FFmpeg cannot decode it"
-        )
+        return None
     return SourceError(ErrorKind.UNKNOWN, f"{name}: the server answered {status}")

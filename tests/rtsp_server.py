@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--file", required=True, help="H.264 Annex-B elementary stream")
     ap.add_argument("--fps", type=int, default=10)
     ap.add_argument("--mount", action="append", default=[])
+    ap.add_argument("--auth", metavar="USER:PASSWORD", help="require Basic authentication")
     args = ap.parse_args()
     Gst.init(None)
 
@@ -43,8 +44,23 @@ def main() -> int:
         medias.append(media)
         media.connect("unprepared", lambda m: medias.remove(m) if m in medias else None)
 
+    if args.auth:
+        user, password = args.auth.split(":", 1)
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        server.set_auth(auth)
+
     for path in args.mount or ["/cam"]:
         factory = GstRtspServer.RTSPMediaFactory()
+        if args.auth:
+            factory.add_role_from_structure(
+                Gst.Structure.from_string(
+                    "viewer, media.factory.access=(boolean)true, "
+                    "media.factory.construct=(boolean)true"
+                )[0]
+            )
         factory.set_launch(launch)
         # One pipeline per mount shared by its clients, so a pause stalls them all.
         factory.set_shared(True)

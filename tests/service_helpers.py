@@ -53,9 +53,10 @@ def gst_rtsp_available() -> bool:
 class RtspServer:
     """tests/rtsp_server.py as a subprocess that can be killed and brought back."""
 
-    def __init__(self, media: Path, mounts: tuple[str, ...]) -> None:
+    def __init__(self, media: Path, mounts: tuple[str, ...], auth: str | None = None) -> None:
         self.media = media
         self.mounts = mounts
+        self.auth = auth
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
 
@@ -67,6 +68,8 @@ class RtspServer:
         cmd += ["--file", str(self.media)]
         for m in self.mounts:
             cmd += ["--mount", m]
+        if self.auth:
+            cmd += ["--auth", self.auth]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -77,9 +80,12 @@ class RtspServer:
             pytest.fail("the RTSP test server did not start")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
         self.proc = None
 
     def signal(self, sig: int) -> None:
