@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from .manager import StreamConflict, StreamManager
+from .schemas import StreamStatus
 from .settings import StreamConfig
 from .sources import InvalidSource
 
@@ -17,7 +18,12 @@ def manager_of(request: Request) -> StreamManager:
     return request.app.state.pipeline.manager
 
 
-@router.post("", status_code=201, summary="Add a stream; answers its status object")
+@router.post(
+    "",
+    status_code=201,
+    response_model=StreamStatus,
+    summary="Add a stream; answers its status object",
+)
 def add_stream(config: StreamConfig, request: Request, response: Response) -> dict[str, Any]:
     try:
         ms = manager_of(request).add(config)
@@ -29,23 +35,27 @@ def add_stream(config: StreamConfig, request: Request, response: Response) -> di
     return ms.to_json()
 
 
-@router.get("", summary="Status of every stream")
+@router.get("", response_model=list[StreamStatus], summary="Status of every stream")
 def list_streams(request: Request) -> list[dict[str, Any]]:
     return [ms.to_json() for ms in manager_of(request).list()]
 
 
-@router.get("/{stream_id}", summary="Status of one stream")
+@router.get("/{stream_id}", response_model=StreamStatus, summary="Status of one stream")
 def get_stream(stream_id: str, request: Request) -> dict[str, Any]:
     return manager_of(request).get(stream_id).to_json()
 
 
-@router.delete("/{stream_id}", summary="Stop and remove a stream")
+@router.delete("/{stream_id}", response_model=StreamStatus, summary="Stop and remove a stream")
 def delete_stream(stream_id: str, request: Request) -> dict[str, Any]:
     ms = manager_of(request).remove(stream_id)
     request.app.state.pipeline.snapshots.forget(stream_id)
     return ms.to_json()
 
 
-@router.post("/{stream_id}/reconnect", summary="Reconnect now (skips any backoff wait)")
+@router.post(
+    "/{stream_id}/reconnect",
+    response_model=StreamStatus,
+    summary="Reconnect now (skips any backoff wait)",
+)
 def reconnect_stream(stream_id: str, request: Request) -> dict[str, Any]:
     return manager_of(request).reconnect(stream_id).to_json()

@@ -16,6 +16,10 @@ from xnoryolo.service.settings import ConfigError, load_settings
 
 pytestmark = pytest.mark.timeout(120)
 
+# Not the repository root: its xnoryolo/ folder would shadow the installed package (which
+# maps xnoryolo.service to service/) for `python -m xnoryolo`.
+HERE = Path(__file__).resolve().parent
+
 
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -24,6 +28,7 @@ def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         text=True,
         timeout=60,
         env={**_clean_env(), **(env or {})},
+        cwd=HERE,
     )
 
 
@@ -119,6 +124,7 @@ def test_serve_runs_and_stops(model_files: Any, tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env=_clean_env(),
+        cwd=HERE,
     )
     try:
 

@@ -3,11 +3,13 @@ that fail in every way; crowds of clients that come and go. Only 127.0.0.1 is co
 
 from __future__ import annotations
 
+import functools
 import http.server
 import itertools
 import json
 import socket
 import struct
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -303,3 +305,38 @@ def test_crowds_of_clients_come_and_go(detector: Any, vtest_avi: Path) -> None:
         assert ev[-1][1]["frame"] >= 0
         wait_until(lambda: processed(c, "v") > before + 2, 30)
         slow.close()
+
+
+def test_http_mjpeg_and_hls_sources(detector: Any, vtest_avi: Path, tmp_path: Path) -> None:
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-i", str(vtest_avi), "-frames:v", "40", "-an"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-g", "10"),
+            *("-f", "hls", "-hls_time", "1", "-hls_list_size", "0", str(hls / "index.m3u8")),
+        ],
+        check=True,
+        timeout=120,
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(hls))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    streams = [{"url": str(vtest_avi), "id": "src", "loop": True}]
+    try:
+        with (
+            run_service(settings_for(streams=streams), detector) as svc,
+            httpx.Client(base_url=svc.url, timeout=10) as c,
+        ):
+            wait_until(lambda: processed(c, "src") >= 1, 60)
+            # the service's own MJPEG output is an HTTP MJPEG camera like any other
+            mjpeg = {"url": f"{svc.url}/v1/streams/src/mjpeg", "id": "mjpeg"}
+            m3u8 = f"http://127.0.0.1:{web.server_address[1]}/index.m3u8"
+            assert c.post("/v1/streams", json=mjpeg).status_code == 201
+            assert c.post("/v1/streams", json={"url": m3u8, "id": "hls"}).status_code == 201
+            wait_until(lambda: processed(c, "mjpeg") >= 2 and processed(c, "hls") >= 2, 60)
+            assert status(c, "mjpeg")["kind"] == "http" and status(c, "hls")["live"] is True
+    finally:
+        web.shutdown()
+        web.server_close()
