@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from .manager import StreamConflict, StreamManager
-from .schemas import StreamStatus
+from .schemas import StreamInfo
 from .settings import StreamConfig
 from .sources import InvalidSource
 
@@ -21,7 +21,7 @@ def manager_of(request: Request) -> StreamManager:
 @router.post(
     "",
     status_code=201,
-    response_model=StreamStatus,
+    response_model=StreamInfo,
     summary="Add a stream; answers its status object",
 )
 def add_stream(config: StreamConfig, request: Request, response: Response) -> dict[str, Any]:
@@ -35,17 +35,17 @@ def add_stream(config: StreamConfig, request: Request, response: Response) -> di
     return ms.to_json()
 
 
-@router.get("", response_model=list[StreamStatus], summary="Status of every stream")
+@router.get("", response_model=list[StreamInfo], summary="Status of every stream")
 def list_streams(request: Request) -> list[dict[str, Any]]:
     return [ms.to_json() for ms in manager_of(request).list()]
 
 
-@router.get("/{stream_id}", response_model=StreamStatus, summary="Status of one stream")
+@router.get("/{stream_id}", response_model=StreamInfo, summary="Status of one stream")
 def get_stream(stream_id: str, request: Request) -> dict[str, Any]:
     return manager_of(request).get(stream_id).to_json()
 
 
-@router.delete("/{stream_id}", response_model=StreamStatus, summary="Stop and remove a stream")
+@router.delete("/{stream_id}", response_model=StreamInfo, summary="Stop and remove a stream")
 def delete_stream(stream_id: str, request: Request) -> dict[str, Any]:
     ms = manager_of(request).remove(stream_id)
     request.app.state.pipeline.snapshots.forget(stream_id)
@@ -54,7 +54,7 @@ def delete_stream(stream_id: str, request: Request) -> dict[str, Any]:
 
 @router.post(
     "/{stream_id}/reconnect",
-    response_model=StreamStatus,
+    response_model=StreamInfo,
     summary="Reconnect now (skips any backoff wait)",
 )
 def reconnect_stream(stream_id: str, request: Request) -> dict[str, Any]:

@@ -88,35 +88,34 @@ class StreamCapture:
     # ------------------------------------------------------------------------------------
     def _run(self) -> None:
         first = True
-        try:
-            while not self._stop.is_set():
+        rewind = False  # a looping file starts again: no reconnect, no state change
+        while not self._stop.is_set():
+            if not rewind:
                 if not first:
                     self.status.count(reconnects=1)
-                first = False
-                self._reconnect.clear()
-                self._wake.clear()
                 self.status.set_state(StreamState.CONNECTING)
+            first = rewind = False
+            self._reconnect.clear()
+            self._wake.clear()
+            try:
                 error = self._session()
-                if self._stop.is_set():
-                    break
-                if error is None:  # reconnect asked for: no wait
+            except Exception as exc:  # a bug must not leave a stream silently dead
+                log.exception("%s: capture failed", self.stream)
+                error = SourceError(ErrorKind.UNKNOWN, f"internal error: {exc}")
+            if self._stop.is_set():
+                break
+            if error is None:  # reconnect asked for: no wait
+                continue
+            if error.kind == ErrorKind.END_OF_STREAM:
+                if self.loop:
+                    rewind = True
                     continue
-                if error.kind == ErrorKind.END_OF_STREAM:
-                    if self.loop:
-                        self._backoff.reset()
-                        continue
-                    self.status.set_state(StreamState.STOPPED, error, "end of file")
-                    return
-                self.status.set_state(StreamState.OFFLINE, error, error.message)
-                delay = self._backoff.next()
-                log.info("%s: %s; reconnecting in %.1f s", self.stream, error.message, delay)
-                self._wake.wait(delay)
-        except Exception as exc:  # a bug must not leave a stream silently dead
-            log.exception("%s: capture thread failed", self.stream)
-            self.status.set_state(
-                StreamState.OFFLINE, SourceError(ErrorKind.UNKNOWN, f"internal error: {exc}")
-            )
-            return
+                self.status.set_state(StreamState.STOPPED, error, "end of file")
+                return
+            self.status.set_state(StreamState.OFFLINE, error, error.message)
+            delay = self._backoff.next()
+            log.info("%s: %s; reconnecting in %.1f s", self.stream, error.message, delay)
+            self._wake.wait(delay)
         self.status.set_state(StreamState.STOPPED, reason="stopped")
 
     def _session(self) -> SourceError | None:
@@ -139,11 +138,14 @@ class StreamCapture:
         interval = 1.0 / self.fps if self.fps else 0.0
         last_fresh = self._clock()
         last_offer = float("-inf")
+        fresh = 0
         while not self._stop.is_set() and not self._reconnect.is_set():
             t0 = self._clock()
             ok, image = cap.read()
             now = self._clock()
             if not ok or image is None:
+                if not live and not fresh:
+                    return SourceError(ErrorKind.UNSUPPORTED, f"{self.source.redacted}: no frame")
                 if not live:
                     return SourceError(
                         ErrorKind.END_OF_STREAM, f"{self.source.redacted}: end of file"
@@ -160,6 +162,7 @@ class StreamCapture:
                     )
                 continue
             last_fresh = now
+            fresh += 1
             self.status.frame_in()
             self._backoff.reset()
             if interval and now - last_offer < interval * 0.9:

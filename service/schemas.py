@@ -19,7 +19,7 @@ class Latency(BaseModel):
     mean: float | None = None
 
 
-class StreamStatus(BaseModel):
+class StreamInfo(BaseModel):
     id: str
     name: str
     url: str = Field(description="the source URL with credentials redacted")
