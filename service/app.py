@@ -19,6 +19,7 @@ from .manager import StreamNotFound
 from .pipeline import Pipeline
 from .redact import redact
 from .settings import ConfigError, ServeSettings
+from .sources import InvalidSource, parse_source
 
 
 def load_detector(settings: ServeSettings) -> DetectorLike:
@@ -39,6 +40,23 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
         thresh=m.thresh,
         nms=m.nms,
     )
+
+
+def check_streams(settings: ServeSettings, names: list[str]) -> None:
+    """The config file's streams, checked before the server starts (ConfigError if bad)."""
+    seen: set[str] = set()
+    for i, stream in enumerate(settings.streams):
+        try:
+            parse_source(stream.url)
+        except InvalidSource as exc:
+            raise ConfigError(f"streams.{i}.url: {exc}") from None
+        unknown = sorted(set(stream.classes or ()) - set(names))
+        if unknown:
+            raise ConfigError(f"streams.{i}.classes: unknown class names: {', '.join(unknown)}")
+        if stream.id is not None:
+            if stream.id in seen:
+                raise ConfigError(f"streams.{i}.id: {stream.id!r} is used twice")
+            seen.add(stream.id)
 
 
 def create_app(settings: ServeSettings, detector: DetectorLike | None = None) -> FastAPI:

@@ -35,9 +35,8 @@ def _setup_logging(level: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from xnoryolo.detector.errors import XnoryoloError
 
-    from .app import create_app, load_detector
+    from .app import check_streams, create_app, load_detector
     from .settings import ConfigError, load_settings
-    from .sources import InvalidSource, parse_source
 
     model = {k: getattr(args, k) for k in ("cfg", "weights", "names") if getattr(args, k)}
     try:
@@ -49,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             model=model or None,
         )
-        for stream in settings.streams:
-            parse_source(stream.url)
         detector = load_detector(settings)
-    except (ConfigError, InvalidSource, XnoryoloError) as exc:
+        check_streams(settings, detector.names)
+    except (ConfigError, XnoryoloError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2
 

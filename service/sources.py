@@ -11,7 +11,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import unquote, urlsplit
@@ -44,7 +44,7 @@ class Capture(Protocol):
 
 @dataclass(frozen=True)
 class Source:
-    url: str
+    url: str = field(repr=False)  # may hold credentials
     kind: SourceKind
 
     @property
@@ -143,14 +143,6 @@ class SourceFailure(Exception):
 
 def _has_userinfo(source: Source) -> bool:
     return "@" in urlsplit(source.url).netloc
-
-
-def diagnose(source: Source, timeout: float = 3.0) -> SourceError | None:
-    """What is wrong with `source`, found without OpenCV; None where nothing is visibly
-    wrong (the server offers the stream, the file exists)."""
-    if source.kind in ("rtsp", "http"):
-        return probe(source, timeout)
-    return _diagnose_local(source)
 
 
 def _diagnose_local(source: Source) -> SourceError:

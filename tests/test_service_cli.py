@@ -51,7 +51,6 @@ def test_no_model_is_one_clear_line() -> None:
         ("port: many\n", "port"),
         ("surprise: 1\n", "surprise"),
         ("streams:\n  - name: no url\n", "streams.0.url"),
-        ("streams:\n  - url: gopher://127.0.0.1/x\n", "unsupported URL scheme"),
         ("\x00\x01garbage", "config"),
     ],
 )
@@ -63,6 +62,26 @@ def test_garbage_config_is_one_clear_line(tmp_path: Path, text: str, expect: str
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("xnoryolo: error:"), r.stderr
     assert expect in lines[0] or "config.yaml" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("streams", "expect"),
+    [
+        ("[{url: 'gopher://127.0.0.1/x'}]", "streams.0.url: unsupported URL scheme 'gopher'"),
+        ("[{url: a.mp4, classes: [unicorn]}]", "streams.0.classes: unknown class names: unicorn"),
+        ("[{url: a.mp4, id: x}, {url: b.mp4, id: x}]", "streams.1.id: 'x' is used twice"),
+    ],
+)
+def test_bad_config_streams(model_files: Any, tmp_path: Path, streams: str, expect: str) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"model: {{cfg: '{model_files.cfg}', weights: '{model_files.weights}', "
+        f"names: '{model_files.names}'}}\nstreams: {streams}\n"
+    )
+    r = serve("--config", str(cfg))
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith(f"xnoryolo: error: {expect}")
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_missing_model_files_is_one_clear_line(tmp_path: Path) -> None:

@@ -93,10 +93,11 @@ def test_rtsp_server_dies_and_comes_back(
         SseRecorder(f"{svc.url}/v1/streams/a/events") as sse,
     ):
         wait_until(lambda: processed(c, "a") >= 2 and processed(c, "b") >= 2, 60, what="both")
+        retries = status(c, "a")["reconnects"]
         rtsp_server.stop()  # killed mid-stream
         wait_until(lambda: status(c, "a")["state"] == "offline", 15, what="a offline")
         b_before = processed(c, "b")
-        wait_until(lambda: status(c, "a")["reconnects"] >= 3, 20, what="retries")
+        wait_until(lambda: status(c, "a")["reconnects"] >= retries + 3, 20, what="retries")
         a = status(c, "a")
         assert a["last_error"]["kind"] == "connection_refused"
         assert processed(c, "b") > b_before  # the other stream was served meanwhile
@@ -110,17 +111,16 @@ def test_rtsp_server_dies_and_comes_back(
         metrics = c.get("/metrics").text
         wait_until(lambda: sse.states()[-1:] == ["online"], 10, what="the SSE online event")
 
-    states = sse.states()
-    first_offline = states.index("offline")
-    assert states[first_offline - 1] == "online"
-    assert states[-1] == "online" and "connecting" in states[first_offline:]
-    assert states[first_offline:].count("offline") >= 3
+    changes = [e for name, e in sse.events if name == "state"]
+    # from the kill on (a loaded machine may have needed a retry at start-up too)
+    kill = next(
+        i for i, e in enumerate(changes) if (e["previous"], e["state"]) == ("online", "offline")
+    )
+    states = [e["state"] for e in changes[kill:]]
+    assert states[-1] == "online" and "connecting" in states
+    assert states.count("offline") >= 3
     # backoff: the waits between attempts grow (0.3 s, 0.6 s, 1.2 s, capped at 2 s, +-20 %)
-    times = [
-        e["timestamp"]
-        for name, e in sse.events
-        if name == "state" and e["state"] == "connecting" and e["previous"] == "offline"
-    ]
+    times = [e["timestamp"] for e in changes[kill:] if e["state"] == "connecting"]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) >= 2 and gaps[-1] > gaps[0], gaps
     assert any(name == "detections" for name, _ in sse.events)
