@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -33,6 +34,10 @@ def _setup_logging(level: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The service logs every source failure itself, classified and redacted; FFmpeg's and
+    # OpenCV's own stderr lines would repeat them unredacted (set these to see them again).
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from xnoryolo.detector.errors import XnoryoloError
 
     from .app import check_streams, create_app, load_detector
