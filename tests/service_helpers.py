@@ -4,7 +4,6 @@ uvicorn server in a thread."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -154,7 +153,10 @@ def settings_for(**values: Any) -> Any:
         "backoff_max_s": 2.0,
     }
     capture.update(values.pop("capture", {}))
-    for key in list(os.environ):
-        if key.startswith("XNORYOLO_") and key != "XNORYOLO_THREADS":
-            pytest.fail(f"{key} is set in the environment; the tests need a clean one")
-    return ServeSettings(capture=capture, keepalive_s=1.0, **values)
+
+    class Isolated(ServeSettings):
+        @classmethod
+        def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> Any:
+            return (init_settings,)  # XNORYOLO_* variables of the caller's shell stay out
+
+    return Isolated(capture=capture, keepalive_s=1.0, **values)
