@@ -99,6 +99,7 @@ class PublishHub:
         self.default_maxsize = default_maxsize
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
+        self._dropped_gone = 0  # events lost by subscriptions closed since
 
     def subscribe(
         self,
@@ -124,6 +125,13 @@ class PublishHub:
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+                self._dropped_gone += sub.dropped
+
+    @property
+    def dropped(self) -> int:
+        """Events lost by slow subscribers since the start."""
+        with self._lock:
+            return self._dropped_gone + sum(s.dropped for s in self._subs)
 
     @property
     def subscribers(self) -> int:

@@ -39,6 +39,9 @@ class ServiceMetrics:
         """Expose the status objects returned by `streams()` on each scrape."""
         self.registry.register(_StreamCollector(streams))
 
+    def watch_subscribers(self, count: Callable[[], int], dropped: Callable[[], int]) -> None:
+        self.registry.register(_SubscriberCollector(count, dropped))
+
     def forget(self, stream: str) -> None:
         with contextlib.suppress(KeyError):
             self.latency.remove(stream)
@@ -81,3 +84,21 @@ class _StreamCollector(Collector):
             counters["reconnects"].add_metric(lv, s["reconnects"])
             counters["stalls"].add_metric(lv, s["stalls"])
         yield from (fps_in, fps_out, state, *counters.values())
+
+
+class _SubscriberCollector(Collector):
+    def __init__(self, count: Callable[[], int], dropped: Callable[[], int]) -> None:
+        self._count = count
+        self._dropped = dropped
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "xnoryolo_subscribers",
+            "Connected event clients (SSE, WebSocket, MJPEG, JSON)",
+            value=self._count(),
+        )
+        yield CounterMetricFamily(
+            "xnoryolo_subscriber_dropped_events",
+            "Events lost by clients too slow to take them",
+            value=self._dropped(),
+        )

@@ -45,6 +45,7 @@ class Pipeline:
             detector, scheduler, manager.params, manager.on_result, workers=settings.workers
         )
         metrics.watch(lambda: [ms.to_json() for ms in manager.list()])
+        metrics.watch_subscribers(lambda: hub.subscribers, lambda: hub.dropped)
         return cls(settings, detector, scheduler, hub, manager, pool, metrics, SnapshotCache())
 
     def start(self) -> None:

@@ -162,8 +162,9 @@ def test_hub_slow_subscriber_loses_events_not_others() -> None:
     assert [e.timestamp for e in got] == [48.0, 49.0]  # type: ignore[union-attr]
     assert sum(1 for _ in iter(lambda: fast.get_blocking(0.01), None)) == 50
     assert other.get_blocking(0.01) is None
+    assert hub.dropped == 48
     slow.close()
-    assert hub.subscribers == 2
+    assert hub.subscribers == 2 and hub.dropped == 48
 
 
 def test_hub_async_subscription_wakes_from_other_threads() -> None:

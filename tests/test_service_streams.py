@@ -298,6 +298,9 @@ def test_crowds_of_clients_come_and_go(detector: Any, vtest_avi: Path) -> None:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             s.close()
         wait_until(lambda: hub.subscribers <= baseline, 20, what="subscriptions released")
+        text = c.get("/metrics").text
+        assert f"xnoryolo_subscribers {float(hub.subscribers)}" in text
+        assert "xnoryolo_subscriber_dropped_events_total" in text
 
         # the pipeline and other clients carried on
         before = processed(c, "v")
