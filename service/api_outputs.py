@@ -5,8 +5,9 @@ its own bounded subscription, so a slow one only loses events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -29,13 +30,24 @@ def _pipeline(request: Request | WebSocket) -> Pipeline:
     return request.app.state.pipeline
 
 
-def _subscribe(
-    request: Request | WebSocket, stream_id: str | None, maxsize: int | None = None
-) -> Subscription:
+def _checked(request: Request | WebSocket, stream_id: str | None) -> Pipeline:
     p = _pipeline(request)
     if stream_id is not None:
         p.manager.get(stream_id)  # 404 for an unknown stream
-    return p.hub.subscribe(stream_id, maxsize, asyncio.get_running_loop())
+    return p
+
+
+@contextlib.contextmanager
+def _subscription(
+    p: Pipeline, stream_id: str | None, maxsize: int | None = None
+) -> Iterator[Subscription]:
+    # Entered inside the response body's generator: a client gone before the body starts
+    # never runs it, and a subscription made earlier would never be closed.
+    sub = p.hub.subscribe(stream_id, maxsize, asyncio.get_running_loop())
+    try:
+        yield sub
+    finally:
+        sub.close()
 
 
 def _event_name(event: Event) -> str:
@@ -43,9 +55,10 @@ def _event_name(event: Event) -> str:
 
 
 async def _sse(
-    sub: Subscription, initial: list[dict[str, Any]], keepalive: float
+    p: Pipeline, stream_id: str | None, initial: list[dict[str, Any]]
 ) -> AsyncIterator[str]:
-    try:
+    keepalive = p.settings.keepalive_s
+    with _subscription(p, stream_id) as sub:
         for status in initial:
             yield f"event: status\ndata: {json.dumps(status)}\n\n"
         while True:
@@ -57,29 +70,23 @@ async def _sse(
                 continue
             data = json.dumps(event.to_json())
             yield f"event: {_event_name(event)}\ndata: {data}\n\n"
-    finally:
-        sub.close()
 
 
 @router.get("/v1/streams/{stream_id}/events", summary="Server-Sent Events of one stream")
 async def stream_events(stream_id: str, request: Request) -> StreamingResponse:
-    sub = _subscribe(request, stream_id)
-    status = _pipeline(request).manager.get(stream_id).to_json()
-    keepalive = _pipeline(request).settings.keepalive_s
+    p = _checked(request, stream_id)
+    status = p.manager.get(stream_id).to_json()
     return StreamingResponse(
-        _sse(sub, [status], keepalive), media_type="text/event-stream", headers=_NO_BUFFERING
+        _sse(p, stream_id, [status]), media_type="text/event-stream", headers=_NO_BUFFERING
     )
 
 
 @router.get("/v1/events", summary="Server-Sent Events of every stream")
 async def all_events(request: Request) -> StreamingResponse:
-    sub = _subscribe(request, None)
-    p = _pipeline(request)
+    p = _checked(request, None)
     initial = [ms.to_json() for ms in p.manager.list()]
     return StreamingResponse(
-        _sse(sub, initial, p.settings.keepalive_s),
-        media_type="text/event-stream",
-        headers=_NO_BUFFERING,
+        _sse(p, None, initial), media_type="text/event-stream", headers=_NO_BUFFERING
     )
 
 
@@ -92,7 +99,7 @@ async def stream_ws(websocket: WebSocket, stream_id: str) -> None:
         await websocket.close(code=1008, reason="no such stream")
         return
     await websocket.accept()
-    sub = _subscribe(websocket, stream_id)
+    sub = p.hub.subscribe(stream_id, None, asyncio.get_running_loop())
 
     async def watch_close() -> None:
         # Notice a vanished client at once, not at the next event.
@@ -120,11 +127,12 @@ async def stream_ws(websocket: WebSocket, stream_id: str) -> None:
         watcher.cancel()
 
 
-async def _mjpeg(
-    p: Pipeline, sub: Subscription, first: DetectionEvent | None
-) -> AsyncIterator[bytes]:
-    try:
-        event: Event | None = first
+async def _mjpeg(p: Pipeline, stream_id: str) -> AsyncIterator[bytes]:
+    with _subscription(p, stream_id, maxsize=1) as sub:  # only the newest picture matters
+        try:
+            event: Event | None = p.manager.latest(stream_id)
+        except StreamNotFound:  # removed meanwhile
+            return
         while True:
             if isinstance(event, DetectionEvent):
                 jpeg = await anyio.to_thread.run_sync(p.snapshots.jpeg, event)
@@ -133,8 +141,6 @@ async def _mjpeg(
             event = await sub.get(timeout=p.settings.keepalive_s)
             if event is None and sub.closed:
                 return
-    finally:
-        sub.close()
 
 
 @router.get(
@@ -143,10 +149,8 @@ async def _mjpeg(
     response_class=StreamingResponse,
 )
 async def stream_mjpeg(stream_id: str, request: Request) -> StreamingResponse:
-    p = _pipeline(request)
-    sub = _subscribe(request, stream_id, maxsize=1)  # only the newest picture matters
     return StreamingResponse(
-        _mjpeg(p, sub, p.manager.latest(stream_id)),
+        _mjpeg(_checked(request, stream_id), stream_id),
         media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers=_NO_BUFFERING,
     )
@@ -186,8 +190,9 @@ def darknet_json(event: DetectionEvent) -> str:
     return json.dumps({"frame_id": event.frame.seq, "objects": objects})
 
 
-async def _darknet_stream(sub: Subscription, keepalive: float) -> AsyncIterator[str]:
-    try:
+async def _darknet_stream(p: Pipeline, stream_id: str) -> AsyncIterator[str]:
+    keepalive = p.settings.keepalive_s
+    with _subscription(p, stream_id) as sub:
         yield "[\n"
         sep = ""
         while True:
@@ -200,8 +205,6 @@ async def _darknet_stream(sub: Subscription, keepalive: float) -> AsyncIterator[
             if isinstance(event, DetectionEvent):
                 yield f"{sep}{darknet_json(event)}\n"
                 sep = ", \n"
-    finally:
-        sub.close()
 
 
 @router.get(
@@ -209,9 +212,8 @@ async def _darknet_stream(sub: Subscription, keepalive: float) -> AsyncIterator[
     summary="darknet -json_port compatible stream: a JSON array growing one frame at a time",
 )
 async def stream_darknet_json(stream_id: str, request: Request) -> StreamingResponse:
-    sub = _subscribe(request, stream_id)
     return StreamingResponse(
-        _darknet_stream(sub, _pipeline(request).settings.keepalive_s),
+        _darknet_stream(_checked(request, stream_id), stream_id),
         media_type="application/json",
         headers=_NO_BUFFERING,
     )

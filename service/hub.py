@@ -133,6 +133,13 @@ class PublishHub:
         with self._lock:
             return self._dropped_gone + sum(s.dropped for s in self._subs)
 
+    def close_stream(self, stream: str) -> None:
+        """End the subscriptions to `stream` (it is gone); they still read what was queued."""
+        with self._lock:
+            subs = [s for s in self._subs if s.stream == stream]
+        for sub in subs:
+            sub.close()
+
     @property
     def subscribers(self) -> int:
         with self._lock:

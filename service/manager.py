@@ -166,6 +166,7 @@ class StreamManager:
         if self.metrics is not None:
             self.metrics.forget(stream_id)
         ms.status.set_state(StreamState.STOPPED, reason="removed")
+        self.hub.close_stream(stream_id)  # its clients get the "stopped" event, then the end
         log.info("stream %s: removed", stream_id)
         return ms
 

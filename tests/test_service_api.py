@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,28 @@ def test_add_inspect_reconnect_delete(client: httpx.Client, vtest_avi: Path) -> 
     assert r.status_code == 200 and r.json()["state"] == "stopped"
     assert client.get(f"/v1/streams/{sid}").status_code == 404
     assert client.delete(f"/v1/streams/{sid}").status_code == 404
+
+
+def test_removing_a_stream_ends_its_event_streams(
+    client: httpx.Client, svc: Service, vtest_avi: Path
+) -> None:
+    sid = client.post("/v1/streams", json={"url": str(vtest_avi)}).json()["id"]
+    got: list[dict[str, Any]] = []
+
+    def reader() -> None:
+        with (
+            httpx.Client(base_url=svc.url, timeout=30) as c,
+            c.stream("GET", f"/v1/streams/{sid}/events") as resp,
+        ):
+            got.extend(json.loads(x[5:]) for x in resp.iter_lines() if x.startswith("data:"))
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    wait_until(lambda: client.get(f"/v1/streams/{sid}").json()["frames_processed"] >= 1, 60)
+    assert client.delete(f"/v1/streams/{sid}").status_code == 200
+    thread.join(20)
+    assert not thread.is_alive(), "the event stream did not end"
+    assert got[-1]["type"] == "state" and got[-1]["state"] == "stopped"
 
 
 @pytest.mark.parametrize(
