@@ -79,8 +79,9 @@ class StreamStatus:
                 self.stalls += 1
             self.state = state
             self.state_since = self._wall()
-            event = StateEvent(self.stream, state, previous, self.state_since, error, reason)
-        self._emit(event)
+            # Emitted under the lock so that subscribers see changes in the order they happened
+            # (publishing never blocks).
+            self._emit(StateEvent(self.stream, state, previous, self.state_since, error, reason))
         return True
 
     def frame_in(self) -> None:
