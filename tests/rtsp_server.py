@@ -16,7 +16,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 
 
 def main() -> int:
@@ -26,6 +26,7 @@ def main() -> int:
     ap.add_argument("--fps", type=int, default=10)
     ap.add_argument("--mount", action="append", default=[])
     ap.add_argument("--auth", metavar="USER:PASSWORD", help="require Basic authentication")
+    ap.add_argument("--tls", metavar="PEM", help="certificate + key: serve rtsps:// only")
     args = ap.parse_args()
     Gst.init(None)
 
@@ -44,17 +45,23 @@ def main() -> int:
         medias.append(media)
         media.connect("unprepared", lambda m: medias.remove(m) if m in medias else None)
 
-    if args.auth:
-        user, password = args.auth.split(":", 1)
+    secured = bool(args.auth or args.tls)
+    if secured:
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken()
-        token.set_string("media.factory.role", "viewer")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+        viewer = GstRtspServer.RTSPToken()
+        viewer.set_string("media.factory.role", "viewer")
+        if args.tls:
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_file(args.tls))
+        if args.auth:
+            user, password = args.auth.split(":", 1)
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), viewer)
+        else:
+            auth.set_default_token(viewer)  # TLS only: anyone may watch
         server.set_auth(auth)
 
     for path in args.mount or ["/cam"]:
         factory = GstRtspServer.RTSPMediaFactory()
-        if args.auth:
+        if secured:
             factory.add_role_from_structure(
                 Gst.Structure.from_string(
                     "viewer, media.factory.access=(boolean)true, "

@@ -52,15 +52,23 @@ def gst_rtsp_available() -> bool:
 class RtspServer:
     """tests/rtsp_server.py as a subprocess that can be killed and brought back."""
 
-    def __init__(self, media: Path, mounts: tuple[str, ...], auth: str | None = None) -> None:
+    def __init__(
+        self,
+        media: Path,
+        mounts: tuple[str, ...],
+        auth: str | None = None,
+        tls: Path | None = None,
+    ) -> None:
         self.media = media
         self.mounts = mounts
         self.auth = auth
+        self.tls = tls
         self.port = free_port()
         self.proc: subprocess.Popen[str] | None = None
 
     def url(self, mount: str) -> str:
-        return f"rtsp://127.0.0.1:{self.port}{mount}"
+        scheme = "rtsps" if self.tls else "rtsp"
+        return f"{scheme}://127.0.0.1:{self.port}{mount}"
 
     def start(self) -> None:
         cmd = [SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), "--port", str(self.port)]
@@ -69,6 +77,8 @@ class RtspServer:
             cmd += ["--mount", m]
         if self.auth:
             cmd += ["--auth", self.auth]
+        if self.tls:
+            cmd += ["--tls", str(self.tls)]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )

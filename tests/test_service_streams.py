@@ -7,6 +7,7 @@ import functools
 import http.server
 import itertools
 import json
+import shutil
 import socket
 import struct
 import subprocess
@@ -343,3 +344,38 @@ def test_http_mjpeg_and_hls_sources(detector: Any, vtest_avi: Path, tmp_path: Pa
     finally:
         web.shutdown()
         web.server_close()
+
+
+def test_rtsps_source(detector: Any, vtest_h264: Path, tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (.ci/apt-packages lists it)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    server = RtspServer(vtest_h264, ("/cam1",), auth="admin:s3cret", tls=pem)
+    server.start()
+    try:
+        with (
+            run_service(settings_for(), detector) as svc,
+            httpx.Client(base_url=svc.url, timeout=10) as c,
+        ):
+            url = server.url("/cam1")
+            assert url.startswith("rtsps://")
+            good = url.replace("rtsps://", "rtsps://admin:s3cret@")
+            assert c.post("/v1/streams", json={"url": good, "id": "tls"}).status_code == 201
+            missing = server.url("/none")
+            assert c.post("/v1/streams", json={"url": missing, "id": "nf"}).status_code == 201
+            wait_until(lambda: processed(c, "tls") >= 2, 60, what="frames over RTSPS")
+            wait_until(lambda: (status(c, "nf")["last_error"] or {}).get("kind"), 20)
+            assert status(c, "nf")["last_error"]["kind"] == "not_found"  # probed over TLS
+    finally:
+        server.stop()
