@@ -1,0 +1,1 @@
+"""Real-time detection service: stream capture, shared inference, publish hub, HTTP API."""

@@ -99,12 +99,12 @@ def test_dump_writes_darknets_layout(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_video_finds_people_and_cars(
-    yolov3_tiny: ModelFiles, vtest_video: Path, tmp_path: Path
+    yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path
 ) -> None:
     jsonl, mp4 = tmp_path / "v.jsonl", tmp_path / "v.mp4"
     r = xnoryolo(
         "detect",
-        vtest_video,
+        vtest_avi,
         *model_args(yolov3_tiny),
         "--json",
         jsonl,

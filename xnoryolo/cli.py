@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xnoryolo.service import cli as service_cli
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p, names=False)
     p.add_argument("--input", required=True, help="(c, h, w) float32 .npy input tensor")
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
+    service_cli.add_parser(sub)
     return parser
 
 
@@ -86,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dump(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "serve":
+            return service_cli.run(args)
     except (XnoryoloError, UsageError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2

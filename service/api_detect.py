@@ -1,0 +1,140 @@
+"""Single-image detection: `POST /v1/detect` and DeepStack's `POST /v1/vision/detection`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio
+import cv2
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from xnoryolo.detector import Detection
+
+from .pipeline import Pipeline
+
+router = APIRouter(tags=["detection"])
+
+_RAW_TYPES = ("image/", "application/octet-stream")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise HTTPException(413, f"the upload is larger than {limit} bytes")
+    return bytes(data)
+
+
+async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+    """The image bytes of a multipart field `image` or of a raw image body, and any other
+    form fields."""
+    ctype = request.headers.get("content-type", "").lower()
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise HTTPException(400, "bad Content-Length")
+        if int(length) > limit:
+            raise HTTPException(413, f"the upload is larger than {limit} bytes")
+    if ctype.startswith("multipart/form-data"):
+        if length is None:  # multipart parts are spooled to disk: bound them up front
+            raise HTTPException(411, "a multipart upload needs a Content-Length")
+        async with request.form(max_files=1, max_fields=20, max_part_size=limit) as form:
+            upload = form.get("image")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(400, "the multipart field 'image' (a file) is required")
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            return await upload.read(), fields
+    if ctype.startswith(_RAW_TYPES):
+        return await _read_limited(request, limit), {}
+    raise HTTPException(
+        415, "send an image as multipart/form-data (field 'image') or as an image/* body"
+    )
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    if not data:
+        raise HTTPException(400, "the image is empty")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise HTTPException(400, "the upload is not a decodable image")
+    return image
+
+
+async def _detect(
+    request: Request, image: np.ndarray, thresh: float | None, nms: float | None
+) -> tuple[list[Detection], float]:
+    p: Pipeline = request.app.state.pipeline
+    t0 = time.perf_counter()
+    dets = await anyio.to_thread.run_sync(
+        lambda: p.detector.detect(image, thresh=thresh, nms=nms),
+        limiter=request.app.state.detect_limiter,
+    )
+    seconds = time.perf_counter() - t0
+    p.metrics.inference.labels("request").observe(seconds)
+    return dets, seconds * 1000.0
+
+
+def _limit(request: Request) -> int:
+    return int(request.app.state.pipeline.settings.max_upload_mb * 1024 * 1024)
+
+
+@router.post(
+    "/v1/detect",
+    summary="Detect objects in one image (multipart field 'image' or a raw image body)",
+)
+async def detect(
+    request: Request,
+    threshold: float | None = Query(None, ge=0, le=1),
+    nms: float | None = Query(None, ge=0, le=1),
+    classes: str | None = Query(None, description="comma-separated class names to keep"),
+) -> dict[str, Any]:
+    data, _ = await read_upload(request, _limit(request))
+    image = await anyio.to_thread.run_sync(decode_image, data)
+    dets, ms = await _detect(request, image, threshold, nms)
+    if classes:
+        keep = {c.strip() for c in classes.split(",") if c.strip()}
+        dets = [d for d in dets if d.name in keep]
+    return {
+        "width": image.shape[1],
+        "height": image.shape[0],
+        "inference_ms": round(ms, 2),
+        "detections": [d.to_json() for d in dets],
+    }
+
+
+@router.post(
+    "/v1/vision/detection",
+    summary="DeepStack-compatible detection (multipart 'image', optional 'min_confidence')",
+)
+async def deepstack_detection(request: Request) -> JSONResponse:
+    try:
+        data, fields = await read_upload(request, _limit(request))
+        image = await anyio.to_thread.run_sync(decode_image, data)
+        try:
+            min_conf = float(fields.get("min_confidence", 0.4))  # DeepStack's default
+        except ValueError:
+            raise HTTPException(400, "min_confidence must be a number") from None
+        if not 0 <= min_conf <= 1:
+            raise HTTPException(400, "min_confidence must be within [0, 1]")
+        dets, _ = await _detect(request, image, min_conf, None)
+    except HTTPException as exc:
+        return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)
+    h, w = image.shape[:2]
+    predictions = [
+        {
+            "label": d.name,
+            "confidence": round(d.prob, 6),
+            "x_min": max(0, d.left),
+            "y_min": max(0, d.top),
+            "x_max": min(w, d.left + d.width),
+            "y_max": min(h, d.top + d.height),
+        }
+        for d in dets
+        if d.best_class  # DeepStack gives one label per box
+    ]
+    return JSONResponse({"success": True, "predictions": predictions})

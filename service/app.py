@@ -1,0 +1,105 @@
+"""The FastAPI application: collaborators on `app.state`, one router per resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import xnoryolo
+
+from . import api_detect, api_health, api_outputs, api_streams
+from .auth import ApiKeyMiddleware
+from .inference import DetectorLike
+from .manager import StreamNotFound
+from .pipeline import Pipeline
+from .redact import redact
+from .settings import ConfigError, ServeSettings
+from .sources import InvalidSource, parse_source
+
+
+def load_detector(settings: ServeSettings) -> DetectorLike:
+    from xnoryolo.detector import Detector
+
+    m = settings.model
+    if m.cfg is None or m.weights is None or m.names is None:
+        raise ConfigError(
+            "no model given: pass --cfg, --weights and --names (or model: cfg/weights/names "
+            "in the --config file)"
+        )
+    return Detector.from_files(
+        m.cfg,
+        m.weights,
+        m.names,
+        backend=m.backend,
+        threads=settings.threads,
+        thresh=m.thresh,
+        nms=m.nms,
+    )
+
+
+def check_streams(settings: ServeSettings, names: list[str]) -> None:
+    """The config file's streams, checked before the server starts (ConfigError if bad)."""
+    seen: set[str] = set()
+    for i, stream in enumerate(settings.streams):
+        try:
+            parse_source(stream.url)
+        except InvalidSource as exc:
+            raise ConfigError(f"streams.{i}.url: {exc}") from None
+        unknown = sorted(set(stream.classes or ()) - set(names))
+        if unknown:
+            raise ConfigError(f"streams.{i}.classes: unknown class names: {', '.join(unknown)}")
+        if stream.id is not None:
+            if stream.id in seen:
+                raise ConfigError(f"streams.{i}.id: {stream.id!r} is used twice")
+            seen.add(stream.id)
+
+
+def create_app(settings: ServeSettings, detector: DetectorLike | None = None) -> FastAPI:
+    """The service app. `detector` defaults to the model named in `settings`; the pipeline
+    starts with the app's lifespan and stops with it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pipeline = Pipeline.build(detector or load_detector(settings), settings)
+        app.state.settings = settings
+        app.state.detect_limiter = anyio.CapacityLimiter(settings.workers)
+        pipeline.start()
+        app.state.pipeline = pipeline
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(pipeline.stop)
+
+    app = FastAPI(
+        title="xnoryolo",
+        version=xnoryolo.__version__,
+        summary="Real-time XNOR Tiny-YOLO detection on video streams and images",
+        lifespan=lifespan,
+    )
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+
+    @app.exception_handler(StreamNotFound)
+    async def _not_found(request: Request, exc: StreamNotFound) -> JSONResponse:
+        return JSONResponse({"detail": f"no stream {exc.args[0]!r}"}, status_code=404)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default echoes the input back, which may hold a camera's password.
+        errors = [
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": redact(str(e.get("msg", ""))),
+                "type": e.get("type"),
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    for module in (api_streams, api_outputs, api_detect, api_health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,191 @@
+"""One capture thread per stream: open, read, supervise, reconnect forever with backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+
+from .backoff import Backoff
+from .events import ErrorKind, Frame, SourceError, StreamState
+from .scheduler import FrameScheduler
+from .sources import Capture, Source, SourceFailure, open_capture
+from .status import StreamStatus
+
+log = logging.getLogger("xnoryolo.service.capture")
+
+Opener = Callable[[Source, float, float], Capture]
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    open_timeout: float = 5.0
+    read_timeout: float = 5.0
+    stall_after: float = 3.0  # online without a fresh frame this long -> stalled
+    reconnect_after_stall: float = 10.0  # stalled this long -> drop the connection, reconnect
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+class StreamCapture:
+    """Reads one source on its own thread and offers its frames to the scheduler.
+
+    Live sources keep only the newest frame (older unprocessed ones count as dropped); files
+    wait for each frame to be taken. `fps` caps the frames offered (live: skipped, files:
+    paced)."""
+
+    def __init__(
+        self,
+        stream: str,
+        source: Source,
+        status: StreamStatus,
+        scheduler: FrameScheduler,
+        settings: CaptureSettings,
+        fps: float | None = None,
+        loop: bool = False,
+        opener: Opener = open_capture,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream
+        self.source = source
+        self.status = status
+        self.scheduler = scheduler
+        self.settings = settings
+        self.fps = fps
+        self.loop = loop
+        self._opener = opener
+        self._backoff = backoff or Backoff(settings.backoff_initial, settings.backoff_max)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._reconnect = threading.Event()
+        self._wake = threading.Event()
+        self._seq = 0
+        self._thread = threading.Thread(target=self._run, name=f"capture-{stream}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def reconnect_now(self) -> None:
+        """Drop the connection (once the current read returns) or cut the backoff wait short."""
+        self._reconnect.set()
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        first = True
+        rewind = False  # a looping file starts again: no reconnect, no state change
+        while not self._stop.is_set():
+            if not rewind:
+                if not first:
+                    self.status.count(reconnects=1)
+                self.status.set_state(StreamState.CONNECTING)
+            first = rewind = False
+            self._reconnect.clear()
+            self._wake.clear()
+            try:
+                error = self._session()
+            except Exception as exc:  # a bug must not leave a stream silently dead
+                log.exception("%s: capture failed", self.stream)
+                error = SourceError(ErrorKind.UNKNOWN, f"internal error: {exc}")
+            if self._stop.is_set():
+                break
+            if error is None:  # reconnect asked for: no wait
+                continue
+            if error.kind == ErrorKind.END_OF_STREAM:
+                if self.loop:
+                    rewind = True
+                    continue
+                self.status.set_state(StreamState.STOPPED, error, "end of file")
+                return
+            self.status.set_state(StreamState.OFFLINE, error, error.message)
+            delay = self._backoff.next()
+            log.info("%s: %s; reconnecting in %.1f s", self.stream, error.message, delay)
+            self._wake.wait(delay)
+        self.status.set_state(StreamState.STOPPED, reason="stopped")
+
+    def _session(self) -> SourceError | None:
+        s = self.settings
+        try:
+            cap = self._opener(self.source, s.open_timeout, s.read_timeout)
+        except SourceFailure as failure:
+            return failure.error
+        try:
+            return self._read(cap)
+        except cv2.error as exc:
+            return SourceError(ErrorKind.UNKNOWN, f"{self.source.redacted}: {exc}")
+        finally:
+            cap.release()
+
+    def _read(self, cap: Capture) -> SourceError | None:
+        s = self.settings
+        live = self.source.live
+        slow_read = 0.8 * s.read_timeout
+        interval = 1.0 / self.fps if self.fps else 0.0
+        last_fresh = self._clock()
+        last_offer = float("-inf")
+        fresh = 0
+        while not self._stop.is_set() and not self._reconnect.is_set():
+            t0 = self._clock()
+            ok, image = cap.read()
+            now = self._clock()
+            if not ok or image is None:
+                if not live and not fresh:
+                    return SourceError(ErrorKind.UNSUPPORTED, f"{self.source.redacted}: no frame")
+                if not live:
+                    return SourceError(
+                        ErrorKind.END_OF_STREAM, f"{self.source.redacted}: end of file"
+                    )
+                if now - t0 >= slow_read:
+                    return SourceError(ErrorKind.TIMEOUT, f"no data for {s.read_timeout:g} s")
+                return SourceError(ErrorKind.DISCONNECTED, "the source closed the stream")
+            if live and now - t0 >= slow_read:
+                # After its read timeout OpenCV hands back the previous picture: not a frame.
+                self.status.check_stall(s.stall_after)
+                if now - last_fresh >= s.reconnect_after_stall:
+                    return SourceError(
+                        ErrorKind.STALLED, f"no new frame for {now - last_fresh:.0f} s"
+                    )
+                continue
+            last_fresh = now
+            fresh += 1
+            self.status.frame_in()
+            self._backoff.reset()
+            if interval and now - last_offer < interval * 0.9:
+                if live:
+                    self.status.count(skipped=1)
+                    continue
+                if self._stop.wait(last_offer + interval - now):
+                    return None
+                now = self._clock()
+            last_offer = now
+            pos = cap.get(cv2.CAP_PROP_POS_MSEC)
+            frame = Frame(
+                self.stream,
+                self._seq,
+                image,
+                timestamp=time.time(),
+                captured=now,
+                pts=pos / 1000.0 if pos > 0 or not live else None,
+            )
+            self._seq += 1
+            if live:
+                if self.scheduler.offer(frame):
+                    self.status.count(dropped=1)
+            elif not self.scheduler.put(frame, self._stop):
+                return None
+        return None

@@ -1,0 +1,101 @@
+"""One inference worker pool shared by every stream."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from xnoryolo.detector import Detection
+
+from .events import DetectionEvent
+from .scheduler import FrameScheduler
+
+log = logging.getLogger("xnoryolo.service.inference")
+
+
+class DetectorLike(Protocol):
+    names: list[str]
+
+    def detect(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> list[Detection]: ...
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    threshold: float | None = None
+    classes: frozenset[str] | None = None
+
+    def keep(self, detections: list[Detection]) -> tuple[Detection, ...]:
+        if not self.classes:
+            return tuple(detections)
+        return tuple(d for d in detections if d.name in self.classes)
+
+
+class InferencePool:
+    """`workers` threads take frames from the scheduler (round-robin over streams), run the
+    detector and hand each DetectionEvent to `on_result`."""
+
+    def __init__(
+        self,
+        detector: DetectorLike,
+        scheduler: FrameScheduler,
+        params: Callable[[str], DetectParams | None],
+        on_result: Callable[[DetectionEvent], None],
+        workers: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.detector = detector
+        self.scheduler = scheduler
+        self._params = params
+        self._on_result = on_result
+        self._clock = clock
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"inference-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.scheduler.close()
+        for t in self._threads:
+            if t.is_alive():
+                t.join(timeout)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            frame = self.scheduler.take(timeout=0.25)
+            if frame is None:
+                continue
+            params = self._params(frame.stream)
+            if params is None:  # the stream was removed meanwhile
+                continue
+            t0 = self._clock()
+            try:
+                found = self.detector.detect(frame.image, thresh=params.threshold)
+            except Exception:
+                log.exception("%s: inference failed on frame %d", frame.stream, frame.seq)
+                continue
+            done = self._clock()
+            event = DetectionEvent(
+                stream=frame.stream,
+                frame=frame,
+                detections=params.keep(found),
+                latency_ms=(done - frame.captured) * 1000.0,
+                inference_ms=(done - t0) * 1000.0,
+            )
+            try:
+                self._on_result(event)
+            except Exception:
+                log.exception("%s: publishing a result failed", frame.stream)

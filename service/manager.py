@@ -1,0 +1,215 @@
+"""The set of streams: add, remove, reconnect, status; routes results and state changes to
+the publish hub and the metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .capture import CaptureSettings, StreamCapture
+from .events import DetectionEvent, StateEvent, StreamState
+from .hub import PublishHub
+from .inference import DetectParams
+from .metrics import ServiceMetrics
+from .scheduler import FrameScheduler
+from .settings import StreamConfig
+from .sources import Source, parse_source
+from .status import StreamStatus
+
+log = logging.getLogger("xnoryolo.service.streams")
+
+CaptureFactory = Callable[..., StreamCapture]
+
+
+class StreamNotFound(LookupError):
+    pass
+
+
+class StreamConflict(ValueError):
+    pass
+
+
+@dataclass
+class ManagedStream:
+    id: str
+    name: str
+    config: StreamConfig
+    source: Source
+    status: StreamStatus
+    capture: StreamCapture
+    params: DetectParams
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "url": self.source.redacted,
+            "kind": self.source.kind,
+            "live": self.source.live,
+            "enabled": self.config.enabled,
+            "fps_cap": self.config.fps,
+            "classes": self.config.classes,
+            "threshold": self.config.threshold,
+            **self.status.snapshot(),
+        }
+
+
+class StreamManager:
+    def __init__(
+        self,
+        scheduler: FrameScheduler,
+        hub: PublishHub,
+        capture_settings: CaptureSettings,
+        metrics: ServiceMetrics | None = None,
+        class_names: Sequence[str] | None = None,
+        capture_factory: CaptureFactory = StreamCapture,
+        watchdog_interval: float = 0.25,
+    ) -> None:
+        self.scheduler = scheduler
+        self.hub = hub
+        self.capture_settings = capture_settings
+        self.metrics = metrics
+        self.class_names = set(class_names) if class_names is not None else None
+        self._capture_factory = capture_factory
+        self._streams: dict[str, ManagedStream] = {}
+        self._latest: dict[str, DetectionEvent] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._interval = watchdog_interval
+        self._watchdog = threading.Thread(target=self._watch, name="stream-watchdog", daemon=True)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._watchdog.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            streams = list(self._streams.values())
+            self._streams.clear()
+        for ms in streams:
+            ms.capture.stop(timeout=0)
+        for ms in streams:
+            ms.capture.stop(timeout=self.capture_settings.read_timeout + 1)
+
+    def _watch(self) -> None:
+        # A read blocked on a silent source cannot report the stall itself.
+        while not self._stop.wait(self._interval):
+            for ms in self.list():
+                ms.status.check_stall(self.capture_settings.stall_after)
+
+    # -- streams ---------------------------------------------------------------------------
+    def add(self, config: StreamConfig) -> ManagedStream:
+        source = parse_source(config.url)
+        if config.classes and self.class_names is not None:
+            unknown = sorted(set(config.classes) - self.class_names)
+            if unknown:
+                raise ValueError(f"unknown class names: {', '.join(unknown)}")
+        stream_id = config.id or uuid.uuid4().hex[:12]
+        status = StreamStatus(stream_id, self._on_state)
+        capture = self._capture_factory(
+            stream_id,
+            source,
+            status,
+            self.scheduler,
+            self.capture_settings,
+            fps=config.fps,
+            loop=config.loop,
+        )
+        ms = ManagedStream(
+            id=stream_id,
+            name=config.name or source.default_name,
+            config=config,
+            source=source,
+            status=status,
+            capture=capture,
+            params=DetectParams(
+                config.threshold, frozenset(config.classes) if config.classes else None
+            ),
+        )
+        with self._lock:
+            if stream_id in self._streams:
+                raise StreamConflict(f"a stream with id {stream_id!r} exists")
+            self._streams[stream_id] = ms
+        log.info("stream %s (%s): added, %s", stream_id, ms.name, source.redacted)
+        if config.enabled:
+            self.scheduler.add(stream_id)
+            capture.start()
+        else:
+            status.set_state(StreamState.STOPPED, reason="disabled")
+        return ms
+
+    def get(self, stream_id: str) -> ManagedStream:
+        with self._lock:
+            ms = self._streams.get(stream_id)
+        if ms is None:
+            raise StreamNotFound(stream_id)
+        return ms
+
+    def list(self) -> list[ManagedStream]:
+        with self._lock:
+            return list(self._streams.values())
+
+    def remove(self, stream_id: str) -> ManagedStream:
+        with self._lock:
+            ms = self._streams.pop(stream_id, None)
+            self._latest.pop(stream_id, None)
+        if ms is None:
+            raise StreamNotFound(stream_id)
+        # Never wait on a read blocked on a silent source: the thread ends once it returns.
+        ms.capture.stop(timeout=0)
+        self.scheduler.remove(stream_id)
+        if self.metrics is not None:
+            self.metrics.forget(stream_id)
+        ms.status.set_state(StreamState.STOPPED, reason="removed")
+        self.hub.close_stream(stream_id)  # its clients get the "stopped" event, then the end
+        log.info("stream %s: removed", stream_id)
+        return ms
+
+    def reconnect(self, stream_id: str) -> ManagedStream:
+        ms = self.get(stream_id)
+        if ms.config.enabled:
+            ms.capture.reconnect_now()
+        return ms
+
+    def params(self, stream_id: str) -> DetectParams | None:
+        with self._lock:
+            ms = self._streams.get(stream_id)
+        return ms.params if ms is not None else None
+
+    def latest(self, stream_id: str) -> DetectionEvent | None:
+        self.get(stream_id)
+        with self._lock:
+            return self._latest.get(stream_id)
+
+    def readiness(self, window: float) -> dict[str, bool]:
+        """Each enabled, not stopped stream -> whether it produced a result in `window` s."""
+        out = {}
+        for ms in self.list():
+            if not ms.config.enabled or ms.status.state == StreamState.STOPPED:
+                continue
+            age = ms.status.result_age()
+            out[ms.id] = age is not None and age <= window
+        return out
+
+    # -- events ----------------------------------------------------------------------------
+    def on_result(self, event: DetectionEvent) -> None:
+        with self._lock:
+            ms = self._streams.get(event.stream)
+            if ms is None:
+                return
+            self._latest[event.stream] = event
+        ms.status.result(event.latency_ms)
+        if self.metrics is not None:
+            self.metrics.latency.labels(event.stream).observe(event.latency_ms / 1000.0)
+            self.metrics.inference.labels("stream").observe(event.inference_ms / 1000.0)
+        self.hub.publish(event)
+
+    def _on_state(self, event: StateEvent) -> None:
+        detail = f" ({event.reason})" if event.reason else ""
+        log.info("stream %s: %s%s", event.stream, event.state.value, detail)
+        self.hub.publish(event)

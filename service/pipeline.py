@@ -1,0 +1,61 @@
+"""The whole detection pipeline wired together: scheduler, stream manager, inference pool,
+publish hub, metrics and snapshots."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .hub import PublishHub
+from .inference import DetectorLike, InferencePool
+from .manager import StreamManager
+from .metrics import ServiceMetrics
+from .scheduler import FrameScheduler
+from .settings import ServeSettings
+from .snapshots import SnapshotCache
+from .sources import configure_ffmpeg
+
+log = logging.getLogger("xnoryolo.service")
+
+
+@dataclass
+class Pipeline:
+    settings: ServeSettings
+    detector: DetectorLike
+    scheduler: FrameScheduler
+    hub: PublishHub
+    manager: StreamManager
+    pool: InferencePool
+    metrics: ServiceMetrics
+    snapshots: SnapshotCache
+
+    @classmethod
+    def build(cls, detector: DetectorLike, settings: ServeSettings) -> Pipeline:
+        scheduler = FrameScheduler()
+        hub = PublishHub(settings.subscriber_queue)
+        metrics = ServiceMetrics()
+        manager = StreamManager(
+            scheduler,
+            hub,
+            settings.capture.to_capture_settings(),
+            metrics=metrics,
+            class_names=getattr(detector, "names", None),
+        )
+        pool = InferencePool(
+            detector, scheduler, manager.params, manager.on_result, workers=settings.workers
+        )
+        metrics.watch(lambda: [ms.to_json() for ms in manager.list()])
+        metrics.watch_subscribers(lambda: hub.subscribers, lambda: hub.dropped)
+        return cls(settings, detector, scheduler, hub, manager, pool, metrics, SnapshotCache())
+
+    def start(self) -> None:
+        configure_ffmpeg(self.settings.capture.ffmpeg_options)
+        self.manager.start()
+        self.pool.start()
+        for config in self.settings.streams:
+            self.manager.add(config)
+
+    def stop(self) -> None:
+        self.hub.close()
+        self.manager.stop()
+        self.pool.stop()

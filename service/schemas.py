@@ -1,0 +1,43 @@
+"""Response models: they document the API in OpenAPI (the handlers build plain dicts)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class LastError(BaseModel):
+    kind: str = Field(
+        description="not_found, auth_failed, timeout, unsupported_codec, connection_refused, "
+        "disconnected, stalled, end_of_stream or unknown"
+    )
+    message: str = Field(description="what happened; credentials are redacted")
+    at: float | None = Field(default=None, description="Unix time")
+
+
+class Latency(BaseModel):
+    last: float | None = Field(default=None, description="capture to result, ms")
+    mean: float | None = None
+
+
+class StreamInfo(BaseModel):
+    id: str
+    name: str
+    url: str = Field(description="the source URL with credentials redacted")
+    kind: str = Field(description="file, rtsp, http or device")
+    live: bool = Field(description="live sources keep only their newest frame")
+    enabled: bool
+    fps_cap: float | None
+    classes: list[str] | None
+    threshold: float | None
+    state: str = Field(description="connecting, online, stalled, offline or stopped")
+    state_since: float
+    input_fps: float
+    processed_fps: float
+    frames_in: int
+    frames_processed: int
+    dropped_frames: int = Field(description="live frames replaced by a newer one unprocessed")
+    skipped_frames: int = Field(description="live frames skipped by the fps cap")
+    reconnects: int
+    stalls: int
+    last_error: LastError | None
+    latency_ms: Latency

@@ -1,0 +1,163 @@
+"""Service settings: a YAML file, then XNORYOLO_* environment variables, then command-line
+flags (each overriding the one before)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from .capture import CaptureSettings
+from .sources import DEFAULT_FFMPEG_OPTIONS
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line naming the problem."""
+
+
+class ModelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cfg: Path | None = None
+    weights: Path | None = None
+    names: Path | None = None
+    backend: str = "auto"
+    thresh: float = Field(default=0.25, ge=0, le=1)
+    nms: float = Field(default=0.45, ge=0, le=1)
+
+
+class StreamConfig(BaseModel):
+    """One stream, from the config file or `POST /v1/streams`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="file, rtsp(s)://, http(s)://, /dev/videoN or a device index",
+    )
+    name: str | None = Field(default=None, max_length=200)
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    fps: float | None = Field(
+        default=None, gt=0, le=240, description="cap on frames processed per second"
+    )
+    classes: list[str] | None = Field(default=None, description="report only these class names")
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    loop: bool = Field(default=False, description="files: start again at the end")
+    enabled: bool = True
+
+
+class CaptureConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    open_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=5.0, gt=0)
+    stall_after_s: float = Field(default=3.0, gt=0)
+    reconnect_after_stall_s: float = Field(default=10.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    ffmpeg_options: str = DEFAULT_FFMPEG_OPTIONS
+
+    def to_capture_settings(self) -> CaptureSettings:
+        return CaptureSettings(
+            open_timeout=self.open_timeout_s,
+            read_timeout=self.read_timeout_s,
+            stall_after=self.stall_after_s,
+            reconnect_after_stall=self.reconnect_after_stall_s,
+            backoff_initial=self.backoff_initial_s,
+            backoff_max=self.backoff_max_s,
+        )
+
+
+class ServeSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="XNORYOLO_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    threads: int | None = Field(default=None, ge=1, description="detector threads")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="inference workers shared by all streams"
+    )
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    streams: list[StreamConfig] = []
+    api_keys: Annotated[list[str], NoDecode] = []
+    max_upload_mb: float = Field(default=16.0, gt=0)
+    subscriber_queue: int = Field(default=8, ge=1, le=10_000)
+    ready_window_s: float = Field(default=10.0, gt=0)
+    keepalive_s: float = Field(
+        default=10.0, gt=0, description="SSE/JSON stream keep-alive interval"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        # Env vars carry either a JSON list or comma-separated keys.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [k.strip() for k in text.split(",") if k.strip()]
+        return value
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}not valid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    return data
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> ServeSettings:
+    """Settings from `path` (YAML), the environment and `overrides` (None values ignored)."""
+    file_data = _read_yaml(Path(path)) if path else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+
+    class _Settings(ServeSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, InitSettingsSource(settings_cls, file_data))
+
+    try:
+        settings = _Settings(**given)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise ConfigError(f"{where}{problems}") from None
+    except ValueError as exc:  # e.g. an env var that is not valid JSON
+        raise ConfigError(str(exc).splitlines()[0]) from None
+    return settings

@@ -1,0 +1,38 @@
+"""Annotated JPEGs of detection results, encoded at most once per frame however many
+MJPEG and snapshot clients ask for it."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import cv2
+
+from xnoryolo.detector.draw import draw_detections
+
+from .events import DetectionEvent
+
+
+class SnapshotCache:
+    def __init__(self, quality: int = 80) -> None:
+        self.quality = quality
+        self._cache: dict[str, tuple[int, bytes]] = {}
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def jpeg(self, event: DetectionEvent) -> bytes:
+        with self._locks[event.stream]:
+            hit = self._cache.get(event.stream)
+            if hit is not None and hit[0] == event.frame.seq:
+                return hit[1]
+            image = draw_detections(event.frame.image, event.detections)
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+            if not ok:
+                raise ValueError("JPEG encoding failed")
+            data = buf.tobytes()
+            if hit is None or hit[0] < event.frame.seq:
+                self._cache[event.stream] = (event.frame.seq, data)
+            return data
+
+    def forget(self, stream: str) -> None:
+        self._cache.pop(stream, None)
+        self._locks.pop(stream, None)
