@@ -433,6 +433,7 @@ class JobService:
                 mot=paths["mot"],
                 coco=paths["coco"],
                 video=paths.get("video"),
+                h264_via_ffmpeg=self.config.h264_via_ffmpeg,
             ),
             progress=progress,
             cancel=cancel,

@@ -23,4 +23,8 @@ class JobsConfig(BaseModel):
         default=3, ge=1, description="a job the server died in this often is failed"
     )
     keep_input: bool = Field(default=False, description="keep the uploaded video after the job")
+    h264_via_ffmpeg: bool = Field(
+        default=True,
+        description="where OpenCV cannot write H.264, re-encode the annotated MP4 with ffmpeg",
+    )
     url_timeout_s: float = Field(default=30.0, gt=0, description="per read, for url= jobs")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -67,6 +69,8 @@ class Outputs:
     coco: Path | None = None
     video: Path | None = None
     codecs: Sequence[str] = DEFAULT_CODECS
+    # Where OpenCV could not write H.264, re-encode with an `ffmpeg` binary if there is one.
+    h264_via_ffmpeg: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,37 @@ def _open_writer(
     raise VideoError(f"OpenCV cannot write an MP4 with any of the codecs {', '.join(codecs)}")
 
 
+def _to_h264(video: Path, cancel: threading.Event | None) -> str | None:
+    """Re-encode `video` in place as H.264 with the system ffmpeg; "h264", or None where
+    there is no ffmpeg or it failed (the original stays)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        return None
+    out = video.with_name(f".h264{video.name}")
+    cmd = [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(video), "-an"]
+    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
+    cmd += ["-movflags", "+faststart", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while True:
+            try:
+                proc.wait(0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.is_set():
+                    proc.kill()
+                    proc.wait()
+                    raise Cancelled() from None
+        if proc.returncode != 0:
+            return None
+        os.replace(out, video)
+        return "h264"
+    finally:
+        if proc.stderr is not None:
+            proc.stderr.close()
+        out.unlink(missing_ok=True)
+
+
 def _part(path: Path) -> Path:
     # Keep the suffix: OpenCV chooses the container from it.
     return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix}")
@@ -266,6 +301,8 @@ def process_video(
         if writer is not None:
             writer.release()
             writer = None
+            if outputs.h264_via_ffmpeg and codec != "avc1":
+                codec = _to_h264(parts["video"], cancel) or codec
         if "coco" in parts:
             _write_coco(parts["jsonl"], parts["coco"], info, getattr(detector, "names", None))
         result = VideoResult(

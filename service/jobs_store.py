@@ -75,7 +75,7 @@ class JobRecord:
                 "height": self.height,
                 "fps": self.video_fps,
                 "annotated_codec": self.video_codec,
-                "annotated_h264": self.video_codec in ("avc1", "h264", "H264")
+                "annotated_h264": self.video_codec in ("avc1", "h264")
                 if self.video_codec
                 else None,
             },

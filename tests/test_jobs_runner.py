@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
+import cv2
 import pytest
 from jobs_helpers import FakeDetector, cut_video, frame_count
 from xnoryolo.service.jobs_runner import (
@@ -96,3 +98,15 @@ def test_not_a_video(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(VideoError):
         process_video(bad, FakeDetector(), ProcessOptions(), _outputs(tmp_path / "o"))
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg binary")
+def test_h264_via_ffmpeg(clip: Path, tmp_path: Path) -> None:
+    out = Outputs(video=tmp_path / "a.mp4", codecs=("mp4v",), h264_via_ffmpeg=True)
+    res = process_video(clip, FakeDetector(), ProcessOptions(stride=3), out)
+    assert res.video_codec == "h264"
+    cap = cv2.VideoCapture(str(out.video))
+    assert int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") in (b"avc1", b"h264")
+    cap.release()
+    assert frame_count(tmp_path / "a.mp4") == 9
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]
