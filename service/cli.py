@@ -18,6 +18,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--port", type=int, help="listen port (default 8080)")
     p.add_argument("--threads", type=int, help="detector threads")
     p.add_argument("--workers", type=int, help="inference workers shared by all streams")
+    p.add_argument("--data-dir", help="video jobs' records and results (default ./data)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             threads=args.threads,
             workers=args.workers,
+            data_dir=args.data_dir,
             model=model or None,
         )
         for stream in settings.streams:
