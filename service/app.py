@@ -16,6 +16,7 @@ from . import api_detect, api_health, api_jobs, api_outputs, api_streams
 from .auth import ApiKeyMiddleware
 from .inference import DetectorLike
 from .jobs import JobService, LiveActivity
+from .jobs_metrics import JobsCollector
 from .manager import StreamNotFound
 from .pipeline import Pipeline
 from .redact import redact
@@ -58,6 +59,7 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         jobs = JobService(settings.jobs, settings.data_dir, live.detector, live)
         jobs.start()
         app.state.jobs = jobs
+        pipeline.metrics.registry.register(JobsCollector(jobs))
         try:
             yield
         finally:

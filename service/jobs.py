@@ -263,12 +263,17 @@ class JobService:
             for r in self._store.list_jobs(state, limit)
         ]
 
+    def counts(self) -> dict[JobState, int]:
+        return self._store.counts() if self._store is not None else {}
+
     def cancel(self, job_id: str) -> JobRecord:
         store = self.store
         done = now()
-        if not store.update(
+        if store.update(
             job_id, only_if=JobState.QUEUED, state=JobState.CANCELLED, finished_at=done
         ):
+            self._drop_input(job_id)  # no worker will see it
+        else:
             store.update(
                 job_id, only_if=JobState.RUNNING, state=JobState.CANCELLED, finished_at=done
             )

@@ -183,6 +183,11 @@ class JobStore:
             rows = self._db.execute(query, args).fetchall()
         return [self._record(r) for r in rows]
 
+    def counts(self) -> dict[JobState, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        return {JobState(r[0]): int(r[1]) for r in rows}
+
     def ids_in(self, state: JobState) -> list[str]:
         """Oldest first."""
         with self._lock:

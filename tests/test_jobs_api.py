@@ -85,6 +85,8 @@ def test_upload_follow_and_every_format(tmp_path: Path, media: Path, detector: A
         assert job["video"]["annotated_h264"] is (job["video"]["annotated_codec"] != "mp4v")
         assert set(job["results"]) == {"detections", "detections_jsonl", "mot", "coco", "video"}
         assert [j["id"] for j in client.get("/v1/jobs").json()] == [job["id"]]
+        metrics = client.get("/metrics").text
+        assert 'xnoryolo_jobs{state="succeeded"} 1.0' in metrics
 
         base = f"/v1/jobs/{job['id']}"
         doc = client.get(f"{base}/detections").json()
@@ -149,6 +151,7 @@ def test_cancel_running_and_queued_then_delete(tmp_path: Path, media: Path) -> N
         results = tmp_path / "data" / "jobs" / first["id"] / "results"
         wait_until(lambda: not results.exists() or not list(results.iterdir()), 10)
         assert client.get(f"/v1/jobs/{second['id']}").json()["started_at"] is None
+        assert not list((tmp_path / "data" / "jobs" / second["id"]).glob("input*"))
         assert client.delete(f"/v1/jobs/{first['id']}").status_code == 204
         assert client.get(f"/v1/jobs/{first['id']}").status_code == 404
         assert not (tmp_path / "data" / "jobs" / first["id"]).exists()

@@ -174,3 +174,34 @@ def test_recovery_rules(tmp_path: Path, vtest_avi: Path) -> None:
     finally:
         svc.stop()
     shutil.rmtree(data)
+
+
+def test_shutdown_mid_job_requeues_it(tmp_path: Path, vtest_avi: Path) -> None:
+    from xnoryolo.service.jobs import JobOptionsData, JobService
+    from xnoryolo.service.jobs_config import JobsConfig
+    from xnoryolo.service.jobs_runner import probe_video
+    from xnoryolo.service.jobs_store import JobState, JobStore
+
+    svc = JobService(JobsConfig(), tmp_path / "data", FakeDetector(delay=0.2))
+    svc.start()
+    job_id, d = svc.new_job()
+    cut_video(vtest_avi, d / "input.avi", 20)
+    options = JobOptionsData(None, None, 1, False, None)
+    svc.submit(job_id, "upload", "clip.avi", options, probe_video(d / "input.avi"))
+    wait_until(lambda: svc.get(job_id).frames_done >= 1, 30)
+    svc.stop()
+    store = JobStore(tmp_path / "data" / "jobs.sqlite3")
+    rec = store.get(job_id)
+    store.close()
+    # not an interrupted attempt: it runs again at the next start, the input kept for it
+    assert rec is not None and rec.state == JobState.QUEUED and rec.attempts == 0
+    assert (d / "input.avi").exists()
+    assert not list((d / "results").glob("*"))
+
+    again = JobService(JobsConfig(), tmp_path / "data", FakeDetector())
+    again.start()
+    try:
+        wait_until(lambda: again.get(job_id).state == JobState.SUCCEEDED, 30)
+        assert again.get(job_id).attempts == 1
+    finally:
+        again.stop()
