@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 
 import xnoryolo
 
-from . import api_detect, api_health, api_outputs, api_streams
+from . import api_detect, api_health, api_jobs, api_outputs, api_streams
 from .auth import ApiKeyMiddleware
 from .inference import DetectorLike
+from .jobs import JobService, LiveActivity
+from .jobs_metrics import JobsCollector
 from .manager import StreamNotFound
 from .pipeline import Pipeline
 from .redact import redact
@@ -65,14 +67,21 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pipeline = Pipeline.build(detector or load_detector(settings), settings)
+        # Live inference goes through LiveActivity so that video jobs can yield to it.
+        live = LiveActivity(detector or load_detector(settings))
+        pipeline = Pipeline.build(live, settings)
         app.state.settings = settings
         app.state.detect_limiter = anyio.CapacityLimiter(settings.workers)
         pipeline.start()
         app.state.pipeline = pipeline
+        jobs = JobService(settings.jobs, settings.data_dir, live.detector, live)
+        jobs.start()
+        app.state.jobs = jobs
+        pipeline.metrics.registry.register(JobsCollector(jobs))
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(jobs.stop)
             await anyio.to_thread.run_sync(pipeline.stop)
 
     app = FastAPI(
@@ -100,6 +109,6 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    for module in (api_streams, api_outputs, api_detect, api_health):
+    for module in (api_streams, api_outputs, api_detect, api_jobs, api_health):
         app.include_router(module.router)
     return app

@@ -19,6 +19,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--port", type=int, help="listen port (default 8080)")
     p.add_argument("--threads", type=int, help="detector threads")
     p.add_argument("--workers", type=int, help="inference workers shared by all streams")
+    p.add_argument("--data-dir", help="video jobs' records and results (default ./data)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             threads=args.threads,
             workers=args.workers,
+            data_dir=args.data_dir,
             model=model or None,
         )
         detector = load_detector(settings)

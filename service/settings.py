@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from .capture import CaptureSettings
+from .jobs_config import JobsConfig
 from .sources import DEFAULT_FFMPEG_OPTIONS
 
 
@@ -100,6 +101,8 @@ class ServeSettings(BaseSettings):
     keepalive_s: float = Field(
         default=10.0, gt=0, description="SSE/JSON stream keep-alive interval"
     )
+    data_dir: Path = Field(default=Path("data"), description="job records and results")
+    jobs: JobsConfig = Field(default_factory=JobsConfig)
 
     @field_validator("api_keys", mode="before")
     @classmethod

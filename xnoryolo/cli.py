@@ -8,7 +8,6 @@ import os
 import sys
 import time
 import warnings
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -123,6 +122,8 @@ def _detect_image(detector, src: Path, args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
+    from xnoryolo.service.jobs_runner import detection_json as _det_json
+
     data = np.fromfile(src, dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
@@ -150,22 +151,6 @@ def _detect_image(detector, src: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _det_json(d: Any) -> dict[str, Any]:
-    return {
-        "class_id": d.class_id,
-        "name": d.name,
-        "prob": round(d.prob, 6),
-        "x": round(d.x, 6),
-        "y": round(d.y, 6),
-        "w": round(d.w, 6),
-        "h": round(d.h, 6),
-        "left": d.left,
-        "top": d.top,
-        "width": d.width,
-        "height": d.height,
-    }
-
-
 def _write_atomic(path: Path, data: str | bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,81 +162,45 @@ def _write_atomic(path: Path, data: str | bytes) -> None:
 
 
 def _detect_video(detector, src: Path, args: argparse.Namespace) -> int:
-    import cv2
     from tqdm import tqdm
 
-    from xnoryolo.detector.draw import draw_detections
+    from xnoryolo.service.jobs_runner import (
+        Outputs,
+        ProcessOptions,
+        Progress,
+        VideoError,
+        probe_video,
+        process_video,
+    )
 
-    cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG)
-    if not cap.isOpened():
-        raise UsageError(f"{src}: not an image or a video OpenCV can open")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
-    json_tmp = out_tmp = None
-    json_f = writer = None
-    if args.json_out:
-        json_path = Path(args.json_out)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_tmp = json_path.with_name(f".{json_path.name}.tmp{os.getpid()}")
-        json_f = json_tmp.open("w", encoding="utf-8")
-    counts: Counter[str] = Counter()
-    frames = 0
-    t0 = time.perf_counter()
+    outputs = Outputs(
+        jsonl=Path(args.json_out) if args.json_out else None,
+        video=Path(args.out) if args.out else None,
+        codecs=("mp4v",),  # what this command has always written
+    )
     try:
+        total = probe_video(src).frames
+        if args.max_frames is not None and total is not None:
+            total = min(total, args.max_frames)
         with tqdm(
             total=total, unit="frame", disable=args.quiet, file=sys.stderr, desc=src.name
         ) as bar:
-            while args.max_frames is None or frames < args.max_frames:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                dets = detector.detect(frame)
-                counts.update(d.name for d in dets if d.best_class)
-                if json_f is not None:
-                    ts = frames / fps if fps else None
-                    json_f.write(
-                        json.dumps(
-                            {
-                                "frame": frames,
-                                "timestamp_s": ts,
-                                "detections": [_det_json(d) for d in dets],
-                            }
-                        )
-                        + "\n"
-                    )
-                if args.out:
-                    if writer is None:
-                        out_path = Path(args.out)
-                        out_path.parent.mkdir(parents=True, exist_ok=True)
-                        out_tmp = out_path.with_name(f".tmp{os.getpid()}.{out_path.name}")
-                        h, w = frame.shape[:2]
-                        writer = cv2.VideoWriter(
-                            str(out_tmp), cv2.VideoWriter.fourcc(*"mp4v"), fps or 25.0, (w, h)
-                        )
-                        if not writer.isOpened():
-                            raise UsageError(f"{args.out}: OpenCV cannot write this video format")
-                    writer.write(draw_detections(frame, dets))
-                frames += 1
-                bar.update(1)
-    finally:
-        cap.release()
-        if json_f is not None:
-            json_f.close()
-        if writer is not None:
-            writer.release()
-    if frames == 0:
-        for tmp in (json_tmp, out_tmp):
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-        raise UsageError(f"{src}: no frame could be decoded (empty or corrupt video)")
-    if json_tmp is not None:
-        os.replace(json_tmp, args.json_out)
-    if out_tmp is not None:
-        os.replace(out_tmp, args.out)
-    elapsed = time.perf_counter() - t0
-    summary = ", ".join(f"{n}: {c}" for n, c in counts.most_common()) or "nothing"
+
+            def progress(p: Progress) -> None:
+                if p.frames_total is not None and bar.total != p.frames_total:
+                    bar.total = p.frames_total
+                bar.update(p.frames_read - bar.n)
+
+            result = process_video(
+                src, detector, ProcessOptions(max_frames=args.max_frames), outputs, progress
+            )
+    except VideoError as exc:
+        if str(exc).startswith("not a video"):
+            raise UsageError(f"{src}: not an image or a video OpenCV can open") from None
+        raise UsageError(f"{src}: {exc}") from None
+    summary = ", ".join(f"{n}: {c}" for n, c in result.counts.most_common()) or "nothing"
     print(
-        f"{src}: {frames} frames in {elapsed:.1f} s ({frames / elapsed:.1f} fps); "
+        f"{src}: {result.frames} frames in {result.elapsed_s:.1f} s ({result.fps:.1f} fps); "
         f"detections: {summary}"
     )
     return 0

@@ -1,0 +1,500 @@
+"""Uploaded-video jobs: a bounded worker pool that runs `process_video` on queued jobs, records
+progress in the job store, cancels on request and recovers after a restart.
+
+CPU sharing: job workers call the detector directly, but with `priority: live` (the default)
+each job frame first waits, up to `live_wait_max_s`, until no live inference (stream frames,
+single-image requests) is running. A live frame then waits for at most one job frame, and jobs
+use the time the streams leave idle. `priority: equal` skips the wait.
+
+Restart safety: a job found `running` at start was interrupted by a crash; it is run again from
+the start (results are only renamed into place at the very end, so nothing half-written
+remains), unless it already took `max_attempts` starts, then it is failed with the reason."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import shutil
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xnoryolo.detector import Detection
+
+from .inference import DetectorLike
+from .jobs_config import JobsConfig
+from .jobs_runner import (
+    Cancelled,
+    Outputs,
+    ProcessOptions,
+    Progress,
+    VideoError,
+    VideoInfo,
+    count_frames,
+    probe_video,
+    process_video,
+)
+from .jobs_store import JobRecord, JobState, JobStore, now
+from .redact import redact
+
+log = logging.getLogger("xnoryolo.service.jobs")
+
+RESULT_FILES = {
+    "jsonl": "detections.jsonl",
+    "mot": "detections.mot.txt",
+    "coco": "detections.coco.json",
+    "video": "annotated.mp4",
+}
+_PROGRESS_SAVE_S = 0.5
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobBusy(RuntimeError):
+    """The job's worker has not let go of it yet."""
+
+
+class LiveActivity:
+    """The detector as live streams and image requests see it: it counts the calls in flight,
+    so that job workers can wait for them."""
+
+    def __init__(self, detector: DetectorLike) -> None:
+        self.detector = detector
+        self.names = detector.names
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    def detect(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> list[Detection]:
+        with self._cond:
+            self._busy += 1
+        try:
+            return self.detector.detect(image, thresh=thresh, nms=nms)
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "detector":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)
+
+
+@dataclass(frozen=True)
+class JobOptionsData:
+    threshold: float | None
+    classes: list[str] | None
+    stride: int
+    video: bool
+    max_frames: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "classes": self.classes,
+            "stride": self.stride,
+            "video": self.video,
+            "max_frames": self.max_frames,
+        }
+
+
+class JobService:
+    def __init__(
+        self,
+        config: JobsConfig,
+        data_dir: Path,
+        detector: DetectorLike,
+        live: LiveActivity | None = None,
+    ) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.detector = detector
+        self.live = live
+        self._store: JobStore | None = None
+        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._cancel: dict[str, threading.Event] = {}
+        self._progress: dict[str, Progress] = {}
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
+            for i in range(config.workers)
+        ]
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "jobs.sqlite3"
+
+    def start(self) -> None:
+        # The data dir is created by the first job, not by a service that never gets one.
+        if self.db_path.exists():
+            self._open()
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        with self._lock:
+            events = list(self._cancel.values())
+        for ev in events:
+            ev.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            if t.is_alive():
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self._store is not None:
+            self._store.close()
+
+    def _open(self) -> JobStore:
+        with self._open_lock:
+            if self._store is None:
+                store = JobStore(self.db_path)
+                self._recover(store)
+                self._store = store
+            return self._store
+
+    @property
+    def store(self) -> JobStore:
+        return self._store or self._open()
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.data_dir / "jobs" / job_id
+
+    def _recover(self, store: JobStore) -> None:
+        for job_id in store.ids_in(JobState.RUNNING):
+            rec = store.get(job_id)
+            assert rec is not None
+            self._clear_parts(job_id)
+            if rec.attempts >= self.config.max_attempts:
+                reason = f"the server stopped during this job {rec.attempts} times; given up"
+                store.update(
+                    job_id, state=JobState.FAILED, error=reason, finished_at=now(), eta_s=None
+                )
+                self._drop_input(job_id)
+                log.warning("job %s: %s", job_id, reason)
+            else:
+                store.update(job_id, state=JobState.QUEUED, frames_done=0, fps=None, eta_s=None)
+                log.warning("job %s: interrupted by a restart; runs again from the start", job_id)
+        known = {r.id for r in store.list_jobs(limit=1_000_000)}
+        jobs_root = self.data_dir / "jobs"
+        if jobs_root.is_dir():
+            for d in jobs_root.iterdir():
+                if d.name not in known:  # an upload the server died in
+                    shutil.rmtree(d, ignore_errors=True)
+        for job_id in store.ids_in(JobState.QUEUED):
+            self._queue.put(job_id)
+
+    def _clear_parts(self, job_id: str) -> None:
+        results = self.job_dir(job_id) / "results"
+        if results.is_dir():
+            for p in results.glob(".*.part*"):
+                p.unlink(missing_ok=True)
+
+    # -- jobs ------------------------------------------------------------------------------
+    def new_job(self) -> tuple[str, Path]:
+        """An id and an empty folder for a job about to be submitted."""
+        self.store  # noqa: B018 -- opens the store (and recovers) before the first folder
+        job_id = uuid.uuid4().hex[:16]
+        d = self.job_dir(job_id)
+        d.mkdir(parents=True)
+        return job_id, d
+
+    def discard(self, job_id: str) -> None:
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def submit(
+        self,
+        job_id: str,
+        source: str,
+        filename: str | None,
+        options: JobOptionsData,
+        info: VideoInfo | None = None,
+    ) -> JobRecord:
+        rec = JobRecord(
+            id=job_id,
+            state=JobState.QUEUED,
+            created_at=now(),
+            source=source,
+            filename=filename,
+            options=options.to_json(),
+            frames_total=info.frames if info else None,
+            width=info.width if info else None,
+            height=info.height if info else None,
+            video_fps=info.fps if info else None,
+        )
+        self.store.add(rec)
+        self._queue.put(job_id)
+        log.info("job %s: queued (%s)", job_id, filename or redact(source))
+        return rec
+
+    def get(self, job_id: str) -> JobRecord:
+        rec = self._store.get(job_id) if self._store is not None else None
+        if rec is None:
+            raise JobNotFound(job_id)
+        live = self._progress.get(job_id)
+        if live is not None and rec.state == JobState.RUNNING:
+            rec.frames_done = live.frames_read
+            rec.frames_total = live.frames_total or rec.frames_total
+            rec.fps = live.fps
+            rec.eta_s = live.eta_s
+        return rec
+
+    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
+        if self._store is None:
+            return []
+        return [
+            self.get(r.id) if r.state == JobState.RUNNING else r
+            for r in self._store.list_jobs(state, limit)
+        ]
+
+    def counts(self) -> dict[JobState, int]:
+        return self._store.counts() if self._store is not None else {}
+
+    def cancel(self, job_id: str) -> JobRecord:
+        store = self.store
+        done = now()
+        if store.update(
+            job_id, only_if=JobState.QUEUED, state=JobState.CANCELLED, finished_at=done
+        ):
+            self._drop_input(job_id)  # no worker will see it
+        else:
+            store.update(
+                job_id, only_if=JobState.RUNNING, state=JobState.CANCELLED, finished_at=done
+            )
+        with self._lock:
+            ev = self._cancel.get(job_id)
+        if ev is not None:
+            ev.set()
+        return self.get(job_id)
+
+    def delete(self, job_id: str, wait: float = 10.0) -> None:
+        """Remove a finished job and its files."""
+        self.get(job_id)
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                busy = job_id in self._cancel
+            if not busy:
+                break
+            if time.monotonic() > deadline:
+                raise JobBusy(job_id)
+            time.sleep(0.05)
+        self.store.delete(job_id)  # the record first: never a record whose files are gone
+        self.discard(job_id)
+
+    def result_path(self, job_id: str, kind: str) -> Path:
+        return self.job_dir(job_id) / "results" / RESULT_FILES[kind]
+
+    def input_path(self, job_id: str) -> Path | None:
+        for p in sorted(self.job_dir(job_id).glob("input*")):
+            if not p.name.endswith(".part"):
+                return p
+        return None
+
+    def _drop_input(self, job_id: str) -> None:
+        if self.config.keep_input:
+            return
+        p = self.input_path(job_id)
+        if p is not None:
+            p.unlink(missing_ok=True)
+
+    # -- workers ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self._queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            try:
+                self._run(job_id)
+            except Exception:
+                log.exception("job %s: the worker failed", job_id)
+
+    def _gate(self) -> None:
+        if self.config.priority == "live" and self.live is not None:
+            self.live.wait_idle(self.config.live_wait_max_s)
+
+    def _run(self, job_id: str) -> None:
+        store = self.store
+        rec = store.get(job_id)
+        if rec is None or rec.state != JobState.QUEUED:
+            return  # cancelled or deleted while queued
+        cancel = threading.Event()
+        with self._lock:
+            self._cancel[job_id] = cancel
+        try:
+            if not store.update(
+                job_id,
+                only_if=JobState.QUEUED,
+                state=JobState.RUNNING,
+                started_at=now(),
+                attempts=rec.attempts + 1,
+                frames_done=0,
+                error=None,
+            ):
+                return
+            log.info("job %s: running (attempt %d)", job_id, rec.attempts + 1)
+            self._process(rec, cancel)
+        except Cancelled:
+            if self._stop.is_set() and store.update(
+                job_id, only_if=JobState.RUNNING, state=JobState.QUEUED, attempts=rec.attempts
+            ):
+                log.info("job %s: stopped by the shutdown; runs again at the next start", job_id)
+                return  # the input stays for the next start
+            log.info("job %s: cancelled", job_id)
+            self._drop_input(job_id)
+        except VideoError as exc:
+            self._fail(job_id, f"not a decodable video: {exc}")
+        except _DownloadError as exc:
+            self._fail(job_id, str(exc))
+        except Exception as exc:
+            log.exception("job %s: failed", job_id)
+            self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+                self._progress.pop(job_id, None)
+
+    def _fail(self, job_id: str, reason: str) -> None:
+        log.warning("job %s: failed: %s", job_id, reason)
+        self.store.update(
+            job_id,
+            only_if=JobState.RUNNING,
+            state=JobState.FAILED,
+            error=reason,
+            finished_at=now(),
+            eta_s=None,
+        )
+        self._drop_input(job_id)
+
+    def _process(self, rec: JobRecord, cancel: threading.Event) -> None:
+        store = self.store
+        job_id = rec.id
+        src = self.input_path(job_id)
+        if src is None:
+            if rec.source == "upload":
+                raise VideoError("the uploaded file is gone")
+            src = self._download(job_id, rec.source, cancel)
+        info = probe_video(src)
+        total = info.frames if info.frames is not None else count_frames(src)
+        opts = rec.options
+        if opts.get("max_frames"):
+            total = min(total, int(opts["max_frames"]))
+        store.update(
+            job_id,
+            frames_total=total,
+            width=info.width,
+            height=info.height,
+            video_fps=info.fps,
+        )
+        wanted = ["jsonl", "mot", "coco"] + (["video"] if opts.get("video", True) else [])
+        paths = {k: self.result_path(job_id, k) for k in wanted}
+        saved = [0.0]
+
+        def progress(p: Progress) -> None:
+            if p.frames_total is None:
+                p = Progress(p.frames_read, total, p.frames_processed, p.elapsed_s)
+            self._progress[job_id] = p
+            t = time.monotonic()
+            if t - saved[0] >= _PROGRESS_SAVE_S:
+                saved[0] = t
+                store.update(
+                    job_id,
+                    only_if=JobState.RUNNING,
+                    frames_done=p.frames_read,
+                    frames_total=p.frames_total,
+                    fps=p.fps,
+                    eta_s=p.eta_s,
+                )
+
+        classes = opts.get("classes")
+        result = process_video(
+            src,
+            self.detector,
+            ProcessOptions(
+                threshold=opts.get("threshold"),
+                classes=frozenset(classes) if classes else None,
+                stride=int(opts.get("stride") or 1),
+                max_frames=opts.get("max_frames"),
+            ),
+            Outputs(
+                jsonl=paths["jsonl"],
+                mot=paths["mot"],
+                coco=paths["coco"],
+                video=paths.get("video"),
+                h264_via_ffmpeg=self.config.h264_via_ffmpeg,
+            ),
+            progress=progress,
+            cancel=cancel,
+            gate=self._gate,
+        )
+        finished = store.update(
+            job_id,
+            only_if=JobState.RUNNING,
+            state=JobState.SUCCEEDED,
+            finished_at=now(),
+            frames_done=result.frames,
+            frames_total=result.frames,
+            fps=result.fps,
+            eta_s=0.0,
+            video_codec=result.video_codec,
+            outputs=wanted,
+        )
+        if finished:
+            log.info("job %s: succeeded, %d frames at %.1f fps", job_id, result.frames, result.fps)
+            self._drop_input(job_id)
+        else:  # cancelled at the last moment: the files would never be served
+            for p in paths.values():
+                p.unlink(missing_ok=True)
+            raise Cancelled()
+
+    def _download(self, job_id: str, url: str, cancel: threading.Event) -> Path:
+        """Fetch a url= job's video into its folder, bounded by the upload limit."""
+        limit = int(self.config.max_upload_mb * 1024 * 1024)
+        part = self.job_dir(job_id) / "input.part"
+        try:
+            with (
+                urllib.request.urlopen(url, timeout=self.config.url_timeout_s) as resp,
+                part.open("wb") as f,
+            ):
+                size = 0
+                while chunk := resp.read(1 << 16):
+                    if cancel.is_set():
+                        raise Cancelled()
+                    size += len(chunk)
+                    if size > limit:
+                        raise _DownloadError(
+                            f"the video at the URL is larger than {self.config.max_upload_mb:g} MB"
+                        )
+                    f.write(chunk)
+        except OSError as exc:  # URLError, HTTPError, timeouts
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise _DownloadError(f"cannot download {redact(url)}: {exc}") from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        final = self.job_dir(job_id) / "input"
+        part.replace(final)
+        return final
+
+
+class _DownloadError(RuntimeError):
+    pass
