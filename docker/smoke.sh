@@ -40,7 +40,7 @@ log "buildah bud docker/Dockerfile"
 secret=()
 # A TLS-intercepting proxy's CA must reach pip inside the build (a build secret, never a layer).
 [ -s /etc/ssl/certs/ca-certificates.crt ] && secret=(--secret id=ca,src=/etc/ssl/certs/ca-certificates.crt)
-buildah bud --isolation chroot --layers "${secret[@]}" --build-arg "BASE=$BASE_IMAGE" \
+buildah bud --format docker --isolation chroot --layers "${secret[@]}" --build-arg "BASE=$BASE_IMAGE" \
     -f docker/Dockerfile -t "$IMAGE" . >"$CACHE/build.log" 2>&1 || { tail -30 "$CACHE/build.log"; exit 1; }
 size=$(podman image inspect "$IMAGE" --format '{{.Size}}')
 log "image built: $(( size / 1000000 )) MB"
@@ -52,21 +52,24 @@ if [ ! -f "$MODELS/yolov3-tiny.weights" ]; then
     "$PY" -c "import sys; sys.path.insert(0, '.'); from xnoryolo.models import fetch_yolov3_tiny; from pathlib import Path; fetch_yolov3_tiny(Path('$MODELS'))"
 fi
 
+# (--format docker keeps HEALTHCHECK, which the OCI image format has no field for.)
 # Sandboxes that forbid setrlimit break runc's rlimit step: a shim drops the rlimits only there.
 RUNTIME=runc
 if ! podman run --rm --runtime runc --network none "$IMAGE" --help >/dev/null 2>&1; then
     RUNTIME="$CACHE/runc-norlimits"
     cat >"$RUNTIME" <<'SHIM'
 #!/bin/sh
-bundle=""; prev=""
+# drop rlimits from the container's bundle (create/run) or the exec'd process (exec --process)
+prev=""
 for a in "$@"; do
-  case "$prev" in --bundle|-b) bundle="$a";; esac
-  case "$a" in --bundle=*) bundle="${a#--bundle=}";; esac
+  f=""
+  case "$prev" in --bundle|-b) f="$a/config.json";; --process|-p) f="$a";; esac
+  case "$a" in --bundle=*) f="${a#--bundle=}/config.json";; --process=*) f="${a#--process=}";; esac
+  if [ -n "$f" ] && [ -f "$f" ]; then
+    python3 -c 'import json,sys; p=sys.argv[1]; s=json.load(open(p)); (s.get("process") or s).pop("rlimits",None); json.dump(s,open(p,"w"))' "$f"
+  fi
   prev="$a"
 done
-if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
-  python3 -c 'import json,sys; p=sys.argv[1]; s=json.load(open(p)); s.get("process",{}).pop("rlimits",None); json.dump(s,open(p,"w"))' "$bundle/config.json"
-fi
 exec runc "$@"
 SHIM
     chmod +x "$RUNTIME"
@@ -87,7 +90,7 @@ podman run -d --name "$NAME" --runtime "$RUNTIME" --network host \
     --cfg /models/yolov3-tiny.cfg --weights /models/yolov3-tiny.weights \
     --names /models/coco.names --host 127.0.0.1 --port "$PORT" >/dev/null
 
-for _ in $(seq 1 90); do
+for _ in $(seq 1 120); do
     state=$(podman inspect "$NAME" --format '{{.State.Status}}')
     [ "$state" = running ] || { podman logs "$NAME" | tail -20; echo "container $state"; exit 1; }
     if podman healthcheck run "$NAME" >/dev/null 2>&1; then break; fi
