@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p, names=False)
     p.add_argument("--input", required=True, help="(c, h, w) float32 .npy input tensor")
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
+
+    # commands with their own modules: each adds its parser and sets `run`
+    from xnoryolo import evaluate
+    from xnoryolo.distill import command as distill
+
+    for module in (distill, evaluate):
+        module.add_parser(sub)
     return parser
 
 
@@ -86,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dump(args)
         if args.command == "models":
             return cmd_models(args)
+        if hasattr(args, "run"):
+            return int(args.run(args))
     except (XnoryoloError, UsageError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2

@@ -124,6 +124,8 @@ class Conv(nn.Module):
         self.spec = s
         self.xnor = layer.xnor
         self.act = _act(layer.effective_activation, layer.where)
+        # float layers may train float16-exact weights (see DarknetModule): lossless f2 packing
+        self.float16 = False
         self.weight = nn.Parameter(torch.zeros(s.filters, s.c // s.groups, s.size, s.size))
         self.bias = nn.Parameter(torch.zeros(s.filters))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -132,6 +134,13 @@ class Conv(nn.Module):
         """Per-filter mean|w'|: summed in double like the engine, then rounded to float32."""
         k = self.weight[0].numel()
         return (self.weight.double().abs().sum(dim=(1, 2, 3)) / k).float()
+
+    def effective_weight(self) -> Tensor:
+        """The weights the layer runs (and exports): float16-rounded if `float16` (STE)."""
+        w: Tensor = self.weight
+        if self.float16 and not self.xnor:
+            w = w + (w.half().float() - w).detach()
+        return w
 
     def forward(self, x: Tensor) -> Tensor:
         s = self.spec
@@ -155,9 +164,9 @@ class Conv(nn.Module):
             bottom = max(0, (oh - 1) * s.stride_y + (s.size - 1) * d + 1 - p - h)
             right = max(0, (ow - 1) * s.stride_x + (s.size - 1) * d + 1 - p - w)
             xp = F.pad(x, (p, right, p, bottom))
-            y = F.conv2d(xp, self.weight, self.bias, (s.stride_y, s.stride_x), 0, d, s.groups)[
-                :, :, :oh, :ow
-            ]
+            wt = self.effective_weight()
+            y = F.conv2d(xp, wt, self.bias, (s.stride_y, s.stride_x), 0, d, s.groups)
+            y = y[:, :, :oh, :ow]
         return self.act(y)
 
 
@@ -239,13 +248,18 @@ class Region(nn.Module):
 class DarknetModule(nn.Module):
     """Torch twin of an engine Network; `forward` returns every layer's output (NCHW batches)."""
 
-    def __init__(self, network: Network) -> None:
+    def __init__(self, network: Network, float16: bool = False) -> None:
+        """float16: float convs run (and export) float16-representable weights, trained with
+        float32 master weights; a packed .xnor then stores them in half the bytes, exactly."""
         super().__init__()
         self.network = network
         mods: list[nn.Module] = []
         for layer in network.layers:
             mods.append(self._build(layer))
         self.mods = nn.ModuleList(mods)
+        for m in self.mods:
+            if isinstance(m, Conv):
+                m.float16 = float16
 
     @staticmethod
     def _build(layer: Layer) -> nn.Module:
@@ -337,7 +351,7 @@ class DarknetModule(nn.Module):
                 parts.append(np.ones(n, "<f4").tobytes())
                 parts.append(np.zeros(n, "<f4").tobytes())
                 parts.append(np.full(n, IDENTITY_VARIANCE, "<f4").tobytes())
-            parts.append(mod.weight.detach().float().numpy().astype("<f4").tobytes())
+            parts.append(mod.effective_weight().detach().numpy().astype("<f4").tobytes())
         return b"".join(parts)
 
     def export_weights(self, path: str | Path, seen: int = 0) -> Path:
@@ -349,9 +363,11 @@ class DarknetModule(nn.Module):
         return p
 
 
-def build_student(network: Network, init: Network | None = None) -> DarknetModule:
+def build_student(
+    network: Network, init: Network | None = None, float16: bool = False
+) -> DarknetModule:
     """Module for `network` (a parsed cfg), initialised from `init` (e.g. the teacher)."""
-    module = DarknetModule(network)
+    module = DarknetModule(network, float16)
     if init is not None:
         module.load_from(init)
     return module
