@@ -70,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
 
     # commands with their own modules: each adds its parser and sets `run`
-    from xnoryolo import evaluate
+    from xnoryolo import evaluate, pack
     from xnoryolo.distill import command as distill
 
-    for module in (distill, evaluate):
+    for module in (distill, evaluate, pack):
         module.add_parser(sub)
     return parser
 
