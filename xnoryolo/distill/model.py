@@ -28,6 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from xnoryolo.detector import Network
+
+# scales=1, mean=0 and this variance make darknet's BN fold an exact no-op
 from xnoryolo.detector.layers import (
     ConvolutionalLayer,
     DropoutLayer,
@@ -40,20 +42,7 @@ from xnoryolo.detector.layers import (
     UpsampleLayer,
     YoloLayer,
 )
-
-
-def _identity_variance() -> float:
-    """float32 variance v whose darknet fold factor 1/sqrt(v + 1e-5) (double) is closest to 1."""
-    base = int(np.array([1.0 - 1e-5], np.float32).view(np.int32)[0])
-    cands = (base + np.arange(-4, 5, dtype=np.int32)).view(np.float32)
-    errs = [abs(1.0 / math.sqrt(float(v) + 0.00001) - 1.0) for v in cands]
-    best = int(np.argmin(errs))
-    # |factor - 1| below half an ulp of any float32 (2**-25) makes the fold an exact no-op.
-    assert errs[best] < 2.0**-26, errs[best]
-    return float(cands[best])
-
-
-IDENTITY_VARIANCE = _identity_variance()
+from xnoryolo.detector.packed import IDENTITY_VARIANCE
 
 
 class DistillError(ValueError):
