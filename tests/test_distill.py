@@ -13,9 +13,12 @@ from test_cli import xnoryolo
 from xnoryolo.detector import Network
 from xnoryolo.models import ModelFiles
 
-pytest.importorskip(
-    "torch", reason="torch is not installed (pip install torch==2.13.0; the `train` extra)"
-)
+
+def _need_torch() -> None:
+    pytest.importorskip(
+        "torch", reason="torch is not installed (pip install torch==2.13.0; the `train` extra)"
+    )
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTIAL = ROOT / "configs" / "yolov3-tiny_xnor-partial.cfg"
@@ -41,6 +44,7 @@ def test_partial_cfg_binarizes_the_five_big_layers() -> None:
 def test_distill_smoke_and_resume(
     yolov3_tiny: ModelFiles, vtest_video: Path, tmp_path: Path
 ) -> None:
+    _need_torch()
     data = _frames(vtest_video, tmp_path / "frames", 8)
     out = tmp_path / "run"
     common = [
@@ -69,13 +73,14 @@ def test_distill_smoke_and_resume(
 
 
 def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:
+    r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
+                 "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
+                 "--size", "100")  # fmt: skip
+    assert r.returncode == 2 and "multiple of 32" in r.stderr
+    _need_torch()
     r = xnoryolo(
         "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
         "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", tmp_path / "none.mp4",
         "--out", tmp_path / "o", "--steps", "1",
     )  # fmt: skip
     assert r.returncode == 2 and "no such file" in r.stderr
-    r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
-                 "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
-                 "--size", "100")  # fmt: skip
-    assert r.returncode == 2 and "multiple of 32" in r.stderr
