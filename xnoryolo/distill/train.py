@@ -245,6 +245,7 @@ def distill(
     start = time.perf_counter() - elapsed
     last_log = last_eval = last_ckpt = elapsed
     seen_images, window_imgs, window_t = 0, 0, time.perf_counter()
+    session_start = elapsed  # throughput counts this session only (after --resume too)
     running: dict[str, float] = {}
     while frac_done() < 1.0:
         frac = frac_done()
@@ -353,7 +354,9 @@ def distill(
         "steps": step,
         "images": step * cfg.batch,
         "minutes": round(elapsed / 60, 2),
-        "images_per_s": round(seen_images / max(1e-9, elapsed), 2) if seen_images else None,
+        "images_per_s": (
+            round(seen_images / max(1e-9, elapsed - session_start), 2) if seen_images else None
+        ),
         "engine_vs_torch_max_abs_diff": max_diff,
         "heldout_agreement": None if final is None else final.to_json(names),
         "config": {k: v for k, v in asdict(cfg).items()},
