@@ -100,11 +100,17 @@ class Network:
     @classmethod
     def load(
         cls,
-        cfg: str | Path,
+        cfg: str | Path | None,
         weights: str | Path | bytes | None,
         backend: Backend | str = "auto",
         threads: int | None = None,
     ) -> Network:
+        if isinstance(weights, str | Path) and Path(weights).suffix.lower() == ".xnor":
+            from .packed import load_packed  # packed binary weights; embeds its own cfg
+
+            return load_packed(weights, backend, threads, cfg)
+        if cfg is None:
+            raise WeightsError("no cfg given (only a packed .xnor file carries its own)")
         network = cls.from_cfg(cfg)
         if weights is None:
             raise WeightsError("no weights given")

@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="(c, h, w) float32 .npy input tensor")
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
     service_cli.add_parser(sub)
+
+    # commands with their own modules: each adds its parser and sets `run`
+    from xnoryolo import evaluate, pack
+    from xnoryolo.distill import command as distill
+
+    for module in (distill, evaluate, pack):
+        module.add_parser(sub)
     return parser
 
 
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "serve":
             return service_cli.run(args)
+        if hasattr(args, "run"):
+            return int(args.run(args))
     except (XnoryoloError, UsageError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2

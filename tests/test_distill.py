@@ -1,0 +1,86 @@
+"""Distillation smoke test: a few steps on real frames, export, resume (needs torch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_cli import xnoryolo
+
+from xnoryolo.detector import Network
+from xnoryolo.models import ModelFiles
+
+
+def _need_torch() -> None:
+    pytest.importorskip(
+        "torch", reason="torch is not installed (pip install torch==2.13.0; the `train` extra)"
+    )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTIAL = ROOT / "configs" / "yolov3-tiny_xnor-partial.cfg"
+
+
+def _frames(video: Path, dest: Path, n: int) -> Path:
+    dest.mkdir()
+    cap = cv2.VideoCapture(str(video))
+    for i in range(n):
+        ok, frame = cap.read()
+        assert ok
+        cv2.imwrite(str(dest / f"{i:03d}.png"), frame)
+    cap.release()
+    return dest
+
+
+def test_partial_cfg_binarizes_the_five_big_layers() -> None:
+    net = Network.from_cfg(PARTIAL)
+    xnor = [ly.index for ly in net.layers if getattr(ly, "xnor", False)]
+    assert xnor == [10, 12, 13, 18, 21]
+
+
+def test_distill_smoke_and_resume(
+    yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path
+) -> None:
+    _need_torch()
+    data = _frames(vtest_avi, tmp_path / "frames", 8)
+    out = tmp_path / "run"
+    common = [
+        "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
+        "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", data, "--out", out,
+        "--size", "96", "--crop", "64", "--batch", "2", "--threads", "1", "--seed", "3",
+    ]  # fmt: skip
+    r = xnoryolo(*common, "--steps", "3")
+    assert r.returncode == 0, r.stderr
+    assert "8 new teacher runs" in r.stdout and "held-out" in r.stdout
+    for name in ("student.weights", "student.cfg", "names", "report.json", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["steps"] == 3 and report["train_frames"] == 6
+    assert report["data"][0]["heldout"] == [6, 7]  # the end of the sequence, by time
+    assert report["heldout_agreement"]["frames"] == 2
+    assert report["engine_vs_torch_max_abs_diff"] < 1e-3
+    net = Network.load(out / "student.cfg", out / "student.weights", "numpy")
+    assert net.input_shape == (3, 96, 96)
+    assert net.forward(np.full((3, 96, 96), 0.5, np.float32))[-1].shape == (255, 6, 6)
+
+    r = xnoryolo(*common, "--steps", "5", "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stdout and "0 new teacher runs" in r.stdout
+    assert json.loads((out / "report.json").read_text())["steps"] == 5
+
+
+def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:
+    r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
+                 "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
+                 "--size", "100")  # fmt: skip
+    assert r.returncode == 2 and "multiple of 32" in r.stderr
+    _need_torch()
+    r = xnoryolo(
+        "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
+        "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", tmp_path / "none.mp4",
+        "--out", tmp_path / "o", "--steps", "1",
+    )  # fmt: skip
+    assert r.returncode == 2 and "no such file" in r.stderr

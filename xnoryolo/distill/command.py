@@ -1,0 +1,123 @@
+"""`xnoryolo distill`: train a binary student from a teacher on the user's footage.
+
+Imports torch only when run, so registering the subcommand costs nothing without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+TORCH_HINT = "torch is not installed: pip install 'xnoryolo[train]' (e.g. torch==2.13.0, CPU)"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "distill",
+        help="distill a teacher into a (partly) XNOR student on your own footage",
+        description=(
+            "Label frames with the teacher (cached), train the student with darknet's exact "
+            "inference arithmetic (XNOR layers included) on a YOLO loss, and write "
+            "OUT/student.weights, OUT/student.cfg, OUT/names and OUT/report.json. The last "
+            "--holdout fraction of every video/image sequence is held out (by time) and the "
+            "student's agreement with the teacher there (mAP@0.5) is reported."
+        ),
+    )
+    p.add_argument("--teacher-cfg", required=True)
+    p.add_argument("--teacher-weights", required=True)
+    p.add_argument("--student-cfg", required=True, help="student layout (width/height reset)")
+    p.add_argument("--names", required=True, help="class names of the teacher")
+    p.add_argument("--data", nargs="+", required=True, help="videos, images or image dirs")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--size", type=int, default=416, help="network input width and height")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--minutes", type=float, help="training time budget")
+    budget.add_argument("--steps", type=int, help="number of optimisation steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=256, help="training crop of the network input")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--holdout", type=float, default=0.25, help="held-out fraction (the end)")
+    p.add_argument(
+        "--heldout-from", type=int, default=None, help="first held-out frame of every sequence"
+    )
+    p.add_argument("--every", type=int, default=1, help="use every k-th training frame")
+    p.add_argument("--label-thresh", type=float, default=0.5, help="teacher score of a label")
+    p.add_argument("--eval-minutes", type=float, default=2.0, help="held-out check interval")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument(
+        "--float32",
+        action="store_true",
+        help="train float layers in full float32 (default: float16-exact weights, which "
+        "`xnoryolo pack` stores losslessly in half the bytes)",
+    )
+    p.add_argument("--yolo-weight", type=float, default=1.0, help="YOLO loss on pseudo-labels")
+    p.add_argument(
+        "--distill-weight", type=float, default=1.0, help="loss matching the teacher's outputs"
+    )
+    p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xnoryolo.cli import UsageError
+
+    if args.size % 32 or args.size < 64:
+        raise UsageError("--size must be a multiple of 32, at least 64")
+    if not 0 <= args.holdout < 1:
+        raise UsageError("--holdout must be in [0, 1)")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError(TORCH_HINT) from None
+    from xnoryolo.frames import FramesError
+
+    from .data import Augment
+    from .model import DistillError
+    from .train import TrainConfig, distill
+
+    cfg = TrainConfig(
+        size=args.size,
+        crop=min(args.crop, args.size),
+        batch=args.batch,
+        lr=args.lr,
+        minutes=args.minutes,
+        steps=args.steps,
+        seed=args.seed,
+        threads=args.threads,
+        holdout=args.holdout,
+        heldout_from=args.heldout_from,
+        every=max(1, args.every),
+        label_thresh=args.label_thresh,
+        eval_minutes=args.eval_minutes,
+        checkpoint_minutes=args.checkpoint_minutes,
+        augment=Augment(crop=min(args.crop, args.size)),
+        backend=args.backend,
+        float16=not args.float32,
+        yolo_weight=args.yolo_weight,
+        distill_weight=args.distill_weight,
+    )
+
+    def log(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        report = distill(
+            args.teacher_cfg,
+            args.teacher_weights,
+            args.student_cfg,
+            args.names,
+            args.data,
+            args.out,
+            cfg,
+            resume=args.resume,
+            log=log,
+        )
+    except (DistillError, FramesError) as exc:
+        raise UsageError(str(exc)) from None
+    agree = report["heldout_agreement"]
+    tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
+    print(f"wrote {report['out']['weights']} after {report['steps']} steps{tail}")
+    return 0

@@ -1,0 +1,366 @@
+"""The distillation loop: teacher pseudo-labels -> YOLO loss -> binary student, exported exactly.
+
+Time- or step-bounded, with a cosine learning-rate schedule over that budget (so a resumed run
+continues the same schedule), periodic held-out agreement (mAP@0.5 of the student against the
+teacher on the held-out end of each sequence) and checkpoints for `--resume`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from xnoryolo.detector import Detector, Network, read_names
+from xnoryolo.detector.layers import YoloLayer
+from xnoryolo.evaluate import Box, EvalResult, evaluate
+from xnoryolo.frames import open_sources
+
+from .data import Augment, FrameSet, augment, cache_key, load_frames, time_split
+from .loss import LossConfig, output_distill_loss, yolo_loss
+from .model import DarknetModule, DistillError, build_student
+
+
+@dataclass
+class TrainConfig:
+    size: int = 416
+    crop: int = 256
+    batch: int = 8
+    lr: float = 5e-4
+    minutes: float | None = None
+    steps: int | None = None
+    seed: int = 0
+    threads: int | None = None
+    holdout: float = 0.25
+    heldout_from: int | None = None
+    every: int = 1
+    teacher_thresh: float = 0.25
+    label_thresh: float = 0.5
+    eval_minutes: float = 2.0
+    eval_frames: int = 48
+    checkpoint_minutes: float = 3.0
+    log_seconds: float = 20.0
+    warmup: int = 20
+    augment: Augment = field(default_factory=Augment)
+    backend: str = "auto"
+    float16: bool = True
+    yolo_weight: float = 1.0
+    distill_weight: float = 1.0
+
+
+def set_net_size(cfg_text: str, width: int, height: int) -> str:
+    """Replace width=/height= in the [net] section of a cfg (first occurrence wins in darknet)."""
+    m = re.search(r"^\s*\[(net|network)\]\s*$", cfg_text, re.M)
+    if m is None:
+        raise DistillError("student cfg has no [net] section")
+    nxt = re.search(r"^\s*\[", cfg_text[m.end() :], re.M)
+    end = m.end() + (nxt.start() if nxt else len(cfg_text) - m.end())
+    head = cfg_text[m.end() : end]
+    for key, val in (("width", width), ("height", height)):
+        head, n = re.subn(rf"^(\s*{key}\s*=\s*)\d+", rf"\g<1>{val}", head, count=1, flags=re.M)
+        if not n:
+            head = f"\n{key}={val}" + head
+    return cfg_text[: m.end()] + head + cfg_text[end:]
+
+
+def truth_boxes(labels: np.ndarray, thresh: float) -> list[Box]:
+    """Teacher labels (network-relative) above thresh as evaluation boxes."""
+    return [
+        (int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
+        for r in labels
+        if r[1] > thresh
+    ]
+
+
+def student_boxes(
+    module: DarknetModule, detector: Detector, frames: FrameSet, batch: int = 8
+) -> list[list[Box]]:
+    """Student detections (network-relative) on the stored frames, via the engine's decoding."""
+    net = detector.network
+    heads = [ly.index for ly in net.detection_layers]
+    out: list[list[Box]] = []
+    module.eval()
+    with torch.no_grad():
+        for s in range(0, len(frames.images), batch):
+            x = torch.from_numpy(frames.images[s : s + batch]).permute(0, 3, 1, 2).float() / 255
+            outs = module(x)
+            for b in range(x.shape[0]):
+                layer_out: list[Any] = [None] * len(net.layers)
+                for i in heads:
+                    layer_out[i] = outs[i][b].numpy()
+                dets = detector.postprocess(layer_out, net.net.width, net.net.height)
+                out.append([(d.class_id, d.prob, d.x, d.y, d.w, d.h) for d in dets])
+    module.train()
+    return out
+
+
+def agreement(
+    module: DarknetModule, detector: Detector, frames: FrameSet, label_thresh: float
+) -> EvalResult:
+    truths = [truth_boxes(lb, label_thresh) for lb in frames.labels]
+    return evaluate(student_boxes(module, detector, frames), truths)
+
+
+def _summary(result: EvalResult, names: Sequence[str], top: int = 4) -> str:
+    ranked = sorted(
+        ((c.n_gt, k, c.ap) for k, c in result.classes.items() if c.ap is not None), reverse=True
+    )
+    per = ", ".join(f"{names[k]} {ap:.3f}" for _, k, ap in ranked[:top])
+    return f"mAP@0.5 {result.map:.3f} ({per})"
+
+
+def distill(
+    teacher_cfg: str | Path,
+    teacher_weights: str | Path,
+    student_cfg: str | Path,
+    names_path: str | Path,
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: TrainConfig,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    if cfg.minutes is None and cfg.steps is None:
+        raise DistillError("give a budget: minutes or steps")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    names = read_names(names_path)
+
+    # ---- models
+    text = set_net_size(Path(student_cfg).read_text(), cfg.size, cfg.size)
+    (out / "student.cfg").write_text(text)
+    shutil.copyfile(names_path, out / "names")
+    student_net = Network.from_cfg(out / "student.cfg")
+    heads = [ly for ly in student_net.layers if isinstance(ly, YoloLayer)]
+    if not heads:
+        raise DistillError("the student has no [yolo] layer to train")
+    teacher = Detector.from_files(
+        teacher_cfg, teacher_weights, names_path, cfg.backend, thresh=cfg.teacher_thresh
+    )
+    if teacher.classes != heads[0].classes:
+        raise DistillError(
+            f"teacher has {teacher.classes} classes, student {heads[0].classes}: they must agree"
+        )
+    net_w, net_h = student_net.net.width, student_net.net.height
+    lb = student_net.net.letter_box
+
+    # ---- data and cached teacher labels
+    sources = open_sources(data)
+    split = time_split(sources, cfg.holdout, cfg.heldout_from)
+    train_idx = {k: v[:: cfg.every] for k, v in split.train.items()}
+    held_all = split.heldout
+    held_idx = {}
+    n_held = sum(len(v) for v in held_all.values())
+    step_h = max(1, math.ceil(n_held / max(1, cfg.eval_frames)))
+    for k, v in held_all.items():
+        held_idx[k] = v[::step_h]
+    key = cache_key(Path(teacher_cfg), Path(teacher_weights), sources, thresh=cfg.teacher_thresh)
+    cache_path = out / "teacher-labels.json"
+    cache: dict[str, Any] = {}
+    if cache_path.is_file():
+        stored = json.loads(cache_path.read_text())
+        if stored.get("key") == key:
+            cache = stored["labels"]
+    before = len(cache)
+    t0 = time.perf_counter()
+    train = load_frames(sources, train_idx, teacher, net_w, net_h, lb, cache)
+    held = load_frames(sources, held_idx, teacher, net_w, net_h, lb, cache)
+    if len(cache) != before:
+        cache_path.write_text(json.dumps({"key": key, "labels": cache}))
+    if not len(train.images):
+        raise DistillError("no training frames")
+    counts: dict[str, int] = {}
+    for lab in train.labels:
+        for r in lab:
+            if r[1] > cfg.label_thresh:
+                counts[names[int(r[0])]] = counts.get(names[int(r[0])], 0) + 1
+    log(
+        f"data: {len(train.images)} training frames, {len(held.images)} held-out frames "
+        f"(labels: {len(cache) - before} new teacher runs in {time.perf_counter() - t0:.0f} s); "
+        f"pseudo-labels > {cfg.label_thresh}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    )
+
+    # ---- student
+    module = build_student(student_net, teacher.network, cfg.float16)
+    module.train()
+    teacher_module = None
+    if cfg.distill_weight:
+        teacher_module = build_student(Network.from_cfg(teacher_cfg), teacher.network).eval()
+        teacher_module.requires_grad_(False)
+        t_heads = [ly.index for ly in teacher_module.network.layers if isinstance(ly, YoloLayer)]
+        if t_heads != [h.index for h in heads]:
+            raise DistillError("output distillation needs the same [yolo] layers in both cfgs")
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    step, elapsed = 0, 0.0
+    ckpt = out / "checkpoint.pt"
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=True)
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
+    decoder = Detector(student_net, names, thresh=0.005, letter_box=False)
+    budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
+    loss_cfg = LossConfig(label_thresh=cfg.label_thresh)
+
+    def frac_done() -> float:
+        parts = []
+        if budget_s is not None:
+            parts.append(elapsed / budget_s)
+        if cfg.steps is not None:
+            parts.append(step / cfg.steps)
+        return max(parts)
+
+    def save_checkpoint() -> None:
+        tmp = ckpt.with_name(".checkpoint.pt.tmp")
+        torch.save(
+            {
+                "model": module.state_dict(),
+                "optimizer": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "numpy_rng": json.dumps(rng.bit_generator.state),
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
+        tmp.replace(ckpt)
+
+    start = time.perf_counter() - elapsed
+    last_log = last_eval = last_ckpt = elapsed
+    seen_images, window_imgs, window_t = 0, 0, time.perf_counter()
+    session_start = elapsed  # throughput counts this session only (after --resume too)
+    running: dict[str, float] = {}
+    while frac_done() < 1.0:
+        frac = frac_done()
+        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+        if step < cfg.warmup:
+            lr *= (step + 1) / cfg.warmup
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pick = rng.integers(len(train.images), size=cfg.batch)
+        xs, ts = [], []
+        for i in pick:
+            x, t = augment(train.images[i], train.labels[i], cfg.augment, rng)
+            xs.append(x)
+            ts.append(t)
+        batch = torch.from_numpy(np.stack(xs))
+        outs = module(batch)
+        raw = [outs[h.index - 1] for h in heads]
+        loss, parts = yolo_loss(raw, heads, ts, batch.shape[3], batch.shape[2], loss_cfg)
+        loss = loss * cfg.yolo_weight
+        if teacher_module is not None:
+            with torch.no_grad():
+                t_outs = teacher_module(batch)
+            d_loss, d_parts = output_distill_loss(raw, [t_outs[h.index - 1] for h in heads], heads)
+            loss = loss + cfg.distill_weight * d_loss
+            parts.update(d_parts)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
+        opt.step()
+        step += 1
+        seen_images += cfg.batch
+        window_imgs += cfg.batch
+        for name, val in parts.items():
+            running[name] = 0.9 * running.get(name, val) + 0.1 * val
+        lv = float(loss.detach())
+        running["loss"] = 0.9 * running.get("loss", lv) + 0.1 * lv
+        elapsed = time.perf_counter() - start
+        if elapsed - last_log >= cfg.log_seconds:
+            rate = window_imgs / max(1e-9, time.perf_counter() - window_t)
+            window_imgs, window_t = 0, time.perf_counter()
+            detail = " ".join(f"{k} {running[k]:.2f}" for k in running if k != "loss")
+            log(
+                f"step {step} {elapsed / 60:5.1f} min {rate:5.1f} img/s lr {lr:.2e} "
+                f"loss {running['loss']:.2f} ({detail})"
+            )
+            last_log = elapsed
+        if len(held.images) and elapsed - last_eval >= cfg.eval_minutes * 60:
+            log(
+                f"held-out agreement at step {step}: "
+                + _summary(agreement(module, decoder, held, cfg.label_thresh), names)
+            )
+            last_eval = elapsed = time.perf_counter() - start
+        if elapsed - last_ckpt >= cfg.checkpoint_minutes * 60:
+            save_checkpoint()
+            last_ckpt = elapsed
+    save_checkpoint()
+
+    # ---- export, verify in the engine, final held-out agreement on every held-out frame
+    weights = module.export_weights(out / "student.weights", seen=step * cfg.batch)
+    engine = Network.load(out / "student.cfg", weights, "numpy")
+    probe = torch.from_numpy(train.images[:1]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        t_out = module.eval()(probe)
+    e_out = engine.forward(probe[0].numpy())
+    max_diff = max(float(np.abs(t_out[h.index][0].numpy() - e_out[h.index]).max()) for h in heads)
+    log(
+        f"exported {weights} ({weights.stat().st_size} bytes); "
+        f"engine vs torch max |diff| {max_diff:.2e}"
+    )
+    full_held = load_frames(sources, held_all, teacher, net_w, net_h, lb, cache)
+    if len(cache) != before:
+        cache_path.write_text(json.dumps({"key": key, "labels": cache}))
+    final = (
+        agreement(module, decoder, full_held, cfg.label_thresh) if len(full_held.images) else None
+    )
+    if final is not None:
+        log(
+            f"final held-out agreement ({len(full_held.images)} frames): "
+            + _summary(final, names, 8)
+        )
+    report = {
+        "teacher": {"cfg": str(teacher_cfg), "weights": str(teacher_weights)},
+        "student_cfg": str(student_cfg),
+        "out": {
+            "cfg": str(out / "student.cfg"),
+            "weights": str(weights),
+            "names": str(out / "names"),
+        },
+        "data": [
+            {
+                "path": str(s.path),
+                "frames": s.count,
+                "train": [
+                    min(split.train[str(s.path)], default=None),
+                    max(split.train[str(s.path)], default=None),
+                ],
+                "heldout": [
+                    min(held_all[str(s.path)], default=None),
+                    max(held_all[str(s.path)], default=None),
+                ],
+            }
+            for s in sources
+        ],
+        "train_frames": len(train.images),
+        "pseudo_labels": counts,
+        "steps": step,
+        "images": step * cfg.batch,
+        "minutes": round(elapsed / 60, 2),
+        "images_per_s": (
+            round(seen_images / max(1e-9, elapsed - session_start), 2) if seen_images else None
+        ),
+        "engine_vs_torch_max_abs_diff": max_diff,
+        "heldout_agreement": None if final is None else final.to_json(names),
+        "config": {k: v for k, v in asdict(cfg).items()},
+        "torch": torch.__version__,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
