@@ -41,9 +41,7 @@ def test_partial_cfg_binarizes_the_five_big_layers() -> None:
     assert xnor == [10, 12, 13, 18, 21]
 
 
-def test_distill_smoke_and_resume(
-    yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path
-) -> None:
+def test_distill_smoke_and_resume(yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path) -> None:
     _need_torch()
     data = _frames(vtest_avi, tmp_path / "frames", 8)
     out = tmp_path / "run"

@@ -101,9 +101,7 @@ def test_cli_evaluate_teacher_against_itself_and_labels(
         lines = [f"{d.class_id} {d.x} {d.y} {d.w} {d.h}" for d in det.detect(frame)]
         (labels / f"{i}.txt").write_text("\n".join(lines) + "\n")
     cap.release()
-    r = xnoryolo(
-        "evaluate", *m, "--data", vtest_avi, "--frames", "0:2", "--labels", labels.parent
-    )
+    r = xnoryolo("evaluate", *m, "--data", vtest_avi, "--frames", "0:2", "--labels", labels.parent)
     assert r.returncode == 0, r.stderr
     assert "mAP@0.5 = 1.0000 over 2 frames" in r.stdout
     r = xnoryolo("evaluate", *m, "--data", vtest_avi)
