@@ -104,15 +104,22 @@ class Detector:
     @classmethod
     def from_files(
         cls,
-        cfg: str | Path,
+        cfg: str | Path | None,
         weights: str | Path,
         names: str | Path | None = None,
         backend: Backend | str = "auto",
         threads: int | None = None,
         **kwargs: Any,
     ) -> Detector:
+        """cfg may be None for a packed `.xnor` file, which embeds its cfg (and names)."""
         network = Network.load(cfg, weights, backend, threads)
-        return cls(network, read_names(names) if names is not None else None, **kwargs)
+        if names is not None:
+            name_list: list[str] | None = read_names(names)
+        else:
+            from .packed import is_packed, packed_names
+
+            name_list = packed_names(weights) if is_packed(weights) else None
+        return cls(network, name_list, **kwargs)
 
     # ----------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,20 +24,31 @@ from .redact import redact
 from .settings import ConfigError, ServeSettings
 from .sources import InvalidSource, parse_source
 
+log = logging.getLogger("xnoryolo.service")
+
 
 def load_detector(settings: ServeSettings) -> DetectorLike:
     from xnoryolo.detector import Detector
 
     m = settings.model
-    if m.cfg is None or m.weights is None or m.names is None:
+    cfg, weights, names = m.cfg, m.weights, m.names
+    if cfg is None and weights is None and names is None:
+        from xnoryolo.defaults import default_model
+
+        log.warning(
+            "no model given: serving the default model, distilled for the demo scene only "
+            "(configs/default/MODEL.md); pass --cfg/--weights/--names for your own"
+        )
+        weights = default_model()
+    elif weights is None or (cfg is None and weights.suffix.lower() != ".xnor"):
         raise ConfigError(
-            "no model given: pass --cfg, --weights and --names (or model: cfg/weights/names "
-            "in the --config file)"
+            "incomplete model: pass --cfg, --weights and --names (or model: cfg/weights/names "
+            "in the --config file); a packed .xnor file needs no --cfg"
         )
     return Detector.from_files(
-        m.cfg,
-        m.weights,
-        m.names,
+        cfg,
+        weights,
+        names,
         backend=m.backend,
         threads=settings.threads,
         thresh=m.thresh,

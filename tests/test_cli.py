@@ -153,3 +153,14 @@ def test_bad_inputs_give_one_clear_error_line(yolov3_tiny: ModelFiles, tmp_path:
     _one_error_line(
         xnoryolo("detect", tmp_path / "missing.jpg", *model_args(yolov3_tiny)), "no such file"
     )
+
+
+def test_detect_without_model_flags_uses_the_default_model(tmp_path: Path) -> None:
+    clip = Path(__file__).resolve().parents[1] / "configs" / "demo" / "vtest-heldout.mp4"
+    jsonl = tmp_path / "d.jsonl"
+    r = xnoryolo("detect", clip, "--json", jsonl, "--max-frames", "3", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "using the default model" in r.stderr
+    frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(frames) == 3
+    assert sum(d["name"] == "person" for f in frames for d in f["detections"]) >= 6

@@ -37,8 +37,8 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("XNORYOLO_")}
 
 
-def test_no_model_is_one_clear_line() -> None:
-    r = serve()
+def test_incomplete_model_is_one_clear_line() -> None:
+    r = serve("--cfg", "x.cfg")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--cfg" in lines[0] and "--weights" in lines[0]
@@ -130,15 +130,24 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.streams and s.streams[0].id == "entrance"
 
 
-def test_serve_runs_and_stops(model_files: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["given", "default"])
+def test_serve_runs_and_stops(model_files: Any, tmp_path: Path, model: str) -> None:
     port = free_port()
     cfg = tmp_path / "serve.yaml"
     cfg.write_text("port: 1\nhost: 0.0.0.0\n")  # flags override both
+    given = (
+        "--cfg",
+        model_files.cfg,
+        "--weights",
+        model_files.weights,
+        "--names",
+        model_files.names,
+    )
+    flags = [str(a) for a in given] if model == "given" else []  # else: the default model
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "xnoryolo", "serve", "--config", str(cfg)),
-            *("--cfg", str(model_files.cfg), "--weights", str(model_files.weights)),
-            *("--names", str(model_files.names), "--host", "127.0.0.1", "--port", str(port)),
+            *(sys.executable, "-m", "xnoryolo", "serve", "--config", str(cfg), *flags),
+            *("--host", "127.0.0.1", "--port", str(port)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -162,3 +171,4 @@ def test_serve_runs_and_stops(model_files: Any, tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+    assert ("default model" in out) == (model == "default"), out

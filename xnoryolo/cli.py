@@ -25,9 +25,12 @@ def _format_warning(message, category, filename, lineno, line=None):
     return f"xnoryolo: warning: {message}\n"
 
 
-def _add_model_args(p: argparse.ArgumentParser, names: bool = True) -> None:
-    p.add_argument("--cfg", required=True, help="darknet .cfg file")
-    p.add_argument("--weights", required=True, help="darknet .weights file")
+def _add_model_args(p: argparse.ArgumentParser, names: bool = True, required: bool = True) -> None:
+    default = "" if required else " (default: the shipped default model, see configs/default)"
+    p.add_argument("--cfg", required=required, help="darknet .cfg file" + default)
+    p.add_argument(
+        "--weights", required=required, help="darknet .weights or packed .xnor file" + default
+    )
     if names:
         p.add_argument("--names", help="class names, one per line (default: class numbers)")
     p.add_argument(
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="detect objects in an image or a video file")
     p.add_argument("source", help="image or video file")
-    _add_model_args(p)
+    _add_model_args(p, required=False)
     p.add_argument("--thresh", type=float, default=0.25, help="probability threshold")
     p.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold (0 disables)")
     p.add_argument(
@@ -111,6 +114,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load_detector(args: argparse.Namespace, **kwargs: Any):
     from xnoryolo.detector import Detector
 
+    if args.weights is None:
+        if args.cfg is not None:
+            raise UsageError("--cfg needs --weights")
+        from xnoryolo.defaults import default_model
+
+        args.weights = default_model()
+        print(
+            f"xnoryolo: using the default model {args.weights.name} (distilled for the demo "
+            "scene only, see configs/default/MODEL.md); pass --cfg/--weights for your own",
+            file=sys.stderr,
+        )
     return Detector.from_files(
         args.cfg, args.weights, args.names, backend=args.backend, threads=args.threads, **kwargs
     )

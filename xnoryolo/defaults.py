@@ -1,0 +1,28 @@
+"""The shipped default model: a binary yolov3-tiny distilled for the demo scene (vtest.avi).
+
+See configs/default/MODEL.md: it is scene-specialised. Installed, configs/ ships as the
+package data `xnoryolo.configs`; in a source checkout it is the top-level configs/ folder."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_MODEL = "default/yolov3-tiny_xnor-partial_vtest.xnor"
+DEMO_CLIP = "demo/vtest-heldout.mp4"
+
+
+def configs_dir() -> Path:
+    try:
+        root = Path(str(resources.files("xnoryolo.configs")))
+    except ModuleNotFoundError:
+        root = Path(__file__).resolve().parents[1] / "configs"
+    return root
+
+
+def default_model() -> Path:
+    """Path of the packed default model; FileNotFoundError if this install lacks it."""
+    path = configs_dir() / DEFAULT_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(f"the default model is missing from this install ({path})")
+    return path
