@@ -1,0 +1,56 @@
+# Contract of the xnoryolo convolution kernels (see kernels/README.md for the bit layout).
+from libc.stdint cimport int32_t, uint64_t
+
+
+cdef extern from "xconv_simd.h" nogil:
+    enum:
+        XN_PORTABLE
+        XN_POPCNT
+        XN_AVX2
+        XN_AVX512
+        XN_NEON
+        XN_NISA
+        XN_LINEAR
+        XN_LEAKY
+        XN_RELU
+        XN_LOGISTIC
+        XN_TF
+        XN_TP
+
+    int xn_isa_supported(int isa)
+    int xn_best_isa()
+    void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
+                        int nf, int p0, int np, int F, int N, const float *scale,
+                        const float *bias, int act, int32_t *dot_out, float *out)
+    void xn_bias_act_row(float *row, int n, float bias, int act)
+    void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
+    void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
+                       int stride_x, int out_w, uint64_t *cols, int kw)
+    uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
+
+
+cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
+                           uint64_t[:, :, ::1] packed, int threads) noexcept nogil
+
+cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
+                     int stride_x, int out_h, int out_w, uint64_t[:, ::1] cols,
+                     int threads) noexcept nogil
+
+
+cdef class BinaryConv:
+    cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding
+    cdef readonly int out_h, out_w, k, kw, cw, fpad, isa, threads
+    cdef readonly str activation
+    cdef int act
+    cdef uint64_t[:, ::1] weights
+    cdef float[::1] scale_, bias_
+    cdef object _run(self, x, bint want_dot)
+
+
+cdef class FloatConv:
+    cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
+    cdef readonly int out_h, out_w, k, threads
+    cdef readonly str activation
+    cdef int act
+    cdef object weights
+    cdef float[::1] bias_

@@ -1,0 +1,280 @@
+"""Fast convolution kernels: XNOR (bit-packed) and float, matching detector.ops.
+
+The bit layout is written down in kernels/README.md. In short: activations are packed per pixel
+along channels into 64-bit words (bit c%64 of word c//64 is 1 iff x[c] > 0), with a border of
+all-zero pixels (= input -1) for padding; each output pixel's window is then concatenated into
+one row of K = size*size*C bits, tap-major (ky, kx, c); weights use the same row order.
+dot = K - 2*popcount(weights XOR window) counts only real taps because unused bits are zero in
+both operands.
+"""
+
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+from xnoryolo.detector.activations import activate
+from xnoryolo.kernels.blas import blas_threads
+
+_ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
+_NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
+
+
+def isa_names():
+    """Names of every SIMD path this build knows, in order of their codes."""
+    return _ISA_NAMES
+
+
+def isa_supported(str name):
+    """Whether this CPU (and build) can run the named path."""
+    return bool(xn_isa_supported(_ISA_NAMES.index(name)))
+
+
+def best_isa():
+    """The fastest path this CPU supports."""
+    return _ISA_NAMES[xn_best_isa()]
+
+
+def _isa_code(str name):
+    if name not in _ISA_NAMES:
+        raise ValueError(f"unknown SIMD path {name!r}: use one of {', '.join(_ISA_NAMES)}")
+    code = _ISA_NAMES.index(name)
+    if not xn_isa_supported(code):
+        raise ValueError(f"SIMD path {name!r} is not supported by this CPU")
+    return code
+
+
+cdef inline int _round_up(int v, int m) noexcept nogil:
+    return (v + m - 1) // m * m
+
+
+cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
+                           uint64_t[:, :, ::1] packed, int threads) noexcept nogil:
+    """Sign bits of x (C,H,W) into packed (Hp, Wp, CW); the border is left as the caller set
+    it (zero = input -1)."""
+    cdef int c = x.shape[0], h = x.shape[1], w = x.shape[2]
+    cdef int y
+    for y in prange(h, num_threads=threads, schedule="static"):
+        xn_pack_row(&x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
+                    packed.shape[2])
+
+
+cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
+                     int stride_x, int out_h, int out_w, uint64_t[:, ::1] cols,
+                     int threads) noexcept nogil:
+    """Concatenate each output pixel's window into one row of cols (zeroed by the caller)."""
+    cdef int oy
+    for oy in prange(out_h, num_threads=threads, schedule="static"):
+        xn_im2col_row(&packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
+                      oy * stride_y, stride_x, out_w, &cols[oy * out_w, 0], cols.shape[1])
+
+
+def pack_weights(signs):
+    """signs int8 (F, C, k, k) in {-1,+1} -> (F rounded up to 4, ceil(K/64)) uint64 rows."""
+    signs = np.asarray(signs)
+    f, c, kh, kwid = signs.shape
+    k = c * kh * kwid
+    kw = (k + 63) // 64
+    fpad = (f + 3) // 4 * 4
+    bits = np.zeros((fpad, kw * 64), dtype=np.uint8)
+    # tap-major (ky, kx, c) order, the order bit_im2col writes the window in
+    bits[:f, :k] = (signs.transpose(0, 2, 3, 1).reshape(f, k) > 0).astype(np.uint8)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view("<u8"), dtype=np.uint64)
+
+
+cdef class BinaryConv:
+    """XNOR convolution of one layer: call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
+
+    def __init__(self, signs, scale, bias, spec, str activation, int threads, str isa):
+        self.c, self.h, self.w = spec.c, spec.h, spec.w
+        self.filters, self.size = spec.filters, spec.size
+        self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
+        self.out_h, self.out_w = spec.out_h, spec.out_w
+        self.k = self.c * self.size * self.size
+        self.kw = (self.k + 63) // 64
+        self.cw = (self.c + 63) // 64
+        if tuple(np.shape(signs)) != (self.filters, self.c, self.size, self.size):
+            raise ValueError(f"signs shape {np.shape(signs)} does not match {spec}")
+        self.fpad = _round_up(self.filters, 4)
+        self.weights = pack_weights(signs)
+        self.scale_ = np.ascontiguousarray(scale, dtype=np.float32)
+        self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
+        self.activation = activation
+        self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.threads = max(1, threads)
+        self.isa = _isa_code(isa)
+
+    @property
+    def isa_name(self):
+        return _ISA_NAMES[self.isa]
+
+    def __call__(self, x):
+        return self._run(x, False)
+
+    def dot(self, x):
+        """Integer part only: int32 (F, out_h*out_w) = sum of sign(w)*sign(x) over the taps."""
+        return self._run(x, True)
+
+    def pack(self, x):
+        """Bit-pack x with this layer's padding border: uint64 (Hp, Wp, ceil(C/64))."""
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        need_h = (self.out_h - 1) * self.stride_y + self.size
+        need_w = (self.out_w - 1) * self.stride_x + self.size
+        hp = max(self.padding + self.h, need_h)
+        wp = max(self.padding + self.w, need_w)
+        packed = np.zeros((hp, wp, self.cw), dtype=np.uint64)
+        cdef const float[:, :, ::1] xm = xv
+        cdef uint64_t[:, :, ::1] pm = packed
+        with nogil:
+            pack_activations(xm, self.padding, self.padding, pm, self.threads)
+        return packed
+
+    cdef object _run(self, x, bint want_dot):
+        cdef int n = self.out_h * self.out_w
+        cdef int npad = _round_up(n, 4)
+        packed = self.pack(x)
+        cols = np.zeros((npad, self.kw), dtype=np.uint64)
+        cdef uint64_t[:, :, ::1] pm = packed
+        cdef uint64_t[:, ::1] cm = cols
+        cdef int nft = (self.fpad + XN_TF - 1) // XN_TF
+        cdef int npt = (npad + XN_TP - 1) // XN_TP
+        cdef int t, f0, p0, nf, np_
+        cdef int32_t[:, ::1] dm
+        cdef float[:, ::1] om
+        cdef int32_t *dptr = NULL
+        cdef float *optr = NULL
+        if want_dot:
+            result = np.empty((self.filters, n), dtype=np.int32)
+            dm = result
+            dptr = &dm[0, 0]
+        else:
+            result = np.empty((self.filters, n), dtype=np.float32)
+            om = result
+            optr = &om[0, 0]
+        with nogil:
+            bit_im2col(pm, self.c, self.size, self.stride_y, self.stride_x, self.out_h,
+                       self.out_w, cm, self.threads)
+            for t in prange(nft * npt, num_threads=self.threads, schedule="static"):
+                f0 = (t % nft) * XN_TF
+                p0 = (t // nft) * XN_TP
+                nf = min(XN_TF, self.fpad - f0)
+                np_ = min(XN_TP, npad - p0)
+                xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0], self.kw, self.k,
+                               f0, nf, p0, np_, self.filters, n, &self.scale_[0],
+                               &self.bias_[0], self.act, dptr, optr)
+        if want_dot:
+            return result
+        if self.activation not in _NATIVE_ACT:
+            result = activate(result, self.activation)
+        return result.reshape(self.filters, self.out_h, self.out_w)
+
+
+cdef void _float_im2col(const float[:, :, ::1] x, int c0, int cg, int size, int stride_y,
+                        int stride_x, int pad, int dil, int out_h, int out_w,
+                        float[:, ::1] cols, int threads) noexcept nogil:
+    """Darknet's im2col_cpu_ext on channels [c0, c0+cg): rows (c, ky, kx), zero padding."""
+    cdef int h = x.shape[1], w = x.shape[2]
+    cdef int r, ch, ky, kx, oy, ox, iy, off, lo, hi
+    cdef float *dst
+    cdef const float *src
+    for r in prange(cg * size * size, num_threads=threads, schedule="static"):
+        ch = r // (size * size)
+        ky = (r // size) % size
+        kx = r % size
+        off = kx * dil - pad
+        # output columns whose tap falls inside the row: lo <= ox < hi
+        lo = 0
+        if off < 0:
+            lo = (-off + stride_x - 1) // stride_x
+        hi = 0
+        if w - 1 - off >= 0:
+            hi = min(out_w, (w - 1 - off) // stride_x + 1)
+        if hi < lo:
+            hi = lo
+        for oy in range(out_h):
+            dst = &cols[r, oy * out_w]
+            iy = oy * stride_y - pad + ky * dil
+            if iy < 0 or iy >= h:
+                memset(dst, 0, out_w * sizeof(float))
+                continue
+            src = &x[c0 + ch, iy, 0]
+            if lo > 0:
+                memset(dst, 0, lo * sizeof(float))
+            if stride_x == 1:
+                memcpy(dst + lo, src + lo + off, (hi - lo) * sizeof(float))
+            else:
+                for ox in range(lo, hi):
+                    dst[ox] = src[ox * stride_x + off]
+            if hi < out_w:
+                memset(dst + hi, 0, (out_w - hi) * sizeof(float))
+
+
+cdef class FloatConv:
+    """Float convolution of one layer (BN folded): Cython im2col, numpy's BLAS sgemm, then
+    bias and activation fused in one pass. Call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
+
+    def __init__(self, weights, bias, spec, str activation, int threads):
+        self.c, self.h, self.w = spec.c, spec.h, spec.w
+        self.filters, self.size = spec.filters, spec.size
+        self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
+        self.dilation, self.groups = spec.dilation, spec.groups
+        self.out_h, self.out_w = spec.out_h, spec.out_w
+        self.k = (self.c // self.groups) * self.size * self.size
+        self.weights = np.ascontiguousarray(
+            np.asarray(weights, dtype=np.float32).reshape(self.filters, self.k)
+        )
+        self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
+        self.activation = activation
+        self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.threads = max(1, threads)
+
+    def __call__(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        cdef int n = self.out_h * self.out_w
+        cdef int cg = self.c // self.groups, fg = self.filters // self.groups
+        cdef bint direct = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
+                            and self.padding == 0)
+        cdef const float[:, :, ::1] xm = xv
+        cdef float[:, ::1] cm
+        cdef float[:, ::1] om
+        cdef int g, f
+        blas_threads(self.threads)
+        out = np.empty((self.filters, n), dtype=np.float32)
+        cols = None if direct else np.empty((self.k, n), dtype=np.float32)
+        for g in range(self.groups):
+            if direct:
+                cols = xv[g * cg:(g + 1) * cg].reshape(cg, n)
+            else:
+                cm = cols
+                with nogil:
+                    _float_im2col(xm, g * cg, cg, self.size, self.stride_y, self.stride_x,
+                                  self.padding * self.dilation, self.dilation, self.out_h,
+                                  self.out_w, cm, self.threads)
+            np.matmul(self.weights[g * fg:(g + 1) * fg], cols, out=out[g * fg:(g + 1) * fg])
+        om = out
+        with nogil:
+            for f in prange(self.filters, num_threads=self.threads, schedule="static"):
+                xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
+        if self.activation not in _NATIVE_ACT:
+            out = activate(out, self.activation)
+        return out.reshape(self.filters, self.out_h, self.out_w)
+
+
+def popcount_peak(str isa, int nwords=64, long reps=200000):
+    """Run the xor+popcount throughput loop; returns (bits processed, checksum)."""
+    cdef int code = _isa_code(isa)
+    buf = np.random.default_rng(0).integers(0, 2**63, size=max(16, nwords), dtype=np.uint64)
+    cdef uint64_t[::1] bm = buf
+    cdef uint64_t s
+    cdef int nw = nwords
+    cdef int step = 16 if code == XN_AVX512 else 4 if code == XN_AVX2 else 2
+    nw = nw // step * step
+    with nogil:
+        s = xn_popcount_peak(code, &bm[0], nw, reps)
+    return 2 * 64 * nw * reps, int(s)
