@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xnoryolo import bench
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p, names=False)
     p.add_argument("--input", required=True, help="(c, h, w) float32 .npy input tensor")
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
+    bench.add_parser(sub)
     return parser
 
 
@@ -85,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_dump(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "bench":
+            return bench.run(args)
     except (XnoryoloError, UsageError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2
