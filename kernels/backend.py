@@ -95,3 +95,17 @@ class FastBackend:
         activation: str,
     ) -> xconv.BinaryConv:
         return xconv.BinaryConv(signs, scale, bias, spec, activation, self.threads, self._isa())
+
+    def maxpool(
+        self,
+        in_shape: tuple[int, int, int],
+        size: int,
+        stride_y: int,
+        stride_x: int,
+        padding: int,
+        out_h: int,
+        out_w: int,
+    ) -> xconv.MaxPool:
+        """Optional factory: darknet maxpool (ops.maxpool) over a (C,H,W) input."""
+        c, h, w = in_shape
+        return xconv.MaxPool(c, h, w, size, stride_y, stride_x, padding, out_h, out_w, self.threads)

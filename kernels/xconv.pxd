@@ -26,6 +26,8 @@ cdef extern from "xconv_simd.h" nogil:
     void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
     void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
                        int stride_x, int out_w, uint64_t *cols, int kw)
+    void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
+                          int oh, int ow, float *out)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 
@@ -54,3 +56,7 @@ cdef class FloatConv:
     cdef int act
     cdef object weights
     cdef float[::1] bias_
+
+
+cdef class MaxPool:
+    cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads

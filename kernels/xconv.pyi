@@ -62,3 +62,19 @@ class FloatConv:
         self, weights: np.ndarray, bias: np.ndarray, spec: ConvSpec, activation: str, threads: int
     ) -> None: ...
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+class MaxPool:
+    def __init__(
+        self,
+        c: int,
+        h: int,
+        w: int,
+        size: int,
+        stride_y: int,
+        stride_x: int,
+        padding: int,
+        out_h: int,
+        out_w: int,
+        threads: int,
+    ) -> None: ...
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...

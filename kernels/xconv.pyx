@@ -266,6 +266,32 @@ cdef class FloatConv:
         return out.reshape(self.filters, self.out_h, self.out_w)
 
 
+cdef class MaxPool:
+    """Darknet maxpool (ops.maxpool): call with x float32 (C,H,W) -> float32 (C,oh,ow)."""
+
+    def __init__(self, int c, int h, int w, int size, int stride_y, int stride_x, int padding,
+                 int out_h, int out_w, int threads):
+        self.c, self.h, self.w = c, h, w
+        self.size, self.stride_y, self.stride_x, self.padding = size, stride_y, stride_x, padding
+        self.out_h, self.out_w = out_h, out_w
+        self.threads = max(1, threads)
+
+    def __call__(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        out = np.empty((self.c, self.out_h, self.out_w), dtype=np.float32)
+        cdef const float[:, :, ::1] xm = xv
+        cdef float[:, :, ::1] om = out
+        cdef int ch
+        with nogil:
+            for ch in prange(self.c, num_threads=self.threads, schedule="static"):
+                xn_maxpool_plane(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
+                                 self.stride_x, self.padding // 2, self.out_h, self.out_w,
+                                 &om[ch, 0, 0])
+        return out
+
+
 def popcount_peak(str isa, int nwords=64, long reps=200000):
     """Run the xor+popcount throughput loop; returns (bits processed, checksum)."""
     cdef int code = _isa_code(isa)

@@ -436,6 +436,42 @@ static void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int siz
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Maxpool of one channel plane, darknet's semantics: window origin (-off, -off), taps outside
+ * the image ignored, -FLT_MAX where a window has none. */
+
+static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
+                             int oh, int ow, float *out) {
+    int oy, ox, ky, kx;
+    if (size == 2 && sy == 2 && sx == 2 && off == 0 && 2 * oh <= h && 2 * ow <= w) {
+        /* tiny-YOLO's 2x2/2: every window lies inside the image */
+        for (oy = 0; oy < oh; oy++) {
+            const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
+            float *o = out + (size_t)oy * ow;
+            for (ox = 0; ox < ow; ox++) {
+                float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                o[ox] = a > b ? a : b;
+            }
+        }
+        return;
+    }
+    for (oy = 0; oy < oh; oy++) {
+        for (ox = 0; ox < ow; ox++) {
+            float m = -3.402823466e+38f;
+            for (ky = 0; ky < size; ky++) {
+                int iy = oy * sy - off + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (kx = 0; kx < size; kx++) {
+                    int ix = ox * sx - off + kx;
+                    if (ix >= 0 && ix < w && x[(size_t)iy * w + ix] > m) m = x[(size_t)iy * w + ix];
+                }
+            }
+            out[(size_t)oy * ow + ox] = m;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Popcount peak: xor + popcount + add over an L1-resident buffer, each load used twice (the
  * ratio the GEMM micro-kernels reach), independent accumulators. Returns a checksum. */
 

@@ -201,6 +201,24 @@ def test_float_activations(activation: str) -> None:
     _close(kernel(x), ops.float_conv(x, weights, bias, spec, activation), 1e-5)
 
 
+# ----------------------------------------------------------------------------------- maxpool
+@pytest.mark.parametrize(
+    "pool", [(2, 2, 2, 1), (2, 1, 1, 1), (3, 1, 1, 2), (5, 1, 1, 4), (3, 2, 2, 2), (2, 2, 1, 0)]
+)
+@pytest.mark.parametrize("hw", [(8, 8), (13, 13), (7, 12), (1, 5)])
+def test_maxpool(hw: tuple[int, int], pool: tuple[int, int, int, int]) -> None:
+    size, sy, sx, padding = pool
+    h, w = hw
+    if h + padding < size or w + padding < size:
+        pytest.skip("window does not fit")
+    out_h, out_w = (h + padding - size) // sy + 1, (w + padding - size) // sx + 1
+    x = np.random.default_rng(h * w + size).standard_normal((5, h, w)).astype(np.float32)
+    for threads in (1, 2):
+        kernel = FastBackend(threads).maxpool((5, h, w), size, sy, sx, padding, out_h, out_w)
+        ref = ops.maxpool(x, size, sy, sx, padding, out_h, out_w)
+        np.testing.assert_array_equal(kernel(x), ref)
+
+
 # ----------------------------------------------------------------------------------- backend
 def test_backend_factory_and_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XNORYOLO_THREADS", "3")
