@@ -16,6 +16,7 @@ cdef extern from "xconv_simd.h" nogil:
         XN_LOGISTIC
         XN_TF
         XN_TP
+        XN_PW
 
     int xn_isa_supported(int isa)
     int xn_best_isa()
@@ -25,7 +26,7 @@ cdef extern from "xconv_simd.h" nogil:
     void xn_bias_act_row(float *row, int n, float bias, int act)
     void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
     void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
-                       int stride_x, int out_w, uint64_t *cols, int kw)
+                       int stride_x, int out_w, int p0, uint64_t *cols, int kw)
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
                           int oh, int ow, float *out)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
@@ -35,7 +36,7 @@ cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil
 
 cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
-                     int stride_x, int out_h, int out_w, uint64_t[:, ::1] cols,
+                     int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
                      int threads) noexcept nogil
 
 

@@ -61,13 +61,14 @@ cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
 
 
 cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
-                     int stride_x, int out_h, int out_w, uint64_t[:, ::1] cols,
+                     int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
                      int threads) noexcept nogil:
-    """Concatenate each output pixel's window into one row of cols (zeroed by the caller)."""
+    """Each output pixel's window, concatenated, into its lane of the pixel panels cols
+    (npanels, KW, XN_PW), zeroed by the caller."""
     cdef int oy
     for oy in prange(out_h, num_threads=threads, schedule="static"):
         xn_im2col_row(&packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
-                      oy * stride_y, stride_x, out_w, &cols[oy * out_w, 0], cols.shape[1])
+                      oy * stride_y, stride_x, out_w, oy * out_w, &cols[0, 0, 0], cols.shape[1])
 
 
 def pack_weights(signs):
@@ -135,11 +136,11 @@ cdef class BinaryConv:
 
     cdef object _run(self, x, bint want_dot):
         cdef int n = self.out_h * self.out_w
-        cdef int npad = _round_up(n, 4)
+        cdef int npad = _round_up(n, XN_PW)
         packed = self.pack(x)
-        cols = np.zeros((npad, self.kw), dtype=np.uint64)
+        cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
         cdef uint64_t[:, :, ::1] pm = packed
-        cdef uint64_t[:, ::1] cm = cols
+        cdef uint64_t[:, :, ::1] cm = cols
         cdef int nft = (self.fpad + XN_TF - 1) // XN_TF
         cdef int npt = (npad + XN_TP - 1) // XN_TP
         cdef int t, f0, p0, nf, np_
@@ -163,7 +164,7 @@ cdef class BinaryConv:
                 p0 = (t // nft) * XN_TP
                 nf = min(XN_TF, self.fpad - f0)
                 np_ = min(XN_TP, npad - p0)
-                xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0], self.kw, self.k,
+                xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
                                f0, nf, p0, np_, self.filters, n, &self.scale_[0],
                                &self.bias_[0], self.act, dptr, optr)
         if want_dot:

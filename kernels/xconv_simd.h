@@ -96,14 +96,41 @@ static void xn_activate_row(float *y, int n, int act) {
     }
 }
 
-static XN_NOCONTRACT void xn_store_row(const int32_t *dot, int n, float scale, float bias, int act,
-                                       float *out) {
-    int i;
-    for (i = 0; i < n; i++) {
-        float y = (float)dot[i] * scale;
-        out[i] = y + bias;
+/* Fused: dot = K - 2*mismatches, y = float(dot)*scale + bias, activation, one store per value
+ * (a separate activation pass would re-load values just stored, stalling on forwarding). */
+static XN_NOCONTRACT void xn_store_row(const int32_t *cnt, int K, int n, float scale, float bias,
+                                       int act, float *out) {
+    int i = 0;
+#ifdef XN_X86
+    if (act != XN_LOGISTIC) {
+        const __m128 vs = _mm_set1_ps(scale), vb = _mm_set1_ps(bias);
+        const __m128 tenth = _mm_set1_ps(0.1f), zero = _mm_setzero_ps();
+        const __m128i vk = _mm_set1_epi32(K);
+        for (; i + 4 <= n; i += 4) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(cnt + i));
+            __m128i d = _mm_sub_epi32(vk, _mm_add_epi32(c, c));
+            __m128 y = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(d), vs), vb);
+            if (act == XN_LEAKY) {
+                __m128 pos = _mm_cmpgt_ps(y, zero);
+                y = _mm_or_ps(_mm_and_ps(pos, y), _mm_andnot_ps(pos, _mm_mul_ps(y, tenth)));
+            } else if (act == XN_RELU) {
+                y = _mm_and_ps(_mm_cmpgt_ps(y, zero), y);
+            }
+            _mm_storeu_ps(out + i, y);
+        }
     }
-    xn_activate_row(out, n, act);
+#endif
+    for (; i < n; i++) {
+        float y = (float)(K - 2 * cnt[i]) * scale;
+        y = y + bias;
+        if (act == XN_LEAKY)
+            y = y > 0.0f ? y : 0.1f * y;
+        else if (act == XN_RELU)
+            y = y > 0.0f ? y : 0.0f;
+        out[i] = y;
+    }
+    if (act == XN_LOGISTIC)
+        for (i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-out[i]));
 }
 
 static XN_NOCONTRACT void xn_bias_act_row(float *row, int n, float bias, int act) {
@@ -113,8 +140,12 @@ static XN_NOCONTRACT void xn_bias_act_row(float *row, int n, float bias, int act
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Binary micro-kernels: cnt[i][j] = popcount(A[f0+i] XOR B[p0+j]) over kw words, for a tile of
- * nf x np (both multiples of 4; A and B have rows of kw words, zero-padded to the multiple).   */
+/* Binary micro-kernels: cnt[i][j] = popcount(A[f0+i] XOR window of pixel p0+j) over kw words.
+ * A: rows of kw words (f-major). B: pixel panels of XN_PW pixels, word k of pixel p at
+ * B[((p / XN_PW) * kw + k) * XN_PW + p % XN_PW], so one vector load holds word k of 8 pixels
+ * and no horizontal sums are needed. nf is a multiple of 4, np of XN_PW.                   */
+
+#define XN_PW 8
 
 static inline int xn_popcount64_portable(uint64_t v) {
     /* SWAR popcount: no dependence on compiler builtins or CPU instructions. */
@@ -126,25 +157,15 @@ static inline int xn_popcount64_portable(uint64_t v) {
 
 static void xn_tile_portable(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
                              int32_t *cnt) {
-    int i, j, k;
-    for (i = 0; i < nf; i += 4) {
-        const uint64_t *a0 = A + (size_t)i * kw;
-        for (j = 0; j < np; j += 2) {
-            const uint64_t *b0 = B + (size_t)j * kw, *b1 = b0 + kw;
-            int32_t c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            for (k = 0; k < kw; k++) {
-                uint64_t x0 = b0[k], x1 = b1[k];
-                int r;
-                for (r = 0; r < 4; r++) {
-                    uint64_t w = a0[(size_t)r * kw + k];
-                    c[2 * r] += xn_popcount64_portable(w ^ x0);
-                    c[2 * r + 1] += xn_popcount64_portable(w ^ x1);
-                }
-            }
-            for (k = 0; k < 4; k++) {
-                cnt[(i + k) * XN_TP + j] = c[2 * k];
-                cnt[(i + k) * XN_TP + j + 1] = c[2 * k + 1];
-            }
+    int i, j, k, l;
+    for (i = 0; i < nf; i++) {
+        const uint64_t *a = A + (size_t)i * kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            int32_t c[XN_PW] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (k = 0; k < kw; k++)
+                for (l = 0; l < XN_PW; l++) c[l] += xn_popcount64_portable(a[k] ^ b[k * XN_PW + l]);
+            for (l = 0; l < XN_PW; l++) cnt[i * XN_TP + j + l] = c[l];
         }
     }
 }
@@ -153,31 +174,36 @@ static void xn_tile_portable(const uint64_t *A, const uint64_t *B, int kw, int n
 __attribute__((target("popcnt"))) static void xn_tile_popcnt(const uint64_t *A, const uint64_t *B,
                                                              int kw, int nf, int np,
                                                              int32_t *cnt) {
-    int i, j, k;
-    for (i = 0; i < nf; i += 4) {
-        const uint64_t *a0 = A + (size_t)i * kw, *a1 = a0 + kw, *a2 = a1 + kw, *a3 = a2 + kw;
-        for (j = 0; j < np; j += 2) {
-            const uint64_t *b0 = B + (size_t)j * kw, *b1 = b0 + kw;
-            uint64_t c00 = 0, c01 = 0, c10 = 0, c11 = 0, c20 = 0, c21 = 0, c30 = 0, c31 = 0;
-            for (k = 0; k < kw; k++) {
-                uint64_t x0 = b0[k], x1 = b1[k];
-                c00 += (uint64_t)__builtin_popcountll(a0[k] ^ x0);
-                c01 += (uint64_t)__builtin_popcountll(a0[k] ^ x1);
-                c10 += (uint64_t)__builtin_popcountll(a1[k] ^ x0);
-                c11 += (uint64_t)__builtin_popcountll(a1[k] ^ x1);
-                c20 += (uint64_t)__builtin_popcountll(a2[k] ^ x0);
-                c21 += (uint64_t)__builtin_popcountll(a2[k] ^ x1);
-                c30 += (uint64_t)__builtin_popcountll(a3[k] ^ x0);
-                c31 += (uint64_t)__builtin_popcountll(a3[k] ^ x1);
+    /* 2 filters x 4 pixels: 8 accumulators in general registers */
+    int i, j, h, k;
+    for (i = 0; i < nf; i += 2) {
+        const uint64_t *a0 = A + (size_t)i * kw, *a1 = a0 + kw;
+        for (j = 0; j < np; j += XN_PW) {
+            for (h = 0; h < XN_PW; h += 4) {
+                const uint64_t *b = B + (size_t)j * kw + h;
+                uint64_t c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+                for (k = 0; k < kw; k++) {
+                    const uint64_t w0 = a0[k], w1 = a1[k];
+                    const uint64_t *x = b + (size_t)k * XN_PW;
+                    c00 += (uint64_t)__builtin_popcountll(w0 ^ x[0]);
+                    c01 += (uint64_t)__builtin_popcountll(w0 ^ x[1]);
+                    c02 += (uint64_t)__builtin_popcountll(w0 ^ x[2]);
+                    c03 += (uint64_t)__builtin_popcountll(w0 ^ x[3]);
+                    c10 += (uint64_t)__builtin_popcountll(w1 ^ x[0]);
+                    c11 += (uint64_t)__builtin_popcountll(w1 ^ x[1]);
+                    c12 += (uint64_t)__builtin_popcountll(w1 ^ x[2]);
+                    c13 += (uint64_t)__builtin_popcountll(w1 ^ x[3]);
+                }
+                int32_t *o0 = cnt + i * XN_TP + j + h, *o1 = o0 + XN_TP;
+                o0[0] = (int32_t)c00;
+                o0[1] = (int32_t)c01;
+                o0[2] = (int32_t)c02;
+                o0[3] = (int32_t)c03;
+                o1[0] = (int32_t)c10;
+                o1[1] = (int32_t)c11;
+                o1[2] = (int32_t)c12;
+                o1[3] = (int32_t)c13;
             }
-            cnt[i * XN_TP + j] = (int32_t)c00;
-            cnt[i * XN_TP + j + 1] = (int32_t)c01;
-            cnt[(i + 1) * XN_TP + j] = (int32_t)c10;
-            cnt[(i + 1) * XN_TP + j + 1] = (int32_t)c11;
-            cnt[(i + 2) * XN_TP + j] = (int32_t)c20;
-            cnt[(i + 2) * XN_TP + j + 1] = (int32_t)c21;
-            cnt[(i + 3) * XN_TP + j] = (int32_t)c30;
-            cnt[(i + 3) * XN_TP + j + 1] = (int32_t)c31;
         }
     }
 }
@@ -195,51 +221,49 @@ __attribute__((target("avx2,popcnt"))) static inline uint64_t xn_hsum_avx2(__m25
     return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
 }
 
+__attribute__((target("avx2,popcnt"))) static inline void xn_store4_avx2(__m256i v, int32_t *o) {
+    /* four 64-bit lane counts (< 2^31) -> four int32 */
+    __m256i packed = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
+    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(packed));
+}
+
 __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *A,
                                                                 const uint64_t *B, int kw, int nf,
                                                                 int np, int32_t *cnt) {
+    /* 2 filters x 8 pixels (two ymm of 4 pixels each): byte counters, flushed every 31 words */
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
                                          2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
-    const int kv = kw & ~3;
-    int i, j, k, r, s;
-    for (i = 0; i < nf; i += 4) {
-        const long long *a[4];
-        for (r = 0; r < 4; r++) a[r] = (const long long *)(A + (size_t)(i + r) * kw);
-        for (j = 0; j < np; j += 2) {
-            const long long *b0 = (const long long *)(B + (size_t)j * kw);
-            const long long *b1 = b0 + kw;
-            __m256i t[8];
-            for (r = 0; r < 8; r++) t[r] = zero;
+    int i, j, k;
+    for (i = 0; i < nf; i += 2) {
+        const long long *a0 = (const long long *)(A + (size_t)i * kw), *a1 = a0 + kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
             k = 0;
-            while (k < kv) {
-                /* byte counters hold at most 8 per step: flush to 64-bit lanes every 31 steps */
-                int stop = k + 31 * 4 < kv ? k + 31 * 4 : kv;
-                __m256i c[8];
-                for (r = 0; r < 8; r++) c[r] = zero;
-                for (; k < stop; k += 4) {
-                    __m256i x0 = _mm256_loadu_si256((const __m256i *)(b0 + k));
-                    __m256i x1 = _mm256_loadu_si256((const __m256i *)(b1 + k));
-                    for (r = 0; r < 4; r++) {
-                        __m256i w = _mm256_loadu_si256((const __m256i *)(a[r] + k));
-                        c[2 * r] = _mm256_add_epi8(
-                            c[2 * r], xn_pc8_avx2(_mm256_xor_si256(w, x0), lut, low));
-                        c[2 * r + 1] = _mm256_add_epi8(
-                            c[2 * r + 1], xn_pc8_avx2(_mm256_xor_si256(w, x1), lut, low));
-                    }
+            while (k < kw) {
+                const int stop = k + 31 < kw ? k + 31 : kw;
+                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+                for (; k < stop; k++) {
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
+                    const __m256i x1 =
+                        _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
+                    const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
+                    c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
+                    c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
+                    c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
+                    c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
                 }
-                for (r = 0; r < 8; r++) t[r] = _mm256_add_epi64(t[r], _mm256_sad_epu8(c[r], zero));
+                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
+                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
+                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
+                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
             }
-            for (r = 0; r < 4; r++) {
-                uint64_t s0 = xn_hsum_avx2(t[2 * r]), s1 = xn_hsum_avx2(t[2 * r + 1]);
-                for (s = kv; s < kw; s++) {
-                    s0 += (uint64_t)__builtin_popcountll((uint64_t)(a[r][s] ^ b0[s]));
-                    s1 += (uint64_t)__builtin_popcountll((uint64_t)(a[r][s] ^ b1[s]));
-                }
-                cnt[(i + r) * XN_TP + j] = (int32_t)s0;
-                cnt[(i + r) * XN_TP + j + 1] = (int32_t)s1;
-            }
+            xn_store4_avx2(t00, cnt + i * XN_TP + j);
+            xn_store4_avx2(t01, cnt + i * XN_TP + j + 4);
+            xn_store4_avx2(t10, cnt + (i + 1) * XN_TP + j);
+            xn_store4_avx2(t11, cnt + (i + 1) * XN_TP + j + 4);
         }
     }
 }
@@ -250,39 +274,44 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
                                                                      const uint64_t *B, int kw,
                                                                      int nf, int np,
                                                                      int32_t *cnt) {
-    /* 4 filters x 4 pixels: 16 accumulators, 8 loads per 16 xor/popcount/add. The last, partial
-     * group of 8 words uses masked loads (masked-off lanes read as 0 in both operands). */
-    const __mmask8 tail = (__mmask8)((1u << (kw & 7)) - 1u);
-    const int kv = kw & ~7;
+    /* 4 filters x 4 panels (32 pixels): 16 accumulators; per word: 4 panel loads and 4
+     * broadcasts for 16 xor/popcount/add. A last group of 1..3 panels loops the same way. */
     int i, j, k, r, q;
     for (i = 0; i < nf; i += 4) {
         const uint64_t *a = A + (size_t)i * kw;
-        for (j = 0; j < np; j += 4) {
+        for (j = 0; j < np; j += 4 * XN_PW) {
+            const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
             const uint64_t *b = B + (size_t)j * kw;
             __m512i acc[16];
-            __m512i w[4], x[4];
             for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
-            for (k = 0; k < kv; k += 8) {
-                for (r = 0; r < 4; r++) w[r] = _mm512_loadu_si512((const void *)(a + (size_t)r * kw + k));
-                for (q = 0; q < 4; q++) x[q] = _mm512_loadu_si512((const void *)(b + (size_t)q * kw + k));
-                for (r = 0; r < 4; r++)
+            if (panels == 4) {
+                for (k = 0; k < kw; k++) {
+                    __m512i x[4], w[4];
                     for (q = 0; q < 4; q++)
-                        acc[4 * r + q] = _mm512_add_epi64(
-                            acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
-            }
-            if (tail) {
-                for (r = 0; r < 4; r++)
-                    w[r] = _mm512_maskz_loadu_epi64(tail, (const void *)(a + (size_t)r * kw + kv));
-                for (q = 0; q < 4; q++)
-                    x[q] = _mm512_maskz_loadu_epi64(tail, (const void *)(b + (size_t)q * kw + kv));
-                for (r = 0; r < 4; r++)
-                    for (q = 0; q < 4; q++)
-                        acc[4 * r + q] = _mm512_add_epi64(
-                            acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
+                        x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+                    for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
+                    for (r = 0; r < 4; r++)
+                        for (q = 0; q < 4; q++)
+                            acc[4 * r + q] = _mm512_add_epi64(
+                                acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
+                }
+            } else {
+                for (k = 0; k < kw; k++) {
+                    for (q = 0; q < panels; q++) {
+                        const __m512i x =
+                            _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+                        for (r = 0; r < 4; r++)
+                            acc[4 * r + q] = _mm512_add_epi64(
+                                acc[4 * r + q],
+                                _mm512_popcnt_epi64(_mm512_xor_si512(
+                                    _mm512_set1_epi64((long long)a[(size_t)r * kw + k]), x)));
+                    }
+                }
             }
             for (r = 0; r < 4; r++)
-                for (q = 0; q < 4; q++)
-                    cnt[(i + r) * XN_TP + j + q] = (int32_t)_mm512_reduce_add_epi64(acc[4 * r + q]);
+                for (q = 0; q < panels; q++)
+                    _mm256_storeu_si256((__m256i *)(cnt + (i + r) * XN_TP + j + q * XN_PW),
+                                        _mm512_cvtepi64_epi32(acc[4 * r + q]));
         }
     }
 }
@@ -291,38 +320,34 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
 #ifdef __aarch64__
 static void xn_tile_neon(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
                          int32_t *cnt) {
-    /* vcnt counts bits per byte; pairwise widening adds keep 16-bit lanes from overflowing
-     * (each step adds at most 16 per lane; flushed to 64-bit lanes every 1024 steps). */
-    const int kv = kw & ~1;
-    int i, j, k, r, s;
-    for (i = 0; i < nf; i += 4) {
-        for (j = 0; j < np; j += 2) {
-            const uint64_t *b0 = B + (size_t)j * kw, *b1 = b0 + kw;
-            for (r = 0; r < 4; r++) {
-                const uint64_t *a = A + (size_t)(i + r) * kw;
-                uint64x2_t t0 = vdupq_n_u64(0), t1 = vdupq_n_u64(0);
-                k = 0;
-                while (k < kv) {
-                    int stop = k + 2048 < kv ? k + 2048 : kv;
-                    uint16x8_t c0 = vdupq_n_u16(0), c1 = vdupq_n_u16(0);
-                    for (; k < stop; k += 2) {
-                        uint8x16_t w = vreinterpretq_u8_u64(vld1q_u64(a + k));
-                        uint8x16_t x0 = vreinterpretq_u8_u64(vld1q_u64(b0 + k));
-                        uint8x16_t x1 = vreinterpretq_u8_u64(vld1q_u64(b1 + k));
-                        c0 = vpadalq_u8(c0, vcntq_u8(veorq_u8(w, x0)));
-                        c1 = vpadalq_u8(c1, vcntq_u8(veorq_u8(w, x1)));
+    /* 1 filter x 8 pixels (four q registers of 2 pixels): vcnt counts bits per byte, vpadal
+     * widens pairwise into 16-bit lanes (at most 8*2 per step and lane), flushed to 64-bit
+     * lanes every 2048 words, far below 16-bit overflow. */
+    int i, j, k, q;
+    for (i = 0; i < nf; i++) {
+        const uint64_t *a = A + (size_t)i * kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            uint64x2_t t[4];
+            for (q = 0; q < 4; q++) t[q] = vdupq_n_u64(0);
+            k = 0;
+            while (k < kw) {
+                const int stop = k + 2048 < kw ? k + 2048 : kw;
+                uint16x8_t c[4];
+                for (q = 0; q < 4; q++) c[q] = vdupq_n_u16(0);
+                for (; k < stop; k++) {
+                    const uint8x16_t w = vreinterpretq_u8_u64(vdupq_n_u64(a[k]));
+                    for (q = 0; q < 4; q++) {
+                        const uint8x16_t x =
+                            vreinterpretq_u8_u64(vld1q_u64(b + (size_t)k * XN_PW + 2 * q));
+                        c[q] = vpadalq_u8(c[q], vcntq_u8(veorq_u8(w, x)));
                     }
-                    t0 = vaddq_u64(t0, vpaddlq_u32(vpaddlq_u16(c0)));
-                    t1 = vaddq_u64(t1, vpaddlq_u32(vpaddlq_u16(c1)));
                 }
-                uint64_t s0 = vgetq_lane_u64(t0, 0) + vgetq_lane_u64(t0, 1);
-                uint64_t s1 = vgetq_lane_u64(t1, 0) + vgetq_lane_u64(t1, 1);
-                for (s = kv; s < kw; s++) {
-                    s0 += (uint64_t)xn_popcount64_portable(a[s] ^ b0[s]);
-                    s1 += (uint64_t)xn_popcount64_portable(a[s] ^ b1[s]);
-                }
-                cnt[(i + r) * XN_TP + j] = (int32_t)s0;
-                cnt[(i + r) * XN_TP + j + 1] = (int32_t)s1;
+                for (q = 0; q < 4; q++) t[q] = vaddq_u64(t[q], vpaddlq_u32(vpaddlq_u16(c[q])));
+            }
+            for (q = 0; q < 4; q++) {
+                cnt[i * XN_TP + j + 2 * q] = (int32_t)vgetq_lane_u64(t[q], 0);
+                cnt[i * XN_TP + j + 2 * q + 1] = (int32_t)vgetq_lane_u64(t[q], 1);
             }
         }
     }
@@ -359,77 +384,127 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     }
     nvalid = N - p0 < np ? N - p0 : np;
     for (i = 0; i < nf && f0 + i < F; i++) {
-        int32_t *row = cnt + i * XN_TP;
+        const int32_t *row = cnt + i * XN_TP;
         /* mismatches -> +-1 dot product over the K real taps (padded bits never mismatch) */
-        for (j = 0; j < nvalid; j++) row[j] = K - 2 * row[j];
-        if (dot_out)
-            memcpy(dot_out + (size_t)(f0 + i) * N + p0, row, (size_t)nvalid * sizeof(int32_t));
-        else
-            xn_store_row(row, nvalid, scale[f0 + i], bias[f0 + i], act,
+        if (dot_out) {
+            int32_t *d = dot_out + (size_t)(f0 + i) * N + p0;
+            for (j = 0; j < nvalid; j++) d[j] = K - 2 * row[j];
+        } else {
+            xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
                          out + (size_t)(f0 + i) * N + p0);
+        }
     }
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Packing and bit-im2col (layout in kernels/README.md).                                      */
 
-#define XN_PACK_CHUNK 512
-
 /* One input row: x points at channel 0 of the row, plane = H*W floats between channels.
  * dst points at the row's first real pixel in the packed image (pixel stride cw words).
  * Branch-free so the compiler vectorises the inner loop over pixels. */
 static void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw) {
-    uint64_t tmp[XN_PACK_CHUNK];
-    int i0, wd, ch, i;
-    for (i0 = 0; i0 < w; i0 += XN_PACK_CHUNK) {
-        int n = w - i0 < XN_PACK_CHUNK ? w - i0 : XN_PACK_CHUNK;
+    int wd, ch, i = 0;
+#ifdef XN_X86
+    /* 8 pixels at a time, their words kept in registers across the channels of one word:
+     * compare -> 32-bit masks -> widened to 64-bit lanes -> AND the channel's bit -> OR. */
+    for (; i + 8 <= w; i += 8) {
         for (wd = 0; wd < cw; wd++) {
-            int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
-            for (i = 0; i < n; i++) tmp[i] = 0;
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            const __m128 zero = _mm_setzero_ps();
+            __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+            uint64_t *o = dst + (size_t)i * cw + wd;
             for (ch = wd * 64; ch < c1; ch++) {
-                const float *s = x + (size_t)ch * plane + i0;
-                const uint64_t bit = (uint64_t)1 << (ch & 63);
-                for (i = 0; i < n; i++) tmp[i] |= s[i] > 0.0f ? bit : 0;
+                const float *s = x + (size_t)ch * plane + i;
+                const __m128i bit = _mm_set1_epi64x((long long)((uint64_t)1 << (ch & 63)));
+                const __m128i m0 = _mm_castps_si128(_mm_cmpgt_ps(_mm_loadu_ps(s), zero));
+                const __m128i m1 = _mm_castps_si128(_mm_cmpgt_ps(_mm_loadu_ps(s + 4), zero));
+                a0 = _mm_or_si128(a0, _mm_and_si128(_mm_unpacklo_epi32(m0, m0), bit));
+                a1 = _mm_or_si128(a1, _mm_and_si128(_mm_unpackhi_epi32(m0, m0), bit));
+                a2 = _mm_or_si128(a2, _mm_and_si128(_mm_unpacklo_epi32(m1, m1), bit));
+                a3 = _mm_or_si128(a3, _mm_and_si128(_mm_unpackhi_epi32(m1, m1), bit));
             }
-            for (i = 0; i < n; i++) dst[(size_t)(i0 + i) * cw + wd] = tmp[i];
+            _mm_storel_epi64((__m128i *)(o), a0);
+            _mm_storel_epi64((__m128i *)(o + cw), _mm_unpackhi_epi64(a0, a0));
+            _mm_storel_epi64((__m128i *)(o + 2 * (size_t)cw), a1);
+            _mm_storel_epi64((__m128i *)(o + 3 * (size_t)cw), _mm_unpackhi_epi64(a1, a1));
+            _mm_storel_epi64((__m128i *)(o + 4 * (size_t)cw), a2);
+            _mm_storel_epi64((__m128i *)(o + 5 * (size_t)cw), _mm_unpackhi_epi64(a2, a2));
+            _mm_storel_epi64((__m128i *)(o + 6 * (size_t)cw), a3);
+            _mm_storel_epi64((__m128i *)(o + 7 * (size_t)cw), _mm_unpackhi_epi64(a3, a3));
+        }
+    }
+#endif
+    for (; i < w; i++) {
+        for (wd = 0; wd < cw; wd++) {
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            uint64_t v = 0;
+            for (ch = wd * 64; ch < c1; ch++)
+                v |= (uint64_t)(x[(size_t)ch * plane + i] > 0.0f) << (ch & 63);
+            dst[(size_t)i * cw + wd] = v;
         }
     }
 }
 
-/* OR nbits of src (cw words, unused tail bits zero) into row at bit offset. */
+/* OR nbits of src (cw words, unused tail bits zero) into a window row at bit offset; the row's
+ * words are `stride` apart (XN_PW in the pixel panels, 1 in a contiguous buffer). */
 static inline void xn_append_bits(uint64_t *row, int offset, const uint64_t *src, int cw,
-                                  int nbits) {
+                                  int nbits, int stride) {
     const int sh = offset & 63;
     int i;
-    row += offset >> 6;
+    row += (size_t)(offset >> 6) * stride;
     if (sh == 0) {
-        for (i = 0; i < cw; i++) row[i] |= src[i];
+        for (i = 0; i < cw; i++) row[(size_t)i * stride] |= src[i];
         return;
     }
     for (i = 0; i < cw; i++) {
-        row[i] |= src[i] << sh;
-        if (nbits - 64 * i > 64 - sh) row[i + 1] |= src[i] >> (64 - sh);
+        row[(size_t)i * stride] |= src[i] << sh;
+        if (nbits - 64 * i > 64 - sh) row[(size_t)(i + 1) * stride] |= src[i] >> (64 - sh);
     }
 }
 
-/* Windows of one output row: row ox of cols (kw words each, zeroed) gets the size x size taps
- * of packed rows iy0 .. iy0+size-1 starting at pixel ox*stride_x, tap-major (ky, kx, c). */
+/* Windows up to this many words are assembled on the stack (3x3 windows up to C = 455). */
+#define XN_ROWBUF 64
+
+/* Windows of output row oy (pixels p0 = oy*out_w ...): pixel p gets the size x size taps of
+ * packed rows iy0 .. iy0+size-1 from column ox*stride_x, tap-major (ky, kx, c), written into
+ * its panel lane. cols is zeroed. */
 static void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
-                          int stride_x, int out_w, uint64_t *cols, int kw) {
-    int ox, ky, kx;
+                          int stride_x, int out_w, int p0, uint64_t *cols, int kw) {
+    uint64_t buf[XN_ROWBUF + 1];
+    int ox, ky, kx, j;
+    memset(buf, 0, sizeof(buf));
     for (ox = 0; ox < out_w; ox++) {
-        uint64_t *row = cols + (size_t)ox * kw;
+        const int p = p0 + ox;
+        uint64_t *row = cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW;
         for (ky = 0; ky < size; ky++) {
             const uint64_t *src = packed + ((size_t)(iy0 + ky) * wp + (size_t)ox * stride_x) * cw;
             if ((c & 63) == 0) {
-                /* a window row's taps are consecutive pixels: one contiguous copy */
-                memcpy(row + ky * size * cw, src, (size_t)size * cw * sizeof(uint64_t));
-            } else if (cw == 1) {
+                /* a window row's taps are consecutive pixels: contiguous words */
+                uint64_t *dst = row + (size_t)ky * size * cw * XN_PW;
+                for (j = 0; j < size * cw; j++) dst[(size_t)j * XN_PW] = src[j];
+            } else if (cw == 1 && kw <= XN_ROWBUF) {
+                /* C < 64: each tap is one word, appended at a running bit offset */
+                int off = ky * size * c;
+                for (kx = 0; kx < size; kx++, off += c) {
+                    const uint64_t v = src[kx];
+                    const int sh = off & 63;
+                    buf[off >> 6] |= v << sh;
+                    if (sh + c > 64) buf[(off >> 6) + 1] |= v >> (64 - sh);
+                }
+            } else if (kw <= XN_ROWBUF) {
                 for (kx = 0; kx < size; kx++)
-                    xn_append_bits(row, (ky * size + kx) * c, src + kx, 1, c);
+                    xn_append_bits(buf, (ky * size + kx) * c, src + (size_t)kx * cw, cw, c, 1);
             } else {
                 for (kx = 0; kx < size; kx++)
-                    xn_append_bits(row, (ky * size + kx) * c, src + (size_t)kx * cw, cw, c);
+                    xn_append_bits(row, (ky * size + kx) * c, src + (size_t)kx * cw, cw, c,
+                                   XN_PW);
+            }
+        }
+        if ((c & 63) != 0 && kw <= XN_ROWBUF) {
+            /* the window was assembled in a contiguous buffer: one store per word */
+            for (j = 0; j < kw; j++) {
+                row[(size_t)j * XN_PW] = buf[j];
+                buf[j] = 0;
             }
         }
     }

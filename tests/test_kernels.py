@@ -92,7 +92,7 @@ def test_binary_shapes(hw: tuple[int, int], f: int, isa: str) -> None:
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("c", [512, 1024])
+@pytest.mark.parametrize("c", [512, 520, 1024])
 def test_binary_long_rows(c: int, isa: str) -> None:
     """K up to 9216 bits: the AVX2/NEON byte counters must be flushed before they overflow."""
     x, _, signs, scale, bias = _case(c, 4, 5, 8, 3, seed=c)
