@@ -84,7 +84,7 @@ class FastBackend:
     def float_conv(
         self, weights: np.ndarray, bias: np.ndarray, spec: ConvSpec, activation: str
     ) -> xconv.FloatConv:
-        return xconv.FloatConv(weights, bias, spec, activation, self.threads)
+        return xconv.FloatConv(weights, bias, spec, activation, self.threads, self._isa())
 
     def binary_conv(
         self,

@@ -29,6 +29,8 @@ cdef extern from "xconv_simd.h" nogil:
                        int stride_x, int out_w, int p0, uint64_t *cols, int kw)
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
                           int oh, int ow, float *out)
+    void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
+                       int size, int iy0, int out_w, float *out, size_t plane)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 
@@ -52,10 +54,12 @@ cdef class BinaryConv:
 
 cdef class FloatConv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
-    cdef readonly int out_h, out_w, k, threads
+    cdef readonly int out_h, out_w, k, threads, isa
+    cdef readonly bint direct
     cdef readonly str activation
     cdef int act
     cdef object weights
+    cdef float[:, ::1] wdirect
     cdef float[::1] bias_
 
 

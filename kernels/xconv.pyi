@@ -58,9 +58,19 @@ class FloatConv:
     k: int
     threads: int
     activation: str
+    isa: int
+    direct: bool
     def __init__(
-        self, weights: np.ndarray, bias: np.ndarray, spec: ConvSpec, activation: str, threads: int
+        self,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvSpec,
+        activation: str,
+        threads: int,
+        isa: str = "portable",
     ) -> None: ...
+    @property
+    def isa_name(self) -> str: ...
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
 class MaxPool:

@@ -218,7 +218,7 @@ cdef class FloatConv:
     """Float convolution of one layer (BN folded): Cython im2col, numpy's BLAS sgemm, then
     bias and activation fused in one pass. Call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
 
-    def __init__(self, weights, bias, spec, str activation, int threads):
+    def __init__(self, weights, bias, spec, str activation, int threads, str isa="portable"):
         self.c, self.h, self.w = spec.c, spec.h, spec.w
         self.filters, self.size = spec.filters, spec.size
         self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
@@ -232,11 +232,29 @@ cdef class FloatConv:
         self.activation = activation
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
         self.threads = max(1, threads)
+        self.isa = _isa_code(isa)
+        # thin inputs (the first layer, RGB): im2col would copy size*size times the input for
+        # a GEMM with a tiny K, so convolve directly (vector code only: the plain C loop is
+        # slower than im2col + BLAS)
+        self.direct = (self.groups == 1 and self.dilation == 1 and self.stride_x == 1
+                       and self.c <= 4 and self.size > 1
+                       and self.isa in (XN_AVX2, XN_AVX512))
+        if self.direct:
+            fpad = _round_up(self.filters, 4)
+            wd = np.zeros((fpad, self.k), dtype=np.float32)
+            wd[:self.filters] = self.weights
+            self.wdirect = wd
+
+    @property
+    def isa_name(self):
+        return _ISA_NAMES[self.isa]
 
     def __call__(self, x):
         xv = np.ascontiguousarray(x, dtype=np.float32)
         if xv.shape != (self.c, self.h, self.w):
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        if self.direct:
+            return self._direct(xv)
         cdef int n = self.out_h * self.out_w
         cdef int cg = self.c // self.groups, fg = self.filters // self.groups
         cdef bint direct = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
@@ -265,6 +283,28 @@ cdef class FloatConv:
         if self.activation not in _NATIVE_ACT:
             out = activate(out, self.activation)
         return out.reshape(self.filters, self.out_h, self.out_w)
+
+    def _direct(self, xv):
+        cdef int p = self.padding
+        cdef int hp = max(self.h + 2 * p, (self.out_h - 1) * self.stride_y + self.size)
+        cdef int wp = max(self.w + 2 * p, self.out_w - 1 + self.size)
+        xp = np.zeros((self.c, hp, wp), dtype=np.float32)
+        xp[:, p:p + self.h, p:p + self.w] = xv
+        out = np.empty((self.filters, self.out_h, self.out_w), dtype=np.float32)
+        cdef const float[:, :, ::1] xm = xp
+        cdef float[:, :, ::1] om = out
+        cdef int oy, f
+        cdef size_t plane = <size_t>self.out_h * self.out_w
+        with nogil:
+            for oy in prange(self.out_h, num_threads=self.threads, schedule="static"):
+                xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
+                              self.filters, self.size, oy * self.stride_y, self.out_w,
+                              &om[0, oy, 0], plane)
+                for f in range(self.filters):
+                    xn_bias_act_row(&om[f, oy, 0], self.out_w, self.bias_[f], self.act)
+        if self.activation not in _NATIVE_ACT:
+            out = activate(out, self.activation)
+        return out
 
 
 cdef class MaxPool:

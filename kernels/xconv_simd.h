@@ -45,11 +45,13 @@ static int xn_isa_supported(int isa) {
         return __builtin_cpu_supports("popcnt") != 0;
     case XN_AVX2:
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+               __builtin_cpu_supports("fma");
     case XN_AVX512:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-               __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx2");
+               __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
 #endif
 #ifdef __aarch64__
     case XN_NEON:
@@ -508,6 +510,95 @@ static void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int siz
             }
         }
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Direct float convolution for thin inputs (the first layer: C*size*size small), stride_x 1.
+ * xp: zero-padded input (c, hp, wp); W: (F rounded up to 4, K) with zero rows; writes output
+ * row oy (input rows iy0 ..) of every filter: out + f*plane. 4 filters x 16 pixels per step. */
+
+static void xn_direct_row_portable(const float *xp, int c, int hp, int wp, const float *W, int F,
+                                   int size, int iy0, int out_w, float *out, size_t plane) {
+    const int K = c * size * size;
+    int f, ox, ch, ky, kx;
+    for (f = 0; f < F; f++) {
+        const float *w = W + (size_t)f * K;
+        float *o = out + (size_t)f * plane;
+        for (ox = 0; ox < out_w; ox++) {
+            float acc = 0.0f;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *r = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++) acc += w[(ch * size + ky) * size + kx] * r[kx];
+                }
+            o[ox] = acc;
+        }
+    }
+}
+
+#ifdef XN_X86
+__attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *xp, int c, int hp,
+                                                                   int wp, const float *W, int F,
+                                                                   int size, int iy0, int out_w,
+                                                                   float *out, size_t plane) {
+    const int K = c * size * size;
+    const int full = out_w & ~15;
+    int f0, ox, ch, ky, kx, r;
+    for (f0 = 0; f0 < F; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = 0; ox < full; ox += 16) {
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                   a21 = a00, a30 = a00, a31 = a00;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_loadu_ps(row + kx);
+                        const __m256 x1 = _mm256_loadu_ps(row + kx + 8);
+                        __m256 w = _mm256_broadcast_ss(w0 + t);
+                        a00 = _mm256_fmadd_ps(w, x0, a00);
+                        a01 = _mm256_fmadd_ps(w, x1, a01);
+                        w = _mm256_broadcast_ss(w1 + t);
+                        a10 = _mm256_fmadd_ps(w, x0, a10);
+                        a11 = _mm256_fmadd_ps(w, x1, a11);
+                        w = _mm256_broadcast_ss(w2 + t);
+                        a20 = _mm256_fmadd_ps(w, x0, a20);
+                        a21 = _mm256_fmadd_ps(w, x1, a21);
+                        w = _mm256_broadcast_ss(w3 + t);
+                        a30 = _mm256_fmadd_ps(w, x0, a30);
+                        a31 = _mm256_fmadd_ps(w, x1, a31);
+                    }
+                }
+            {
+                __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    _mm256_storeu_ps(o, acc[2 * r]);
+                    _mm256_storeu_ps(o + 8, acc[2 * r + 1]);
+                }
+            }
+        }
+    }
+    if (full < out_w) {
+        /* ragged right edge: the scalar code on a shifted view */
+        xn_direct_row_portable(xp + full, c, hp, wp, W, F, size, iy0, out_w - full, out + full,
+                               plane);
+    }
+}
+#endif
+
+static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
+                          int size, int iy0, int out_w, float *out, size_t plane) {
+#ifdef XN_X86
+    if (isa == XN_AVX2 || isa == XN_AVX512) {
+        xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
+        return;
+    }
+#endif
+    (void)isa;
+    xn_direct_row_portable(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
 }
 
 /* ------------------------------------------------------------------------------------------ */

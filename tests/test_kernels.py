@@ -184,10 +184,30 @@ def test_float_conv(c: int, geom: tuple[int, ...]) -> None:
     weights = rng.standard_normal((f, c // groups, size, size)).astype(np.float32)
     bias = rng.standard_normal(f).astype(np.float32)
     spec = ops.ConvSpec(c, h, w, f, size, sy, sx, pad, dil, groups)
+    for isa in kb.available_simd():
+        for threads in (1, 2):
+            for act in ("leaky", "linear"):
+                kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, act)
+                _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("w", [5, 16, 37, 64])
+@pytest.mark.parametrize("geom", [(3, 1, 1), (3, 2, 1), (3, 1, 0), (5, 1, 2), (2, 1, 0)])
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str) -> None:
+    """First-layer shapes (C <= 4) take the direct path on AVX2/AVX-512: 4 filters x 16 pixel
+    vectors, ragged right edges, filter counts that are not multiples of 4."""
+    size, sy, pad = geom
+    rng = np.random.default_rng(c * 7 + w + size)
+    x = rng.random((c, 9, w), dtype=np.float32)
+    weights = rng.standard_normal((6, c, size, size)).astype(np.float32)
+    bias = rng.standard_normal(6).astype(np.float32)
+    spec = ops.ConvSpec(c, 9, w, 6, size, sy, 1, pad)
     for threads in (1, 2):
-        for act in ("leaky", "linear"):
-            kernel = FastBackend(threads).float_conv(weights, bias, spec, act)
-            _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
+        kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, "leaky")
+        assert kernel.direct == (isa in ("avx2", "avx512"))
+        _close(kernel(x), ops.float_conv(x, weights, bias, spec, "leaky"), 1e-5)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
