@@ -17,6 +17,8 @@ cdef extern from "xconv_simd.h" nogil:
         XN_TF
         XN_TP
         XN_PW
+        XN_GF
+        XN_GN
 
     int xn_isa_supported(int isa)
     int xn_best_isa()
@@ -31,6 +33,9 @@ cdef extern from "xconv_simd.h" nogil:
                           int oh, int ow, float *out)
     void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
                        int size, int iy0, int out_w, float *out, size_t plane)
+    void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel)
+    void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
+                       float *C, int ldc)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 
@@ -60,6 +65,8 @@ cdef class FloatConv:
     cdef int act
     cdef object weights
     cdef float[:, ::1] wdirect
+    cdef readonly bint own_gemm
+    cdef float[:, :, :, ::1] apacked
     cdef float[::1] bias_
 
 

@@ -55,7 +55,7 @@ cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
     it (zero = input -1)."""
     cdef int c = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef int y
-    for y in prange(h, num_threads=threads, schedule="static"):
+    for y in prange(h, num_threads=threads, schedule="dynamic"):
         xn_pack_row(&x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
                     packed.shape[2])
 
@@ -66,7 +66,7 @@ cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stri
     """Each output pixel's window, concatenated, into its lane of the pixel panels cols
     (npanels, KW, XN_PW), zeroed by the caller."""
     cdef int oy
-    for oy in prange(out_h, num_threads=threads, schedule="static"):
+    for oy in prange(out_h, num_threads=threads, schedule="dynamic"):
         xn_im2col_row(&packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
                       oy * stride_y, stride_x, out_w, oy * out_w, &cols[0, 0, 0], cols.shape[1])
 
@@ -159,7 +159,7 @@ cdef class BinaryConv:
         with nogil:
             bit_im2col(pm, self.c, self.size, self.stride_y, self.stride_x, self.out_h,
                        self.out_w, cm, self.threads)
-            for t in prange(nft * npt, num_threads=self.threads, schedule="static"):
+            for t in prange(nft * npt, num_threads=self.threads, schedule="dynamic"):
                 f0 = (t % nft) * XN_TF
                 p0 = (t // nft) * XN_TP
                 nf = min(XN_TF, self.fpad - f0)
@@ -182,7 +182,7 @@ cdef void _float_im2col(const float[:, :, ::1] x, int c0, int cg, int size, int 
     cdef int r, ch, ky, kx, oy, ox, iy, off, lo, hi
     cdef float *dst
     cdef const float *src
-    for r in prange(cg * size * size, num_threads=threads, schedule="static"):
+    for r in prange(cg * size * size, num_threads=threads, schedule="dynamic"):
         ch = r // (size * size)
         ky = (r // size) % size
         kx = r % size
@@ -244,6 +244,17 @@ cdef class FloatConv:
             wd = np.zeros((fpad, self.k), dtype=np.float32)
             wd[:self.filters] = self.weights
             self.wdirect = wd
+        # our own threaded SGEMM on vector CPUs; numpy's BLAS (one thread) otherwise
+        self.own_gemm = self.isa in (XN_AVX2, XN_AVX512)
+        if self.own_gemm:
+            fg = self.filters // self.groups
+            nfb = (fg + XN_GF - 1) // XN_GF
+            ap = np.zeros((self.groups, nfb * XN_GF, self.k), dtype=np.float32)
+            ap[:, :fg] = self.weights.reshape(self.groups, fg, self.k)
+            # [group][filter block][k][6 filters]
+            self.apacked = np.ascontiguousarray(
+                ap.reshape(self.groups, nfb, XN_GF, self.k).transpose(0, 1, 3, 2)
+            )
 
     @property
     def isa_name(self):
@@ -257,17 +268,16 @@ cdef class FloatConv:
             return self._direct(xv)
         cdef int n = self.out_h * self.out_w
         cdef int cg = self.c // self.groups, fg = self.filters // self.groups
-        cdef bint direct = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
-                            and self.padding == 0)
+        cdef bint pointwise = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
+                               and self.padding == 0)
         cdef const float[:, :, ::1] xm = xv
         cdef float[:, ::1] cm
         cdef float[:, ::1] om
         cdef int g, f
-        blas_threads(self.threads)
         out = np.empty((self.filters, n), dtype=np.float32)
-        cols = None if direct else np.empty((self.k, n), dtype=np.float32)
+        cols = None if pointwise else np.empty((self.k, n), dtype=np.float32)
         for g in range(self.groups):
-            if direct:
+            if pointwise:
                 cols = xv[g * cg:(g + 1) * cg].reshape(cg, n)
             else:
                 cm = cols
@@ -275,14 +285,40 @@ cdef class FloatConv:
                     _float_im2col(xm, g * cg, cg, self.size, self.stride_y, self.stride_x,
                                   self.padding * self.dilation, self.dilation, self.out_h,
                                   self.out_w, cm, self.threads)
-            np.matmul(self.weights[g * fg:(g + 1) * fg], cols, out=out[g * fg:(g + 1) * fg])
+            if self.own_gemm:
+                self._gemm(g, cols, out)
+            else:
+                blas_threads(1)
+                np.matmul(self.weights[g * fg:(g + 1) * fg], cols, out=out[g * fg:(g + 1) * fg])
         om = out
         with nogil:
-            for f in prange(self.filters, num_threads=self.threads, schedule="static"):
+            for f in prange(self.filters, num_threads=self.threads, schedule="dynamic"):
                 xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
         if self.activation not in _NATIVE_ACT:
             out = activate(out, self.activation)
         return out.reshape(self.filters, self.out_h, self.out_w)
+
+    def _gemm(self, int g, cols, out):
+        """out[group g] = weights[g] @ cols on the OpenMP team: B packed in 16-column panels,
+        then 6 x 16 tiles over the whole K."""
+        cdef int n = cols.shape[1], kk = self.k
+        cdef int fg = self.filters // self.groups
+        cdef int nfb = self.apacked.shape[1], nnb = (n + XN_GN - 1) // XN_GN
+        bp = np.empty((nnb, kk, XN_GN), dtype=np.float32)
+        cdef const float[:, ::1] cm = np.ascontiguousarray(cols)
+        cdef float[:, :, ::1] bm = bp
+        cdef float[:, ::1] om = out
+        cdef int nb, t, fb
+        with nogil:
+            for nb in prange(nnb, num_threads=self.threads, schedule="dynamic"):
+                xn_pack_b_panel(&cm[0, 0], kk, n, nb * XN_GN, &bm[nb, 0, 0])
+            # consecutive tiles share a B panel (kept in L2) and stream A panels
+            for t in prange(nnb * nfb, num_threads=self.threads, schedule="dynamic"):
+                nb = t // nfb
+                fb = t % nfb
+                xn_sgemm_tile(self.isa, &self.apacked[g, fb, 0, 0], &bm[nb, 0, 0], kk,
+                              min(XN_GF, fg - fb * XN_GF), min(XN_GN, n - nb * XN_GN),
+                              &om[g * fg + fb * XN_GF, nb * XN_GN], n)
 
     def _direct(self, xv):
         cdef int p = self.padding
@@ -296,7 +332,7 @@ cdef class FloatConv:
         cdef int oy, f
         cdef size_t plane = <size_t>self.out_h * self.out_w
         with nogil:
-            for oy in prange(self.out_h, num_threads=self.threads, schedule="static"):
+            for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic"):
                 xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
                               self.filters, self.size, oy * self.stride_y, self.out_w,
                               &om[0, oy, 0], plane)
@@ -326,7 +362,7 @@ cdef class MaxPool:
         cdef float[:, :, ::1] om = out
         cdef int ch
         with nogil:
-            for ch in prange(self.c, num_threads=self.threads, schedule="static"):
+            for ch in prange(self.c, num_threads=self.threads, schedule="dynamic"):
                 xn_maxpool_plane(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
                                  self.stride_x, self.padding // 2, self.out_h, self.out_w,
                                  &om[ch, 0, 0])

@@ -602,6 +602,98 @@ static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Float GEMM on packed panels: C (F x N) = A (F x K) * B (K x N). A packed once per layer as
+ * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N). One call
+ * computes one 6 x 16 tile over the whole K with 12 ymm accumulators. */
+
+#define XN_GF 6
+#define XN_GN 16
+
+static void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel) {
+    int k, j;
+    const int nv = N - n0 < XN_GN ? N - n0 : XN_GN;
+    for (k = 0; k < K; k++) {
+        const float *src = B + (size_t)k * N + n0;
+        float *dst = panel + (size_t)k * XN_GN;
+        for (j = 0; j < nv; j++) dst[j] = src[j];
+        for (; j < XN_GN; j++) dst[j] = 0.0f;
+    }
+}
+
+#ifdef XN_X86
+#define XN_FMA_ROW(r, acc0, acc1)                                                                  \
+    do {                                                                                           \
+        const __m256 w_ = _mm256_broadcast_ss(a + (r));                                            \
+        acc0 = _mm256_fmadd_ps(w_, b0, acc0);                                                      \
+        acc1 = _mm256_fmadd_ps(w_, b1, acc1);                                                      \
+    } while (0)
+
+__attribute__((target("avx2,fma"))) static void xn_sgemm_tile_avx2(const float *Ap,
+                                                                   const float *Bp, int K,
+                                                                   int nf, int nv, float *C,
+                                                                   int ldc) {
+    /* named accumulators: an array indexed in the epilogue would be kept on the stack */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    int k, r;
+    for (k = 0; k < K; k++) {
+        const __m256 b0 = _mm256_loadu_ps(Bp + (size_t)k * XN_GN);
+        const __m256 b1 = _mm256_loadu_ps(Bp + (size_t)k * XN_GN + 8);
+        const float *a = Ap + (size_t)k * XN_GF;
+        XN_FMA_ROW(0, c00, c01);
+        XN_FMA_ROW(1, c10, c11);
+        XN_FMA_ROW(2, c20, c21);
+        XN_FMA_ROW(3, c30, c31);
+        XN_FMA_ROW(4, c40, c41);
+        XN_FMA_ROW(5, c50, c51);
+    }
+    {
+        float tmp[XN_GF * XN_GN];
+        _mm256_storeu_ps(tmp, c00);
+        _mm256_storeu_ps(tmp + 8, c01);
+        _mm256_storeu_ps(tmp + 16, c10);
+        _mm256_storeu_ps(tmp + 24, c11);
+        _mm256_storeu_ps(tmp + 32, c20);
+        _mm256_storeu_ps(tmp + 40, c21);
+        _mm256_storeu_ps(tmp + 48, c30);
+        _mm256_storeu_ps(tmp + 56, c31);
+        _mm256_storeu_ps(tmp + 64, c40);
+        _mm256_storeu_ps(tmp + 72, c41);
+        _mm256_storeu_ps(tmp + 80, c50);
+        _mm256_storeu_ps(tmp + 88, c51);
+        for (r = 0; r < nf; r++) memcpy(C + (size_t)r * ldc, tmp + r * XN_GN, (size_t)nv * 4);
+    }
+}
+#undef XN_FMA_ROW
+#endif
+
+static void xn_sgemm_tile_portable(const float *Ap, const float *Bp, int K, int nf, int nv,
+                                   float *C, int ldc) {
+    float c[XN_GF * XN_GN];
+    int k, r, j;
+    for (r = 0; r < XN_GF * XN_GN; r++) c[r] = 0.0f;
+    for (k = 0; k < K; k++)
+        for (r = 0; r < XN_GF; r++)
+            for (j = 0; j < XN_GN; j++)
+                c[r * XN_GN + j] += Ap[(size_t)k * XN_GF + r] * Bp[(size_t)k * XN_GN + j];
+    for (r = 0; r < nf; r++)
+        for (j = 0; j < nv; j++) C[(size_t)r * ldc + j] = c[r * XN_GN + j];
+}
+
+/* Tile (fb, nb) of C; Ap/Bp point at the packed panels of that filter/pixel block. */
+static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
+                          float *C, int ldc) {
+#ifdef XN_X86
+    if (isa == XN_AVX2 || isa == XN_AVX512) {
+        xn_sgemm_tile_avx2(Ap, Bp, K, nf, nv, C, ldc);
+        return;
+    }
+#endif
+    (void)isa;
+    xn_sgemm_tile_portable(Ap, Bp, K, nf, nv, C, ldc);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Maxpool of one channel plane, darknet's semantics: window origin (-off, -off), taps outside
  * the image ignored, -FLT_MAX where a window has none. */
 
