@@ -1,9 +1,10 @@
-"""Thread count of the BLAS that numpy's matmul calls (float layers' GEMM).
+"""Thread count of the BLAS that numpy's matmul calls (float layers on the portable path).
 
-OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so a `--threads 1` run would still
-use every core for float layers. This finds the OpenBLAS that numpy loaded (Linux: from
-/proc/self/maps) and calls its set_num_threads. Where none is found it does nothing, and
-`blas_threads` returns False so callers can say so.
+OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, and its thread pool busy-waits after
+each call, which starves the OpenMP team on small machines. The kernels therefore hold it at
+one thread: this finds the OpenBLAS that numpy loaded (Linux: from /proc/self/maps) and calls
+its set_num_threads. Where none is found it does nothing, and `blas_threads` returns False so
+callers can say so.
 """
 
 from __future__ import annotations

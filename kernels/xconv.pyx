@@ -3,9 +3,9 @@
 The bit layout is written down in kernels/README.md. In short: activations are packed per pixel
 along channels into 64-bit words (bit c%64 of word c//64 is 1 iff x[c] > 0), with a border of
 all-zero pixels (= input -1) for padding; each output pixel's window is then concatenated into
-one row of K = size*size*C bits, tap-major (ky, kx, c); weights use the same row order.
-dot = K - 2*popcount(weights XOR window) counts only real taps because unused bits are zero in
-both operands.
+K = size*size*C bits, tap-major (ky, kx, c), stored in panels of 8 pixels; weights use the same
+bit order. dot = K - 2*popcount(weights XOR window) counts only real taps because unused bits
+are zero in both operands.
 """
 
 from cython.parallel cimport prange
