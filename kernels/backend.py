@@ -13,6 +13,7 @@ import numpy as np
 from xnoryolo.detector.ops import ConvSpec
 
 from . import xconv
+from .blas import blas_threads
 
 __all__ = ["FastBackend", "available_simd", "get_simd", "set_simd"]
 
@@ -74,6 +75,8 @@ class FastBackend:
 
     def __init__(self, threads: int | None = None, simd: str | None = None) -> None:
         self.threads = default_threads(threads)
+        # numpy's BLAS pool would spin beside the OpenMP team (see kernels/blas.py)
+        blas_threads(1)
         if simd is not None and (simd not in xconv.isa_names() or not xconv.isa_supported(simd)):
             raise ValueError(f"SIMD path {simd!r} is not available: {available_simd()}")
         self.simd = simd

@@ -32,7 +32,8 @@ cdef extern from "xconv_simd.h" nogil:
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
                           int oh, int ow, float *out)
     void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
-                       int size, int iy0, int out_w, float *out, size_t plane)
+                       int size, int iy0, int out_w, float *out, size_t plane,
+                       const float *bias, int act)
     void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel)
     void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
                        float *C, int ldc)

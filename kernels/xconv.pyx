@@ -329,15 +329,13 @@ cdef class FloatConv:
         out = np.empty((self.filters, self.out_h, self.out_w), dtype=np.float32)
         cdef const float[:, :, ::1] xm = xp
         cdef float[:, :, ::1] om = out
-        cdef int oy, f
+        cdef int oy
         cdef size_t plane = <size_t>self.out_h * self.out_w
         with nogil:
             for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic"):
                 xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
                               self.filters, self.size, oy * self.stride_y, self.out_w,
-                              &om[0, oy, 0], plane)
-                for f in range(self.filters):
-                    xn_bias_act_row(&om[f, oy, 0], self.out_w, self.bias_[f], self.act)
+                              &om[0, oy, 0], plane, &self.bias_[0], self.act)
         if self.activation not in _NATIVE_ACT:
             out = activate(out, self.activation)
         return out

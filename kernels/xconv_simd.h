@@ -537,11 +537,27 @@ static void xn_direct_row_portable(const float *xp, int c, int hp, int wp, const
 }
 
 #ifdef XN_X86
+/* bias + linear/leaky/relu on 8 accumulated values, in registers (no FMA: an add, then a
+ * multiply feeding only a blend, so nothing can be contracted) */
+__attribute__((target("avx2,fma"))) static inline __m256 xn_bias_act8(__m256 v, float bias,
+                                                                     int act) {
+    v = _mm256_add_ps(v, _mm256_set1_ps(bias));
+    if (act == XN_LEAKY) {
+        const __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+        v = _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.1f)), v, pos);
+    } else if (act == XN_RELU) {
+        v = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
 __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *xp, int c, int hp,
                                                                    int wp, const float *W, int F,
                                                                    int size, int iy0, int out_w,
-                                                                   float *out, size_t plane) {
+                                                                   float *out, size_t plane,
+                                                                   const float *bias, int act) {
     const int K = c * size * size;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
     const int full = out_w & ~15;
     int f0, ox, ch, ky, kx, r;
     for (f0 = 0; f0 < F; f0 += 4) {
@@ -575,8 +591,8 @@ __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *
                 __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
                 for (r = 0; r < nf; r++) {
                     float *o = out + (size_t)(f0 + r) * plane + ox;
-                    _mm256_storeu_ps(o, acc[2 * r]);
-                    _mm256_storeu_ps(o + 8, acc[2 * r + 1]);
+                    _mm256_storeu_ps(o, xn_bias_act8(acc[2 * r], bias[f0 + r], ract));
+                    _mm256_storeu_ps(o + 8, xn_bias_act8(acc[2 * r + 1], bias[f0 + r], ract));
                 }
             }
         }
@@ -585,20 +601,28 @@ __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *
         /* ragged right edge: the scalar code on a shifted view */
         xn_direct_row_portable(xp + full, c, hp, wp, W, F, size, iy0, out_w - full, out + full,
                                plane);
+        for (r = 0; r < F; r++)
+            xn_bias_act_row(out + (size_t)r * plane + full, out_w - full, bias[r], ract);
     }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
 }
 #endif
 
+/* One output row of every filter, bias and activation applied. */
 static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
-                          int size, int iy0, int out_w, float *out, size_t plane) {
+                          int size, int iy0, int out_w, float *out, size_t plane,
+                          const float *bias, int act) {
+    int f;
 #ifdef XN_X86
     if (isa == XN_AVX2 || isa == XN_AVX512) {
-        xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
+        xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
         return;
     }
 #endif
     (void)isa;
     xn_direct_row_portable(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
+    for (f = 0; f < F; f++) xn_bias_act_row(out + (size_t)f * plane, out_w, bias[f], act);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -204,10 +204,10 @@ def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str)
     weights = rng.standard_normal((6, c, size, size)).astype(np.float32)
     bias = rng.standard_normal(6).astype(np.float32)
     spec = ops.ConvSpec(c, 9, w, 6, size, sy, 1, pad)
-    for threads in (1, 2):
-        kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, "leaky")
+    for threads, act in ((1, "leaky"), (2, "leaky"), (1, "logistic"), (2, "relu"), (1, "mish")):
+        kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, act)
         assert kernel.direct == (isa in ("avx2", "avx512"))
-        _close(kernel(x), ops.float_conv(x, weights, bias, spec, "leaky"), 1e-5)
+        _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
