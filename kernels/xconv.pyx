@@ -8,7 +8,7 @@ bit order. dot = K - 2*popcount(weights XOR window) counts only real taps becaus
 are zero in both operands.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -120,30 +120,41 @@ cdef class BinaryConv:
 
     def pack(self, x):
         """Bit-pack x with this layer's padding border: uint64 (Hp, Wp, ceil(C/64))."""
-        xv = np.ascontiguousarray(x, dtype=np.float32)
-        if xv.shape != (self.c, self.h, self.w):
-            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
-        need_h = (self.out_h - 1) * self.stride_y + self.size
-        need_w = (self.out_w - 1) * self.stride_x + self.size
-        hp = max(self.padding + self.h, need_h)
-        wp = max(self.padding + self.w, need_w)
-        packed = np.zeros((hp, wp, self.cw), dtype=np.uint64)
+        xv = self._checked(x)
+        packed = self._packed_buffer()
         cdef const float[:, :, ::1] xm = xv
         cdef uint64_t[:, :, ::1] pm = packed
         with nogil:
             pack_activations(xm, self.padding, self.padding, pm, self.threads)
         return packed
 
+    def _checked(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        return xv
+
+    def _packed_buffer(self):
+        need_h = (self.out_h - 1) * self.stride_y + self.size
+        need_w = (self.out_w - 1) * self.stride_x + self.size
+        hp = max(self.padding + self.h, need_h)
+        wp = max(self.padding + self.w, need_w)
+        return np.zeros((hp, wp, self.cw), dtype=np.uint64)
+
     cdef object _run(self, x, bint want_dot):
         cdef int n = self.out_h * self.out_w
         cdef int npad = _round_up(n, XN_PW)
-        packed = self.pack(x)
+        xv = self._checked(x)
+        packed = self._packed_buffer()
         cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
+        cdef const float[:, :, ::1] xm = xv
         cdef uint64_t[:, :, ::1] pm = packed
         cdef uint64_t[:, :, ::1] cm = cols
         cdef int nft = (self.fpad + XN_TF - 1) // XN_TF
         cdef int npt = (npad + XN_TP - 1) // XN_TP
-        cdef int t, f0, p0, nf, np_
+        cdef int t, f0, p0, nf, np_, y, oy
+        cdef int pad = self.padding
+        cdef size_t plane = <size_t>self.h * self.w
         cdef int32_t[:, ::1] dm
         cdef float[:, ::1] om
         cdef int32_t *dptr = NULL
@@ -156,10 +167,15 @@ cdef class BinaryConv:
             result = np.empty((self.filters, n), dtype=np.float32)
             om = result
             optr = &om[0, 0]
-        with nogil:
-            bit_im2col(pm, self.c, self.size, self.stride_y, self.stride_x, self.out_h,
-                       self.out_w, cm, self.threads)
-            for t in prange(nft * npt, num_threads=self.threads, schedule="dynamic"):
+        # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
+        with nogil, parallel(num_threads=self.threads):
+            for y in prange(self.h, schedule="dynamic"):
+                xn_pack_row(&xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0], self.cw)
+            for oy in prange(self.out_h, schedule="dynamic"):
+                xn_im2col_row(&pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
+                              oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
+                              &cm[0, 0, 0], self.kw)
+            for t in prange(nft * npt, schedule="dynamic"):
                 f0 = (t % nft) * XN_TF
                 p0 = (t // nft) * XN_TP
                 nf = min(XN_TF, self.fpad - f0)
@@ -174,34 +190,27 @@ cdef class BinaryConv:
         return result.reshape(self.filters, self.out_h, self.out_w)
 
 
-cdef void _float_im2col(const float[:, :, ::1] x, int c0, int cg, int size, int stride_y,
-                        int stride_x, int pad, int dil, int out_h, int out_w,
-                        float[:, ::1] cols, int threads) noexcept nogil:
-    """Darknet's im2col_cpu_ext on channels [c0, c0+cg): rows (c, ky, kx), zero padding."""
+cdef inline void _float_im2col_row(const float[:, :, ::1] x, int c0, int r, int size,
+                                   int stride_y, int stride_x, int pad, int dil, int out_h,
+                                   int out_w, float *dst) noexcept nogil:
+    """Row r = (c, ky, kx) of darknet's im2col_cpu_ext on channels from c0, zero padding."""
     cdef int h = x.shape[1], w = x.shape[2]
-    cdef int r, ch, ky, kx, oy, ox, iy, off, lo, hi
-    cdef float *dst
+    cdef int ch = r // (size * size), ky = (r // size) % size, kx = r % size
+    cdef int off = kx * dil - pad
+    cdef int oy, ox, iy, lo = 0, hi = 0
     cdef const float *src
-    for r in prange(cg * size * size, num_threads=threads, schedule="dynamic"):
-        ch = r // (size * size)
-        ky = (r // size) % size
-        kx = r % size
-        off = kx * dil - pad
-        # output columns whose tap falls inside the row: lo <= ox < hi
-        lo = 0
-        if off < 0:
-            lo = (-off + stride_x - 1) // stride_x
-        hi = 0
-        if w - 1 - off >= 0:
-            hi = min(out_w, (w - 1 - off) // stride_x + 1)
-        if hi < lo:
-            hi = lo
-        for oy in range(out_h):
-            dst = &cols[r, oy * out_w]
-            iy = oy * stride_y - pad + ky * dil
-            if iy < 0 or iy >= h:
-                memset(dst, 0, out_w * sizeof(float))
-                continue
+    # output columns whose tap falls inside the row: lo <= ox < hi
+    if off < 0:
+        lo = (-off + stride_x - 1) // stride_x
+    if w - 1 - off >= 0:
+        hi = min(out_w, (w - 1 - off) // stride_x + 1)
+    if hi < lo:
+        hi = lo
+    for oy in range(out_h):
+        iy = oy * stride_y - pad + ky * dil
+        if iy < 0 or iy >= h:
+            memset(dst, 0, out_w * sizeof(float))
+        else:
             src = &x[c0 + ch, iy, 0]
             if lo > 0:
                 memset(dst, 0, lo * sizeof(float))
@@ -212,6 +221,7 @@ cdef void _float_im2col(const float[:, :, ::1] x, int c0, int cg, int size, int 
                     dst[ox] = src[ox * stride_x + off]
             if hi < out_w:
                 memset(dst + hi, 0, (out_w - hi) * sizeof(float))
+        dst += out_w
 
 
 cdef class FloatConv:
@@ -271,54 +281,58 @@ cdef class FloatConv:
         cdef bint pointwise = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
                                and self.padding == 0)
         cdef const float[:, :, ::1] xm = xv
-        cdef float[:, ::1] cm
-        cdef float[:, ::1] om
-        cdef int g, f
+        cdef int kk = self.k, pad = self.padding * self.dilation
+        cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
+        cdef int g, f, r, nb, t, fb
+        cdef bint last
+        cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
-        cols = None if pointwise else np.empty((self.k, n), dtype=np.float32)
+        cols = np.empty((1 if pointwise else kk, n), dtype=np.float32)
+        bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
+        cdef float[:, ::1] om = out
+        cdef float[:, ::1] cm = cols
+        cdef float[:, :, ::1] bm = bp
         for g in range(self.groups):
-            if pointwise:
-                cols = xv[g * cg:(g + 1) * cg].reshape(cg, n)
-            else:
-                cm = cols
+            last = g == self.groups - 1
+            src = &xm[g * cg, 0, 0] if pointwise else &cm[0, 0]
+            if not self.own_gemm:
                 with nogil:
-                    _float_im2col(xm, g * cg, cg, self.size, self.stride_y, self.stride_x,
-                                  self.padding * self.dilation, self.dilation, self.out_h,
-                                  self.out_w, cm, self.threads)
-            if self.own_gemm:
-                self._gemm(g, cols, out)
-            else:
+                    if not pointwise:
+                        for r in prange(kk, num_threads=self.threads, schedule="dynamic"):
+                            _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
+                                              self.stride_x, pad, self.dilation, self.out_h,
+                                              self.out_w, &cm[r, 0])
                 blas_threads(1)
-                np.matmul(self.weights[g * fg:(g + 1) * fg], cols, out=out[g * fg:(g + 1) * fg])
-        om = out
-        with nogil:
-            for f in prange(self.filters, num_threads=self.threads, schedule="dynamic"):
-                xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
+                b = xv[g * cg:(g + 1) * cg].reshape(cg, n) if pointwise else cols
+                np.matmul(self.weights[g * fg:(g + 1) * fg], b, out=out[g * fg:(g + 1) * fg])
+                if last:
+                    with nogil:
+                        for f in prange(self.filters, num_threads=self.threads,
+                                        schedule="dynamic"):
+                            xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
+                continue
+            # own SGEMM: im2col, 16-column B panels, then 6 x 16 tiles over the whole K (a tile
+            # row shares one B panel, kept in L2, and streams A panels); one OpenMP team
+            with nogil, parallel(num_threads=self.threads):
+                if not pointwise:
+                    for r in prange(kk, schedule="dynamic"):
+                        _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
+                                          self.stride_x, pad, self.dilation, self.out_h,
+                                          self.out_w, &cm[r, 0])
+                for nb in prange(nnb, schedule="dynamic"):
+                    xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
+                for t in prange(nnb * nfb, schedule="dynamic"):
+                    nb = t // nfb
+                    fb = t % nfb
+                    xn_sgemm_tile(self.isa, &self.apacked[g, fb, 0, 0], &bm[nb, 0, 0], kk,
+                                  min(XN_GF, fg - fb * XN_GF), min(XN_GN, n - nb * XN_GN),
+                                  &om[g * fg + fb * XN_GF, nb * XN_GN], n)
+                if last:
+                    for f in prange(self.filters, schedule="dynamic"):
+                        xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
         if self.activation not in _NATIVE_ACT:
             out = activate(out, self.activation)
         return out.reshape(self.filters, self.out_h, self.out_w)
-
-    def _gemm(self, int g, cols, out):
-        """out[group g] = weights[g] @ cols on the OpenMP team: B packed in 16-column panels,
-        then 6 x 16 tiles over the whole K."""
-        cdef int n = cols.shape[1], kk = self.k
-        cdef int fg = self.filters // self.groups
-        cdef int nfb = self.apacked.shape[1], nnb = (n + XN_GN - 1) // XN_GN
-        bp = np.empty((nnb, kk, XN_GN), dtype=np.float32)
-        cdef const float[:, ::1] cm = np.ascontiguousarray(cols)
-        cdef float[:, :, ::1] bm = bp
-        cdef float[:, ::1] om = out
-        cdef int nb, t, fb
-        with nogil:
-            for nb in prange(nnb, num_threads=self.threads, schedule="dynamic"):
-                xn_pack_b_panel(&cm[0, 0], kk, n, nb * XN_GN, &bm[nb, 0, 0])
-            # consecutive tiles share a B panel (kept in L2) and stream A panels
-            for t in prange(nnb * nfb, num_threads=self.threads, schedule="dynamic"):
-                nb = t // nfb
-                fb = t % nfb
-                xn_sgemm_tile(self.isa, &self.apacked[g, fb, 0, 0], &bm[nb, 0, 0], kk,
-                              min(XN_GF, fg - fb * XN_GF), min(XN_GN, n - nb * XN_GN),
-                              &om[g * fg + fb * XN_GF, nb * XN_GN], n)
 
     def _direct(self, xv):
         cdef int p = self.padding
