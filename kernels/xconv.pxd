@@ -26,7 +26,7 @@ cdef extern from "xconv_simd.h" nogil:
                         int nf, int p0, int np, int F, int N, const float *scale,
                         const float *bias, int act, int32_t *dot_out, float *out)
     void xn_bias_act_row(float *row, int n, float bias, int act)
-    void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
+    void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
     void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
                        int stride_x, int out_w, int p0, uint64_t *cols, int kw)
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
@@ -40,7 +40,7 @@ cdef extern from "xconv_simd.h" nogil:
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 
-cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
+cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil
 
 cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,

@@ -49,14 +49,14 @@ cdef inline int _round_up(int v, int m) noexcept nogil:
     return (v + m - 1) // m * m
 
 
-cdef void pack_activations(const float[:, :, ::1] x, int pad_t, int pad_l,
+cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil:
     """Sign bits of x (C,H,W) into packed (Hp, Wp, CW); the border is left as the caller set
     it (zero = input -1)."""
     cdef int c = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef int y
     for y in prange(h, num_threads=threads, schedule="dynamic"):
-        xn_pack_row(&x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
+        xn_pack_row(isa, &x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
                     packed.shape[2])
 
 
@@ -125,7 +125,7 @@ cdef class BinaryConv:
         cdef const float[:, :, ::1] xm = xv
         cdef uint64_t[:, :, ::1] pm = packed
         with nogil:
-            pack_activations(xm, self.padding, self.padding, pm, self.threads)
+            pack_activations(self.isa, xm, self.padding, self.padding, pm, self.threads)
         return packed
 
     def _checked(self, x):
@@ -170,7 +170,8 @@ cdef class BinaryConv:
         # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
         with nogil, parallel(num_threads=self.threads):
             for y in prange(self.h, schedule="dynamic"):
-                xn_pack_row(&xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0], self.cw)
+                xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0],
+                            self.cw)
             for oy in prange(self.out_h, schedule="dynamic"):
                 xn_im2col_row(&pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
                               oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,

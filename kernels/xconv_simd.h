@@ -404,9 +404,46 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
 /* One input row: x points at channel 0 of the row, plane = H*W floats between channels.
  * dst points at the row's first real pixel in the packed image (pixel stride cw words).
  * Branch-free so the compiler vectorises the inner loop over pixels. */
-static void xn_pack_row(const float *x, size_t plane, int c, int w, uint64_t *dst, int cw) {
+#ifdef XN_X86
+/* AVX-512: one compare gives 16 pixels' sign bits as a mask; two masked ORs set the channel's
+ * bit in 16 pixel words held in two registers. Returns how many pixels it packed. */
+__attribute__((target(XN_AVX512_TARGET))) static int xn_pack_row_avx512(const float *x,
+                                                                        size_t plane, int c,
+                                                                        int w, uint64_t *dst,
+                                                                        int cw) {
+    const __m512 zero = _mm512_setzero_ps();
+    uint64_t tmp[16];
+    int i, wd, ch, j;
+    for (i = 0; i + 16 <= w; i += 16) {
+        for (wd = 0; wd < cw; wd++) {
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+            for (ch = wd * 64; ch < c1; ch++) {
+                const __mmask16 m =
+                    _mm512_cmp_ps_mask(_mm512_loadu_ps(x + (size_t)ch * plane + i), zero, _CMP_GT_OQ);
+                const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (ch & 63)));
+                a0 = _mm512_mask_or_epi64(a0, (__mmask8)m, a0, bit);
+                a1 = _mm512_mask_or_epi64(a1, (__mmask8)(m >> 8), a1, bit);
+            }
+            if (cw == 1) {
+                _mm512_storeu_si512((void *)(dst + i), a0);
+                _mm512_storeu_si512((void *)(dst + i + 8), a1);
+            } else {
+                _mm512_storeu_si512((void *)tmp, a0);
+                _mm512_storeu_si512((void *)(tmp + 8), a1);
+                for (j = 0; j < 16; j++) dst[(size_t)(i + j) * cw + wd] = tmp[j];
+            }
+        }
+    }
+    return i;
+}
+#endif
+
+static void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uint64_t *dst,
+                        int cw) {
     int wd, ch, i = 0;
 #ifdef XN_X86
+    if (isa == XN_AVX512) i = xn_pack_row_avx512(x, plane, c, w, dst, cw);
     /* 8 pixels at a time, their words kept in registers across the channels of one word:
      * compare -> 32-bit masks -> widened to 64-bit lanes -> AND the channel's bit -> OR. */
     for (; i + 8 <= w; i += 8) {

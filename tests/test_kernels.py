@@ -141,16 +141,21 @@ def test_weight_packing_convention() -> None:
     assert not bits[:, k:].any() and not bits[5:].any()
 
 
-def test_activation_packing_convention() -> None:
-    c, h, w = 70, 3, 4
-    x = np.random.default_rng(6).standard_normal((c, h, w)).astype(np.float32)
-    x[5, 1, 2] = 0.0
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("w", [4, 16, 37])
+@pytest.mark.parametrize("c", [1, 16, 64, 70, 130])
+def test_activation_packing_convention(c: int, w: int, isa: str) -> None:
+    h = 3
+    x = np.random.default_rng(c + w).standard_normal((c, h, w)).astype(np.float32)
+    x[0, 1, 2] = 0.0
+    x[-1, 0, 0] = np.nan  # NaN > 0 is false: bit 0
     spec = ops.ConvSpec(c, h, w, 4, 3, 1, 1, 1)
     signs = np.ones((4, c, 3, 3), np.int8)
     kernel = xconv.BinaryConv(signs, np.ones(4, np.float32), np.zeros(4, np.float32), spec,
-                              "linear", 1, "portable")  # fmt: skip
+                              "linear", 2, isa)  # fmt: skip
     packed = kernel.pack(x)
-    assert packed.shape == (h + 2, w + 2, 2)
+    cw = (c + 63) // 64
+    assert packed.shape == (h + 2, w + 2, cw)
     bits = np.unpackbits(packed.view(np.uint8), axis=2, bitorder="little")
     np.testing.assert_array_equal(bits[1:-1, 1:-1, :c], (x > 0).transpose(1, 2, 0))
     assert not bits[0].any() and not bits[-1].any() and not bits[:, 0].any()
