@@ -356,6 +356,33 @@ static void xn_tile_neon(const uint64_t *A, const uint64_t *B, int kw, int nf, i
 }
 #endif
 
+#ifdef XN_X86
+/* xn_store_row with 16 lanes; same operations in the same order (no contraction), so the
+ * same floats. */
+__attribute__((target(XN_AVX512_TARGET))) XN_NOCONTRACT static void xn_store_row_avx512(
+    const int32_t *cnt, int K, int n, float scale, float bias, int act, float *out) {
+    int i = 0;
+    if (act != XN_LOGISTIC) {
+        const __m512 vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(bias);
+        const __m512 tenth = _mm512_set1_ps(0.1f), zero = _mm512_setzero_ps();
+        const __m512i vk = _mm512_set1_epi32(K);
+        for (; i + 16 <= n; i += 16) {
+            const __m512i c = _mm512_loadu_si512((const void *)(cnt + i));
+            const __m512i d = _mm512_sub_epi32(vk, _mm512_add_epi32(c, c));
+            __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), vs), vb);
+            if (act == XN_LEAKY) {
+                const __mmask16 pos = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
+                y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(y, tenth), y);
+            } else if (act == XN_RELU) {
+                y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), y);
+            }
+            _mm512_storeu_ps(out + i, y);
+        }
+    }
+    xn_store_row(cnt + i, K, n - i, scale, bias, act, out + i);
+}
+#endif
+
 /* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
  * stored for f < F and p < N only. out is (F, N) row-major. */
 static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
@@ -392,8 +419,14 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
             int32_t *d = dot_out + (size_t)(f0 + i) * N + p0;
             for (j = 0; j < nvalid; j++) d[j] = K - 2 * row[j];
         } else {
-            xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
-                         out + (size_t)(f0 + i) * N + p0);
+#ifdef XN_X86
+            if (isa == XN_AVX512)
+                xn_store_row_avx512(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
+                                    out + (size_t)(f0 + i) * N + p0);
+            else
+#endif
+                xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
+                             out + (size_t)(f0 + i) * N + p0);
         }
     }
 }
