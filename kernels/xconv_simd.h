@@ -540,10 +540,34 @@ static inline void xn_append_bits(uint64_t *row, int offset, const uint64_t *src
 /* Windows of output row oy (pixels p0 = oy*out_w ...): pixel p gets the size x size taps of
  * packed rows iy0 .. iy0+size-1 from column ox*stride_x, tap-major (ky, kx, c), written into
  * its panel lane. cols is zeroed. */
+#define XN_MAXTAPS 64
+
 static void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
                           int stride_x, int out_w, int p0, uint64_t *cols, int kw) {
     uint64_t buf[XN_ROWBUF + 1];
     int ox, ky, kx, j;
+    const int ntaps = size * size;
+    if (cw == 1 && 64 % c == 0 && ntaps <= XN_MAXTAPS) {
+        /* C divides 64 (1, 2, 4, 8, 16, 32): taps never straddle a word, so each window
+         * word is 64/C whole taps OR-ed in registers; tap t sits at word offs[t] from the
+         * window's first pixel. */
+        int offs[XN_MAXTAPS];
+        const int per = 64 / c;
+        for (j = 0; j < ntaps; j++) offs[j] = (j / size) * wp + j % size;
+        for (ox = 0; ox < out_w; ox++) {
+            const int p = p0 + ox;
+            uint64_t *row = cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW;
+            const uint64_t *base = packed + (size_t)iy0 * wp + (size_t)ox * stride_x;
+            int t = 0;
+            for (j = 0; j < kw; j++) {
+                uint64_t v = 0;
+                int q;
+                for (q = 0; q < per && t < ntaps; q++, t++) v |= base[offs[t]] << (q * c);
+                row[(size_t)j * XN_PW] = v;
+            }
+        }
+        return;
+    }
     memset(buf, 0, sizeof(buf));
     for (ox = 0; ox < out_w; ox++) {
         const int p = p0 + ox;
