@@ -49,13 +49,19 @@ cdef inline int _round_up(int v, int m) noexcept nogil:
     return (v + m - 1) // m * m
 
 
+cdef inline int _chunk(int n, int threads) noexcept nogil:
+    # dynamic schedule in ~8 chunks per thread: balances a descheduled thread's share
+    # without paying the scheduler per iteration
+    return max(1, n // (8 * threads))
+
+
 cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil:
     """Sign bits of x (C,H,W) into packed (Hp, Wp, CW); the border is left as the caller set
     it (zero = input -1)."""
     cdef int c = x.shape[0], h = x.shape[1], w = x.shape[2]
     cdef int y
-    for y in prange(h, num_threads=threads, schedule="dynamic"):
+    for y in prange(h, num_threads=threads, schedule="dynamic", chunksize=_chunk(h, threads)):
         xn_pack_row(isa, &x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
                     packed.shape[2])
 
@@ -66,7 +72,8 @@ cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stri
     """Each output pixel's window, concatenated, into its lane of the pixel panels cols
     (npanels, KW, XN_PW), zeroed by the caller."""
     cdef int oy
-    for oy in prange(out_h, num_threads=threads, schedule="dynamic"):
+    for oy in prange(out_h, num_threads=threads, schedule="dynamic",
+                     chunksize=_chunk(out_h, threads)):
         xn_im2col_row(&packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
                       oy * stride_y, stride_x, out_w, oy * out_w, &cols[0, 0, 0], cols.shape[1])
 
@@ -169,14 +176,16 @@ cdef class BinaryConv:
             optr = &om[0, 0]
         # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
         with nogil, parallel(num_threads=self.threads):
-            for y in prange(self.h, schedule="dynamic"):
+            for y in prange(self.h, schedule="dynamic", chunksize=_chunk(self.h, self.threads)):
                 xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0],
                             self.cw)
-            for oy in prange(self.out_h, schedule="dynamic"):
+            for oy in prange(self.out_h, schedule="dynamic",
+                             chunksize=_chunk(self.out_h, self.threads)):
                 xn_im2col_row(&pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
                               oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
                               &cm[0, 0, 0], self.kw)
-            for t in prange(nft * npt, schedule="dynamic"):
+            for t in prange(nft * npt, schedule="dynamic",
+                            chunksize=_chunk(nft * npt, self.threads)):
                 f0 = (t % nft) * XN_TF
                 p0 = (t // nft) * XN_TP
                 nf = min(XN_TF, self.fpad - f0)
@@ -299,7 +308,8 @@ cdef class FloatConv:
             if not self.own_gemm:
                 with nogil:
                     if not pointwise:
-                        for r in prange(kk, num_threads=self.threads, schedule="dynamic"):
+                        for r in prange(kk, num_threads=self.threads, schedule="dynamic",
+                                        chunksize=_chunk(kk, self.threads)):
                             _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
                                               self.stride_x, pad, self.dilation, self.out_h,
                                               self.out_w, &cm[r, 0])
@@ -309,27 +319,30 @@ cdef class FloatConv:
                 if last:
                     with nogil:
                         for f in prange(self.filters, num_threads=self.threads,
-                                        schedule="dynamic"):
+                                        schedule="dynamic",
+                                        chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
             # own SGEMM: im2col, 16-column B panels, then 6 x 16 tiles over the whole K (a tile
             # row shares one B panel, kept in L2, and streams A panels); one OpenMP team
             with nogil, parallel(num_threads=self.threads):
                 if not pointwise:
-                    for r in prange(kk, schedule="dynamic"):
+                    for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
                         _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
                                           self.stride_x, pad, self.dilation, self.out_h,
                                           self.out_w, &cm[r, 0])
-                for nb in prange(nnb, schedule="dynamic"):
+                for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
                     xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
-                for t in prange(nnb * nfb, schedule="dynamic"):
+                for t in prange(nnb * nfb, schedule="dynamic",
+                                chunksize=_chunk(nnb * nfb, self.threads)):
                     nb = t // nfb
                     fb = t % nfb
                     xn_sgemm_tile(self.isa, &self.apacked[g, fb, 0, 0], &bm[nb, 0, 0], kk,
                                   min(XN_GF, fg - fb * XN_GF), min(XN_GN, n - nb * XN_GN),
                                   &om[g * fg + fb * XN_GF, nb * XN_GN], n)
                 if last:
-                    for f in prange(self.filters, schedule="dynamic"):
+                    for f in prange(self.filters, schedule="dynamic",
+                                    chunksize=_chunk(self.filters, self.threads)):
                         xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
         if self.activation not in _NATIVE_ACT:
             out = activate(out, self.activation)
@@ -347,7 +360,8 @@ cdef class FloatConv:
         cdef int oy
         cdef size_t plane = <size_t>self.out_h * self.out_w
         with nogil:
-            for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic"):
+            for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic",
+                             chunksize=_chunk(self.out_h, self.threads)):
                 xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
                               self.filters, self.size, oy * self.stride_y, self.out_w,
                               &om[0, oy, 0], plane, &self.bias_[0], self.act)
@@ -375,7 +389,8 @@ cdef class MaxPool:
         cdef float[:, :, ::1] om = out
         cdef int ch
         with nogil:
-            for ch in prange(self.c, num_threads=self.threads, schedule="dynamic"):
+            for ch in prange(self.c, num_threads=self.threads, schedule="dynamic",
+                             chunksize=_chunk(self.c, self.threads)):
                 xn_maxpool_plane(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
                                  self.stride_x, self.padding // 2, self.out_h, self.out_w,
                                  &om[ch, 0, 0])
