@@ -55,6 +55,10 @@ def test_bench_table_and_size_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| layer |" in out and "popcount peak" in out and "skipped" in out
+    assert main([*args, "--simd", "portable"]) == 0
+    assert "(portable)" in capsys.readouterr().out
+    assert main([*args, "--simd", "sse9"]) == 2
+    assert "sse9" in capsys.readouterr().err
 
 
 def test_cfg_rewrites() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import tempfile
@@ -37,6 +38,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--backend", default="fast", choices=["fast", "numpy"], help="convolution kernels"
+    )
+    p.add_argument(
+        "--simd", help="force a SIMD path: portable, popcnt, avx2, avx512, neon (default: best)"
     )
     p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
@@ -190,9 +194,8 @@ def run(args: argparse.Namespace) -> int:
 
     threads = args.threads
     if threads is None:
-        from xnoryolo.kernels.backend import default_threads
-
-        threads = default_threads(None)
+        env = os.environ.get("XNORYOLO_THREADS", "").strip()
+        threads = int(env) if env.isdigit() and int(env) > 0 else os.cpu_count() or 1
     if args.size < 32 or args.size % 32:
         raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")
     if args.runs < 1 or args.warmup < 0:
@@ -212,10 +215,17 @@ def run(args: argparse.Namespace) -> int:
     network.load_weights(weights)
     simd = None
     if args.backend == "fast":
-        from xnoryolo.kernels.backend import FastBackend, get_simd
-
-        simd = get_simd()
-        network.prepare(FastBackend(threads=threads))
+        try:
+            from xnoryolo.kernels.backend import FastBackend, get_simd
+        except ImportError as exc:
+            raise XnoryoloError(
+                f"the fast kernels are not built ({exc}); use --backend numpy"
+            ) from None
+        try:
+            simd = args.simd or get_simd()
+            network.prepare(FastBackend(threads=threads, simd=simd))
+        except ValueError as exc:
+            raise XnoryoloError(str(exc)) from None
     else:
         network.prepare("numpy", threads)
     detector = Detector(network, thresh=args.thresh)
