@@ -19,7 +19,13 @@
 #include <immintrin.h>
 #endif
 #if defined(__aarch64__)
+#define XN_HAVE_NEON 1
 #include <arm_neon.h>
+#elif defined(XN_EMULATE_NEON)
+/* tests only: plain-C stand-ins for the NEON intrinsics used here (tests/neon_emu.h), so the
+ * NEON code path is checked on machines without an arm64 CPU */
+#define XN_HAVE_NEON 1
+#include "neon_emu.h"
 #endif
 
 enum { XN_PORTABLE = 0, XN_POPCNT = 1, XN_AVX2 = 2, XN_AVX512 = 3, XN_NEON = 4, XN_NISA = 5 };
@@ -53,7 +59,7 @@ static int xn_isa_supported(int isa) {
                __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx2") &&
                __builtin_cpu_supports("fma");
 #endif
-#ifdef __aarch64__
+#ifdef XN_HAVE_NEON
     case XN_NEON:
         return 1;
 #endif
@@ -319,7 +325,7 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
 }
 #endif /* XN_X86 */
 
-#ifdef __aarch64__
+#ifdef XN_HAVE_NEON
 static void xn_tile_neon(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
                          int32_t *cnt) {
     /* 1 filter x 8 pixels (four q registers of 2 pixels): vcnt counts bits per byte, vpadal
@@ -403,7 +409,7 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
         xn_tile_avx512(a, b, kw, nf, np, cnt);
         break;
 #endif
-#ifdef __aarch64__
+#ifdef XN_HAVE_NEON
     case XN_NEON:
         xn_tile_neon(a, b, kw, nf, np, cnt);
         break;
@@ -925,7 +931,7 @@ __attribute__((target(XN_AVX512_TARGET))) static uint64_t xn_peak_avx512(const u
 }
 #endif
 
-#ifdef __aarch64__
+#ifdef XN_HAVE_NEON
 static uint64_t xn_peak_neon(const uint64_t *buf, int nwords, long reps) {
     uint8x16_t k0 = vreinterpretq_u8_u64(vdupq_n_u64(0x9e3779b97f4a7c15ULL));
     uint8x16_t k1 = vreinterpretq_u8_u64(vdupq_n_u64(0xc2b2ae3d27d4eb4fULL));
@@ -956,7 +962,7 @@ static uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long 
     case XN_AVX512:
         return xn_peak_avx512(buf, nwords, reps);
 #endif
-#ifdef __aarch64__
+#ifdef XN_HAVE_NEON
     case XN_NEON:
         return xn_peak_neon(buf, nwords, reps);
 #endif
