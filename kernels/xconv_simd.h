@@ -445,36 +445,38 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
  * Branch-free so the compiler vectorises the inner loop over pixels. */
 #ifdef XN_X86
 /* AVX-512: one compare gives 16 pixels' sign bits as a mask; two masked ORs set the channel's
- * bit in 16 pixel words held in two registers. Returns how many pixels it packed. */
-__attribute__((target(XN_AVX512_TARGET))) static int xn_pack_row_avx512(const float *x,
-                                                                        size_t plane, int c,
-                                                                        int w, uint64_t *dst,
-                                                                        int cw) {
+ * bit in 16 pixel words held in two registers. The last, partial group of pixels uses masked
+ * loads and stores (13-pixel rows are common). */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_pack_row_avx512(const float *x,
+                                                                         size_t plane, int c,
+                                                                         int w, uint64_t *dst,
+                                                                         int cw) {
     const __m512 zero = _mm512_setzero_ps();
     uint64_t tmp[16];
     int i, wd, ch, j;
-    for (i = 0; i + 16 <= w; i += 16) {
+    for (i = 0; i < w; i += 16) {
+        const int n = w - i < 16 ? w - i : 16;
+        const __mmask16 live = (__mmask16)((1u << n) - 1u);
         for (wd = 0; wd < cw; wd++) {
             const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
             __m512i a0 = _mm512_setzero_si512(), a1 = a0;
             for (ch = wd * 64; ch < c1; ch++) {
-                const __mmask16 m =
-                    _mm512_cmp_ps_mask(_mm512_loadu_ps(x + (size_t)ch * plane + i), zero, _CMP_GT_OQ);
+                const __m512 v = _mm512_maskz_loadu_ps(live, x + (size_t)ch * plane + i);
+                const __mmask16 m = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ);
                 const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (ch & 63)));
                 a0 = _mm512_mask_or_epi64(a0, (__mmask8)m, a0, bit);
                 a1 = _mm512_mask_or_epi64(a1, (__mmask8)(m >> 8), a1, bit);
             }
             if (cw == 1) {
-                _mm512_storeu_si512((void *)(dst + i), a0);
-                _mm512_storeu_si512((void *)(dst + i + 8), a1);
+                _mm512_mask_storeu_epi64((void *)(dst + i), (__mmask8)live, a0);
+                _mm512_mask_storeu_epi64((void *)(dst + i + 8), (__mmask8)(live >> 8), a1);
             } else {
                 _mm512_storeu_si512((void *)tmp, a0);
                 _mm512_storeu_si512((void *)(tmp + 8), a1);
-                for (j = 0; j < 16; j++) dst[(size_t)(i + j) * cw + wd] = tmp[j];
+                for (j = 0; j < n; j++) dst[(size_t)(i + j) * cw + wd] = tmp[j];
             }
         }
     }
-    return i;
 }
 #endif
 
@@ -482,7 +484,10 @@ static void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uin
                         int cw) {
     int wd, ch, i = 0;
 #ifdef XN_X86
-    if (isa == XN_AVX512) i = xn_pack_row_avx512(x, plane, c, w, dst, cw);
+    if (isa == XN_AVX512) {
+        xn_pack_row_avx512(x, plane, c, w, dst, cw);
+        return;
+    }
     /* 8 pixels at a time, their words kept in registers across the channels of one word:
      * compare -> 32-bit masks -> widened to 64-bit lanes -> AND the channel's bit -> OR. */
     for (; i + 8 <= w; i += 8) {
