@@ -37,6 +37,8 @@ cdef extern from "xconv_simd.h" nogil:
     void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel)
     void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
                        float *C, int ldc)
+    void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
+                       int nf, int n, float *C, int ldc)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 

@@ -293,7 +293,8 @@ cdef class FloatConv:
         cdef const float[:, :, ::1] xm = xv
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
-        cdef int g, f, r, nb, t, fb
+        cdef int npair = (nnb + 1) // 2
+        cdef int g, f, r, nb, t
         cdef bint last
         cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
@@ -333,13 +334,12 @@ cdef class FloatConv:
                                           self.out_w, &cm[r, 0])
                 for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
                     xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
-                for t in prange(nnb * nfb, schedule="dynamic",
-                                chunksize=_chunk(nnb * nfb, self.threads)):
-                    nb = t // nfb
-                    fb = t % nfb
-                    xn_sgemm_tile(self.isa, &self.apacked[g, fb, 0, 0], &bm[nb, 0, 0], kk,
-                                  min(XN_GF, fg - fb * XN_GF), min(XN_GN, n - nb * XN_GN),
-                                  &om[g * fg + fb * XN_GF, nb * XN_GN], n)
+                # pairs of B panels: a tile is 6 filters x 32 pixels
+                for t in prange(npair * nfb, schedule="dynamic",
+                                chunksize=_chunk(npair * nfb, self.threads)):
+                    xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
+                                  t // nfb, nnb, kk, min(XN_GF, fg - (t % nfb) * XN_GF), n,
+                                  &om[g * fg + (t % nfb) * XN_GF, 0], n)
                 if last:
                     for f in prange(self.filters, schedule="dynamic",
                                     chunksize=_chunk(self.filters, self.threads)):

@@ -796,6 +796,52 @@ __attribute__((target("avx2,fma"))) static void xn_sgemm_tile_avx2(const float *
 #undef XN_FMA_ROW
 #endif
 
+#ifdef XN_X86
+/* AVX-512: 6 filters x 32 pixels (two B panels) in 12 zmm accumulators, enough independent
+ * FMAs to cover their latency. Columns past nv0 / nv1 are computed on zero padding and not
+ * stored; nv1 == 0 means there is no second panel. */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_sgemm_pair_avx512(
+    const float *Ap, const float *Bp0, const float *Bp1, int K, int nf, int nv0, int nv1,
+    float *C, int ldc) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const __mmask16 m0 = (__mmask16)((1u << nv0) - 1u), m1 = (__mmask16)((1u << nv1) - 1u);
+    const float *b1 = nv1 ? Bp1 : Bp0;
+    int k, r;
+    for (k = 0; k < K; k++) {
+        const __m512 x0 = _mm512_loadu_ps(Bp0 + (size_t)k * XN_GN);
+        const __m512 x1 = _mm512_loadu_ps(b1 + (size_t)k * XN_GN);
+        const float *a = Ap + (size_t)k * XN_GF;
+        __m512 w = _mm512_set1_ps(a[0]);
+        c00 = _mm512_fmadd_ps(w, x0, c00);
+        c01 = _mm512_fmadd_ps(w, x1, c01);
+        w = _mm512_set1_ps(a[1]);
+        c10 = _mm512_fmadd_ps(w, x0, c10);
+        c11 = _mm512_fmadd_ps(w, x1, c11);
+        w = _mm512_set1_ps(a[2]);
+        c20 = _mm512_fmadd_ps(w, x0, c20);
+        c21 = _mm512_fmadd_ps(w, x1, c21);
+        w = _mm512_set1_ps(a[3]);
+        c30 = _mm512_fmadd_ps(w, x0, c30);
+        c31 = _mm512_fmadd_ps(w, x1, c31);
+        w = _mm512_set1_ps(a[4]);
+        c40 = _mm512_fmadd_ps(w, x0, c40);
+        c41 = _mm512_fmadd_ps(w, x1, c41);
+        w = _mm512_set1_ps(a[5]);
+        c50 = _mm512_fmadd_ps(w, x0, c50);
+        c51 = _mm512_fmadd_ps(w, x1, c51);
+    }
+    {
+        const __m512 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+        for (r = 0; r < nf; r++) {
+            float *o = C + (size_t)r * ldc;
+            _mm512_mask_storeu_ps(o, m0, acc[2 * r]);
+            if (nv1) _mm512_mask_storeu_ps(o + XN_GN, m1, acc[2 * r + 1]);
+        }
+    }
+}
+#endif
+
 static void xn_sgemm_tile_portable(const float *Ap, const float *Bp, int K, int nf, int nv,
                                    float *C, int ldc) {
     float c[XN_GF * XN_GN];
@@ -809,6 +855,11 @@ static void xn_sgemm_tile_portable(const float *Ap, const float *Bp, int K, int 
         for (j = 0; j < nv; j++) C[(size_t)r * ldc + j] = c[r * XN_GN + j];
 }
 
+/* Tile (fb, panels 2q and 2q+1) of C: Ap is filter block fb's packed panel, Bp the first of
+ * nnb packed B panels, n the number of columns of C. */
+static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
+                          int nf, int n, float *C, int ldc);
+
 /* Tile (fb, nb) of C; Ap/Bp point at the packed panels of that filter/pixel block. */
 static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
                           float *C, int ldc) {
@@ -820,6 +871,23 @@ static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int 
 #endif
     (void)isa;
     xn_sgemm_tile_portable(Ap, Bp, K, nf, nv, C, ldc);
+}
+
+static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
+                          int nf, int n, float *C, int ldc) {
+    const int nb0 = 2 * q, nb1 = 2 * q + 1;
+    const int nv0 = n - nb0 * XN_GN < XN_GN ? n - nb0 * XN_GN : XN_GN;
+    const int nv1 = nb1 >= nnb ? 0 : n - nb1 * XN_GN < XN_GN ? n - nb1 * XN_GN : XN_GN;
+    const float *b0 = Bp + (size_t)nb0 * K * XN_GN, *b1 = Bp + (size_t)nb1 * K * XN_GN;
+    float *c0 = C + (size_t)nb0 * XN_GN;
+#ifdef XN_X86
+    if (isa == XN_AVX512) {
+        xn_sgemm_pair_avx512(Ap, b0, b1, K, nf, nv0, nv1, c0, ldc);
+        return;
+    }
+#endif
+    xn_sgemm_tile(isa, Ap, b0, K, nf, nv0, c0, ldc);
+    if (nv1) xn_sgemm_tile(isa, Ap, b1, K, nf, nv1, c0 + XN_GN, ldc);
 }
 
 /* ------------------------------------------------------------------------------------------ */
