@@ -260,7 +260,7 @@ cdef class FloatConv:
                        and self.c <= 4 and self.size > 1
                        and self.isa in (XN_AVX2, XN_AVX512))
         if self.direct:
-            fpad = _round_up(self.filters, 4)
+            fpad = _round_up(self.filters, 8)
             wd = np.zeros((fpad, self.k), dtype=np.float32)
             wd[:self.filters] = self.weights
             self.wdirect = wd
