@@ -27,8 +27,8 @@ cdef extern from "xconv_simd.h" nogil:
                         const float *bias, int act, int32_t *dot_out, float *out)
     void xn_bias_act_row(float *row, int n, float bias, int act)
     void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
-    void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
-                       int stride_x, int out_w, int p0, uint64_t *cols, int kw)
+    void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c, int size,
+                       int iy0, int stride_x, int out_w, int p0, uint64_t *cols, int kw)
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
                           int oh, int ow, float *out)
     void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
@@ -45,7 +45,7 @@ cdef extern from "xconv_simd.h" nogil:
 cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil
 
-cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
+cdef void bit_im2col(int isa, const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
                      int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
                      int threads) noexcept nogil
 

@@ -66,7 +66,7 @@ cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad
                     packed.shape[2])
 
 
-cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
+cdef void bit_im2col(int isa, const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
                      int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
                      int threads) noexcept nogil:
     """Each output pixel's window, concatenated, into its lane of the pixel panels cols
@@ -74,7 +74,7 @@ cdef void bit_im2col(const uint64_t[:, :, ::1] packed, int c, int size, int stri
     cdef int oy
     for oy in prange(out_h, num_threads=threads, schedule="dynamic",
                      chunksize=_chunk(out_h, threads)):
-        xn_im2col_row(&packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
+        xn_im2col_row(isa, &packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
                       oy * stride_y, stride_x, out_w, oy * out_w, &cols[0, 0, 0], cols.shape[1])
 
 
@@ -181,7 +181,7 @@ cdef class BinaryConv:
                             self.cw)
             for oy in prange(self.out_h, schedule="dynamic",
                              chunksize=_chunk(self.out_h, self.threads)):
-                xn_im2col_row(&pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
+                xn_im2col_row(self.isa, &pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
                               oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
                               &cm[0, 0, 0], self.kw)
             for t in prange(nft * npt, schedule="dynamic",

@@ -553,29 +553,73 @@ static inline void xn_append_bits(uint64_t *row, int offset, const uint64_t *src
  * its panel lane. cols is zeroed. */
 #define XN_MAXTAPS 64
 
-static void xn_im2col_row(const uint64_t *packed, int wp, int cw, int c, int size, int iy0,
-                          int stride_x, int out_w, int p0, uint64_t *cols, int kw) {
+/* One pixel's window when C divides 64: word j ORs taps j*per .. j*per+per-1, shifted. */
+static inline void xn_im2col_pixel_c64(const uint64_t *base, int c, int per, int kw,
+                                       const int *offs, int ntaps, uint64_t *row) {
+    int j, q, t = 0;
+    for (j = 0; j < kw; j++) {
+        uint64_t v = 0;
+        for (q = 0; q < per && t < ntaps; q++, t++) v |= base[offs[t]] << (q * c);
+        row[(size_t)j * XN_PW] = v;
+    }
+}
+
+#ifdef XN_X86
+/* The same for 8 consecutive pixels at once (stride 1): tap t of pixels ox..ox+7 is one
+ * 512-bit load, and window word j of the 8 pixels is one panel row, one store. Does the head
+ * pixels (up to a panel boundary) and every whole panel of the output row; returns the first
+ * pixel left for the caller (the tail). */
+__attribute__((target(XN_AVX512_TARGET))) static int xn_im2col_panels_avx512(
+    const uint64_t *rowbase, int c, int out_w, int p0, uint64_t *cols, int kw, const int *offs,
+    int ntaps) {
+    const int per = 64 / c;
+    int ox = 0, j, q, t;
+    /* head: pixels until the panel boundary */
+    for (; ox < out_w && ((p0 + ox) & (XN_PW - 1)); ox++) {
+        const int p = p0 + ox;
+        xn_im2col_pixel_c64(rowbase + ox, c, per, kw, offs, ntaps,
+                            cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
+    }
+    for (; ox + XN_PW <= out_w; ox += XN_PW) {
+        const uint64_t *base = rowbase + ox;
+        uint64_t *panel = cols + (size_t)((p0 + ox) / XN_PW) * kw * XN_PW;
+        t = 0;
+        for (j = 0; j < kw; j++) {
+            __m512i v = _mm512_setzero_si512();
+            for (q = 0; q < per && t < ntaps; q++, t++)
+                v = _mm512_or_si512(v, _mm512_sllv_epi64(_mm512_loadu_si512(
+                                                             (const void *)(base + offs[t])),
+                                                         _mm512_set1_epi64(q * c)));
+            _mm512_storeu_si512((void *)(panel + (size_t)j * XN_PW), v);
+        }
+    }
+    return ox;
+}
+#endif
+
+static void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c, int size,
+                          int iy0, int stride_x, int out_w, int p0, uint64_t *cols, int kw) {
     uint64_t buf[XN_ROWBUF + 1];
     int ox, ky, kx, j;
     const int ntaps = size * size;
     if (cw == 1 && 64 % c == 0 && ntaps <= XN_MAXTAPS) {
-        /* C divides 64 (1, 2, 4, 8, 16, 32): taps never straddle a word, so each window
+        /* C divides 64 (1, 2, 4, 8, 16, 32, 64): taps never straddle a word, so each window
          * word is 64/C whole taps OR-ed in registers; tap t sits at word offs[t] from the
          * window's first pixel. */
         int offs[XN_MAXTAPS];
         const int per = 64 / c;
         for (j = 0; j < ntaps; j++) offs[j] = (j / size) * wp + j % size;
-        for (ox = 0; ox < out_w; ox++) {
+        ox = 0;
+#ifdef XN_X86
+        if (isa == XN_AVX512 && stride_x == 1)
+            ox = xn_im2col_panels_avx512(packed + (size_t)iy0 * wp, c, out_w, p0, cols, kw,
+                                         offs, ntaps);
+#endif
+        for (; ox < out_w; ox++) {
             const int p = p0 + ox;
-            uint64_t *row = cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW;
-            const uint64_t *base = packed + (size_t)iy0 * wp + (size_t)ox * stride_x;
-            int t = 0;
-            for (j = 0; j < kw; j++) {
-                uint64_t v = 0;
-                int q;
-                for (q = 0; q < per && t < ntaps; q++, t++) v |= base[offs[t]] << (q * c);
-                row[(size_t)j * XN_PW] = v;
-            }
+            xn_im2col_pixel_c64(packed + (size_t)iy0 * wp + (size_t)ox * stride_x, c, per, kw,
+                                offs, ntaps,
+                                cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
         }
         return;
     }
