@@ -33,7 +33,7 @@ enum { XN_LINEAR = 0, XN_LEAKY = 1, XN_RELU = 2, XN_LOGISTIC = 3 };
 
 /* Tile of the binary GEMM handled by one call (one OpenMP work item). Multiples of 4. */
 #define XN_TF 16
-#define XN_TP 32
+#define XN_TP 64
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define XN_NOCONTRACT __attribute__((optimize("fp-contract=off")))
