@@ -45,11 +45,6 @@ cdef extern from "xconv_simd.h" nogil:
 cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
                            uint64_t[:, :, ::1] packed, int threads) noexcept nogil
 
-cdef void bit_im2col(int isa, const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
-                     int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
-                     int threads) noexcept nogil
-
-
 cdef class BinaryConv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding
     cdef readonly int out_h, out_w, k, kw, cw, fpad, isa, threads

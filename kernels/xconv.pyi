@@ -60,6 +60,7 @@ class FloatConv:
     activation: str
     isa: int
     direct: bool
+    own_gemm: bool
     def __init__(
         self,
         weights: np.ndarray,

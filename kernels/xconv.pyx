@@ -66,18 +66,6 @@ cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad
                     packed.shape[2])
 
 
-cdef void bit_im2col(int isa, const uint64_t[:, :, ::1] packed, int c, int size, int stride_y,
-                     int stride_x, int out_h, int out_w, uint64_t[:, :, ::1] cols,
-                     int threads) noexcept nogil:
-    """Each output pixel's window, concatenated, into its lane of the pixel panels cols
-    (npanels, KW, XN_PW), zeroed by the caller."""
-    cdef int oy
-    for oy in prange(out_h, num_threads=threads, schedule="dynamic",
-                     chunksize=_chunk(out_h, threads)):
-        xn_im2col_row(isa, &packed[0, 0, 0], packed.shape[1], packed.shape[2], c, size,
-                      oy * stride_y, stride_x, out_w, oy * out_w, &cols[0, 0, 0], cols.shape[1])
-
-
 def pack_weights(signs):
     """signs int8 (F, C, k, k) in {-1,+1} -> (F rounded up to 4, ceil(K/64)) uint64 rows."""
     signs = np.asarray(signs)

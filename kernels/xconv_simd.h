@@ -960,11 +960,6 @@ static void xn_sgemm_tile_portable(const float *Ap, const float *Bp, int K, int 
         for (j = 0; j < nv; j++) C[(size_t)r * ldc + j] = c[r * XN_GN + j];
 }
 
-/* Tile (fb, panels 2q and 2q+1) of C: Ap is filter block fb's packed panel, Bp the first of
- * nnb packed B panels, n the number of columns of C. */
-static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
-                          int nf, int n, float *C, int ldc);
-
 /* Tile (fb, nb) of C; Ap/Bp point at the packed panels of that filter/pixel block. */
 static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
                           float *C, int ldc) {
@@ -978,6 +973,8 @@ static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int 
     xn_sgemm_tile_portable(Ap, Bp, K, nf, nv, C, ldc);
 }
 
+/* Tile (filter block, B panels 2q and 2q+1) of C: Ap is the filter block's packed panel, Bp
+ * the first of nnb packed B panels, n the number of columns of C. */
 static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
                           int nf, int n, float *C, int ldc) {
     const int nb0 = 2 * q, nb1 = 2 * q + 1;
