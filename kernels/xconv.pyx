@@ -241,11 +241,12 @@ cdef class FloatConv:
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
         self.threads = max(1, threads)
         self.isa = _isa_code(isa)
-        # thin inputs (the first layer, RGB): im2col would copy size*size times the input for
-        # a GEMM with a tiny K, so convolve directly (vector code only: the plain C loop is
-        # slower than im2col + BLAS)
+        # thin inputs (RGB, or up to 32 channels): im2col would copy size*size times a large
+        # input for a GEMM with a small K, so convolve directly (vector code only: the plain C
+        # loop is slower than im2col + BLAS). From 64 channels up the rows of one output row
+        # no longer fit L1 and the GEMM wins.
         self.direct = (self.groups == 1 and self.dilation == 1 and self.stride_x == 1
-                       and self.c <= 4 and self.size > 1
+                       and self.c <= 32 and self.size > 1
                        and self.isa in (XN_AVX2, XN_AVX512))
         if self.direct:
             fpad = _round_up(self.filters, 8)

@@ -746,12 +746,35 @@ __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *
             }
         }
     }
-    if (full < out_w) {
-        /* ragged right edge: the scalar code on a shifted view */
-        xn_direct_row_portable(xp + full, c, hp, wp, W, F, size, iy0, out_w - full, out + full,
-                               plane);
-        for (r = 0; r < F; r++)
-            xn_bias_act_row(out + (size_t)r * plane + full, out_w - full, bias[r], ract);
+    /* ragged right edge: 8-pixel blocks, the last one masked (maskload reads no lane past
+     * the mask, so nothing beyond the padded row is touched) */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = full; ox < out_w; ox += 8) {
+            const int n = out_w - ox < 8 ? out_w - ox : 8;
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_maskload_ps(row + kx, live);
+                        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + t), x0, a0);
+                        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + K + t), x0, a1);
+                        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 2 * (size_t)K + t), x0, a2);
+                        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 3 * (size_t)K + t), x0, a3);
+                    }
+                }
+            {
+                const __m256 acc[4] = {a0, a1, a2, a3};
+                for (r = 0; r < nf; r++)
+                    _mm256_maskstore_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                        xn_bias_act8(acc[r], bias[f0 + r], ract));
+            }
+        }
     }
     if (act == XN_LOGISTIC)
         for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
@@ -759,8 +782,8 @@ __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *
 #endif
 
 #ifdef XN_X86
-/* AVX-512: 8 filters x 32 pixels (16 zmm accumulators) per step; a ragged right edge goes
- * to the AVX2 code. W has rows padded to a multiple of 8 filters. */
+/* AVX-512: 8 filters x 32 pixels (16 zmm accumulators) per step, a ragged right edge in masked
+ * 16-pixel blocks. W has rows padded to a multiple of 8 filters. */
 __attribute__((target(XN_AVX512_TARGET))) static inline __m512 xn_bias_act16(__m512 v, float bias,
                                                                             int act) {
     v = _mm512_add_ps(v, _mm512_set1_ps(bias));
@@ -807,11 +830,33 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
             }
         }
     }
-    if (act == XN_LOGISTIC && full > 0)
-        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, full, act);
-    if (full < out_w)
-        xn_direct_row_avx2(xp + full, c, hp, wp, W, F, size, iy0, out_w - full, out + full, plane,
-                           bias, act);
+    /* ragged right edge: 16-pixel blocks, the last one masked */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 8) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 8 ? F - f0 : 8;
+        for (ox = full; ox < out_w; ox += 16) {
+            const int n = out_w - ox < 16 ? out_w - ox : 16;
+            const __mmask16 live = (__mmask16)((1u << n) - 1u);
+            __m512 acc[8];
+            int t = 0;
+            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m512 x0 = _mm512_maskz_loadu_ps(live, row + kx);
+                        for (r = 0; r < 8; r++)
+                            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w0[(size_t)r * K + t]), x0,
+                                                     acc[r]);
+                    }
+                }
+            for (r = 0; r < nf; r++)
+                _mm512_mask_storeu_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                      xn_bias_act16(acc[r], bias[f0 + r], ract));
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
 }
 #endif
 
