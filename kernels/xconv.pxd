@@ -19,6 +19,8 @@ cdef extern from "xconv_simd.h" nogil:
         XN_PW
         XN_GF
         XN_GN
+        XN_KC
+        XN_KWHOLE
 
     int xn_isa_supported(int isa)
     int xn_best_isa()
@@ -35,10 +37,8 @@ cdef extern from "xconv_simd.h" nogil:
                        int size, int iy0, int out_w, float *out, size_t plane,
                        const float *bias, int act)
     void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel)
-    void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
-                       float *C, int ldc)
-    void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int K,
-                       int nf, int n, float *C, int ldc)
+    void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb,
+                       int kstride, int kc, int nf, int n, float *C, int ldc, int accumulate)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 

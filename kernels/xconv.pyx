@@ -283,7 +283,7 @@ cdef class FloatConv:
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
         cdef int npair = (nnb + 1) // 2
-        cdef int g, f, r, nb, t
+        cdef int g, f, r, nb, t, k0, kc
         cdef bint last
         cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
@@ -313,8 +313,8 @@ cdef class FloatConv:
                                         chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
-            # own SGEMM: im2col, 16-column B panels, then 6 x 16 tiles over the whole K (a tile
-            # row shares one B panel, kept in L2, and streams A panels); one OpenMP team
+            # own SGEMM: im2col and 16-column B panels on one OpenMP team, then 6-filter x
+            # 32-pixel tiles
             with nogil, parallel(num_threads=self.threads):
                 if not pointwise:
                     for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
@@ -323,14 +323,29 @@ cdef class FloatConv:
                                           self.out_w, &cm[r, 0])
                 for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
                     xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
-                # pairs of B panels: a tile is 6 filters x 32 pixels
-                for t in prange(npair * nfb, schedule="dynamic",
-                                chunksize=_chunk(npair * nfb, self.threads)):
-                    xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
-                                  t // nfb, nnb, kk, min(XN_GF, fg - (t % nfb) * XN_GF), n,
-                                  &om[g * fg + (t % nfb) * XN_GF, 0], n)
-                if last:
-                    for f in prange(self.filters, schedule="dynamic",
+            if kk <= XN_KWHOLE:
+                with nogil:
+                    # whole K per tile; consecutive tiles share a B pair (in L2) and stream A
+                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=_chunk(npair * nfb, self.threads)):
+                        xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
+                                      t // nfb, nnb, kk, kk, min(XN_GF, fg - (t % nfb) * XN_GF),
+                                      n, &om[g * fg + (t % nfb) * XN_GF, 0], n, 0)
+            for k0 in range(0, kk if kk > XN_KWHOLE else 0, XN_KC):
+                # long K: a B pair no longer fits L2 and A would be re-read per pair from
+                # memory; block K instead: the block of every B panel stays in L2, each A
+                # block is read once, tiles accumulate into the output
+                kc = min(XN_KC, kk - k0)
+                with nogil:
+                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=_chunk(npair * nfb, self.threads)):
+                        xn_sgemm_pair(self.isa, &self.apacked[g, t // npair, k0, 0],
+                                      &bm[0, k0, 0], t % npair, nnb, kk, kc,
+                                      min(XN_GF, fg - (t // npair) * XN_GF), n,
+                                      &om[g * fg + (t // npair) * XN_GF, 0], n, k0 > 0)
+            if last:
+                with nogil:
+                    for f in prange(self.filters, num_threads=self.threads, schedule="dynamic",
                                     chunksize=_chunk(self.filters, self.threads)):
                         xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
         if self.activation not in _NATIVE_ACT:

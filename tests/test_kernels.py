@@ -219,6 +219,21 @@ def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str)
         _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("groups", [1, 2])
+def test_float_conv_long_k(groups: int, isa: str) -> None:
+    """K = 2700 > XN_KWHOLE: the K-blocked GEMM that accumulates into the output."""
+    c = 300 * groups
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((c, 5, 7)).astype(np.float32)
+    weights = rng.standard_normal((14, c // groups, 3, 3)).astype(np.float32) * 0.05
+    bias = rng.standard_normal(14).astype(np.float32)
+    spec = ops.ConvSpec(c, 5, 7, 14, 3, 1, 1, 1, 1, groups)
+    for threads in (1, 2):
+        kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, "leaky")
+        _close(kernel(x), ops.float_conv(x, weights, bias, spec, "leaky"), 1e-5)
+
+
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_float_activations(activation: str) -> None:
     rng = np.random.default_rng(11)
