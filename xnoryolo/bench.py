@@ -126,7 +126,7 @@ def popcount_peak(isa: str, threads: int, trials: int = 7) -> float:
     of `trials`: a peak)."""
     from xnoryolo.kernels import xconv
 
-    reps = 20000
+    reps = 2_000_000  # ~10 ms per trial: long enough to ride out timer and clock noise
     best = 0.0
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for _ in range(trials):
