@@ -305,6 +305,25 @@ def test_popcount_peak_runs(isa: str) -> None:
     assert bits > 0 and checksum > 0
 
 
+def test_kernels_are_reentrant() -> None:
+    """One kernel called from several Python threads at once (a service's worker pool):
+    buffers are per call, so every result is the single-threaded one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, folded, signs, scale, bias = _case(32, 26, 26, 16, 3, seed=9)
+    spec = ops.ConvSpec(32, 26, 26, 16, 3, 1, 1, 1)
+    backend = FastBackend(2)
+    binary = backend.binary_conv(signs, scale, bias, spec, "leaky")
+    floating = backend.float_conv(folded, bias, spec, "leaky")
+    inputs = [x * (i + 1) - i for i in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        b_out = list(pool.map(binary, inputs))
+        f_out = list(pool.map(floating, inputs))
+    for xi, yb, yf in zip(inputs, b_out, f_out, strict=True):
+        np.testing.assert_array_equal(yb, binary(xi))
+        np.testing.assert_array_equal(yf, floating(xi))
+
+
 def test_input_shape_checked() -> None:
     _, _, signs, scale, bias = _case(16, 4, 4, 4, 3, seed=1)
     kernel = FastBackend(1).binary_conv(
