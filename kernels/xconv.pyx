@@ -408,7 +408,7 @@ def popcount_peak(str isa, int nwords=64, long reps=200000):
     cdef uint64_t[::1] bm = buf
     cdef uint64_t s
     cdef int nw = nwords
-    cdef int step = 16 if code == XN_AVX512 else 4 if code == XN_AVX2 else 2
+    cdef int step = 32 if code == XN_AVX512 else 4 if code == XN_AVX2 else 2
     nw = nw // step * step
     with nogil:
         s = xn_popcount_peak(code, &bm[0], nw, reps)

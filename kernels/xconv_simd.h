@@ -41,6 +41,9 @@ enum { XN_LINEAR = 0, XN_LEAKY = 1, XN_RELU = 2, XN_LOGISTIC = 3 };
 #define XN_NOCONTRACT
 #endif
 
+/* Keeps the compiler from hoisting the popcount-peak work out of its repetition loop. */
+#define XN_BARRIER(p) __asm__ volatile("" : : "r"(p) : "memory")
+
 static int xn_isa_supported(int isa) {
     switch (isa) {
     case XN_PORTABLE:
@@ -1132,11 +1135,13 @@ static uint64_t xn_peak_portable(const uint64_t *buf, int nwords, long reps) {
     uint64_t s0 = 0, s1 = 0, k0 = 0x9e3779b97f4a7c15ULL, k1 = 0xc2b2ae3d27d4eb4fULL;
     long r;
     int k;
-    for (r = 0; r < reps; r++)
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
         for (k = 0; k < nwords; k++) {
             s0 += (uint64_t)xn_popcount64_portable(buf[k] ^ k0);
             s1 += (uint64_t)xn_popcount64_portable(buf[k] ^ k1);
         }
+    }
     return s0 + s1;
 }
 
@@ -1147,13 +1152,15 @@ __attribute__((target("popcnt"))) static uint64_t xn_peak_popcnt(const uint64_t 
              k1 = 0xc2b2ae3d27d4eb4fULL;
     long r;
     int k;
-    for (r = 0; r < reps; r++)
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
         for (k = 0; k + 2 <= nwords; k += 2) {
             s0 += (uint64_t)__builtin_popcountll(buf[k] ^ k0);
             s1 += (uint64_t)__builtin_popcountll(buf[k] ^ k1);
             s2 += (uint64_t)__builtin_popcountll(buf[k + 1] ^ k0);
             s3 += (uint64_t)__builtin_popcountll(buf[k + 1] ^ k1);
         }
+    }
     return s0 + s1 + s2 + s3;
 }
 
@@ -1168,6 +1175,7 @@ __attribute__((target("avx2,popcnt"))) static uint64_t xn_peak_avx2(const uint64
     long r;
     int k;
     for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
         __m256i c0 = zero, c1 = zero;
         /* nwords <= 31*4 keeps the byte counters from overflowing */
         for (k = 0; k + 4 <= nwords; k += 4) {
@@ -1185,20 +1193,30 @@ __attribute__((target(XN_AVX512_TARGET))) static uint64_t xn_peak_avx512(const u
                                                                          int nwords, long reps) {
     const __m512i k0 = _mm512_set1_epi64(0x1e3779b97f4a7c15LL);
     const __m512i k1 = _mm512_set1_epi64(0x42b2ae3d27d4eb4fLL);
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+            s7 = s0;
     long r;
     int k;
-    for (r = 0; r < reps; r++)
-        for (k = 0; k + 16 <= nwords; k += 16) {
-            __m512i x = _mm512_loadu_si512((const void *)(buf + k));
-            __m512i y = _mm512_loadu_si512((const void *)(buf + k + 8));
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        for (k = 0; k + 32 <= nwords; k += 32) {
+            const __m512i x = _mm512_loadu_si512((const void *)(buf + k));
+            const __m512i y = _mm512_loadu_si512((const void *)(buf + k + 8));
+            const __m512i z = _mm512_loadu_si512((const void *)(buf + k + 16));
+            const __m512i u = _mm512_loadu_si512((const void *)(buf + k + 24));
             s0 = _mm512_add_epi64(s0, _mm512_popcnt_epi64(_mm512_xor_si512(x, k0)));
             s1 = _mm512_add_epi64(s1, _mm512_popcnt_epi64(_mm512_xor_si512(x, k1)));
             s2 = _mm512_add_epi64(s2, _mm512_popcnt_epi64(_mm512_xor_si512(y, k0)));
             s3 = _mm512_add_epi64(s3, _mm512_popcnt_epi64(_mm512_xor_si512(y, k1)));
+            s4 = _mm512_add_epi64(s4, _mm512_popcnt_epi64(_mm512_xor_si512(z, k0)));
+            s5 = _mm512_add_epi64(s5, _mm512_popcnt_epi64(_mm512_xor_si512(z, k1)));
+            s6 = _mm512_add_epi64(s6, _mm512_popcnt_epi64(_mm512_xor_si512(u, k0)));
+            s7 = _mm512_add_epi64(s7, _mm512_popcnt_epi64(_mm512_xor_si512(u, k1)));
         }
-    return (uint64_t)_mm512_reduce_add_epi64(
-        _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)));
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    s4 = _mm512_add_epi64(_mm512_add_epi64(s4, s5), _mm512_add_epi64(s6, s7));
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(s0, s4));
 }
 #endif
 
@@ -1210,6 +1228,7 @@ static uint64_t xn_peak_neon(const uint64_t *buf, int nwords, long reps) {
     long r;
     int k;
     for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
         uint16x8_t c0 = vdupq_n_u16(0), c1 = vdupq_n_u16(0);
         for (k = 0; k + 2 <= nwords; k += 2) {
             uint8x16_t x = vreinterpretq_u8_u64(vld1q_u64(buf + k));
