@@ -379,6 +379,24 @@ def test_darknet_layers_from_darknet_inputs(case: str, isa: str) -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_darknet_float_yolov3_tiny_end_to_end(threads: int) -> None:
+    """Case a: the real COCO yolov3-tiny (float layers only) through the fast float kernels,
+    every layer within SEMANTICS.md §7's end-to-end tolerance (2.9e-6; 5e-6 allowed)."""
+    from xnoryolo.detector import Network
+
+    base = REF / "a_yolov3-tiny_coco"
+    weights = SHARED / "models" / "yolov3-tiny.weights"
+    if not base.is_dir() or not weights.is_file():
+        pytest.skip(f"{base} or {weights} is absent (shared reference data not on this machine)")
+    net = Network.from_cfg(base / "yolov3-tiny.cfg")
+    net.load_weights(weights.read_bytes())
+    net.prepare(FastBackend(threads=threads))
+    outputs = net.forward(np.load(base / "dog" / "input.npy"))
+    for layer, y in zip(net.layers, outputs, strict=True):
+        _close(y, np.load(base / "dog" / "layers" / f"{layer.index:03d}_{layer.type}.npy"), 5e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_darknet_end_to_end(case: str, threads: int) -> None:
     net, dog = _network(case, threads)
