@@ -8,6 +8,7 @@ Compiler directives are set here, once, for every extension.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,7 +43,9 @@ def _openmp_flags() -> tuple[list[str], list[str]]:
 def extensions() -> list[Extension]:
     omp_compile, omp_link = _openmp_flags()
     compile_args = (
-        ["-O3", "-fno-strict-aliasing", *omp_compile] if sys.platform != "win32" else omp_compile
+        ["-O3", "-fno-strict-aliasing", "-ffp-contract=off", *omp_compile]
+        if sys.platform != "win32"
+        else omp_compile
     )
     exts = []
     for pyx in sorted(KERNELS.glob("*.pyx")):
@@ -56,7 +59,22 @@ def extensions() -> list[Extension]:
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             )
         )
-    return cythonize(exts, compiler_directives=DIRECTIVES) if exts else []
+    return (
+        cythonize(exts, compiler_directives=DIRECTIVES, include_path=[_pxd_tree()]) if exts else []
+    )
+
+
+def _pxd_tree() -> str:
+    """Cython finds a module's .pxd by its full name; the package directory is mapped
+    (xnoryolo.kernels -> kernels/), so mirror the .pxd files under xnoryolo/kernels/."""
+    root = HERE / "build" / "pxd"
+    dest = root / "xnoryolo" / "kernels"
+    dest.mkdir(parents=True, exist_ok=True)
+    for pxd in KERNELS.glob("*.pxd"):
+        target = dest / pxd.name
+        if not target.exists() or target.read_bytes() != pxd.read_bytes():
+            shutil.copyfile(pxd, target)
+    return str(root)
 
 
 setup(ext_modules=extensions())

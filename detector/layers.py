@@ -302,6 +302,7 @@ class MaxpoolLayer(Layer):
     stride_y: int = 2
     padding: int = 1
     depth: bool = False
+    kernel: Callable[[np.ndarray], np.ndarray] | None = None
 
     @classmethod
     def build(cls, section: Section, ctx: BuildContext) -> MaxpoolLayer:
@@ -347,7 +348,17 @@ class MaxpoolLayer(Layer):
             )
         return layer
 
+    def prepare(self, backend: Any) -> None:
+        # backends may offer a maxpool kernel (optional: not part of the Backend protocol)
+        if not self.depth and hasattr(backend, "maxpool"):
+            _, oh, ow = self.out_shape
+            self.kernel = backend.maxpool(
+                self.in_shape, self.size, self.stride_y, self.stride_x, self.padding, oh, ow
+            )
+
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
+        if self.kernel is not None:
+            return self.kernel(x)
         if self.depth:
             oc = self.out_shape[0]
             c = x.shape[0]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xnoryolo import bench
 from xnoryolo.service import cli as service_cli
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="(c, h, w) float32 .npy input tensor")
     p.add_argument("--out", required=True, help="output directory for NNN_<type>.npy files")
     service_cli.add_parser(sub)
+    bench.add_parser(sub)
 
     # commands with their own modules: each adds its parser and sets `run`
     from xnoryolo import evaluate, pack
@@ -100,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_models(args)
         if args.command == "serve":
             return service_cli.run(args)
+        if args.command == "bench":
+            return bench.run(args)
         if hasattr(args, "run"):
             return int(args.run(args))
     except (XnoryoloError, UsageError) as exc:

@@ -1,0 +1,115 @@
+"""`FastBackend`: the Cython kernels behind detector.backend's `Backend` protocol.
+
+Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
+SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels
+keep the path that was selected when they were built.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from xnoryolo.detector.ops import ConvSpec
+
+from . import xconv
+from .blas import blas_threads
+
+__all__ = ["FastBackend", "available_simd", "get_simd", "set_simd"]
+
+_simd: str | None = None
+
+
+def available_simd() -> list[str]:
+    """SIMD paths this CPU and build can run, portable first."""
+    return [name for name in xconv.isa_names() if xconv.isa_supported(name)]
+
+
+def set_simd(name: str | None) -> None:
+    """Force a SIMD path for kernels built from now on; None or 'auto' restores the default."""
+    global _simd
+    if name in (None, "", "auto"):
+        _simd = None
+        return
+    assert name is not None
+    if name not in xconv.isa_names():
+        raise ValueError(f"unknown SIMD path {name!r}: use auto or one of {xconv.isa_names()}")
+    if not xconv.isa_supported(name):
+        raise ValueError(f"SIMD path {name!r} is not supported by this CPU")
+    _simd = name
+
+
+def get_simd() -> str:
+    """The path new kernels use: set_simd's, else XNORYOLO_SIMD's, else the best available."""
+    if _simd is not None:
+        return _simd
+    env = os.environ.get("XNORYOLO_SIMD", "").strip().lower()
+    if env and env != "auto":
+        if env not in xconv.isa_names() or not xconv.isa_supported(env):
+            raise ValueError(f"XNORYOLO_SIMD={env!r}: not one of {available_simd()} on this CPU")
+        return env
+    return str(xconv.best_isa())
+
+
+def default_threads(threads: int | None = None) -> int:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads={threads}: must be >= 1")
+        return threads
+    env = os.environ.get("XNORYOLO_THREADS", "").strip()
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"XNORYOLO_THREADS={env!r} is not an integer") from None
+        if value < 1:
+            raise ValueError(f"XNORYOLO_THREADS={value}: must be >= 1")
+        return value
+    return os.cpu_count() or 1
+
+
+class FastBackend:
+    """Builds xconv kernels; every kernel runs on `threads` OpenMP threads."""
+
+    name = "fast"
+
+    def __init__(self, threads: int | None = None, simd: str | None = None) -> None:
+        self.threads = default_threads(threads)
+        # numpy's BLAS pool would spin beside the OpenMP team (see kernels/blas.py)
+        blas_threads(1)
+        if simd is not None and (simd not in xconv.isa_names() or not xconv.isa_supported(simd)):
+            raise ValueError(f"SIMD path {simd!r} is not available: {available_simd()}")
+        self.simd = simd
+
+    def _isa(self) -> str:
+        return self.simd or get_simd()
+
+    def float_conv(
+        self, weights: np.ndarray, bias: np.ndarray, spec: ConvSpec, activation: str
+    ) -> xconv.FloatConv:
+        return xconv.FloatConv(weights, bias, spec, activation, self.threads, self._isa())
+
+    def binary_conv(
+        self,
+        signs: np.ndarray,
+        scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvSpec,
+        activation: str,
+    ) -> xconv.BinaryConv:
+        return xconv.BinaryConv(signs, scale, bias, spec, activation, self.threads, self._isa())
+
+    def maxpool(
+        self,
+        in_shape: tuple[int, int, int],
+        size: int,
+        stride_y: int,
+        stride_x: int,
+        padding: int,
+        out_h: int,
+        out_w: int,
+    ) -> xconv.MaxPool:
+        """Optional factory: darknet maxpool (ops.maxpool) over a (C,H,W) input."""
+        c, h, w = in_shape
+        return xconv.MaxPool(c, h, w, size, stride_y, stride_x, padding, out_h, out_w, self.threads)

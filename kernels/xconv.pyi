@@ -1,0 +1,92 @@
+# Type stub of the compiled xconv module (kernels/xconv.pyx).
+import numpy as np
+
+from xnoryolo.detector.ops import ConvSpec
+
+def isa_names() -> tuple[str, ...]: ...
+def isa_supported(name: str) -> bool: ...
+def best_isa() -> str: ...
+def pack_weights(signs: np.ndarray) -> np.ndarray: ...
+def popcount_peak(isa: str, nwords: int = 64, reps: int = 200000) -> tuple[int, int]: ...
+
+class BinaryConv:
+    c: int
+    h: int
+    w: int
+    filters: int
+    size: int
+    stride_y: int
+    stride_x: int
+    padding: int
+    out_h: int
+    out_w: int
+    k: int
+    kw: int
+    cw: int
+    fpad: int
+    isa: int
+    threads: int
+    activation: str
+    def __init__(
+        self,
+        signs: np.ndarray,
+        scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvSpec,
+        activation: str,
+        threads: int,
+        isa: str,
+    ) -> None: ...
+    @property
+    def isa_name(self) -> str: ...
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+    def dot(self, x: np.ndarray) -> np.ndarray: ...
+    def pack(self, x: np.ndarray) -> np.ndarray: ...
+
+class FloatConv:
+    c: int
+    h: int
+    w: int
+    filters: int
+    size: int
+    stride_y: int
+    stride_x: int
+    padding: int
+    dilation: int
+    groups: int
+    out_h: int
+    out_w: int
+    k: int
+    threads: int
+    activation: str
+    isa: int
+    direct: bool
+    own_gemm: bool
+    def __init__(
+        self,
+        weights: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvSpec,
+        activation: str,
+        threads: int,
+        isa: str = "portable",
+    ) -> None: ...
+    @property
+    def isa_name(self) -> str: ...
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+class MaxPool:
+    def __init__(
+        self,
+        c: int,
+        h: int,
+        w: int,
+        size: int,
+        stride_y: int,
+        stride_x: int,
+        padding: int,
+        out_h: int,
+        out_w: int,
+        threads: int,
+    ) -> None: ...
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...

@@ -1,0 +1,415 @@
+"""Fast convolution kernels: XNOR (bit-packed) and float, matching detector.ops.
+
+The bit layout is written down in kernels/README.md. In short: activations are packed per pixel
+along channels into 64-bit words (bit c%64 of word c//64 is 1 iff x[c] > 0), with a border of
+all-zero pixels (= input -1) for padding; each output pixel's window is then concatenated into
+K = size*size*C bits, tap-major (ky, kx, c), stored in panels of 8 pixels; weights use the same
+bit order. dot = K - 2*popcount(weights XOR window) counts only real taps because unused bits
+are zero in both operands.
+"""
+
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int32_t, uint64_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+from xnoryolo.detector.activations import activate
+from xnoryolo.kernels.blas import blas_threads
+
+_ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
+_NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
+
+
+def isa_names():
+    """Names of every SIMD path this build knows, in order of their codes."""
+    return _ISA_NAMES
+
+
+def isa_supported(str name):
+    """Whether this CPU (and build) can run the named path."""
+    return bool(xn_isa_supported(_ISA_NAMES.index(name)))
+
+
+def best_isa():
+    """The fastest path this CPU supports."""
+    return _ISA_NAMES[xn_best_isa()]
+
+
+def _isa_code(str name):
+    if name not in _ISA_NAMES:
+        raise ValueError(f"unknown SIMD path {name!r}: use one of {', '.join(_ISA_NAMES)}")
+    code = _ISA_NAMES.index(name)
+    if not xn_isa_supported(code):
+        raise ValueError(f"SIMD path {name!r} is not supported by this CPU")
+    return code
+
+
+cdef inline int _round_up(int v, int m) noexcept nogil:
+    return (v + m - 1) // m * m
+
+
+cdef inline int _chunk(int n, int threads) noexcept nogil:
+    # dynamic schedule in ~8 chunks per thread: balances a descheduled thread's share
+    # without paying the scheduler per iteration
+    return max(1, n // (8 * threads))
+
+
+cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad_l,
+                           uint64_t[:, :, ::1] packed, int threads) noexcept nogil:
+    """Sign bits of x (C,H,W) into packed (Hp, Wp, CW); the border is left as the caller set
+    it (zero = input -1)."""
+    cdef int c = x.shape[0], h = x.shape[1], w = x.shape[2]
+    cdef int y
+    for y in prange(h, num_threads=threads, schedule="dynamic", chunksize=_chunk(h, threads)):
+        xn_pack_row(isa, &x[0, y, 0], <size_t>h * w, c, w, &packed[y + pad_t, pad_l, 0],
+                    packed.shape[2])
+
+
+def pack_weights(signs):
+    """signs int8 (F, C, k, k) in {-1,+1} -> (F rounded up to 4, ceil(K/64)) uint64 rows."""
+    signs = np.asarray(signs)
+    f, c, kh, kwid = signs.shape
+    k = c * kh * kwid
+    kw = (k + 63) // 64
+    fpad = (f + 3) // 4 * 4
+    bits = np.zeros((fpad, kw * 64), dtype=np.uint8)
+    # tap-major (ky, kx, c) order, the order bit_im2col writes the window in
+    bits[:f, :k] = (signs.transpose(0, 2, 3, 1).reshape(f, k) > 0).astype(np.uint8)
+    packed = np.packbits(bits, axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view("<u8"), dtype=np.uint64)
+
+
+cdef class BinaryConv:
+    """XNOR convolution of one layer: call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
+
+    def __init__(self, signs, scale, bias, spec, str activation, int threads, str isa):
+        self.c, self.h, self.w = spec.c, spec.h, spec.w
+        self.filters, self.size = spec.filters, spec.size
+        self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
+        self.out_h, self.out_w = spec.out_h, spec.out_w
+        self.k = self.c * self.size * self.size
+        self.kw = (self.k + 63) // 64
+        self.cw = (self.c + 63) // 64
+        if tuple(np.shape(signs)) != (self.filters, self.c, self.size, self.size):
+            raise ValueError(f"signs shape {np.shape(signs)} does not match {spec}")
+        self.fpad = _round_up(self.filters, 4)
+        self.weights = pack_weights(signs)
+        self.scale_ = np.ascontiguousarray(scale, dtype=np.float32)
+        self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
+        self.activation = activation
+        self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.threads = max(1, threads)
+        self.isa = _isa_code(isa)
+
+    @property
+    def isa_name(self):
+        return _ISA_NAMES[self.isa]
+
+    def __call__(self, x):
+        return self._run(x, False)
+
+    def dot(self, x):
+        """Integer part only: int32 (F, out_h*out_w) = sum of sign(w)*sign(x) over the taps."""
+        return self._run(x, True)
+
+    def pack(self, x):
+        """Bit-pack x with this layer's padding border: uint64 (Hp, Wp, ceil(C/64))."""
+        xv = self._checked(x)
+        packed = self._packed_buffer()
+        cdef const float[:, :, ::1] xm = xv
+        cdef uint64_t[:, :, ::1] pm = packed
+        with nogil:
+            pack_activations(self.isa, xm, self.padding, self.padding, pm, self.threads)
+        return packed
+
+    def _checked(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        return xv
+
+    def _packed_buffer(self):
+        need_h = (self.out_h - 1) * self.stride_y + self.size
+        need_w = (self.out_w - 1) * self.stride_x + self.size
+        hp = max(self.padding + self.h, need_h)
+        wp = max(self.padding + self.w, need_w)
+        return np.zeros((hp, wp, self.cw), dtype=np.uint64)
+
+    cdef object _run(self, x, bint want_dot):
+        cdef int n = self.out_h * self.out_w
+        cdef int npad = _round_up(n, XN_PW)
+        xv = self._checked(x)
+        packed = self._packed_buffer()
+        cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
+        cdef const float[:, :, ::1] xm = xv
+        cdef uint64_t[:, :, ::1] pm = packed
+        cdef uint64_t[:, :, ::1] cm = cols
+        cdef int nft = (self.fpad + XN_TF - 1) // XN_TF
+        cdef int npt = (npad + XN_TP - 1) // XN_TP
+        cdef int t, f0, p0, nf, np_, y, oy
+        cdef int pad = self.padding
+        cdef size_t plane = <size_t>self.h * self.w
+        cdef int32_t[:, ::1] dm
+        cdef float[:, ::1] om
+        cdef int32_t *dptr = NULL
+        cdef float *optr = NULL
+        if want_dot:
+            result = np.empty((self.filters, n), dtype=np.int32)
+            dm = result
+            dptr = &dm[0, 0]
+        else:
+            result = np.empty((self.filters, n), dtype=np.float32)
+            om = result
+            optr = &om[0, 0]
+        # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
+        with nogil, parallel(num_threads=self.threads):
+            for y in prange(self.h, schedule="dynamic", chunksize=_chunk(self.h, self.threads)):
+                xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0],
+                            self.cw)
+            for oy in prange(self.out_h, schedule="dynamic",
+                             chunksize=_chunk(self.out_h, self.threads)):
+                xn_im2col_row(self.isa, &pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
+                              oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
+                              &cm[0, 0, 0], self.kw)
+            for t in prange(nft * npt, schedule="dynamic",
+                            chunksize=_chunk(nft * npt, self.threads)):
+                f0 = (t % nft) * XN_TF
+                p0 = (t // nft) * XN_TP
+                nf = min(XN_TF, self.fpad - f0)
+                np_ = min(XN_TP, npad - p0)
+                xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
+                               f0, nf, p0, np_, self.filters, n, &self.scale_[0],
+                               &self.bias_[0], self.act, dptr, optr)
+        if want_dot:
+            return result
+        if self.activation not in _NATIVE_ACT:
+            result = activate(result, self.activation)
+        return result.reshape(self.filters, self.out_h, self.out_w)
+
+
+cdef inline void _float_im2col_row(const float[:, :, ::1] x, int c0, int r, int size,
+                                   int stride_y, int stride_x, int pad, int dil, int out_h,
+                                   int out_w, float *dst) noexcept nogil:
+    """Row r = (c, ky, kx) of darknet's im2col_cpu_ext on channels from c0, zero padding."""
+    cdef int h = x.shape[1], w = x.shape[2]
+    cdef int ch = r // (size * size), ky = (r // size) % size, kx = r % size
+    cdef int off = kx * dil - pad
+    cdef int oy, ox, iy, lo = 0, hi = 0
+    cdef const float *src
+    # output columns whose tap falls inside the row: lo <= ox < hi
+    if off < 0:
+        lo = (-off + stride_x - 1) // stride_x
+    if w - 1 - off >= 0:
+        hi = min(out_w, (w - 1 - off) // stride_x + 1)
+    if hi < lo:
+        hi = lo
+    for oy in range(out_h):
+        iy = oy * stride_y - pad + ky * dil
+        if iy < 0 or iy >= h:
+            memset(dst, 0, out_w * sizeof(float))
+        else:
+            src = &x[c0 + ch, iy, 0]
+            if lo > 0:
+                memset(dst, 0, lo * sizeof(float))
+            if stride_x == 1:
+                memcpy(dst + lo, src + lo + off, (hi - lo) * sizeof(float))
+            else:
+                for ox in range(lo, hi):
+                    dst[ox] = src[ox * stride_x + off]
+            if hi < out_w:
+                memset(dst + hi, 0, (out_w - hi) * sizeof(float))
+        dst += out_w
+
+
+cdef class FloatConv:
+    """Float convolution of one layer (BN folded): Cython im2col, numpy's BLAS sgemm, then
+    bias and activation fused in one pass. Call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
+
+    def __init__(self, weights, bias, spec, str activation, int threads, str isa="portable"):
+        self.c, self.h, self.w = spec.c, spec.h, spec.w
+        self.filters, self.size = spec.filters, spec.size
+        self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
+        self.dilation, self.groups = spec.dilation, spec.groups
+        self.out_h, self.out_w = spec.out_h, spec.out_w
+        self.k = (self.c // self.groups) * self.size * self.size
+        self.weights = np.ascontiguousarray(
+            np.asarray(weights, dtype=np.float32).reshape(self.filters, self.k)
+        )
+        self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
+        self.activation = activation
+        self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.threads = max(1, threads)
+        self.isa = _isa_code(isa)
+        # thin inputs (RGB, or up to 32 channels): im2col would copy size*size times a large
+        # input for a GEMM with a small K, so convolve directly (vector code only: the plain C
+        # loop is slower than im2col + BLAS). From 64 channels up the rows of one output row
+        # no longer fit L1 and the GEMM wins.
+        self.direct = (self.groups == 1 and self.dilation == 1 and self.stride_x == 1
+                       and self.c <= 32 and self.size > 1
+                       and self.isa in (XN_AVX2, XN_AVX512))
+        if self.direct:
+            fpad = _round_up(self.filters, 8)
+            wd = np.zeros((fpad, self.k), dtype=np.float32)
+            wd[:self.filters] = self.weights
+            self.wdirect = wd
+        # our own threaded SGEMM on vector CPUs; numpy's BLAS (one thread) otherwise
+        self.own_gemm = self.isa in (XN_AVX2, XN_AVX512)
+        if self.own_gemm:
+            fg = self.filters // self.groups
+            nfb = (fg + XN_GF - 1) // XN_GF
+            ap = np.zeros((self.groups, nfb * XN_GF, self.k), dtype=np.float32)
+            ap[:, :fg] = self.weights.reshape(self.groups, fg, self.k)
+            # [group][filter block][k][6 filters]
+            self.apacked = np.ascontiguousarray(
+                ap.reshape(self.groups, nfb, XN_GF, self.k).transpose(0, 1, 3, 2)
+            )
+
+    @property
+    def isa_name(self):
+        return _ISA_NAMES[self.isa]
+
+    def __call__(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        if self.direct:
+            return self._direct(xv)
+        cdef int n = self.out_h * self.out_w
+        cdef int cg = self.c // self.groups, fg = self.filters // self.groups
+        cdef bint pointwise = (self.size == 1 and self.stride_y == 1 and self.stride_x == 1
+                               and self.padding == 0)
+        cdef const float[:, :, ::1] xm = xv
+        cdef int kk = self.k, pad = self.padding * self.dilation
+        cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
+        cdef int npair = (nnb + 1) // 2
+        cdef int g, f, r, nb, t, k0, kc
+        cdef bint last
+        cdef const float *src
+        out = np.empty((self.filters, n), dtype=np.float32)
+        cols = np.empty((1 if pointwise else kk, n), dtype=np.float32)
+        bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
+        cdef float[:, ::1] om = out
+        cdef float[:, ::1] cm = cols
+        cdef float[:, :, ::1] bm = bp
+        for g in range(self.groups):
+            last = g == self.groups - 1
+            src = &xm[g * cg, 0, 0] if pointwise else &cm[0, 0]
+            if not self.own_gemm:
+                with nogil:
+                    if not pointwise:
+                        for r in prange(kk, num_threads=self.threads, schedule="dynamic",
+                                        chunksize=_chunk(kk, self.threads)):
+                            _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
+                                              self.stride_x, pad, self.dilation, self.out_h,
+                                              self.out_w, &cm[r, 0])
+                blas_threads(1)
+                b = xv[g * cg:(g + 1) * cg].reshape(cg, n) if pointwise else cols
+                np.matmul(self.weights[g * fg:(g + 1) * fg], b, out=out[g * fg:(g + 1) * fg])
+                if last:
+                    with nogil:
+                        for f in prange(self.filters, num_threads=self.threads,
+                                        schedule="dynamic",
+                                        chunksize=_chunk(self.filters, self.threads)):
+                            xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
+                continue
+            # own SGEMM: im2col and 16-column B panels on one OpenMP team, then 6-filter x
+            # 32-pixel tiles
+            with nogil, parallel(num_threads=self.threads):
+                if not pointwise:
+                    for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
+                        _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
+                                          self.stride_x, pad, self.dilation, self.out_h,
+                                          self.out_w, &cm[r, 0])
+                for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
+                    xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
+            if kk <= XN_KWHOLE:
+                with nogil:
+                    # whole K per tile; consecutive tiles share a B pair (in L2) and stream A
+                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=_chunk(npair * nfb, self.threads)):
+                        xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
+                                      t // nfb, nnb, kk, kk, min(XN_GF, fg - (t % nfb) * XN_GF),
+                                      n, &om[g * fg + (t % nfb) * XN_GF, 0], n, 0)
+            for k0 in range(0, kk if kk > XN_KWHOLE else 0, XN_KC):
+                # long K: a B pair no longer fits L2 and A would be re-read per pair from
+                # memory; block K instead: the block of every B panel stays in L2, each A
+                # block is read once, tiles accumulate into the output
+                kc = min(XN_KC, kk - k0)
+                with nogil:
+                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=_chunk(npair * nfb, self.threads)):
+                        xn_sgemm_pair(self.isa, &self.apacked[g, t // npair, k0, 0],
+                                      &bm[0, k0, 0], t % npair, nnb, kk, kc,
+                                      min(XN_GF, fg - (t // npair) * XN_GF), n,
+                                      &om[g * fg + (t // npair) * XN_GF, 0], n, k0 > 0)
+            if last:
+                with nogil:
+                    for f in prange(self.filters, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=_chunk(self.filters, self.threads)):
+                        xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
+        if self.activation not in _NATIVE_ACT:
+            out = activate(out, self.activation)
+        return out.reshape(self.filters, self.out_h, self.out_w)
+
+    def _direct(self, xv):
+        cdef int p = self.padding
+        cdef int hp = max(self.h + 2 * p, (self.out_h - 1) * self.stride_y + self.size)
+        cdef int wp = max(self.w + 2 * p, self.out_w - 1 + self.size)
+        xp = np.zeros((self.c, hp, wp), dtype=np.float32)
+        xp[:, p:p + self.h, p:p + self.w] = xv
+        out = np.empty((self.filters, self.out_h, self.out_w), dtype=np.float32)
+        cdef const float[:, :, ::1] xm = xp
+        cdef float[:, :, ::1] om = out
+        cdef int oy
+        cdef size_t plane = <size_t>self.out_h * self.out_w
+        with nogil:
+            for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic",
+                             chunksize=_chunk(self.out_h, self.threads)):
+                xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
+                              self.filters, self.size, oy * self.stride_y, self.out_w,
+                              &om[0, oy, 0], plane, &self.bias_[0], self.act)
+        if self.activation not in _NATIVE_ACT:
+            out = activate(out, self.activation)
+        return out
+
+
+cdef class MaxPool:
+    """Darknet maxpool (ops.maxpool): call with x float32 (C,H,W) -> float32 (C,oh,ow)."""
+
+    def __init__(self, int c, int h, int w, int size, int stride_y, int stride_x, int padding,
+                 int out_h, int out_w, int threads):
+        self.c, self.h, self.w = c, h, w
+        self.size, self.stride_y, self.stride_x, self.padding = size, stride_y, stride_x, padding
+        self.out_h, self.out_w = out_h, out_w
+        self.threads = max(1, threads)
+
+    def __call__(self, x):
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        out = np.empty((self.c, self.out_h, self.out_w), dtype=np.float32)
+        cdef const float[:, :, ::1] xm = xv
+        cdef float[:, :, ::1] om = out
+        cdef int ch
+        with nogil:
+            for ch in prange(self.c, num_threads=self.threads, schedule="dynamic",
+                             chunksize=_chunk(self.c, self.threads)):
+                xn_maxpool_plane(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
+                                 self.stride_x, self.padding // 2, self.out_h, self.out_w,
+                                 &om[ch, 0, 0])
+        return out
+
+
+def popcount_peak(str isa, int nwords=64, long reps=200000):
+    """Run the xor+popcount throughput loop; returns (bits processed, checksum)."""
+    cdef int code = _isa_code(isa)
+    buf = np.random.default_rng(0).integers(0, 2**63, size=max(16, nwords), dtype=np.uint64)
+    cdef uint64_t[::1] bm = buf
+    cdef uint64_t s
+    cdef int nw = nwords
+    cdef int step = 32 if code == XN_AVX512 else 4 if code == XN_AVX2 else 2
+    nw = nw // step * step
+    with nogil:
+        s = xn_popcount_peak(code, &bm[0], nw, reps)
+    return 2 * 64 * nw * reps, int(s)

@@ -1,0 +1,1264 @@
+/* SIMD variants of the xnoryolo convolution kernels, one per instruction set, chosen at run time.
+ *
+ * Built without -march flags: every x86 variant carries its own target attribute, so the module
+ * loads on any x86-64 CPU and only calls what __builtin_cpu_supports reports. The bit layout is
+ * described in kernels/README.md; every variant computes identical integers.
+ *
+ * The output transform (int -> float, x scale, + bias, activation) lives in one portable function
+ * compiled without FMA contraction, so results do not depend on the variant either.
+ */
+#ifndef XNORYOLO_XCONV_SIMD_H
+#define XNORYOLO_XCONV_SIMD_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define XN_X86 1
+#include <immintrin.h>
+#endif
+#if defined(__aarch64__)
+#define XN_HAVE_NEON 1
+#include <arm_neon.h>
+#elif defined(XN_EMULATE_NEON)
+/* tests only: plain-C stand-ins for the NEON intrinsics used here (tests/neon_emu.h), so the
+ * NEON code path is checked on machines without an arm64 CPU */
+#define XN_HAVE_NEON 1
+#include "neon_emu.h"
+#endif
+
+enum { XN_PORTABLE = 0, XN_POPCNT = 1, XN_AVX2 = 2, XN_AVX512 = 3, XN_NEON = 4, XN_NISA = 5 };
+enum { XN_LINEAR = 0, XN_LEAKY = 1, XN_RELU = 2, XN_LOGISTIC = 3 };
+
+/* Tile of the binary GEMM handled by one call (one OpenMP work item). Multiples of 4. */
+#define XN_TF 16
+#define XN_TP 64
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define XN_NOCONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define XN_NOCONTRACT
+#endif
+
+/* Keeps the compiler from hoisting the popcount-peak work out of its repetition loop. */
+#define XN_BARRIER(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+static int xn_isa_supported(int isa) {
+    switch (isa) {
+    case XN_PORTABLE:
+        return 1;
+#ifdef XN_X86
+    case XN_POPCNT:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("popcnt") != 0;
+    case XN_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+               __builtin_cpu_supports("fma");
+    case XN_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+#endif
+#ifdef XN_HAVE_NEON
+    case XN_NEON:
+        return 1;
+#endif
+    default:
+        return 0;
+    }
+}
+
+static int xn_best_isa(void) {
+    if (xn_isa_supported(XN_AVX512)) return XN_AVX512;
+    if (xn_isa_supported(XN_AVX2)) return XN_AVX2;
+    if (xn_isa_supported(XN_NEON)) return XN_NEON;
+    if (xn_isa_supported(XN_POPCNT)) return XN_POPCNT;
+    return XN_PORTABLE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output transform, shared by every variant: y = float(dot) * scale[f] + bias[f], then act.   */
+
+/* One loop per activation, so each is branch-free and vectorised. */
+static void xn_activate_row(float *y, int n, int act) {
+    int i;
+    if (act == XN_LEAKY) {
+        i = 0;
+#ifdef XN_X86
+        /* GCC will not if-convert a float select (trapping math): spell out the SSE2 blend */
+        {
+            const __m128 tenth = _mm_set1_ps(0.1f), zero = _mm_setzero_ps();
+            for (; i + 4 <= n; i += 4) {
+                __m128 v = _mm_loadu_ps(y + i);
+                __m128 pos = _mm_cmpgt_ps(v, zero);
+                __m128 neg = _mm_mul_ps(v, tenth);
+                _mm_storeu_ps(y + i, _mm_or_ps(_mm_and_ps(pos, v), _mm_andnot_ps(pos, neg)));
+            }
+        }
+#endif
+        for (; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.1f * y[i];
+    } else if (act == XN_RELU) {
+        for (i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    } else if (act == XN_LOGISTIC) {
+        for (i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+    }
+}
+
+/* Fused: dot = K - 2*mismatches, y = float(dot)*scale + bias, activation, one store per value
+ * (a separate activation pass would re-load values just stored, stalling on forwarding). */
+static XN_NOCONTRACT void xn_store_row(const int32_t *cnt, int K, int n, float scale, float bias,
+                                       int act, float *out) {
+    int i = 0;
+#ifdef XN_X86
+    if (act != XN_LOGISTIC) {
+        const __m128 vs = _mm_set1_ps(scale), vb = _mm_set1_ps(bias);
+        const __m128 tenth = _mm_set1_ps(0.1f), zero = _mm_setzero_ps();
+        const __m128i vk = _mm_set1_epi32(K);
+        for (; i + 4 <= n; i += 4) {
+            __m128i c = _mm_loadu_si128((const __m128i *)(cnt + i));
+            __m128i d = _mm_sub_epi32(vk, _mm_add_epi32(c, c));
+            __m128 y = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(d), vs), vb);
+            if (act == XN_LEAKY) {
+                __m128 pos = _mm_cmpgt_ps(y, zero);
+                y = _mm_or_ps(_mm_and_ps(pos, y), _mm_andnot_ps(pos, _mm_mul_ps(y, tenth)));
+            } else if (act == XN_RELU) {
+                y = _mm_and_ps(_mm_cmpgt_ps(y, zero), y);
+            }
+            _mm_storeu_ps(out + i, y);
+        }
+    }
+#endif
+    for (; i < n; i++) {
+        float y = (float)(K - 2 * cnt[i]) * scale;
+        y = y + bias;
+        if (act == XN_LEAKY)
+            y = y > 0.0f ? y : 0.1f * y;
+        else if (act == XN_RELU)
+            y = y > 0.0f ? y : 0.0f;
+        out[i] = y;
+    }
+    if (act == XN_LOGISTIC)
+        for (i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-out[i]));
+}
+
+static XN_NOCONTRACT void xn_bias_act_row(float *row, int n, float bias, int act) {
+    int i;
+    for (i = 0; i < n; i++) row[i] = row[i] + bias;
+    xn_activate_row(row, n, act);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Binary micro-kernels: cnt[i][j] = popcount(A[f0+i] XOR window of pixel p0+j) over kw words.
+ * A: rows of kw words (f-major). B: pixel panels of XN_PW pixels, word k of pixel p at
+ * B[((p / XN_PW) * kw + k) * XN_PW + p % XN_PW], so one vector load holds word k of 8 pixels
+ * and no horizontal sums are needed. nf is a multiple of 4, np of XN_PW.                   */
+
+#define XN_PW 8
+
+static inline int xn_popcount64_portable(uint64_t v) {
+    /* SWAR popcount: no dependence on compiler builtins or CPU instructions. */
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((v * 0x0101010101010101ULL) >> 56);
+}
+
+static void xn_tile_portable(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
+                             int32_t *cnt) {
+    int i, j, k, l;
+    for (i = 0; i < nf; i++) {
+        const uint64_t *a = A + (size_t)i * kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            int32_t c[XN_PW] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (k = 0; k < kw; k++)
+                for (l = 0; l < XN_PW; l++) c[l] += xn_popcount64_portable(a[k] ^ b[k * XN_PW + l]);
+            for (l = 0; l < XN_PW; l++) cnt[i * XN_TP + j + l] = c[l];
+        }
+    }
+}
+
+#ifdef XN_X86
+__attribute__((target("popcnt"))) static void xn_tile_popcnt(const uint64_t *A, const uint64_t *B,
+                                                             int kw, int nf, int np,
+                                                             int32_t *cnt) {
+    /* 2 filters x 4 pixels: 8 accumulators in general registers */
+    int i, j, h, k;
+    for (i = 0; i < nf; i += 2) {
+        const uint64_t *a0 = A + (size_t)i * kw, *a1 = a0 + kw;
+        for (j = 0; j < np; j += XN_PW) {
+            for (h = 0; h < XN_PW; h += 4) {
+                const uint64_t *b = B + (size_t)j * kw + h;
+                uint64_t c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+                for (k = 0; k < kw; k++) {
+                    const uint64_t w0 = a0[k], w1 = a1[k];
+                    const uint64_t *x = b + (size_t)k * XN_PW;
+                    c00 += (uint64_t)__builtin_popcountll(w0 ^ x[0]);
+                    c01 += (uint64_t)__builtin_popcountll(w0 ^ x[1]);
+                    c02 += (uint64_t)__builtin_popcountll(w0 ^ x[2]);
+                    c03 += (uint64_t)__builtin_popcountll(w0 ^ x[3]);
+                    c10 += (uint64_t)__builtin_popcountll(w1 ^ x[0]);
+                    c11 += (uint64_t)__builtin_popcountll(w1 ^ x[1]);
+                    c12 += (uint64_t)__builtin_popcountll(w1 ^ x[2]);
+                    c13 += (uint64_t)__builtin_popcountll(w1 ^ x[3]);
+                }
+                int32_t *o0 = cnt + i * XN_TP + j + h, *o1 = o0 + XN_TP;
+                o0[0] = (int32_t)c00;
+                o0[1] = (int32_t)c01;
+                o0[2] = (int32_t)c02;
+                o0[3] = (int32_t)c03;
+                o1[0] = (int32_t)c10;
+                o1[1] = (int32_t)c11;
+                o1[2] = (int32_t)c12;
+                o1[3] = (int32_t)c13;
+            }
+        }
+    }
+}
+
+/* AVX2 has no vector popcount: nibble lookup with vpshufb, byte sums folded with vpsadbw. */
+__attribute__((target("avx2,popcnt"))) static inline __m256i xn_pc8_avx2(__m256i v, __m256i lut,
+                                                                        __m256i low) {
+    __m256i lo = _mm256_and_si256(v, low);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+__attribute__((target("avx2,popcnt"))) static inline uint64_t xn_hsum_avx2(__m256i v) {
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
+}
+
+__attribute__((target("avx2,popcnt"))) static inline void xn_store4_avx2(__m256i v, int32_t *o) {
+    /* four 64-bit lane counts (< 2^31) -> four int32 */
+    __m256i packed = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
+    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(packed));
+}
+
+__attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *A,
+                                                                const uint64_t *B, int kw, int nf,
+                                                                int np, int32_t *cnt) {
+    /* 2 filters x 8 pixels (two ymm of 4 pixels each): byte counters, flushed every 31 words */
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    int i, j, k;
+    for (i = 0; i < nf; i += 2) {
+        const long long *a0 = (const long long *)(A + (size_t)i * kw), *a1 = a0 + kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
+            k = 0;
+            while (k < kw) {
+                const int stop = k + 31 < kw ? k + 31 : kw;
+                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+                for (; k < stop; k++) {
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
+                    const __m256i x1 =
+                        _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
+                    const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
+                    c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
+                    c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
+                    c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
+                    c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
+                }
+                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
+                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
+                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
+                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
+            }
+            xn_store4_avx2(t00, cnt + i * XN_TP + j);
+            xn_store4_avx2(t01, cnt + i * XN_TP + j + 4);
+            xn_store4_avx2(t10, cnt + (i + 1) * XN_TP + j);
+            xn_store4_avx2(t11, cnt + (i + 1) * XN_TP + j + 4);
+        }
+    }
+}
+
+#define XN_AVX512_TARGET "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt"
+
+__attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint64_t *A,
+                                                                     const uint64_t *B, int kw,
+                                                                     int nf, int np,
+                                                                     int32_t *cnt) {
+    /* 4 filters x 4 panels (32 pixels): 16 accumulators; per word: 4 panel loads and 4
+     * broadcasts for 16 xor/popcount/add. A last group of 1..3 panels loops the same way. */
+    int i, j, k, r, q;
+    for (i = 0; i < nf; i += 4) {
+        const uint64_t *a = A + (size_t)i * kw;
+        for (j = 0; j < np; j += 4 * XN_PW) {
+            const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
+            const uint64_t *b = B + (size_t)j * kw;
+            __m512i acc[16];
+            for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
+            if (panels == 4) {
+                for (k = 0; k < kw; k++) {
+                    __m512i x[4], w[4];
+                    for (q = 0; q < 4; q++)
+                        x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+                    for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
+                    for (r = 0; r < 4; r++)
+                        for (q = 0; q < 4; q++)
+                            acc[4 * r + q] = _mm512_add_epi64(
+                                acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
+                }
+            } else {
+                for (k = 0; k < kw; k++) {
+                    for (q = 0; q < panels; q++) {
+                        const __m512i x =
+                            _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+                        for (r = 0; r < 4; r++)
+                            acc[4 * r + q] = _mm512_add_epi64(
+                                acc[4 * r + q],
+                                _mm512_popcnt_epi64(_mm512_xor_si512(
+                                    _mm512_set1_epi64((long long)a[(size_t)r * kw + k]), x)));
+                    }
+                }
+            }
+            for (r = 0; r < 4; r++)
+                for (q = 0; q < panels; q++)
+                    _mm256_storeu_si256((__m256i *)(cnt + (i + r) * XN_TP + j + q * XN_PW),
+                                        _mm512_cvtepi64_epi32(acc[4 * r + q]));
+        }
+    }
+}
+#endif /* XN_X86 */
+
+#ifdef XN_HAVE_NEON
+static void xn_tile_neon(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
+                         int32_t *cnt) {
+    /* 1 filter x 8 pixels (four q registers of 2 pixels): vcnt counts bits per byte, vpadal
+     * widens pairwise into 16-bit lanes (at most 8*2 per step and lane), flushed to 64-bit
+     * lanes every 2048 words, far below 16-bit overflow. */
+    int i, j, k, q;
+    for (i = 0; i < nf; i++) {
+        const uint64_t *a = A + (size_t)i * kw;
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            uint64x2_t t[4];
+            for (q = 0; q < 4; q++) t[q] = vdupq_n_u64(0);
+            k = 0;
+            while (k < kw) {
+                const int stop = k + 2048 < kw ? k + 2048 : kw;
+                uint16x8_t c[4];
+                for (q = 0; q < 4; q++) c[q] = vdupq_n_u16(0);
+                for (; k < stop; k++) {
+                    const uint8x16_t w = vreinterpretq_u8_u64(vdupq_n_u64(a[k]));
+                    for (q = 0; q < 4; q++) {
+                        const uint8x16_t x =
+                            vreinterpretq_u8_u64(vld1q_u64(b + (size_t)k * XN_PW + 2 * q));
+                        c[q] = vpadalq_u8(c[q], vcntq_u8(veorq_u8(w, x)));
+                    }
+                }
+                for (q = 0; q < 4; q++) t[q] = vaddq_u64(t[q], vpaddlq_u32(vpaddlq_u16(c[q])));
+            }
+            for (q = 0; q < 4; q++) {
+                cnt[i * XN_TP + j + 2 * q] = (int32_t)vgetq_lane_u64(t[q], 0);
+                cnt[i * XN_TP + j + 2 * q + 1] = (int32_t)vgetq_lane_u64(t[q], 1);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef XN_X86
+/* xn_store_row with 16 lanes; same operations in the same order (no contraction), so the
+ * same floats. */
+__attribute__((target(XN_AVX512_TARGET))) XN_NOCONTRACT static void xn_store_row_avx512(
+    const int32_t *cnt, int K, int n, float scale, float bias, int act, float *out) {
+    int i = 0;
+    if (act != XN_LOGISTIC) {
+        const __m512 vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(bias);
+        const __m512 tenth = _mm512_set1_ps(0.1f), zero = _mm512_setzero_ps();
+        const __m512i vk = _mm512_set1_epi32(K);
+        for (; i + 16 <= n; i += 16) {
+            const __m512i c = _mm512_loadu_si512((const void *)(cnt + i));
+            const __m512i d = _mm512_sub_epi32(vk, _mm512_add_epi32(c, c));
+            __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), vs), vb);
+            if (act == XN_LEAKY) {
+                const __mmask16 pos = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
+                y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(y, tenth), y);
+            } else if (act == XN_RELU) {
+                y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), y);
+            }
+            _mm512_storeu_ps(out + i, y);
+        }
+    }
+    xn_store_row(cnt + i, K, n - i, scale, bias, act, out + i);
+}
+#endif
+
+/* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
+ * stored for f < F and p < N only. out is (F, N) row-major. */
+static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
+                           int nf, int p0, int np, int F, int N, const float *scale,
+                           const float *bias, int act, int32_t *dot_out, float *out) {
+    int32_t cnt[XN_TF * XN_TP];
+    const uint64_t *a = A + (size_t)f0 * kw, *b = B + (size_t)p0 * kw;
+    int i, j, nvalid;
+    switch (isa) {
+#ifdef XN_X86
+    case XN_POPCNT:
+        xn_tile_popcnt(a, b, kw, nf, np, cnt);
+        break;
+    case XN_AVX2:
+        xn_tile_avx2(a, b, kw, nf, np, cnt);
+        break;
+    case XN_AVX512:
+        xn_tile_avx512(a, b, kw, nf, np, cnt);
+        break;
+#endif
+#ifdef XN_HAVE_NEON
+    case XN_NEON:
+        xn_tile_neon(a, b, kw, nf, np, cnt);
+        break;
+#endif
+    default:
+        xn_tile_portable(a, b, kw, nf, np, cnt);
+    }
+    nvalid = N - p0 < np ? N - p0 : np;
+    for (i = 0; i < nf && f0 + i < F; i++) {
+        const int32_t *row = cnt + i * XN_TP;
+        /* mismatches -> +-1 dot product over the K real taps (padded bits never mismatch) */
+        if (dot_out) {
+            int32_t *d = dot_out + (size_t)(f0 + i) * N + p0;
+            for (j = 0; j < nvalid; j++) d[j] = K - 2 * row[j];
+        } else {
+#ifdef XN_X86
+            if (isa == XN_AVX512)
+                xn_store_row_avx512(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
+                                    out + (size_t)(f0 + i) * N + p0);
+            else
+#endif
+                xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
+                             out + (size_t)(f0 + i) * N + p0);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Packing and bit-im2col (layout in kernels/README.md).                                      */
+
+/* One input row: x points at channel 0 of the row, plane = H*W floats between channels.
+ * dst points at the row's first real pixel in the packed image (pixel stride cw words).
+ * Branch-free so the compiler vectorises the inner loop over pixels. */
+#ifdef XN_X86
+/* AVX-512: one compare gives 16 pixels' sign bits as a mask; two masked ORs set the channel's
+ * bit in 16 pixel words held in two registers. The last, partial group of pixels uses masked
+ * loads and stores (13-pixel rows are common). */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_pack_row_avx512(const float *x,
+                                                                         size_t plane, int c,
+                                                                         int w, uint64_t *dst,
+                                                                         int cw) {
+    const __m512 zero = _mm512_setzero_ps();
+    uint64_t tmp[16];
+    int i, wd, ch, j;
+    for (i = 0; i < w; i += 16) {
+        const int n = w - i < 16 ? w - i : 16;
+        const __mmask16 live = (__mmask16)((1u << n) - 1u);
+        for (wd = 0; wd < cw; wd++) {
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+            for (ch = wd * 64; ch < c1; ch++) {
+                const __m512 v = _mm512_maskz_loadu_ps(live, x + (size_t)ch * plane + i);
+                const __mmask16 m = _mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ);
+                const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (ch & 63)));
+                a0 = _mm512_mask_or_epi64(a0, (__mmask8)m, a0, bit);
+                a1 = _mm512_mask_or_epi64(a1, (__mmask8)(m >> 8), a1, bit);
+            }
+            if (cw == 1) {
+                _mm512_mask_storeu_epi64((void *)(dst + i), (__mmask8)live, a0);
+                _mm512_mask_storeu_epi64((void *)(dst + i + 8), (__mmask8)(live >> 8), a1);
+            } else {
+                _mm512_storeu_si512((void *)tmp, a0);
+                _mm512_storeu_si512((void *)(tmp + 8), a1);
+                for (j = 0; j < n; j++) dst[(size_t)(i + j) * cw + wd] = tmp[j];
+            }
+        }
+    }
+}
+#endif
+
+static void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uint64_t *dst,
+                        int cw) {
+    int wd, ch, i = 0;
+#ifdef XN_X86
+    if (isa == XN_AVX512) {
+        xn_pack_row_avx512(x, plane, c, w, dst, cw);
+        return;
+    }
+    /* 8 pixels at a time, their words kept in registers across the channels of one word:
+     * compare -> 32-bit masks -> widened to 64-bit lanes -> AND the channel's bit -> OR. */
+    for (; i + 8 <= w; i += 8) {
+        for (wd = 0; wd < cw; wd++) {
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            const __m128 zero = _mm_setzero_ps();
+            __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+            uint64_t *o = dst + (size_t)i * cw + wd;
+            for (ch = wd * 64; ch < c1; ch++) {
+                const float *s = x + (size_t)ch * plane + i;
+                const __m128i bit = _mm_set1_epi64x((long long)((uint64_t)1 << (ch & 63)));
+                const __m128i m0 = _mm_castps_si128(_mm_cmpgt_ps(_mm_loadu_ps(s), zero));
+                const __m128i m1 = _mm_castps_si128(_mm_cmpgt_ps(_mm_loadu_ps(s + 4), zero));
+                a0 = _mm_or_si128(a0, _mm_and_si128(_mm_unpacklo_epi32(m0, m0), bit));
+                a1 = _mm_or_si128(a1, _mm_and_si128(_mm_unpackhi_epi32(m0, m0), bit));
+                a2 = _mm_or_si128(a2, _mm_and_si128(_mm_unpacklo_epi32(m1, m1), bit));
+                a3 = _mm_or_si128(a3, _mm_and_si128(_mm_unpackhi_epi32(m1, m1), bit));
+            }
+            _mm_storel_epi64((__m128i *)(o), a0);
+            _mm_storel_epi64((__m128i *)(o + cw), _mm_unpackhi_epi64(a0, a0));
+            _mm_storel_epi64((__m128i *)(o + 2 * (size_t)cw), a1);
+            _mm_storel_epi64((__m128i *)(o + 3 * (size_t)cw), _mm_unpackhi_epi64(a1, a1));
+            _mm_storel_epi64((__m128i *)(o + 4 * (size_t)cw), a2);
+            _mm_storel_epi64((__m128i *)(o + 5 * (size_t)cw), _mm_unpackhi_epi64(a2, a2));
+            _mm_storel_epi64((__m128i *)(o + 6 * (size_t)cw), a3);
+            _mm_storel_epi64((__m128i *)(o + 7 * (size_t)cw), _mm_unpackhi_epi64(a3, a3));
+        }
+    }
+#endif
+    for (; i < w; i++) {
+        for (wd = 0; wd < cw; wd++) {
+            const int c1 = c < (wd + 1) * 64 ? c : (wd + 1) * 64;
+            uint64_t v = 0;
+            for (ch = wd * 64; ch < c1; ch++)
+                v |= (uint64_t)(x[(size_t)ch * plane + i] > 0.0f) << (ch & 63);
+            dst[(size_t)i * cw + wd] = v;
+        }
+    }
+}
+
+/* OR nbits of src (cw words, unused tail bits zero) into a window row at bit offset; the row's
+ * words are `stride` apart (XN_PW in the pixel panels, 1 in a contiguous buffer). */
+static inline void xn_append_bits(uint64_t *row, int offset, const uint64_t *src, int cw,
+                                  int nbits, int stride) {
+    const int sh = offset & 63;
+    int i;
+    row += (size_t)(offset >> 6) * stride;
+    if (sh == 0) {
+        for (i = 0; i < cw; i++) row[(size_t)i * stride] |= src[i];
+        return;
+    }
+    for (i = 0; i < cw; i++) {
+        row[(size_t)i * stride] |= src[i] << sh;
+        if (nbits - 64 * i > 64 - sh) row[(size_t)(i + 1) * stride] |= src[i] >> (64 - sh);
+    }
+}
+
+/* Windows up to this many words are assembled on the stack (3x3 windows up to C = 455). */
+#define XN_ROWBUF 64
+
+/* Windows of output row oy (pixels p0 = oy*out_w ...): pixel p gets the size x size taps of
+ * packed rows iy0 .. iy0+size-1 from column ox*stride_x, tap-major (ky, kx, c), written into
+ * its panel lane. cols is zeroed. */
+#define XN_MAXTAPS 64
+
+/* One pixel's window when C divides 64: word j ORs taps j*per .. j*per+per-1, shifted. */
+static inline void xn_im2col_pixel_c64(const uint64_t *base, int c, int per, int kw,
+                                       const int *offs, int ntaps, uint64_t *row) {
+    int j, q, t = 0;
+    for (j = 0; j < kw; j++) {
+        uint64_t v = 0;
+        for (q = 0; q < per && t < ntaps; q++, t++) v |= base[offs[t]] << (q * c);
+        row[(size_t)j * XN_PW] = v;
+    }
+}
+
+#ifdef XN_X86
+/* The same for 8 consecutive pixels at once (stride 1): tap t of pixels ox..ox+7 is one
+ * 512-bit load, and window word j of the 8 pixels is one panel row, one store. Does the head
+ * pixels (up to a panel boundary) and every whole panel of the output row; returns the first
+ * pixel left for the caller (the tail). */
+__attribute__((target(XN_AVX512_TARGET))) static int xn_im2col_panels_avx512(
+    const uint64_t *rowbase, int c, int out_w, int p0, uint64_t *cols, int kw, const int *offs,
+    int ntaps) {
+    const int per = 64 / c;
+    int ox = 0, j, q, t;
+    /* head: pixels until the panel boundary */
+    for (; ox < out_w && ((p0 + ox) & (XN_PW - 1)); ox++) {
+        const int p = p0 + ox;
+        xn_im2col_pixel_c64(rowbase + ox, c, per, kw, offs, ntaps,
+                            cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
+    }
+    for (; ox + XN_PW <= out_w; ox += XN_PW) {
+        const uint64_t *base = rowbase + ox;
+        uint64_t *panel = cols + (size_t)((p0 + ox) / XN_PW) * kw * XN_PW;
+        t = 0;
+        for (j = 0; j < kw; j++) {
+            __m512i v = _mm512_setzero_si512();
+            for (q = 0; q < per && t < ntaps; q++, t++)
+                v = _mm512_or_si512(v, _mm512_sllv_epi64(_mm512_loadu_si512(
+                                                             (const void *)(base + offs[t])),
+                                                         _mm512_set1_epi64(q * c)));
+            _mm512_storeu_si512((void *)(panel + (size_t)j * XN_PW), v);
+        }
+    }
+    return ox;
+}
+#endif
+
+static void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c, int size,
+                          int iy0, int stride_x, int out_w, int p0, uint64_t *cols, int kw) {
+    uint64_t buf[XN_ROWBUF + 1];
+    int ox, ky, kx, j;
+    const int ntaps = size * size;
+    if (cw == 1 && 64 % c == 0 && ntaps <= XN_MAXTAPS) {
+        /* C divides 64 (1, 2, 4, 8, 16, 32, 64): taps never straddle a word, so each window
+         * word is 64/C whole taps OR-ed in registers; tap t sits at word offs[t] from the
+         * window's first pixel. */
+        int offs[XN_MAXTAPS];
+        const int per = 64 / c;
+        for (j = 0; j < ntaps; j++) offs[j] = (j / size) * wp + j % size;
+        ox = 0;
+#ifdef XN_X86
+        if (isa == XN_AVX512 && stride_x == 1)
+            ox = xn_im2col_panels_avx512(packed + (size_t)iy0 * wp, c, out_w, p0, cols, kw,
+                                         offs, ntaps);
+#endif
+        for (; ox < out_w; ox++) {
+            const int p = p0 + ox;
+            xn_im2col_pixel_c64(packed + (size_t)iy0 * wp + (size_t)ox * stride_x, c, per, kw,
+                                offs, ntaps,
+                                cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
+        }
+        return;
+    }
+    memset(buf, 0, sizeof(buf));
+    for (ox = 0; ox < out_w; ox++) {
+        const int p = p0 + ox;
+        uint64_t *row = cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW;
+        for (ky = 0; ky < size; ky++) {
+            const uint64_t *src = packed + ((size_t)(iy0 + ky) * wp + (size_t)ox * stride_x) * cw;
+            if ((c & 63) == 0) {
+                /* a window row's taps are consecutive pixels: contiguous words */
+                uint64_t *dst = row + (size_t)ky * size * cw * XN_PW;
+                for (j = 0; j < size * cw; j++) dst[(size_t)j * XN_PW] = src[j];
+            } else if (cw == 1 && kw <= XN_ROWBUF) {
+                /* C < 64: each tap is one word, appended at a running bit offset */
+                int off = ky * size * c;
+                for (kx = 0; kx < size; kx++, off += c) {
+                    const uint64_t v = src[kx];
+                    const int sh = off & 63;
+                    buf[off >> 6] |= v << sh;
+                    if (sh + c > 64) buf[(off >> 6) + 1] |= v >> (64 - sh);
+                }
+            } else if (kw <= XN_ROWBUF) {
+                for (kx = 0; kx < size; kx++)
+                    xn_append_bits(buf, (ky * size + kx) * c, src + (size_t)kx * cw, cw, c, 1);
+            } else {
+                for (kx = 0; kx < size; kx++)
+                    xn_append_bits(row, (ky * size + kx) * c, src + (size_t)kx * cw, cw, c,
+                                   XN_PW);
+            }
+        }
+        if ((c & 63) != 0 && kw <= XN_ROWBUF) {
+            /* the window was assembled in a contiguous buffer: one store per word */
+            for (j = 0; j < kw; j++) {
+                row[(size_t)j * XN_PW] = buf[j];
+                buf[j] = 0;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Direct float convolution for thin inputs (the first layer: C*size*size small), stride_x 1.
+ * xp: zero-padded input (c, hp, wp); W: (F rounded up to 4, K) with zero rows; writes output
+ * row oy (input rows iy0 ..) of every filter: out + f*plane. 4 filters x 16 pixels per step. */
+
+static void xn_direct_row_portable(const float *xp, int c, int hp, int wp, const float *W, int F,
+                                   int size, int iy0, int out_w, float *out, size_t plane) {
+    const int K = c * size * size;
+    int f, ox, ch, ky, kx;
+    for (f = 0; f < F; f++) {
+        const float *w = W + (size_t)f * K;
+        float *o = out + (size_t)f * plane;
+        for (ox = 0; ox < out_w; ox++) {
+            float acc = 0.0f;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *r = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++) acc += w[(ch * size + ky) * size + kx] * r[kx];
+                }
+            o[ox] = acc;
+        }
+    }
+}
+
+#ifdef XN_X86
+/* bias + linear/leaky/relu on 8 accumulated values, in registers (no FMA: an add, then a
+ * multiply feeding only a blend, so nothing can be contracted) */
+__attribute__((target("avx2,fma"))) static inline __m256 xn_bias_act8(__m256 v, float bias,
+                                                                     int act) {
+    v = _mm256_add_ps(v, _mm256_set1_ps(bias));
+    if (act == XN_LEAKY) {
+        const __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+        v = _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.1f)), v, pos);
+    } else if (act == XN_RELU) {
+        v = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
+__attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *xp, int c, int hp,
+                                                                   int wp, const float *W, int F,
+                                                                   int size, int iy0, int out_w,
+                                                                   float *out, size_t plane,
+                                                                   const float *bias, int act) {
+    const int K = c * size * size;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
+    const int full = out_w & ~15;
+    int f0, ox, ch, ky, kx, r;
+    for (f0 = 0; f0 < F; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = 0; ox < full; ox += 16) {
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                   a21 = a00, a30 = a00, a31 = a00;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_loadu_ps(row + kx);
+                        const __m256 x1 = _mm256_loadu_ps(row + kx + 8);
+                        __m256 w = _mm256_broadcast_ss(w0 + t);
+                        a00 = _mm256_fmadd_ps(w, x0, a00);
+                        a01 = _mm256_fmadd_ps(w, x1, a01);
+                        w = _mm256_broadcast_ss(w1 + t);
+                        a10 = _mm256_fmadd_ps(w, x0, a10);
+                        a11 = _mm256_fmadd_ps(w, x1, a11);
+                        w = _mm256_broadcast_ss(w2 + t);
+                        a20 = _mm256_fmadd_ps(w, x0, a20);
+                        a21 = _mm256_fmadd_ps(w, x1, a21);
+                        w = _mm256_broadcast_ss(w3 + t);
+                        a30 = _mm256_fmadd_ps(w, x0, a30);
+                        a31 = _mm256_fmadd_ps(w, x1, a31);
+                    }
+                }
+            {
+                __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    _mm256_storeu_ps(o, xn_bias_act8(acc[2 * r], bias[f0 + r], ract));
+                    _mm256_storeu_ps(o + 8, xn_bias_act8(acc[2 * r + 1], bias[f0 + r], ract));
+                }
+            }
+        }
+    }
+    /* ragged right edge: 8-pixel blocks, the last one masked (maskload reads no lane past
+     * the mask, so nothing beyond the padded row is touched) */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = full; ox < out_w; ox += 8) {
+            const int n = out_w - ox < 8 ? out_w - ox : 8;
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_maskload_ps(row + kx, live);
+                        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + t), x0, a0);
+                        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + K + t), x0, a1);
+                        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 2 * (size_t)K + t), x0, a2);
+                        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 3 * (size_t)K + t), x0, a3);
+                    }
+                }
+            {
+                const __m256 acc[4] = {a0, a1, a2, a3};
+                for (r = 0; r < nf; r++)
+                    _mm256_maskstore_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                        xn_bias_act8(acc[r], bias[f0 + r], ract));
+            }
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
+}
+#endif
+
+#ifdef XN_X86
+/* AVX-512: 8 filters x 32 pixels (16 zmm accumulators) per step, a ragged right edge in masked
+ * 16-pixel blocks. W has rows padded to a multiple of 8 filters. */
+__attribute__((target(XN_AVX512_TARGET))) static inline __m512 xn_bias_act16(__m512 v, float bias,
+                                                                            int act) {
+    v = _mm512_add_ps(v, _mm512_set1_ps(bias));
+    if (act == XN_LEAKY) {
+        const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(0.1f)), v);
+    } else if (act == XN_RELU) {
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
+__attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
+    const float *xp, int c, int hp, int wp, const float *W, int F, int size, int iy0, int out_w,
+    float *out, size_t plane, const float *bias, int act) {
+    const int K = c * size * size;
+    const int full = out_w & ~31;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
+    int f0, ox, ch, ky, kx, r;
+    for (f0 = 0; f0 < F; f0 += 8) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 8 ? F - f0 : 8;
+        for (ox = 0; ox < full; ox += 32) {
+            __m512 acc[16];
+            int t = 0;
+            for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m512 x0 = _mm512_loadu_ps(row + kx);
+                        const __m512 x1 = _mm512_loadu_ps(row + kx + 16);
+                        for (r = 0; r < 8; r++) {
+                            const __m512 w = _mm512_set1_ps(w0[(size_t)r * K + t]);
+                            acc[2 * r] = _mm512_fmadd_ps(w, x0, acc[2 * r]);
+                            acc[2 * r + 1] = _mm512_fmadd_ps(w, x1, acc[2 * r + 1]);
+                        }
+                    }
+                }
+            for (r = 0; r < nf; r++) {
+                float *o = out + (size_t)(f0 + r) * plane + ox;
+                _mm512_storeu_ps(o, xn_bias_act16(acc[2 * r], bias[f0 + r], ract));
+                _mm512_storeu_ps(o + 16, xn_bias_act16(acc[2 * r + 1], bias[f0 + r], ract));
+            }
+        }
+    }
+    /* ragged right edge: 16-pixel blocks, the last one masked */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 8) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 8 ? F - f0 : 8;
+        for (ox = full; ox < out_w; ox += 16) {
+            const int n = out_w - ox < 16 ? out_w - ox : 16;
+            const __mmask16 live = (__mmask16)((1u << n) - 1u);
+            __m512 acc[8];
+            int t = 0;
+            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m512 x0 = _mm512_maskz_loadu_ps(live, row + kx);
+                        for (r = 0; r < 8; r++)
+                            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w0[(size_t)r * K + t]), x0,
+                                                     acc[r]);
+                    }
+                }
+            for (r = 0; r < nf; r++)
+                _mm512_mask_storeu_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                      xn_bias_act16(acc[r], bias[f0 + r], ract));
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
+}
+#endif
+
+/* One output row of every filter, bias and activation applied. */
+static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
+                          int size, int iy0, int out_w, float *out, size_t plane,
+                          const float *bias, int act) {
+    int f;
+#ifdef XN_X86
+    if (isa == XN_AVX512) {
+        xn_direct_row_avx512(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
+        return;
+    }
+    if (isa == XN_AVX2) {
+        xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
+        return;
+    }
+#endif
+    (void)isa;
+    xn_direct_row_portable(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
+    for (f = 0; f < F; f++) xn_bias_act_row(out + (size_t)f * plane, out_w, bias[f], act);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Float GEMM on packed panels: C (F x N) = A (F x K) * B (K x N). A packed once per layer as
+ * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N). One call
+ * computes one 6 x 16 tile over the whole K with 12 ymm accumulators. */
+
+#define XN_GF 6
+#define XN_GN 16
+/* Float GEMM K: up to XN_KWHOLE a 32-column B pair (<= 320 KiB) stays in L2 for a whole-K
+ * tile; longer K is cut in blocks of XN_KC (a 32 KiB B block, an L1's worth) */
+#define XN_KWHOLE 2560
+#define XN_KC 256
+
+static void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel) {
+    int k, j;
+    const int nv = N - n0 < XN_GN ? N - n0 : XN_GN;
+    for (k = 0; k < K; k++) {
+        const float *src = B + (size_t)k * N + n0;
+        float *dst = panel + (size_t)k * XN_GN;
+        for (j = 0; j < nv; j++) dst[j] = src[j];
+        for (; j < XN_GN; j++) dst[j] = 0.0f;
+    }
+}
+
+#ifdef XN_X86
+#define XN_FMA_ROW(r, acc0, acc1)                                                                  \
+    do {                                                                                           \
+        const __m256 w_ = _mm256_broadcast_ss(a + (r));                                            \
+        acc0 = _mm256_fmadd_ps(w_, b0, acc0);                                                      \
+        acc1 = _mm256_fmadd_ps(w_, b1, acc1);                                                      \
+    } while (0)
+
+__attribute__((target("avx2,fma"))) static void xn_sgemm_tile_avx2(const float *Ap,
+                                                                   const float *Bp, int K,
+                                                                   int nf, int nv, float *C,
+                                                                   int ldc, int accumulate) {
+    /* named accumulators: an array indexed in the epilogue would be kept on the stack */
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    int k, r;
+    for (k = 0; k < K; k++) {
+        const __m256 b0 = _mm256_loadu_ps(Bp + (size_t)k * XN_GN);
+        const __m256 b1 = _mm256_loadu_ps(Bp + (size_t)k * XN_GN + 8);
+        const float *a = Ap + (size_t)k * XN_GF;
+        XN_FMA_ROW(0, c00, c01);
+        XN_FMA_ROW(1, c10, c11);
+        XN_FMA_ROW(2, c20, c21);
+        XN_FMA_ROW(3, c30, c31);
+        XN_FMA_ROW(4, c40, c41);
+        XN_FMA_ROW(5, c50, c51);
+    }
+    {
+        float tmp[XN_GF * XN_GN];
+        _mm256_storeu_ps(tmp, c00);
+        _mm256_storeu_ps(tmp + 8, c01);
+        _mm256_storeu_ps(tmp + 16, c10);
+        _mm256_storeu_ps(tmp + 24, c11);
+        _mm256_storeu_ps(tmp + 32, c20);
+        _mm256_storeu_ps(tmp + 40, c21);
+        _mm256_storeu_ps(tmp + 48, c30);
+        _mm256_storeu_ps(tmp + 56, c31);
+        _mm256_storeu_ps(tmp + 64, c40);
+        _mm256_storeu_ps(tmp + 72, c41);
+        _mm256_storeu_ps(tmp + 80, c50);
+        _mm256_storeu_ps(tmp + 88, c51);
+        for (r = 0; r < nf; r++) {
+            int j;
+            float *o = C + (size_t)r * ldc;
+            if (accumulate)
+                for (j = 0; j < nv; j++) o[j] += tmp[r * XN_GN + j];
+            else
+                memcpy(o, tmp + r * XN_GN, (size_t)nv * 4);
+        }
+    }
+}
+#undef XN_FMA_ROW
+#endif
+
+#ifdef XN_X86
+/* AVX-512: 6 filters x 32 pixels (two B panels) in 12 zmm accumulators, enough independent
+ * FMAs to cover their latency. Columns past nv0 / nv1 are computed on zero padding and not
+ * stored; nv1 == 0 means there is no second panel. */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_sgemm_pair_avx512(
+    const float *Ap, const float *Bp0, const float *Bp1, int K, int nf, int nv0, int nv1,
+    float *C, int ldc, int accumulate) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const __mmask16 m0 = (__mmask16)((1u << nv0) - 1u), m1 = (__mmask16)((1u << nv1) - 1u);
+    const float *b1 = nv1 ? Bp1 : Bp0;
+    int k, r;
+    for (k = 0; k < K; k++) {
+        const __m512 x0 = _mm512_loadu_ps(Bp0 + (size_t)k * XN_GN);
+        const __m512 x1 = _mm512_loadu_ps(b1 + (size_t)k * XN_GN);
+        const float *a = Ap + (size_t)k * XN_GF;
+        __m512 w = _mm512_set1_ps(a[0]);
+        c00 = _mm512_fmadd_ps(w, x0, c00);
+        c01 = _mm512_fmadd_ps(w, x1, c01);
+        w = _mm512_set1_ps(a[1]);
+        c10 = _mm512_fmadd_ps(w, x0, c10);
+        c11 = _mm512_fmadd_ps(w, x1, c11);
+        w = _mm512_set1_ps(a[2]);
+        c20 = _mm512_fmadd_ps(w, x0, c20);
+        c21 = _mm512_fmadd_ps(w, x1, c21);
+        w = _mm512_set1_ps(a[3]);
+        c30 = _mm512_fmadd_ps(w, x0, c30);
+        c31 = _mm512_fmadd_ps(w, x1, c31);
+        w = _mm512_set1_ps(a[4]);
+        c40 = _mm512_fmadd_ps(w, x0, c40);
+        c41 = _mm512_fmadd_ps(w, x1, c41);
+        w = _mm512_set1_ps(a[5]);
+        c50 = _mm512_fmadd_ps(w, x0, c50);
+        c51 = _mm512_fmadd_ps(w, x1, c51);
+    }
+    {
+        const __m512 acc[12] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+        for (r = 0; r < nf; r++) {
+            float *o = C + (size_t)r * ldc;
+            __m512 v0 = acc[2 * r], v1 = acc[2 * r + 1];
+            if (accumulate) {
+                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
+                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, o + XN_GN), v1);
+            }
+            _mm512_mask_storeu_ps(o, m0, v0);
+            if (nv1) _mm512_mask_storeu_ps(o + XN_GN, m1, v1);
+        }
+    }
+}
+#endif
+
+static void xn_sgemm_tile_portable(const float *Ap, const float *Bp, int K, int nf, int nv,
+                                   float *C, int ldc, int accumulate) {
+    float c[XN_GF * XN_GN];
+    int k, r, j;
+    for (r = 0; r < XN_GF * XN_GN; r++) c[r] = 0.0f;
+    for (k = 0; k < K; k++)
+        for (r = 0; r < XN_GF; r++)
+            for (j = 0; j < XN_GN; j++)
+                c[r * XN_GN + j] += Ap[(size_t)k * XN_GF + r] * Bp[(size_t)k * XN_GN + j];
+    for (r = 0; r < nf; r++)
+        for (j = 0; j < nv; j++)
+            C[(size_t)r * ldc + j] = accumulate ? C[(size_t)r * ldc + j] + c[r * XN_GN + j]
+                                                : c[r * XN_GN + j];
+}
+
+/* Tile (fb, nb) of C; Ap/Bp point at the packed panels of that filter/pixel block. */
+static void xn_sgemm_tile(int isa, const float *Ap, const float *Bp, int K, int nf, int nv,
+                          float *C, int ldc, int accumulate) {
+#ifdef XN_X86
+    if (isa == XN_AVX2 || isa == XN_AVX512) {
+        xn_sgemm_tile_avx2(Ap, Bp, K, nf, nv, C, ldc, accumulate);
+        return;
+    }
+#endif
+    (void)isa;
+    xn_sgemm_tile_portable(Ap, Bp, K, nf, nv, C, ldc, accumulate);
+}
+
+/* Tile (filter block, B panels 2q and 2q+1) of C over kc steps of k: Ap is the filter block's
+ * packed panel and Bp panel 0, both already advanced to the first k of the block; B panels are
+ * kstride steps long; n is the number of columns of C. With accumulate, C += the product
+ * (the K loop is blocked so a block of B stays in cache while every filter block uses it). */
+static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb, int kstride,
+                          int kc, int nf, int n, float *C, int ldc, int accumulate) {
+    const int nb0 = 2 * q, nb1 = 2 * q + 1;
+    const int nv0 = n - nb0 * XN_GN < XN_GN ? n - nb0 * XN_GN : XN_GN;
+    const int nv1 = nb1 >= nnb ? 0 : n - nb1 * XN_GN < XN_GN ? n - nb1 * XN_GN : XN_GN;
+    const float *b0 = Bp + (size_t)nb0 * kstride * XN_GN;
+    const float *b1 = Bp + (size_t)nb1 * kstride * XN_GN;
+    float *c0 = C + (size_t)nb0 * XN_GN;
+#ifdef XN_X86
+    if (isa == XN_AVX512) {
+        xn_sgemm_pair_avx512(Ap, b0, b1, kc, nf, nv0, nv1, c0, ldc, accumulate);
+        return;
+    }
+#endif
+    xn_sgemm_tile(isa, Ap, b0, kc, nf, nv0, c0, ldc, accumulate);
+    if (nv1) xn_sgemm_tile(isa, Ap, b1, kc, nf, nv1, c0 + XN_GN, ldc, accumulate);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Maxpool of one channel plane, darknet's semantics: window origin (-off, -off), taps outside
+ * the image ignored, -FLT_MAX where a window has none. */
+
+static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
+                             int oh, int ow, float *out) {
+    int oy, ox, ky, kx;
+    if (size == 2 && sy == 2 && sx == 2 && off == 0 && 2 * oh <= h && 2 * ow <= w) {
+        /* tiny-YOLO's 2x2/2: every window lies inside the image */
+        for (oy = 0; oy < oh; oy++) {
+            const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
+            float *o = out + (size_t)oy * ow;
+            ox = 0;
+#ifdef XN_X86
+            /* 4 outputs from 8 inputs per row: even and odd lanes split with shuffles */
+            for (; ox + 4 <= ow; ox += 4) {
+                const __m128 a0 = _mm_loadu_ps(r0 + 2 * ox), a1 = _mm_loadu_ps(r0 + 2 * ox + 4);
+                const __m128 b0 = _mm_loadu_ps(r1 + 2 * ox), b1 = _mm_loadu_ps(r1 + 2 * ox + 4);
+                const __m128 ma = _mm_max_ps(_mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                             _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)));
+                const __m128 mb = _mm_max_ps(_mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                             _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)));
+                _mm_storeu_ps(o + ox, _mm_max_ps(ma, mb));
+            }
+#endif
+            for (; ox < ow; ox++) {
+                float a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                float b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                o[ox] = a > b ? a : b;
+            }
+        }
+        return;
+    }
+    if (size == 2 && sy == 1 && sx == 1 && off == 0 && oh <= h && ow <= w) {
+        /* 2x2/1 (tiny-YOLO's last pool): windows reach one past the last row/column, where
+         * the missing taps are ignored */
+        for (oy = 0; oy < oh; oy++) {
+            const float *r0 = x + (size_t)oy * w;
+            const float *r1 = oy + 1 < h ? r0 + w : r0;
+            float *o = out + (size_t)oy * ow;
+            const int inner = ow < w ? ow : w - 1;
+            for (ox = 0; ox < inner; ox++) {
+                float a = r0[ox] > r0[ox + 1] ? r0[ox] : r0[ox + 1];
+                float b = r1[ox] > r1[ox + 1] ? r1[ox] : r1[ox + 1];
+                o[ox] = a > b ? a : b;
+            }
+            for (; ox < ow; ox++) o[ox] = r0[ox] > r1[ox] ? r0[ox] : r1[ox];
+        }
+        return;
+    }
+    for (oy = 0; oy < oh; oy++) {
+        for (ox = 0; ox < ow; ox++) {
+            float m = -3.402823466e+38f;
+            for (ky = 0; ky < size; ky++) {
+                int iy = oy * sy - off + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (kx = 0; kx < size; kx++) {
+                    int ix = ox * sx - off + kx;
+                    if (ix >= 0 && ix < w && x[(size_t)iy * w + ix] > m) m = x[(size_t)iy * w + ix];
+                }
+            }
+            out[(size_t)oy * ow + ox] = m;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Popcount peak: xor + popcount + add over an L1-resident buffer, each load used twice (the
+ * ratio the GEMM micro-kernels reach), independent accumulators. Returns a checksum. */
+
+static uint64_t xn_peak_portable(const uint64_t *buf, int nwords, long reps) {
+    uint64_t s0 = 0, s1 = 0, k0 = 0x9e3779b97f4a7c15ULL, k1 = 0xc2b2ae3d27d4eb4fULL;
+    long r;
+    int k;
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        for (k = 0; k < nwords; k++) {
+            s0 += (uint64_t)xn_popcount64_portable(buf[k] ^ k0);
+            s1 += (uint64_t)xn_popcount64_portable(buf[k] ^ k1);
+        }
+    }
+    return s0 + s1;
+}
+
+#ifdef XN_X86
+__attribute__((target("popcnt"))) static uint64_t xn_peak_popcnt(const uint64_t *buf, int nwords,
+                                                                 long reps) {
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, k0 = 0x9e3779b97f4a7c15ULL,
+             k1 = 0xc2b2ae3d27d4eb4fULL;
+    long r;
+    int k;
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        for (k = 0; k + 2 <= nwords; k += 2) {
+            s0 += (uint64_t)__builtin_popcountll(buf[k] ^ k0);
+            s1 += (uint64_t)__builtin_popcountll(buf[k] ^ k1);
+            s2 += (uint64_t)__builtin_popcountll(buf[k + 1] ^ k0);
+            s3 += (uint64_t)__builtin_popcountll(buf[k + 1] ^ k1);
+        }
+    }
+    return s0 + s1 + s2 + s3;
+}
+
+__attribute__((target("avx2,popcnt"))) static uint64_t xn_peak_avx2(const uint64_t *buf,
+                                                                    int nwords, long reps) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    const __m256i k0 = _mm256_set1_epi64x(0x1e3779b97f4a7c15LL);
+    const __m256i k1 = _mm256_set1_epi64x(0x42b2ae3d27d4eb4fLL);
+    __m256i t0 = zero, t1 = zero;
+    long r;
+    int k;
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        __m256i c0 = zero, c1 = zero;
+        /* nwords <= 31*4 keeps the byte counters from overflowing */
+        for (k = 0; k + 4 <= nwords; k += 4) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(buf + k));
+            c0 = _mm256_add_epi8(c0, xn_pc8_avx2(_mm256_xor_si256(x, k0), lut, low));
+            c1 = _mm256_add_epi8(c1, xn_pc8_avx2(_mm256_xor_si256(x, k1), lut, low));
+        }
+        t0 = _mm256_add_epi64(t0, _mm256_sad_epu8(c0, zero));
+        t1 = _mm256_add_epi64(t1, _mm256_sad_epu8(c1, zero));
+    }
+    return xn_hsum_avx2(t0) + xn_hsum_avx2(t1);
+}
+
+__attribute__((target(XN_AVX512_TARGET))) static uint64_t xn_peak_avx512(const uint64_t *buf,
+                                                                         int nwords, long reps) {
+    const __m512i k0 = _mm512_set1_epi64(0x1e3779b97f4a7c15LL);
+    const __m512i k1 = _mm512_set1_epi64(0x42b2ae3d27d4eb4fLL);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0,
+            s7 = s0;
+    long r;
+    int k;
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        for (k = 0; k + 32 <= nwords; k += 32) {
+            const __m512i x = _mm512_loadu_si512((const void *)(buf + k));
+            const __m512i y = _mm512_loadu_si512((const void *)(buf + k + 8));
+            const __m512i z = _mm512_loadu_si512((const void *)(buf + k + 16));
+            const __m512i u = _mm512_loadu_si512((const void *)(buf + k + 24));
+            s0 = _mm512_add_epi64(s0, _mm512_popcnt_epi64(_mm512_xor_si512(x, k0)));
+            s1 = _mm512_add_epi64(s1, _mm512_popcnt_epi64(_mm512_xor_si512(x, k1)));
+            s2 = _mm512_add_epi64(s2, _mm512_popcnt_epi64(_mm512_xor_si512(y, k0)));
+            s3 = _mm512_add_epi64(s3, _mm512_popcnt_epi64(_mm512_xor_si512(y, k1)));
+            s4 = _mm512_add_epi64(s4, _mm512_popcnt_epi64(_mm512_xor_si512(z, k0)));
+            s5 = _mm512_add_epi64(s5, _mm512_popcnt_epi64(_mm512_xor_si512(z, k1)));
+            s6 = _mm512_add_epi64(s6, _mm512_popcnt_epi64(_mm512_xor_si512(u, k0)));
+            s7 = _mm512_add_epi64(s7, _mm512_popcnt_epi64(_mm512_xor_si512(u, k1)));
+        }
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
+    s4 = _mm512_add_epi64(_mm512_add_epi64(s4, s5), _mm512_add_epi64(s6, s7));
+    return (uint64_t)_mm512_reduce_add_epi64(_mm512_add_epi64(s0, s4));
+}
+#endif
+
+#ifdef XN_HAVE_NEON
+static uint64_t xn_peak_neon(const uint64_t *buf, int nwords, long reps) {
+    uint8x16_t k0 = vreinterpretq_u8_u64(vdupq_n_u64(0x9e3779b97f4a7c15ULL));
+    uint8x16_t k1 = vreinterpretq_u8_u64(vdupq_n_u64(0xc2b2ae3d27d4eb4fULL));
+    uint64x2_t t = vdupq_n_u64(0);
+    long r;
+    int k;
+    for (r = 0; r < reps; r++) {
+        XN_BARRIER(buf);
+        uint16x8_t c0 = vdupq_n_u16(0), c1 = vdupq_n_u16(0);
+        for (k = 0; k + 2 <= nwords; k += 2) {
+            uint8x16_t x = vreinterpretq_u8_u64(vld1q_u64(buf + k));
+            c0 = vpadalq_u8(c0, vcntq_u8(veorq_u8(x, k0)));
+            c1 = vpadalq_u8(c1, vcntq_u8(veorq_u8(x, k1)));
+        }
+        t = vaddq_u64(t, vpaddlq_u32(vpaddlq_u16(vaddq_u16(c0, c1))));
+    }
+    return vgetq_lane_u64(t, 0) + vgetq_lane_u64(t, 1);
+}
+#endif
+
+/* Bits processed per rep is 2 * 64 * nwords (rounded down to the variant's step). */
+static uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps) {
+    switch (isa) {
+#ifdef XN_X86
+    case XN_POPCNT:
+        return xn_peak_popcnt(buf, nwords, reps);
+    case XN_AVX2:
+        return xn_peak_avx2(buf, nwords, reps);
+    case XN_AVX512:
+        return xn_peak_avx512(buf, nwords, reps);
+#endif
+#ifdef XN_HAVE_NEON
+    case XN_NEON:
+        return xn_peak_neon(buf, nwords, reps);
+#endif
+    default:
+        return xn_peak_portable(buf, nwords, reps);
+    }
+}
+
+#endif /* XNORYOLO_XCONV_SIMD_H */

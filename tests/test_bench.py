@@ -1,0 +1,67 @@
+"""`xnoryolo bench`: runs end to end on a small size and reports the documented fields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xnoryolo import bench
+from xnoryolo.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "bench",
+            "--cfg",
+            str(CONFIGS / "yolov3-tiny_xnor.cfg"),
+            "--size",
+            "96",
+            "--threads",
+            "1",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("frame_ms", "network_ms", "opencv_frame_ms", "speedup_vs_opencv"):
+        assert key in result
+    assert result["threads"] == 1 and result["size"] == 96
+    assert result["popcount_peak_gbit_macs"] > 0
+    layers = result["layers"]
+    assert len(layers) == 24
+    binary = [row for row in layers if row["binary"]]
+    assert binary and all(row["gbit_macs"] > 0 and row["share_of_peak"] > 0 for row in binary)
+    assert {"index", "type", "binary", "ms", "gbit_macs", "share_of_peak"} <= set(layers[0])
+    if result["opencv_frame_ms"] is not None:
+        assert result["speedup_vs_opencv"] > 0
+
+
+def test_bench_table_and_size_check(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(CONFIGS / "yolov3-tiny_xnor.cfg")
+    assert main(["bench", "--cfg", cfg, "--size", "100"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err
+    args = ["bench", "--cfg", cfg, "--size", "64", "--runs", "1", "--warmup", "0", "--no-opencv"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| layer |" in out and "popcount peak" in out and "skipped" in out
+    assert main([*args, "--simd", "portable"]) == 0
+    assert "(portable)" in capsys.readouterr().out
+    assert main([*args, "--simd", "sse9"]) == 2
+    assert "sse9" in capsys.readouterr().err
+
+
+def test_cfg_rewrites() -> None:
+    text = "[net]\nwidth=160\n height = 128\n[convolutional]\nxnor=1\nbin_output=1\nsize=3\n"
+    resized = bench._resize_cfg(text, 416)
+    assert "width=416" in resized and "height=416" in resized
+    twin = bench.float_twin(resized)
+    assert "xnor" not in twin and "bin_output" not in twin and "size=3" in twin
