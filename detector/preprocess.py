@@ -7,6 +7,8 @@ bilinear resize (no antialiasing, separate float32 roundings, no FMA) or its let
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 F32 = np.float32
@@ -96,7 +98,42 @@ def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     return canvas
 
 
-def preprocess(image: np.ndarray, w: int, h: int, channels: int, letter_box: bool) -> np.ndarray:
-    """OpenCV image -> the (channels, h, w) float32 tensor darknet feeds its network."""
+def _fast_resize() -> Callable[[np.ndarray, int, int], np.ndarray] | None:
+    try:
+        from xnoryolo.kernels.resize import resize_bgr
+    except ImportError:  # kernels not built: the NumPy reference does the same, slower
+        return None
+    return resize_bgr
+
+
+FAST_RESIZE = _fast_resize()
+
+
+def preprocess(
+    image: np.ndarray, w: int, h: int, channels: int, letter_box: bool, fast: bool = True
+) -> np.ndarray:
+    """OpenCV image -> the (channels, h, w) float32 tensor darknet feeds its network.
+
+    BGR frames for 3-channel networks go through the compiled resize (bit-exact with
+    resize_image); everything else, or fast=False, through the NumPy reference."""
+    if (
+        fast
+        and FAST_RESIZE is not None
+        and channels == 3
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and min(image.shape[:2]) >= 2
+        and min(w, h) >= 2
+    ):
+        frame = np.ascontiguousarray(image)
+        if not letter_box:
+            return FAST_RESIZE(frame, w, h)
+        new_w, new_h = letterbox_geometry(image.shape[1], image.shape[0], w, h)
+        if min(new_w, new_h) >= 2:
+            canvas = np.full((3, h, w), F32(0.5), F32)
+            dx, dy = (w - new_w) // 2, (h - new_h) // 2
+            canvas[:, dy : dy + new_h, dx : dx + new_w] = FAST_RESIZE(frame, new_w, new_h)
+            return canvas
     im = to_planar(image, channels)
     return letterbox_image(im, w, h) if letter_box else resize_image(im, w, h)

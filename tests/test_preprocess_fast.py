@@ -1,0 +1,37 @@
+"""The compiled resize (kernels/resize.pyx) is bit-exact with darknet's resize reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xnoryolo.detector import preprocess as pp
+from xnoryolo.kernels.resize import resize_bgr
+
+rng = np.random.default_rng(3)
+
+
+@pytest.mark.parametrize(
+    ("ih", "iw", "w", "h", "letter_box"),
+    [
+        (576, 768, 416, 416, False),
+        (576, 768, 416, 416, True),
+        (31, 17, 13, 40, False),
+        (100, 50, 160, 128, True),
+        (2, 2, 5, 3, False),
+        (7, 300, 299, 2, False),
+        (480, 640, 640, 480, False),  # same size: darknet copies, the formula is the identity
+    ],
+)
+def test_fast_preprocess_is_bit_exact(ih: int, iw: int, w: int, h: int, letter_box: bool) -> None:
+    assert pp.FAST_RESIZE is resize_bgr
+    img = rng.integers(0, 256, (ih, iw, 3), dtype=np.uint8)
+    fast = pp.preprocess(img, w, h, 3, letter_box, fast=True)
+    ref = pp.preprocess(img, w, h, 3, letter_box, fast=False)
+    assert fast.dtype == np.float32 and fast.shape == (3, h, w)
+    np.testing.assert_array_equal(fast, ref)
+
+
+def test_fast_resize_rejects_what_it_cannot_do() -> None:
+    with pytest.raises(ValueError, match="sizes >= 2"):
+        resize_bgr(np.zeros((4, 4, 3), np.uint8), 1, 4)
