@@ -15,6 +15,7 @@ NAME=xnoryolo-smoke-$$
 PORT=${XNORYOLO_SMOKE_PORT:-18080}
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 t0=$(date +%s)
+mkdir -p "$CACHE"
 log() { printf '[smoke %4ss] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 
 need=()
