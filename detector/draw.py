@@ -35,11 +35,12 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection]) -> np.nd
         text = ", ".join(f"{d.name} {d.prob * 100:.0f}%" for d in group)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = y0 - 2 if y0 - th - base - 2 >= 0 else y0 + th + base + 2
-        cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty + base // 2), color, -1)
+        tx = max(0, min(x0, w - tw - 3))  # keep the label inside the frame
+        cv2.rectangle(out, (tx, ty - th - base), (tx + tw + 2, ty + base // 2), color, -1)
         cv2.putText(
             out,
             text,
-            (x0 + 1, ty - base // 2),
+            (tx + 1, ty - base // 2),
             cv2.FONT_HERSHEY_SIMPLEX,
             scale,
             (0, 0, 0),
