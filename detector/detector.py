@@ -124,7 +124,8 @@ class Detector:
     # ----------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         c, h, w = self.network.input_shape
-        return preprocess(image, w, h, c, self.letter_box)
+        threads = getattr(self.network.backend, "threads", None) or 1
+        return preprocess(image, w, h, c, self.letter_box, threads=threads)
 
     def forward(self, tensor: np.ndarray, keep: bool = True) -> list[np.ndarray]:
         """Every layer's output for a ready (c, h, w) float32 input tensor."""

@@ -98,7 +98,7 @@ def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     return canvas
 
 
-def _fast_resize() -> Callable[[np.ndarray, int, int], np.ndarray] | None:
+def _fast_resize() -> Callable[[np.ndarray, int, int, int], np.ndarray] | None:
     try:
         from xnoryolo.kernels.resize import resize_bgr
     except ImportError:  # kernels not built: the NumPy reference does the same, slower
@@ -110,7 +110,13 @@ FAST_RESIZE = _fast_resize()
 
 
 def preprocess(
-    image: np.ndarray, w: int, h: int, channels: int, letter_box: bool, fast: bool = True
+    image: np.ndarray,
+    w: int,
+    h: int,
+    channels: int,
+    letter_box: bool,
+    fast: bool = True,
+    threads: int = 1,
 ) -> np.ndarray:
     """OpenCV image -> the (channels, h, w) float32 tensor darknet feeds its network.
 
@@ -128,12 +134,12 @@ def preprocess(
     ):
         frame = np.ascontiguousarray(image)
         if not letter_box:
-            return FAST_RESIZE(frame, w, h)
+            return FAST_RESIZE(frame, w, h, threads)
         new_w, new_h = letterbox_geometry(image.shape[1], image.shape[0], w, h)
         if min(new_w, new_h) >= 2:
             canvas = np.full((3, h, w), F32(0.5), F32)
             dx, dy = (w - new_w) // 2, (h - new_h) // 2
-            canvas[:, dy : dy + new_h, dx : dx + new_w] = FAST_RESIZE(frame, new_w, new_h)
+            canvas[:, dy : dy + new_h, dx : dx + new_w] = FAST_RESIZE(frame, new_w, new_h, threads)
             return canvas
     im = to_planar(image, channels)
     return letterbox_image(im, w, h) if letter_box else resize_image(im, w, h)

@@ -23,10 +23,13 @@ rng = np.random.default_rng(3)
         (480, 640, 640, 480, False),  # same size: darknet copies, the formula is the identity
     ],
 )
-def test_fast_preprocess_is_bit_exact(ih: int, iw: int, w: int, h: int, letter_box: bool) -> None:
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_fast_preprocess_is_bit_exact(
+    ih: int, iw: int, w: int, h: int, letter_box: bool, threads: int
+) -> None:
     assert pp.FAST_RESIZE is resize_bgr
     img = rng.integers(0, 256, (ih, iw, 3), dtype=np.uint8)
-    fast = pp.preprocess(img, w, h, 3, letter_box, fast=True)
+    fast = pp.preprocess(img, w, h, 3, letter_box, fast=True, threads=threads)
     ref = pp.preprocess(img, w, h, 3, letter_box, fast=False)
     assert fast.dtype == np.float32 and fast.shape == (3, h, w)
     np.testing.assert_array_equal(fast, ref)
