@@ -164,3 +164,17 @@ def test_detect_without_model_flags_uses_the_default_model(tmp_path: Path) -> No
     frames = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(frames) == 3
     assert sum(d["name"] == "person" for f in frames for d in f["detections"]) >= 6
+
+
+def test_unwritable_output_is_one_error_line(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:
+    need_ref()
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    r = xnoryolo(
+        "detect",
+        REF / "images" / "dog.jpg",
+        *model_args(yolov3_tiny),
+        "--json",
+        blocker / "out.json",
+    )
+    _one_error_line(r, str(blocker))

@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (XnoryoloError, UsageError) as exc:
         print(f"xnoryolo: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable output, full disk, ...: one line, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"xnoryolo: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("xnoryolo: interrupted", file=sys.stderr)
         return 130
