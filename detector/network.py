@@ -3,6 +3,7 @@ read), loaded from a strictly checked weights file, then run layer by layer."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +106,10 @@ class Network:
         backend: Backend | str = "auto",
         threads: int | None = None,
     ) -> Network:
-        if isinstance(weights, str | Path) and Path(weights).suffix.lower() == ".xnor":
-            from .packed import load_packed  # packed binary weights; embeds its own cfg
+        from .packed import is_packed, load_packed  # (lazy: packed imports this module)
 
+        if weights is not None and is_packed(weights):  # packed weights embed their own cfg
+            assert isinstance(weights, str | Path)
             return load_packed(weights, backend, threads, cfg)
         if cfg is None:
             raise WeightsError("no cfg given (only a packed .xnor file carries its own)")
@@ -130,7 +132,7 @@ class Network:
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
-        last_use = self._last_use() if not keep else {}
+        last_use = self._drop_plan if not keep else {}
         outputs: list[np.ndarray] = []
         for i, layer in enumerate(self.layers):
             y = layer.forward(x, outputs)
@@ -140,7 +142,10 @@ class Network:
                 outputs[j] = None  # type: ignore[call-overload]
         return outputs
 
-    def _last_use(self) -> dict[int, list[int]]:
+    @functools.cached_property
+    def _drop_plan(self) -> dict[int, list[int]]:
+        """After layer i runs, the outputs no later layer (or the decoder) reads: computed once,
+        the layer graph never changes after building."""
         last: dict[int, int] = {}
         for layer in self.layers:
             last[layer.index - 1] = layer.index
