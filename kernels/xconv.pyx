@@ -149,6 +149,7 @@ cdef class BinaryConv:
         cdef int npt = (npad + XN_TP - 1) // XN_TP
         cdef int t, f0, p0, nf, np_, y, oy
         cdef int pad = self.padding
+        cdef bint f_outer = <size_t>npad * self.kw * 8 <= 512 * 1024
         cdef size_t plane = <size_t>self.h * self.w
         cdef int32_t[:, ::1] dm
         cdef float[:, ::1] om
@@ -174,8 +175,14 @@ cdef class BinaryConv:
                               &cm[0, 0, 0], self.kw)
             for t in prange(nft * npt, schedule="dynamic",
                             chunksize=_chunk(nft * npt, self.threads)):
-                f0 = (t % nft) * XN_TF
-                p0 = (t // nft) * XN_TP
+                # filter blocks outermost (each block of weights read once, from memory, and
+                # kept in L1) unless the windows are too big to be re-read from L2
+                if f_outer:
+                    f0 = (t // npt) * XN_TF
+                    p0 = (t % npt) * XN_TP
+                else:
+                    f0 = (t % nft) * XN_TF
+                    p0 = (t // nft) * XN_TP
                 nf = min(XN_TF, self.fpad - f0)
                 np_ = min(XN_TP, npad - p0)
                 xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
