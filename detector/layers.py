@@ -105,6 +105,27 @@ class Layer:
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    # Chained binary layers (kernels/README.md): a layer whose only reader is a binary layer
+    # may hand it sign bits, packed in the reader's layout, instead of floats.
+    @property
+    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
+        """(shape, border) of the packed bits this layer accepts as input, or None."""
+        return None
+
+    @property
+    def emits_bits(self) -> bool:
+        return False
+
+    def forward_bits(
+        self,
+        x: np.ndarray,
+        outputs: list[np.ndarray],
+        layout: tuple[tuple[int, int, int], int],
+        want_float: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """(float output or None, output sign bits in `layout`) for a layer that emits_bits."""
+        raise NotImplementedError
+
     def summary(self) -> str:
         c, h, w = self.in_shape
         oc, oh, ow = self.out_shape
@@ -292,6 +313,28 @@ class ConvolutionalLayer(Layer):
         assert self.kernel is not None, "prepare() not called"
         return self.kernel(x)
 
+    @property
+    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
+        shape = getattr(self.kernel, "packed_shape", None) if self.xnor else None
+        return None if shape is None else (shape, self.spec.padding)
+
+    @property
+    def emits_bits(self) -> bool:
+        return self.xnor and bool(getattr(self.kernel, "emits_bits", False))
+
+    def forward_bits(
+        self,
+        x: np.ndarray,
+        outputs: list[np.ndarray],
+        layout: tuple[tuple[int, int, int], int],
+        want_float: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        assert self.kernel is not None, "prepare() not called"
+        shape, pad = layout
+        bits = np.zeros(shape, dtype=np.uint64)  # zero border = -1 padding for the reader
+        y = self.kernel.run(x, bits=bits, bits_pad=pad, want_float=want_float)  # type: ignore[attr-defined]
+        return y, bits
+
 
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -355,6 +398,29 @@ class MaxpoolLayer(Layer):
             self.kernel = backend.maxpool(
                 self.in_shape, self.size, self.stride_y, self.stride_x, self.padding, oh, ow
             )
+
+    @property
+    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
+        shape = getattr(self.kernel, "packed_shape", None)
+        return None if shape is None else (shape, 0)
+
+    @property
+    def emits_bits(self) -> bool:
+        return hasattr(self.kernel, "run_bits")
+
+    def forward_bits(
+        self,
+        x: np.ndarray,
+        outputs: list[np.ndarray],
+        layout: tuple[tuple[int, int, int], int],
+        want_float: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        # max of signs = OR of bits: the pooled signs are exact without the pooled floats
+        assert self.kernel is not None and not want_float
+        shape, pad = layout
+        bits = np.zeros(shape, dtype=np.uint64)
+        self.kernel.run_bits(x, bits, pad)  # type: ignore[attr-defined]
+        return None, bits
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         if self.kernel is not None:

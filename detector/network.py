@@ -4,6 +4,7 @@ read), loaded from a strictly checked weights file, then run layer by layer."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .layers import (
     BuildContext,
     ConvolutionalLayer,
     Layer,
+    MaxpoolLayer,
     NetParams,
     RegionLayer,
     RouteLayer,
@@ -96,6 +98,7 @@ class Network:
         self.backend = get_backend(backend, threads) if isinstance(backend, str) else backend
         for layer in self.layers:
             layer.prepare(self.backend)
+        self.__dict__.pop("_bits_plan", None)  # kernels changed: plan again on first use
         return self
 
     @classmethod
@@ -124,23 +127,61 @@ class Network:
     def input_shape(self) -> tuple[int, int, int]:
         return (self.net.channels, self.net.height, self.net.width)
 
-    def forward(self, x: np.ndarray, keep: bool = True) -> list[np.ndarray]:
+    def forward(
+        self,
+        x: np.ndarray,
+        keep: bool = True,
+        on_layer: Callable[[int], None] | None = None,
+    ) -> list[np.ndarray]:
         """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
-        slots hold None), which saves memory on big inputs."""
+        slots hold None), and a layer whose only reader is a binary layer hands it packed sign
+        bits instead of floats (its slot may then hold those bits): only the outputs of the
+        detection layers are meant to be read. `on_layer(i)` is called after layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         last_use = self._drop_plan if not keep else {}
+        bits_plan = self._bits_plan if not keep else {}
         outputs: list[np.ndarray] = []
         for i, layer in enumerate(self.layers):
-            y = layer.forward(x, outputs)
+            step = bits_plan.get(i)
+            if step is None:
+                y = nxt = layer.forward(x, outputs)
+            else:
+                y_float, nxt = layer.forward_bits(x, outputs, *step)
+                y = nxt if y_float is None else y_float
             outputs.append(y)
-            x = y
+            x = nxt
             for j in last_use.get(i, ()):
                 outputs[j] = None  # type: ignore[call-overload]
+            if on_layer is not None:
+                on_layer(i)
         return outputs
+
+    @functools.cached_property
+    def _bits_plan(self) -> dict[int, tuple[tuple[tuple[int, int, int], int], bool]]:
+        """Layer i -> (the next layer's packed input layout, whether i's float output is still
+        read elsewhere) for every layer that hands the next one sign bits: a binary conv with a
+        sign-keeping activation or a maxpool, followed by a binary conv or by such a maxpool.
+        Planned back to front, since a maxpool takes bits only if it can pass bits on."""
+        read_elsewhere = {d.index for d in self.detection_layers} | {len(self.layers) - 1}
+        for layer in self.layers:
+            read_elsewhere.update(getattr(layer, "sources", ()))
+        plan: dict[int, tuple[tuple[tuple[int, int, int], int], bool]] = {}
+        for i in range(len(self.layers) - 2, -1, -1):
+            layer, nxt = self.layers[i], self.layers[i + 1]
+            layout = nxt.bits_input
+            if layout is None or not layer.emits_bits:
+                continue
+            if isinstance(nxt, MaxpoolLayer) and i + 1 not in plan:
+                continue  # that pool hands floats on: it must read floats
+            want_float = i in read_elsewhere
+            if want_float and isinstance(layer, MaxpoolLayer):
+                continue  # a pool emits floats or bits, not both
+            plan[i] = (layout, want_float)
+        return plan
 
     @functools.cached_property
     def _drop_plan(self) -> dict[int, list[int]]:

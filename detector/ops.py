@@ -160,3 +160,18 @@ def maxpool(
                 out=out,
             )
     return out
+
+
+def pack_signs(x: np.ndarray, shape: tuple[int, int, int], pad: int) -> np.ndarray:
+    """Reference for the kernels' packed sign bits (kernels/README.md): uint64 image `shape`
+    (hp, wp, ceil(C/64)) with pixel (y, x) of x (C, H, W) at (y + pad, x + pad); bit c % 64 of
+    word c // 64 is 1 iff x[c] > 0; border and tail bits 0 (= input -1)."""
+    c, h, w = x.shape
+    hp, wp, cw = shape
+    if cw != (c + 63) // 64 or hp < h + pad or wp < w + pad:
+        raise ValueError(f"shape {shape} (pad {pad}) cannot hold {x.shape}")
+    bits = np.zeros((h, w, cw * 64), dtype=np.uint8)
+    bits[:, :, :c] = (x > 0).transpose(1, 2, 0)
+    out = np.zeros(shape, dtype=np.uint64)
+    out[pad : pad + h, pad : pad + w] = np.packbits(bits, axis=2, bitorder="little").view("<u8")
+    return out

@@ -112,4 +112,6 @@ class FastBackend:
     ) -> xconv.MaxPool:
         """Optional factory: darknet maxpool (ops.maxpool) over a (C,H,W) input."""
         c, h, w = in_shape
-        return xconv.MaxPool(c, h, w, size, stride_y, stride_x, padding, out_h, out_w, self.threads)
+        return xconv.MaxPool(
+            c, h, w, size, stride_y, stride_x, padding, out_h, out_w, self.threads, self._isa()
+        )

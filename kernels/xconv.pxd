@@ -15,6 +15,7 @@ cdef extern from "xconv_simd.h" nogil:
         XN_RELU
         XN_LOGISTIC
         XN_TF
+        XN_TFB
         XN_TP
         XN_PW
         XN_GF
@@ -22,17 +23,27 @@ cdef extern from "xconv_simd.h" nogil:
         XN_KC
         XN_KWHOLE
 
+    ctypedef struct xn_bits_out:
+        uint64_t *data
+        const int32_t *limit
+        int out_w, wp, pad, cw
+
     int xn_isa_supported(int isa)
     int xn_best_isa()
     void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
                         int nf, int p0, int np, int F, int N, const float *scale,
-                        const float *bias, int act, int32_t *dot_out, float *out)
+                        const float *bias, int act, int32_t *dot_out, float *out,
+                        const xn_bits_out *bits)
     void xn_bias_act_row(float *row, int n, float bias, int act)
     void xn_pack_row(int isa, const float *x, size_t plane, int c, int w, uint64_t *dst, int cw)
     void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c, int size,
                        int iy0, int stride_x, int out_w, int p0, uint64_t *cols, int kw)
     void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
                           int oh, int ow, float *out)
+    void xn_maxpool_rows(const float *x, int h, int w, int size, int sy, int sx, int off,
+                         int oy0, int oy1, int ow, float *out)
+    void xn_maxpool_bits_row(const uint64_t *inp, int iwp, int ipad, int cw, int h, int w,
+                             int size, int sy, int sx, int off, int oy, int ow, uint64_t *out)
     void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
                        int size, int iy0, int out_w, float *out, size_t plane,
                        const float *bias, int act)
@@ -49,10 +60,12 @@ cdef class BinaryConv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding
     cdef readonly int out_h, out_w, k, kw, cw, fpad, isa, threads
     cdef readonly str activation
+    cdef readonly bint emits_bits
     cdef int act
     cdef uint64_t[:, ::1] weights
     cdef float[::1] scale_, bias_
-    cdef object _run(self, x, bint want_dot)
+    cdef int32_t[::1] limit_
+    cdef object _run(self, x, bint want_dot, bint want_float, bits, int bits_pad)
 
 
 cdef class FloatConv:
@@ -69,4 +82,4 @@ cdef class FloatConv:
 
 
 cdef class MaxPool:
-    cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads
+    cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads, isa

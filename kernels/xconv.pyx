@@ -8,7 +8,7 @@ bit order. dot = K - 2*popcount(weights XOR window) counts only real taps becaus
 are zero in both operands.
 """
 
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -18,6 +18,7 @@ from xnoryolo.detector.activations import activate
 from xnoryolo.kernels.blas import blas_threads
 
 _ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
+_EMPTY3 = np.zeros((1, 1, 1), dtype=np.float32)
 _NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
 
 
@@ -80,6 +81,31 @@ def pack_weights(signs):
     return np.ascontiguousarray(packed.view("<u8"), dtype=np.uint64)
 
 
+# activations whose output is > 0 exactly when their input is: such a layer can hand the next
+# binary layer its sign bits instead of floats (kernels/README.md, "Chained binary layers")
+_SIGN_KEEPING = ("linear", "leaky", "relu")
+
+
+def sign_limits(int k, scale, bias):
+    """Per filter, how many mismatch counts m = 0, 1, ... give an output > 0: the output
+    transform float32(k - 2m) * scale + bias (two roundings, as the kernels compute it) is
+    monotone in m, so bit = m < limit reproduces the float path's sign exactly."""
+    scale = np.asarray(scale, dtype=np.float32)
+    bias = np.asarray(bias, dtype=np.float32)
+    m = np.arange(k + 1, dtype=np.int32)
+    d = (k - 2 * m).astype(np.float32)
+    limits = np.empty(scale.shape[0], dtype=np.int32)
+    for f0 in range(0, scale.shape[0], 64):
+        y = d[None, :] * scale[f0:f0 + 64, None]
+        y = y + bias[f0:f0 + 64, None]
+        pos = y > 0
+        lim = pos.sum(axis=1).astype(np.int32)
+        if not np.array_equal(pos, m[None, :] < lim[:, None]):
+            raise ValueError("output transform is not monotone in the mismatch count")
+        limits[f0:f0 + 64] = lim
+    return limits
+
+
 cdef class BinaryConv:
     """XNOR convolution of one layer: call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
 
@@ -101,17 +127,32 @@ cdef class BinaryConv:
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
         self.threads = max(1, threads)
         self.isa = _isa_code(isa)
+        self.emits_bits = activation in _SIGN_KEEPING
+        self.limit_ = sign_limits(self.k, self.scale_, self.bias_) if self.emits_bits else \
+            np.zeros(1, dtype=np.int32)
 
     @property
     def isa_name(self):
         return _ISA_NAMES[self.isa]
 
+    @property
+    def packed_shape(self):
+        """Shape of this layer's packed input (uint64, border of `padding` pixels of -1)."""
+        return self._packed_buffer_shape()
+
     def __call__(self, x):
-        return self._run(x, False)
+        return self._run(x, False, True, None, 0)
 
     def dot(self, x):
         """Integer part only: int32 (F, out_h*out_w) = sum of sign(w)*sign(x) over the taps."""
-        return self._run(x, True)
+        return self._run(x, True, False, None, 0)
+
+    def run(self, x, bits=None, int bits_pad=0, bint want_float=True):
+        """x: float32 (C,H,W), or uint64 `packed_shape` bits (a previous layer's `bits`).
+        With `bits` (uint64 (hp, wp, ceil(F/64)), zero where not written), output pixel (y, x)
+        also goes, as sign bits, to pixel (y + bits_pad, x + bits_pad) of it. Returns the float
+        output (F, out_h, out_w), or None when not want_float."""
+        return self._run(x, False, want_float, bits, bits_pad)
 
     def pack(self, x):
         """Bit-pack x with this layer's padding border: uint64 (Hp, Wp, ceil(C/64))."""
@@ -129,23 +170,49 @@ cdef class BinaryConv:
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
         return xv
 
-    def _packed_buffer(self):
+    def _packed_buffer_shape(self):
         need_h = (self.out_h - 1) * self.stride_y + self.size
         need_w = (self.out_w - 1) * self.stride_x + self.size
         hp = max(self.padding + self.h, need_h)
         wp = max(self.padding + self.w, need_w)
-        return np.zeros((hp, wp, self.cw), dtype=np.uint64)
+        return (hp, wp, self.cw)
 
-    cdef object _run(self, x, bint want_dot):
+    def _packed_buffer(self):
+        return np.zeros(self._packed_buffer_shape(), dtype=np.uint64)
+
+    cdef object _run(self, x, bint want_dot, bint want_float, bits, int bits_pad):
         cdef int n = self.out_h * self.out_w
         cdef int npad = _round_up(n, XN_PW)
-        xv = self._checked(x)
-        packed = self._packed_buffer()
+        cdef bint need_pack = True
+        if isinstance(x, np.ndarray) and x.dtype == np.uint64:
+            if x.shape != self._packed_buffer_shape() or not x.flags.c_contiguous:
+                raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
+            packed, xv, need_pack = x, _EMPTY3, False
+        else:
+            xv = self._checked(x)
+            packed = self._packed_buffer()
         cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
         cdef const float[:, :, ::1] xm = xv
         cdef uint64_t[:, :, ::1] pm = packed
+        cdef uint64_t[:, :, ::1] bm
+        cdef xn_bits_out bo
+        cdef xn_bits_out *bop = NULL
+        if bits is not None:
+            if not self.emits_bits:
+                raise ValueError(f"a {self.activation} layer cannot emit sign bits")
+            bm = bits
+            if (bm.shape[2] != (self.filters + 63) // 64 or bits_pad < 0
+                    or bm.shape[0] < self.out_h + bits_pad or bm.shape[1] < self.out_w + bits_pad):
+                raise ValueError(f"bits buffer {bits.shape} (pad {bits_pad}) cannot hold "
+                                 f"{self.filters}x{self.out_h}x{self.out_w}")
+            bo.data = &bm[0, 0, 0]
+            bo.limit = &self.limit_[0]
+            bo.out_w, bo.wp, bo.pad, bo.cw = self.out_w, bm.shape[1], bits_pad, bm.shape[2]
+            bop = &bo
         cdef uint64_t[:, :, ::1] cm = cols
-        cdef int nft = (self.fpad + XN_TF - 1) // XN_TF
+        # bits out: a tile spans a whole output word of filters, so no two tiles share a word
+        cdef int tf = XN_TFB if bop != NULL else XN_TF
+        cdef int nft = (self.fpad + tf - 1) // tf
         cdef int npt = (npad + XN_TP - 1) // XN_TP
         cdef int t, f0, p0, nf, np_, y, oy
         cdef int pad = self.padding
@@ -155,19 +222,22 @@ cdef class BinaryConv:
         cdef float[:, ::1] om
         cdef int32_t *dptr = NULL
         cdef float *optr = NULL
+        result = None
         if want_dot:
             result = np.empty((self.filters, n), dtype=np.int32)
             dm = result
             dptr = &dm[0, 0]
-        else:
+        elif want_float:
             result = np.empty((self.filters, n), dtype=np.float32)
             om = result
             optr = &om[0, 0]
         # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
         with nogil, parallel(num_threads=self.threads):
-            for y in prange(self.h, schedule="dynamic", chunksize=_chunk(self.h, self.threads)):
-                xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w, &pm[y + pad, pad, 0],
-                            self.cw)
+            if need_pack:
+                for y in prange(self.h, schedule="dynamic",
+                                chunksize=_chunk(self.h, self.threads)):
+                    xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w,
+                                &pm[y + pad, pad, 0], self.cw)
             for oy in prange(self.out_h, schedule="dynamic",
                              chunksize=_chunk(self.out_h, self.threads)):
                 xn_im2col_row(self.isa, &pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
@@ -178,17 +248,17 @@ cdef class BinaryConv:
                 # filter blocks outermost (each block of weights read once, from memory, and
                 # kept in L1) unless the windows are too big to be re-read from L2
                 if f_outer:
-                    f0 = (t // npt) * XN_TF
+                    f0 = (t // npt) * tf
                     p0 = (t % npt) * XN_TP
                 else:
-                    f0 = (t % nft) * XN_TF
+                    f0 = (t % nft) * tf
                     p0 = (t // nft) * XN_TP
-                nf = min(XN_TF, self.fpad - f0)
+                nf = min(tf, self.fpad - f0)
                 np_ = min(XN_TP, npad - p0)
                 xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
                                f0, nf, p0, np_, self.filters, n, &self.scale_[0],
-                               &self.bias_[0], self.act, dptr, optr)
-        if want_dot:
+                               &self.bias_[0], self.act, dptr, optr, bop)
+        if want_dot or result is None:
             return result
         if self.activation not in _NATIVE_ACT:
             result = activate(result, self.activation)
@@ -385,11 +455,62 @@ cdef class MaxPool:
     """Darknet maxpool (ops.maxpool): call with x float32 (C,H,W) -> float32 (C,oh,ow)."""
 
     def __init__(self, int c, int h, int w, int size, int stride_y, int stride_x, int padding,
-                 int out_h, int out_w, int threads):
+                 int out_h, int out_w, int threads, str isa="portable"):
         self.c, self.h, self.w = c, h, w
         self.size, self.stride_y, self.stride_x, self.padding = size, stride_y, stride_x, padding
         self.out_h, self.out_w = out_h, out_w
         self.threads = max(1, threads)
+        self.isa = _isa_code(isa)
+
+    @property
+    def packed_shape(self):
+        """Shape of a packed (sign bits) input this pool reads: no border."""
+        return (self.h, self.w, (self.c + 63) // 64)
+
+    def run_bits(self, x, out, int out_pad=0):
+        """The sign bits of the pooled output (max of signs = OR of bits) into pixel
+        (y + out_pad, x + out_pad) of `out` (uint64 (hp, wp, ceil(C/64))), from x float32
+        (C,H,W) (pooled and packed row by row: no float output is stored) or from packed bits
+        of `packed_shape`."""
+        cdef int cw = (self.c + 63) // 64
+        cdef uint64_t[:, :, ::1] om = out
+        if om.shape[2] != cw or out_pad < 0 or om.shape[0] < self.out_h + out_pad \
+                or om.shape[1] < self.out_w + out_pad:
+            raise ValueError(f"bits buffer {out.shape} (pad {out_pad}) cannot hold "
+                             f"{self.c}x{self.out_h}x{self.out_w}")
+        cdef int oy, ch, tid
+        cdef int off = self.padding // 2
+        cdef uint64_t[:, :, ::1] im
+        cdef const float[:, :, ::1] xm
+        cdef float[:, :, ::1] sm
+        if isinstance(x, np.ndarray) and x.dtype == np.uint64:
+            if x.shape != self.packed_shape:
+                raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
+            im = x
+            with nogil:
+                for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic",
+                                 chunksize=_chunk(self.out_h, self.threads)):
+                    xn_maxpool_bits_row(&im[0, 0, 0], self.w, 0, cw, self.h, self.w, self.size,
+                                        self.stride_y, self.stride_x, off, oy, self.out_w,
+                                        &om[oy + out_pad, out_pad, 0])
+            return out
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        xm = xv
+        # one pooled row of every channel per thread, packed while it is still in cache
+        scratch = np.empty((self.threads, self.c, self.out_w), dtype=np.float32)
+        sm = scratch
+        with nogil, parallel(num_threads=self.threads):
+            tid = threadid()
+            for oy in prange(self.out_h, schedule="dynamic",
+                             chunksize=_chunk(self.out_h, self.threads)):
+                for ch in range(self.c):
+                    xn_maxpool_rows(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
+                                    self.stride_x, off, oy, oy + 1, self.out_w, &sm[tid, ch, 0])
+                xn_pack_row(self.isa, &sm[tid, 0, 0], self.out_w, self.c, self.out_w,
+                            &om[oy + out_pad, out_pad, 0], cw)
+        return out
 
     def __call__(self, x):
         xv = np.ascontiguousarray(x, dtype=np.float32)

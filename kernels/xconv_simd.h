@@ -281,50 +281,83 @@ __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *
 
 #define XN_AVX512_TARGET "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt"
 
+/* 4 filters (rows a, a + kw, ...) x `panels` (1..4) panels of 8 pixels from b: 16
+ * accumulators, acc[4 * r + q] = mismatches of filter r against the 8 pixels of panel q. Per
+ * word: 4 panel loads and 4 broadcasts for 16 xor/popcount/add. */
+__attribute__((target(XN_AVX512_TARGET))) static inline void xn_acc_avx512(const uint64_t *a,
+                                                                          const uint64_t *b,
+                                                                          int kw, int panels,
+                                                                          __m512i acc[16]) {
+    int k, r, q;
+    for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
+    if (panels == 4) {
+        for (k = 0; k < kw; k++) {
+            __m512i x[4], w[4];
+            for (q = 0; q < 4; q++)
+                x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+            for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
+            for (r = 0; r < 4; r++)
+                for (q = 0; q < 4; q++)
+                    acc[4 * r + q] = _mm512_add_epi64(
+                        acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
+        }
+        return;
+    }
+    for (k = 0; k < kw; k++) {
+        for (q = 0; q < panels; q++) {
+            const __m512i x = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+            for (r = 0; r < 4; r++)
+                acc[4 * r + q] = _mm512_add_epi64(
+                    acc[4 * r + q],
+                    _mm512_popcnt_epi64(_mm512_xor_si512(
+                        _mm512_set1_epi64((long long)a[(size_t)r * kw + k]), x)));
+        }
+    }
+}
+
 __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint64_t *A,
                                                                      const uint64_t *B, int kw,
                                                                      int nf, int np,
                                                                      int32_t *cnt) {
-    /* 4 filters x 4 panels (32 pixels): 16 accumulators; per word: 4 panel loads and 4
-     * broadcasts for 16 xor/popcount/add. A last group of 1..3 panels loops the same way. */
-    int i, j, k, r, q;
+    int i, j, r, q;
     for (i = 0; i < nf; i += 4) {
-        const uint64_t *a = A + (size_t)i * kw;
         for (j = 0; j < np; j += 4 * XN_PW) {
             const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
-            const uint64_t *b = B + (size_t)j * kw;
             __m512i acc[16];
-            for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
-            if (panels == 4) {
-                for (k = 0; k < kw; k++) {
-                    __m512i x[4], w[4];
-                    for (q = 0; q < 4; q++)
-                        x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
-                    for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
-                    for (r = 0; r < 4; r++)
-                        for (q = 0; q < 4; q++)
-                            acc[4 * r + q] = _mm512_add_epi64(
-                                acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
-                }
-            } else {
-                for (k = 0; k < kw; k++) {
-                    for (q = 0; q < panels; q++) {
-                        const __m512i x =
-                            _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
-                        for (r = 0; r < 4; r++)
-                            acc[4 * r + q] = _mm512_add_epi64(
-                                acc[4 * r + q],
-                                _mm512_popcnt_epi64(_mm512_xor_si512(
-                                    _mm512_set1_epi64((long long)a[(size_t)r * kw + k]), x)));
-                    }
-                }
-            }
+            xn_acc_avx512(A + (size_t)i * kw, B + (size_t)j * kw, kw, panels, acc);
             for (r = 0; r < 4; r++)
                 for (q = 0; q < panels; q++)
                     _mm256_storeu_si256((__m256i *)(cnt + (i + r) * XN_TP + j + q * XN_PW),
                                         _mm512_cvtepi64_epi32(acc[4 * r + q]));
         }
     }
+}
+
+/* Bits output: words[p] gets bit i for filter i (< nreal, nf <= 64) iff its mismatches are
+ * below limit[i]; a compare and a masked OR per 8 outputs, no counts stored. */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
+    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const int32_t *limit,
+    int nreal, uint64_t *words) {
+    __m512i wv[XN_TP / XN_PW];
+    int i, j, r, q;
+    for (q = 0; q < np / XN_PW; q++) wv[q] = _mm512_setzero_si512();
+    for (i = 0; i < nf && i < nreal; i += 4) {
+        for (j = 0; j < np; j += 4 * XN_PW) {
+            const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
+            __m512i acc[16];
+            xn_acc_avx512(A + (size_t)i * kw, B + (size_t)j * kw, kw, panels, acc);
+            for (r = 0; r < 4 && i + r < nreal; r++) {
+                const __m512i lim = _mm512_set1_epi64(limit[i + r]);
+                const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
+                for (q = 0; q < panels; q++) {
+                    const __mmask8 m = _mm512_cmplt_epi64_mask(acc[4 * r + q], lim);
+                    wv[j / XN_PW + q] = _mm512_mask_or_epi64(wv[j / XN_PW + q], m,
+                                                             wv[j / XN_PW + q], bit);
+                }
+            }
+        }
+    }
+    for (q = 0; q < np / XN_PW; q++) _mm512_storeu_si512((void *)(words + q * XN_PW), wv[q]);
 }
 #endif /* XN_X86 */
 
@@ -392,14 +425,62 @@ __attribute__((target(XN_AVX512_TARGET))) XN_NOCONTRACT static void xn_store_row
 }
 #endif
 
+/* Output as sign bits, for a following binary layer (kernels/README.md, "Chained binary
+ * layers"): output pixel p = oy*out_w + ox is the pixel at (oy + pad, ox + pad) of a packed
+ * image of rows of wp pixels, cw words each. Bit f is 1 iff the layer's float output is > 0,
+ * which (the output transform being monotone in the mismatch count) is mismatches < limit[f].
+ * A tile then spans XN_TFB filters, one whole output word: tiles never share a word. */
+typedef struct {
+    uint64_t *data;
+    const int32_t *limit;
+    int out_w, wp, pad, cw;
+} xn_bits_out;
+
+#define XN_TFB 64
+
+/* words[j] = the sign bits of filters 0 .. nf-1 (only those < nreal) for pixel j, from counts */
+static void xn_bits_from_counts(const int32_t *cnt, int nf, int nreal, const int32_t *limit,
+                                int np, uint64_t *words) {
+    int i, j;
+    for (j = 0; j < np; j++) words[j] = 0;
+    for (i = 0; i < nf && i < nreal; i++) {
+        const int32_t lim = limit[i];
+        const int32_t *row = cnt + i * XN_TP;
+        for (j = 0; j < np; j++) words[j] |= (uint64_t)(row[j] < lim) << i;
+    }
+}
+
+/* Word f0 / 64 of pixels p0 .. p0+nvalid-1 into the packed output image. */
+static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
+                         const xn_bits_out *o) {
+    int j, oy = p0 / o->out_w, ox = p0 - oy * o->out_w;
+    for (j = 0; j < nvalid; j++) {
+        o->data[((size_t)(oy + o->pad) * o->wp + ox + o->pad) * o->cw + f0 / 64] = words[j];
+        if (++ox == o->out_w) {
+            ox = 0;
+            oy++;
+        }
+    }
+}
+
 /* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
- * stored for f < F and p < N only. out is (F, N) row-major. */
+ * stored for f < F and p < N only: integers into dot_out, or floats into out (F, N) row-major
+ * and/or sign bits into bits (each may be NULL). */
 static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
                            int nf, int p0, int np, int F, int N, const float *scale,
-                           const float *bias, int act, int32_t *dot_out, float *out) {
-    int32_t cnt[XN_TF * XN_TP];
+                           const float *bias, int act, int32_t *dot_out, float *out,
+                           const xn_bits_out *bits) {
+    int32_t cnt[XN_TFB * XN_TP];
+    uint64_t words[XN_TP];
     const uint64_t *a = A + (size_t)f0 * kw, *b = B + (size_t)p0 * kw;
-    int i, j, nvalid;
+    int i, j, nvalid = N - p0 < np ? N - p0 : np;
+#ifdef XN_X86
+    if (isa == XN_AVX512 && bits && !out && !dot_out) {
+        xn_tile_avx512_bits(a, b, kw, nf, np, bits->limit + f0, F - f0, words);
+        xn_put_words(words, f0, p0, nvalid, bits);
+        return;
+    }
+#endif
     switch (isa) {
 #ifdef XN_X86
     case XN_POPCNT:
@@ -420,7 +501,11 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     default:
         xn_tile_portable(a, b, kw, nf, np, cnt);
     }
-    nvalid = N - p0 < np ? N - p0 : np;
+    if (bits) {
+        xn_bits_from_counts(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
+        xn_put_words(words, f0, p0, nvalid, bits);
+        if (!dot_out && !out) return;
+    }
     for (i = 0; i < nf && f0 + i < F; i++) {
         const int32_t *row = cnt + i * XN_TP;
         /* mismatches -> +-1 dot product over the K real taps (padded bits never mismatch) */
@@ -1065,14 +1150,16 @@ static void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int 
 /* Maxpool of one channel plane, darknet's semantics: window origin (-off, -off), taps outside
  * the image ignored, -FLT_MAX where a window has none. */
 
-static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
-                             int oh, int ow, float *out) {
+/* Output rows oy0 .. oy1-1 of one channel (out points at row oy0). */
+static void xn_maxpool_rows(const float *x, int h, int w, int size, int sy, int sx, int off,
+                            int oy0, int oy1, int ow, float *out) {
     int oy, ox, ky, kx;
+    const int oh = oy1;
     if (size == 2 && sy == 2 && sx == 2 && off == 0 && 2 * oh <= h && 2 * ow <= w) {
         /* tiny-YOLO's 2x2/2: every window lies inside the image */
-        for (oy = 0; oy < oh; oy++) {
+        for (oy = oy0; oy < oh; oy++) {
             const float *r0 = x + (size_t)(2 * oy) * w, *r1 = r0 + w;
-            float *o = out + (size_t)oy * ow;
+            float *o = out + (size_t)(oy - oy0) * ow;
             ox = 0;
 #ifdef XN_X86
             /* 4 outputs from 8 inputs per row: even and odd lanes split with shuffles */
@@ -1097,10 +1184,10 @@ static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int
     if (size == 2 && sy == 1 && sx == 1 && off == 0 && oh <= h && ow <= w) {
         /* 2x2/1 (tiny-YOLO's last pool): windows reach one past the last row/column, where
          * the missing taps are ignored */
-        for (oy = 0; oy < oh; oy++) {
+        for (oy = oy0; oy < oh; oy++) {
             const float *r0 = x + (size_t)oy * w;
             const float *r1 = oy + 1 < h ? r0 + w : r0;
-            float *o = out + (size_t)oy * ow;
+            float *o = out + (size_t)(oy - oy0) * ow;
             const int inner = ow < w ? ow : w - 1;
             for (ox = 0; ox < inner; ox++) {
                 float a = r0[ox] > r0[ox + 1] ? r0[ox] : r0[ox + 1];
@@ -1111,7 +1198,7 @@ static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int
         }
         return;
     }
-    for (oy = 0; oy < oh; oy++) {
+    for (oy = oy0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             float m = -3.402823466e+38f;
             for (ky = 0; ky < size; ky++) {
@@ -1122,7 +1209,42 @@ static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int
                     if (ix >= 0 && ix < w && x[(size_t)iy * w + ix] > m) m = x[(size_t)iy * w + ix];
                 }
             }
-            out[(size_t)oy * ow + ox] = m;
+            out[(size_t)(oy - oy0) * ow + ox] = m;
+        }
+    }
+}
+
+static void xn_maxpool_plane(const float *x, int h, int w, int size, int sy, int sx, int off,
+                             int oh, int ow, float *out) {
+    xn_maxpool_rows(x, h, w, size, sy, sx, off, 0, oh, ow, out);
+}
+
+/* Maxpool on sign bits (max of signs = OR of bits, taps outside the image ignored), output
+ * row oy of every channel word: in holds the h x w image at (ipad, ipad) in rows of iwp
+ * pixels of cw words; out points at the row's first pixel, pixels cw words apart. */
+static void xn_maxpool_bits_row(const uint64_t *in, int iwp, int ipad, int cw, int h, int w,
+                                int size, int sy, int sx, int off, int oy, int ow,
+                                uint64_t *out) {
+    int ox, ky, kx, k;
+    const int iy0 = oy * sy - off;
+    const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = h - iy0 < size ? h - iy0 : size;
+    const uint64_t *base = in + ((size_t)(iy0 + ipad) * iwp + ipad) * cw;
+    if (cw == 1 && size == 2 && sx == 2 && off == 0 && 2 * ow <= w && ky0 == 0) {
+        /* tiny-YOLO's 2x2/2, one word per pixel: 4 loads, 3 ORs */
+        const uint64_t *r0 = base, *r1 = ky1 > 1 ? base + iwp : base;
+        for (ox = 0; ox < ow; ox++)
+            out[ox] = r0[2 * ox] | r0[2 * ox + 1] | r1[2 * ox] | r1[2 * ox + 1];
+        return;
+    }
+    for (ox = 0; ox < ow; ox++) {
+        const int ix0 = ox * sx - off;
+        const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = w - ix0 < size ? w - ix0 : size;
+        for (k = 0; k < cw; k++) {
+            uint64_t v = 0;
+            for (ky = ky0; ky < ky1; ky++)
+                for (kx = kx0; kx < kx1; kx++)
+                    v |= base[((size_t)ky * iwp + ix0 + kx) * cw + k];
+            out[(size_t)ox * cw + k] = v;
         }
     }
 }

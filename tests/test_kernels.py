@@ -402,8 +402,14 @@ def test_darknet_float_yolov3_tiny_end_to_end(threads: int) -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_darknet_end_to_end(case: str, threads: int) -> None:
     net, dog = _network(case, threads)
-    outputs = net.forward(np.load(dog / "input.npy"))
+    x = np.load(dog / "input.npy")
+    outputs = net.forward(x)
     for layer, y in zip(net.layers, outputs, strict=True):
         ref = np.load(dog / "layers" / f"{layer.index:03d}_{layer.type}.npy")
         assert y.shape == ref.shape, layer.where
         _close(y, ref, 1.5e-5)
+    # the detection path hands sign bits between binary layers: the same outputs, bit for bit
+    assert net._bits_plan
+    lean = net.forward(x, keep=False)
+    for d in net.detection_layers:
+        np.testing.assert_array_equal(lean[d.index], outputs[d.index])

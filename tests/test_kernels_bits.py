@@ -1,0 +1,186 @@
+"""Chained binary layers: sign bits handed from layer to layer (kernels/README.md) against the
+NumPy reference (ops.pack_signs of the float outputs), and the network path that uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xnoryolo.detector import ops
+from xnoryolo.kernels import xconv
+from xnoryolo.kernels.backend import FastBackend
+
+CHANNELS = [1, 3, 15, 16, 31, 32, 33, 63, 64, 65, 127, 128, 255]
+GEOMETRIES = [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 0), (3, 2, 2), (3, 1, 2)]
+SIGN_KEEPING = ["linear", "leaky", "relu"]
+
+
+def _isa_params() -> list:
+    return [
+        pytest.param(
+            name,
+            marks=[]
+            if xconv.isa_supported(name)
+            else [pytest.mark.skip(reason=f"this CPU (or build) has no {name} path")],
+            id=name,
+        )
+        for name in xconv.isa_names()
+    ]
+
+
+ISAS = _isa_params()
+
+
+def _case(c: int, h: int, w: int, f: int, size: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((c, h, w)).astype(np.float32)
+    x[np.abs(x) < 0.3] = 0.0  # zeros binarize to -1
+    folded = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    signs, scale = ops.binarize_weights(folded)
+    # biases around the output scale, so every filter has outputs on both sides of 0
+    bias = (rng.standard_normal(f) * scale * np.sqrt(c * size * size)).astype(np.float32)
+    bias[0] = 0.0  # output exactly 0 is not > 0
+    return x, signs, scale, bias
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "k{}s{}p{}".format(*g))
+@pytest.mark.parametrize("c", CHANNELS)
+def test_binary_bits_out_exact(c: int, geom: tuple[int, int, int], isa: str) -> None:
+    """Bits out == the reference's float output, sign-packed; with and without the floats,
+    from float and from packed input, 1 and 2 threads, borders 0..2, F across word edges."""
+    size, stride, pad = geom
+    h, w = 7, 9 if c < 128 else 5
+    f = 70 if c % 2 else 129
+    act = SIGN_KEEPING[c % 3]
+    x, signs, scale, bias = _case(c, h, w, f, size, seed=c * 17 + size + 5 * stride + pad)
+    spec = ops.ConvSpec(c, h, w, f, size, stride, stride, pad)
+    ref = ops.binary_conv(x, signs, scale, bias, spec, act)
+    for threads in (1, 2):
+        kernel = xconv.BinaryConv(signs, scale, bias, spec, act, threads, isa)
+        assert kernel.emits_bits
+        packed_in = ops.pack_signs(x, kernel.packed_shape, pad)
+        np.testing.assert_array_equal(kernel.pack(x), packed_in)
+        for bits_pad, want_float, src in ((threads - 1, False, x), (2, True, packed_in)):
+            shape = (spec.out_h + 2 * bits_pad + 1, spec.out_w + 2 * bits_pad, (f + 63) // 64)
+            bits = np.zeros(shape, np.uint64)
+            y = kernel.run(src, bits=bits, bits_pad=bits_pad, want_float=want_float)
+            np.testing.assert_array_equal(bits, ops.pack_signs(ref, shape, bits_pad))
+            if want_float:
+                assert y is not None
+                np.testing.assert_array_equal(y, kernel(x))
+            else:
+                assert y is None
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("f", [1, 4, 63, 64, 65, 200])
+def test_binary_bits_filter_counts(f: int, isa: str) -> None:
+    x, signs, scale, bias = _case(64, 13, 13, f, 3, seed=f)
+    spec = ops.ConvSpec(64, 13, 13, f, 3, 1, 1, 1)
+    kernel = xconv.BinaryConv(signs, scale, bias, spec, "leaky", 2, isa)
+    shape = (15, 15, (f + 63) // 64)
+    bits = np.zeros(shape, np.uint64)
+    kernel.run(x, bits=bits, bits_pad=1, want_float=False)
+    ref = ops.binary_conv(x, signs, scale, bias, spec, "leaky")
+    np.testing.assert_array_equal(bits, ops.pack_signs(ref, shape, 1))
+
+
+def test_sign_limits_match_the_float_transform() -> None:
+    """bit = mismatches < limit is exactly float32(K - 2m) * scale + bias > 0, including a
+    zero scale, zero and negative-zero biases, and biases that sit on a rounding edge."""
+    k = 300
+    scale = np.array([0.0, 0.0, 1.0, 1e-3, 0.37, 3.0e-8, 1.0, 0.1], np.float32)
+    bias = np.array([1.0, -0.0, 0.0, -0.299, 0.1, -1e-6, -300.0, np.nan], np.float32)
+    limits = xconv.sign_limits(k, scale, bias)
+    m = np.arange(k + 1)
+    y = (k - 2 * m).astype(np.float32)[None, :] * scale[:, None]
+    y = y + bias[:, None]
+    np.testing.assert_array_equal(m[None, :] < limits[:, None], y > 0)
+    assert limits[0] == k + 1 and limits[1] == 0 and limits[-1] == 0
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_bits_refused_where_signs_would_differ(isa: str) -> None:
+    x, signs, scale, bias = _case(16, 5, 5, 4, 3, seed=2)
+    spec = ops.ConvSpec(16, 5, 5, 4, 3, 1, 1, 1)
+    logistic = xconv.BinaryConv(signs, scale, bias, spec, "logistic", 1, isa)
+    assert not logistic.emits_bits  # logistic(y) > 0 even where y <= 0
+    with pytest.raises(ValueError, match="cannot emit sign bits"):
+        logistic.run(x, bits=np.zeros((5, 5, 1), np.uint64))
+    leaky = xconv.BinaryConv(signs, scale, bias, spec, "leaky", 1, isa)
+    with pytest.raises(ValueError, match="cannot hold"):
+        leaky.run(x, bits=np.zeros((4, 5, 1), np.uint64))
+    with pytest.raises(ValueError, match="packed input shape"):
+        leaky.run(np.zeros((5, 5, 1), np.uint64))
+
+
+POOLS = [(2, 2, 2, 1), (2, 1, 1, 1), (3, 1, 1, 2), (3, 2, 2, 2), (2, 2, 1, 0), (5, 1, 1, 4)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("pool", POOLS, ids=lambda p: "k{}sy{}sx{}p{}".format(*p))
+@pytest.mark.parametrize("c", [1, 16, 33, 64, 65, 130])
+def test_maxpool_bits_exact(c: int, pool: tuple[int, int, int, int], isa: str) -> None:
+    """Pooled sign bits (from floats and from bits) == the reference pool, sign-packed."""
+    size, sy, sx, padding = pool
+    for h, w in ((8, 8), (13, 13), (7, 12)):
+        out_h, out_w = (h + padding - size) // sy + 1, (w + padding - size) // sx + 1
+        x = np.random.default_rng(c + h * w + size).standard_normal((c, h, w))
+        x = x.astype(np.float32)
+        x[0, 0, :] = 0.0
+        ref = ops.maxpool(x, size, sy, sx, padding, out_h, out_w)
+        for threads, out_pad in ((1, 0), (2, 1)):
+            kernel = FastBackend(threads, simd=isa).maxpool(
+                (c, h, w), size, sy, sx, padding, out_h, out_w
+            )
+            shape = (out_h + 2 * out_pad, out_w + 2 * out_pad, (c + 63) // 64)
+            expected = ops.pack_signs(ref, shape, out_pad)
+            for src in (x, ops.pack_signs(x, kernel.packed_shape, 0)):
+                bits = np.zeros(shape, np.uint64)
+                kernel.run_bits(src, bits, out_pad)
+                np.testing.assert_array_equal(bits, expected)
+
+
+# ------------------------------------------------------------------------------- network
+def _random_network(cfg: str, threads: int):
+    from xnoryolo.bench import random_weights
+    from xnoryolo.detector import Network
+
+    net = Network.from_cfg(cfg)
+    net.load_weights(random_weights(net))
+    return net.prepare(FastBackend(threads=threads))
+
+
+def test_bits_plan_of_yolov3_tiny_xnor() -> None:
+    """Pool 1 (after the float first conv) through conv 12 hand bits on; conv 8 also keeps its
+    floats for the route; conv 13 feeds a float conv and a route, so it emits floats."""
+    net = _random_network("configs/yolov3-tiny_xnor.cfg", 1)
+    plan = net._bits_plan
+    assert sorted(plan) == list(range(1, 13))
+    assert [i for i, (_, want_float) in plan.items() if want_float] == [8]
+    assert plan[1][0] == (net.layers[2].kernel.packed_shape, 1)
+    assert plan[2][0] == (net.layers[3].kernel.packed_shape, 0)
+    float_net = _random_network("configs/yolov3-tiny.cfg", 1)
+    assert float_net._bits_plan == {}
+    net.prepare("numpy")
+    assert net._bits_plan == {}  # re-planned for the new kernels: no bits in the reference
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "cfg", ["configs/yolov3-tiny_xnor.cfg", "configs/yolov3-tiny_xnor-partial.cfg"]
+)
+def test_bits_path_gives_identical_detections(cfg: str, threads: int) -> None:
+    """keep=False (the Detector.detect path, bits between binary layers) gives the detection
+    layers' outputs bit for bit as keep=True (floats everywhere)."""
+    from xnoryolo.bench import synthetic_frame
+    from xnoryolo.detector import Detector
+
+    net = _random_network(cfg, threads)
+    assert net._bits_plan
+    x = Detector(net).preprocess(synthetic_frame())
+    full = net.forward(x, keep=True)
+    lean = net.forward(x, keep=False)
+    for d in net.detection_layers:
+        np.testing.assert_array_equal(lean[d.index], full[d.index])
