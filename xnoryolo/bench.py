@@ -1,8 +1,9 @@
 """`xnoryolo bench`: per-layer and whole-frame timings, against OpenCV DNN in the same process.
 
 Whole frame = preprocess + network + decode + NMS on one synthetic 768x576 BGR frame, timed on
-the path `Detector.detect` takes; per-layer times come from a separate instrumented run that
-keeps every layer's output, so they can add up to more than the frame's network time.
+the path `Detector.detect` takes; per-layer times come from separate runs of that same path
+with a timestamp after every layer (binary layers there take and hand on packed sign bits,
+kernels/README.md), so they add up to the frame's network time.
 Weights are random unless --weights is given (timings do not depend on their values; the
 threshold is raised to 0.5 by default so random heads do not make NMS quadratic). Binary layers
 report Gbit-MAC/s (filters x taps x output pixels per second) and their share of a popcount
@@ -240,16 +241,19 @@ def run(args: argparse.Namespace) -> int:
     net_s: list[float] = []
     post_s: list[float] = []
     frame_s: list[float] = []
-    # per-layer times: an instrumented run that keeps every layer's output (like `dump`)
+    # per-layer times: the Detector.detect path, a timestamp after every layer
+    marks = [0.0] * len(layers)
+
+    def mark(i: int) -> None:
+        marks[i] = time.perf_counter()
+
     for r in range(args.warmup + args.runs):
         x = detector.preprocess(frame)
-        outputs: list[Any] = []
-        for i, layer in enumerate(layers):
-            ts = time.perf_counter()
-            x = layer.forward(x, outputs)
-            outputs.append(x)
-            if r >= args.warmup:
-                per_layer[i].append(time.perf_counter() - ts)
+        start = time.perf_counter()
+        network.forward(x, keep=False, on_layer=mark)
+        if r >= args.warmup:
+            for i in range(len(layers)):
+                per_layer[i].append(marks[i] - (marks[i - 1] if i else start))
     # whole frame: the path Detector.detect takes (outputs dropped once nothing reads them)
     for r in range(args.warmup + args.runs):
         t0 = time.perf_counter()
@@ -266,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
             frame_s.append(t3 - t0)
 
     peak = popcount_peak(simd, threads) if simd else None
+    bits_plan = network._bits_plan
     rows = []
     for layer, samples in zip(layers, per_layer, strict=True):
         ms = _median_ms(samples)
@@ -273,6 +278,7 @@ def run(args: argparse.Namespace) -> int:
             "index": layer.index,
             "type": layer.type,
             "binary": bool(getattr(layer, "xnor", False)),
+            "bits_out": layer.index in bits_plan,
             "ms": round(ms, 4),
             "gbit_macs": None,
             "share_of_peak": None,
@@ -328,18 +334,18 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"xnoryolo bench: {r['cfg']} {r['size']}x{r['size']}, {r['threads']} thread(s), "
         f"backend {r['backend']} ({r['simd']}), median of {r['runs']} runs",
-        "(per-layer: instrumented run keeping every output; frame: the Detector.detect path)",
+        "(all on the Detector.detect path; bits out: hands the next layer packed sign bits)",
         "",
-        "| layer | type | binary | ms | Gbit-MAC/s | share of peak |",
-        "|---:|---|:-:|---:|---:|---:|",
+        "| layer | type | binary | bits out | ms | Gbit-MAC/s | share of peak |",
+        "|---:|---|:-:|:-:|---:|---:|---:|",
     ]
     for row in r["layers"]:
         gb = "" if row["gbit_macs"] is None else f"{row['gbit_macs']:.0f}"
         share = "" if row["share_of_peak"] is None else f"{100 * row['share_of_peak']:.0f}%"
         kind = row["type"] + (f" {row['shape']}" if "shape" in row else "")
         lines.append(
-            f"| {row['index']} | {kind} | {'x' if row['binary'] else ''} | {row['ms']:.3f} "
-            f"| {gb} | {share} |"
+            f"| {row['index']} | {kind} | {'x' if row['binary'] else ''} "
+            f"| {'x' if row.get('bits_out') else ''} | {row['ms']:.3f} | {gb} | {share} |"
         )
     cv = r["opencv_frame_ms"]
     lines += [
