@@ -122,8 +122,10 @@ class Layer:
         outputs: list[np.ndarray],
         layout: tuple[tuple[int, int, int], int],
         want_float: bool,
+        pool: Layer | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray]:
-        """(float output or None, output sign bits in `layout`) for a layer that emits_bits."""
+        """(float output or None, output sign bits in `layout`) for a layer that emits_bits;
+        a float conv may instead run the following `pool` and emit its bits."""
         raise NotImplementedError
 
     def summary(self) -> str:
@@ -328,10 +330,15 @@ class ConvolutionalLayer(Layer):
         outputs: list[np.ndarray],
         layout: tuple[tuple[int, int, int], int],
         want_float: bool,
+        pool: Layer | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray]:
         assert self.kernel is not None, "prepare() not called"
         shape, pad = layout
         bits = np.zeros(shape, dtype=np.uint64)  # zero border = -1 padding for the reader
+        if pool is not None:
+            assert isinstance(pool, MaxpoolLayer) and not want_float
+            self.kernel.run_pooled_bits(x, pool.kernel, bits, pad)  # type: ignore[attr-defined]
+            return None, bits
         y = self.kernel.run(x, bits=bits, bits_pad=pad, want_float=want_float)  # type: ignore[attr-defined]
         return y, bits
 
@@ -414,6 +421,7 @@ class MaxpoolLayer(Layer):
         outputs: list[np.ndarray],
         layout: tuple[tuple[int, int, int], int],
         want_float: bool,
+        pool: Layer | None = None,
     ) -> tuple[np.ndarray | None, np.ndarray]:
         # max of signs = OR of bits: the pooled signs are exact without the pooled floats
         assert self.kernel is not None and not want_float

@@ -149,8 +149,12 @@ class Network:
             step = bits_plan.get(i)
             if step is None:
                 y = nxt = layer.forward(x, outputs)
+            elif step.done:
+                y = nxt = x  # the previous layer did this one's work
             else:
-                y_float, nxt = layer.forward_bits(x, outputs, *step)
+                y_float, nxt = layer.forward_bits(
+                    x, outputs, step.layout, step.want_float, step.pool
+                )
                 y = nxt if y_float is None else y_float
             outputs.append(y)
             x = nxt
@@ -161,26 +165,30 @@ class Network:
         return outputs
 
     @functools.cached_property
-    def _bits_plan(self) -> dict[int, tuple[tuple[tuple[int, int, int], int], bool]]:
-        """Layer i -> (the next layer's packed input layout, whether i's float output is still
-        read elsewhere) for every layer that hands the next one sign bits: a binary conv with a
-        sign-keeping activation or a maxpool, followed by a binary conv or by such a maxpool.
-        Planned back to front, since a maxpool takes bits only if it can pass bits on."""
+    def _bits_plan(self) -> dict[int, BitsStep]:
+        """The layers that hand the next one sign bits (kernels/README.md, "Chained binary
+        layers"): a binary conv with a sign-keeping activation or a maxpool, followed by a
+        binary conv or by such a maxpool. Planned back to front, since a maxpool takes bits only
+        if it passes bits on. A float conv whose only reader is such a pool runs the pool
+        itself, row by row, when its kernel can (the pool's step is then `done`)."""
         read_elsewhere = {d.index for d in self.detection_layers} | {len(self.layers) - 1}
         for layer in self.layers:
             read_elsewhere.update(getattr(layer, "sources", ()))
-        plan: dict[int, tuple[tuple[tuple[int, int, int], int], bool]] = {}
+        plan: dict[int, BitsStep] = {}
         for i in range(len(self.layers) - 2, -1, -1):
             layer, nxt = self.layers[i], self.layers[i + 1]
             layout = nxt.bits_input
             if layout is None or not layer.emits_bits:
+                if i + 1 in plan and i not in read_elsewhere and _pools_to_bits(layer, nxt):
+                    plan[i] = BitsStep(plan[i + 1].layout, pool=nxt)
+                    plan[i + 1] = BitsStep(plan[i + 1].layout, done=True)
                 continue
             if isinstance(nxt, MaxpoolLayer) and i + 1 not in plan:
                 continue  # that pool hands floats on: it must read floats
             want_float = i in read_elsewhere
             if want_float and isinstance(layer, MaxpoolLayer):
                 continue  # a pool emits floats or bits, not both
-            plan[i] = (layout, want_float)
+            plan[i] = BitsStep(layout, want_float)
         return plan
 
     @functools.cached_property
@@ -206,6 +214,28 @@ class Network:
 
     def summary(self) -> str:
         return "\n".join(layer.summary() for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class BitsStep:
+    """How one layer runs on the detect path when sign bits are handed on."""
+
+    layout: tuple[tuple[int, int, int], int]  # the reader's packed input: (shape, border)
+    want_float: bool = False  # the float output is read elsewhere too
+    pool: Layer | None = None  # a float conv that runs the following maxpool itself
+    done: bool = False  # a maxpool whose work the previous layer did
+
+
+def _pools_to_bits(layer: Layer, pool: Layer) -> bool:
+    kernel = getattr(layer, "kernel", None)
+    fuse = getattr(kernel, "pools_to_bits", None)
+    return (
+        isinstance(layer, ConvolutionalLayer)
+        and isinstance(pool, MaxpoolLayer)
+        and fuse is not None
+        and pool.kernel is not None
+        and bool(fuse(pool.kernel))
+    )
 
 
 def _net_params(section: Section) -> NetParams:

@@ -457,6 +457,61 @@ cdef class FloatConv:
             out = activate(out, self.activation)
         return out
 
+    def pools_to_bits(self, MaxPool pool):
+        """Whether run_pooled_bits can take this pool over: the direct path, a native
+        activation, and pool windows that tile this output's rows (no vertical overlap or
+        offset), so each conv row is computed once."""
+        return (self.direct and self.activation in _NATIVE_ACT and pool.c == self.filters
+                and pool.h == self.out_h and pool.w == self.out_w
+                and pool.stride_y == pool.size and pool.padding // 2 == 0)
+
+    def run_pooled_bits(self, x, MaxPool pool, out, int out_pad=0):
+        """This conv then `pool`, as the pool's sign bits into pixel (y + out_pad,
+        x + out_pad) of `out` (uint64 (hp, wp, ceil(F/64))): the conv rows under one pooled
+        row are computed, pooled and packed while in cache, so neither float output is
+        stored (the first conv's output is the network's largest). Same floats, same bits as
+        the two layers run apart."""
+        if not self.pools_to_bits(pool):
+            raise ValueError("this pool cannot be fused into this convolution")
+        xv = np.ascontiguousarray(x, dtype=np.float32)
+        if xv.shape != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        cdef int cw = (self.filters + 63) // 64
+        cdef uint64_t[:, :, ::1] om = out
+        if om.shape[2] != cw or out_pad < 0 or om.shape[0] < pool.out_h + out_pad \
+                or om.shape[1] < pool.out_w + out_pad:
+            raise ValueError(f"bits buffer {out.shape} (pad {out_pad}) cannot hold "
+                             f"{self.filters}x{pool.out_h}x{pool.out_w}")
+        cdef int p = self.padding
+        cdef int hp = max(self.h + 2 * p, (self.out_h - 1) * self.stride_y + self.size)
+        cdef int wp = max(self.w + 2 * p, self.out_w - 1 + self.size)
+        xp = np.zeros((self.c, hp, wp), dtype=np.float32)
+        xp[:, p:p + self.h, p:p + self.w] = xv
+        cdef const float[:, :, ::1] xm = xp
+        cdef int ps = pool.size
+        # per thread: the conv rows under one pooled row, and that pooled row
+        rows = np.empty((self.threads, self.filters, ps, self.out_w), dtype=np.float32)
+        pooled = np.empty((self.threads, self.filters, pool.out_w), dtype=np.float32)
+        cdef float[:, :, :, ::1] rm = rows
+        cdef float[:, :, ::1] pm = pooled
+        cdef int py, r, nr, f, tid
+        with nogil, parallel(num_threads=self.threads):
+            tid = threadid()
+            for py in prange(pool.out_h, schedule="dynamic",
+                             chunksize=_chunk(pool.out_h, self.threads)):
+                nr = min(ps, self.out_h - py * ps)
+                for r in range(nr):
+                    xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
+                                  self.filters, self.size, (py * ps + r) * self.stride_y,
+                                  self.out_w, &rm[tid, 0, r, 0], <size_t>ps * self.out_w,
+                                  &self.bias_[0], self.act)
+                for f in range(self.filters):
+                    xn_maxpool_rows(&rm[tid, f, 0, 0], nr, self.out_w, ps, ps, pool.stride_x,
+                                    0, 0, 1, pool.out_w, &pm[tid, f, 0])
+                xn_pack_row(self.isa, &pm[tid, 0, 0], pool.out_w, self.filters, pool.out_w,
+                            &om[py + out_pad, out_pad, 0], cw)
+        return out
+
 
 cdef class MaxPool:
     """Darknet maxpool (ops.maxpool): call with x float32 (C,H,W) -> float32 (C,oh,ow)."""

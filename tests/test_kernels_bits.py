@@ -153,18 +153,56 @@ def _random_network(cfg: str, threads: int):
 
 
 def test_bits_plan_of_yolov3_tiny_xnor() -> None:
-    """Pool 1 (after the float first conv) through conv 12 hand bits on; conv 8 also keeps its
-    floats for the route; conv 13 feeds a float conv and a route, so it emits floats."""
+    """The float first conv runs pool 1 itself and emits its bits; convs and pools up to conv
+    12 hand bits on; conv 8 also keeps its floats for the route; conv 13 feeds a float conv
+    and a route, so it emits floats."""
     net = _random_network("configs/yolov3-tiny_xnor.cfg", 1)
     plan = net._bits_plan
-    assert sorted(plan) == list(range(1, 13))
-    assert [i for i, (_, want_float) in plan.items() if want_float] == [8]
-    assert plan[1][0] == (net.layers[2].kernel.packed_shape, 1)
-    assert plan[2][0] == (net.layers[3].kernel.packed_shape, 0)
+    assert sorted(plan) == list(range(0, 13))
+    assert [i for i, step in plan.items() if step.want_float] == [8]
+    assert plan[0].pool is net.layers[1] and plan[1].done
+    assert plan[0].layout == (net.layers[2].kernel.packed_shape, 1)
+    assert plan[2].layout == (net.layers[3].kernel.packed_shape, 0)
     float_net = _random_network("configs/yolov3-tiny.cfg", 1)
     assert float_net._bits_plan == {}
     net.prepare("numpy")
     assert net._bits_plan == {}  # re-planned for the new kernels: no bits in the reference
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("pool", POOLS, ids=lambda p: "k{}sy{}sx{}p{}".format(*p))
+@pytest.mark.parametrize("c", [1, 3, 4])
+def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: str) -> None:
+    """A first conv that runs the pool after it (row by row) gives that pool's bits exactly;
+    only pools whose windows tile the rows are taken over, and only on the direct path."""
+    size, sy, sx, padding = pool
+    rng = np.random.default_rng(c * 11 + size)
+    for h, w, f in ((16, 16, 16), (13, 17, 21), (9, 10, 70)):
+        x = rng.standard_normal((c, h, w)).astype(np.float32)
+        weights = rng.standard_normal((f, c, 3, 3)).astype(np.float32)
+        bias = rng.standard_normal(f).astype(np.float32)
+        spec = ops.ConvSpec(c, h, w, f, 3, 1, 1, 1)
+        out_h, out_w = (h + padding - size) // sy + 1, (w + padding - size) // sx + 1
+        for threads in (1, 2):
+            backend = FastBackend(threads, simd=isa)
+            conv = backend.float_conv(weights, bias, spec, "leaky")
+            mp = backend.maxpool((f, h, w), size, sy, sx, padding, out_h, out_w)
+            fusable = isa in ("avx2", "avx512") and sy == size and padding // 2 == 0
+            assert conv.pools_to_bits(mp) == fusable
+            if not fusable:
+                continue
+            shape = (out_h + 2, out_w + 2, (f + 63) // 64)
+            ref = ops.maxpool(ops.float_conv(x, weights, bias, spec, "leaky"), size, sy, sx,
+                              padding, out_h, out_w)  # fmt: skip
+            bits = np.zeros(shape, np.uint64)
+            conv.run_pooled_bits(x, mp, bits, 1)
+            np.testing.assert_array_equal(bits, ops.pack_signs(mp(conv(x)), shape, 1))
+            # the NumPy reference agrees wherever summation order cannot flip a sign
+            signs = np.unpackbits(bits[1:-1, 1:-1].view(np.uint8), axis=2, bitorder="little")
+            clear = np.abs(ref) > 1e-4
+            np.testing.assert_array_equal(
+                signs[..., :f].transpose(2, 0, 1)[clear], (ref > 0)[clear]
+            )
 
 
 @pytest.mark.parametrize("threads", [1, 2])
