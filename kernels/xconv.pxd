@@ -58,7 +58,7 @@ cdef void pack_activations(int isa, const float[:, :, ::1] x, int pad_t, int pad
 
 cdef class BinaryConv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding
-    cdef readonly int out_h, out_w, k, kw, cw, fpad, isa, threads
+    cdef readonly int out_h, out_w, k, kw, cw, fpad, isa, threads, team
     cdef readonly str activation
     cdef readonly bint emits_bits
     cdef int act
@@ -83,3 +83,4 @@ cdef class FloatConv:
 
 cdef class MaxPool:
     cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads, isa
+    cdef readonly int team

@@ -50,6 +50,13 @@ cdef inline int _round_up(int v, int m) noexcept nogil:
     return (v + m - 1) // m * m
 
 
+# Below this much work one thread does a layer alone: waking an idle worker (and the barrier
+# that waits for it) costs more than its share (yolov3-tiny's 1x1 convs on 13x13: 5.5M and
+# 44M bit-MACs ran 0.024 -> 0.075 and 0.035 -> 0.048 ms with 2 threads on the 2-core dev VM).
+_MIN_TEAM_BIT_MACS = 64 * 1024 * 1024
+_MIN_TEAM_POOL_TAPS = 128 * 1024
+
+
 cdef inline int _chunk(int n, int threads) noexcept nogil:
     # dynamic schedule in ~8 chunks per thread: balances a descheduled thread's share
     # without paying the scheduler per iteration
@@ -126,6 +133,8 @@ cdef class BinaryConv:
         self.activation = activation
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
         self.threads = max(1, threads)
+        work = <double>self.filters * self.k * self.out_h * self.out_w
+        self.team = self.threads if work >= _MIN_TEAM_BIT_MACS else 1
         self.isa = _isa_code(isa)
         self.emits_bits = activation in _SIGN_KEEPING
         self.limit_ = sign_limits(self.k, self.scale_, self.bias_) if self.emits_bits else \
@@ -234,19 +243,19 @@ cdef class BinaryConv:
             om = result
             optr = &om[0, 0]
         # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
-        with nogil, parallel(num_threads=self.threads):
+        with nogil, parallel(num_threads=self.team):
             if need_pack:
                 for y in prange(self.h, schedule="dynamic",
-                                chunksize=_chunk(self.h, self.threads)):
+                                chunksize=_chunk(self.h, self.team)):
                     xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w,
                                 &pm[y + pad, pad, 0], self.cw)
             for oy in prange(self.out_h, schedule="dynamic",
-                             chunksize=_chunk(self.out_h, self.threads)):
+                             chunksize=_chunk(self.out_h, self.team)):
                 xn_im2col_row(self.isa, &pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
                               oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
                               &cm[0, 0, 0], self.kw)
             for t in prange(nft * npt, schedule="dynamic",
-                            chunksize=_chunk(nft * npt, self.threads)):
+                            chunksize=_chunk(nft * npt, self.team)):
                 # filter blocks outermost (each block of weights read once, from memory, and
                 # kept in L1) unless the windows are too big to be re-read from L2
                 if f_outer:
@@ -262,7 +271,7 @@ cdef class BinaryConv:
                                &self.bias_[0], self.act, dptr, optr, bop)
             if bits is not None and want_float:
                 for oy in prange(self.out_h, schedule="dynamic",
-                                 chunksize=_chunk(self.out_h, self.threads)):
+                                 chunksize=_chunk(self.out_h, self.team)):
                     xn_pack_row(self.isa, &om[0, oy * self.out_w], n, self.filters, self.out_w,
                                 &bm[oy + bits_pad, bits_pad, 0], bo.cw)
         if want_dot or result is None:
@@ -522,6 +531,8 @@ cdef class MaxPool:
         self.size, self.stride_y, self.stride_x, self.padding = size, stride_y, stride_x, padding
         self.out_h, self.out_w = out_h, out_w
         self.threads = max(1, threads)
+        taps = <double>c * out_h * out_w * size * size
+        self.team = self.threads if taps >= _MIN_TEAM_POOL_TAPS else 1
         self.isa = _isa_code(isa)
 
     @property
@@ -550,8 +561,8 @@ cdef class MaxPool:
                 raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
             im = x
             with nogil:
-                for oy in prange(self.out_h, num_threads=self.threads, schedule="dynamic",
-                                 chunksize=_chunk(self.out_h, self.threads)):
+                for oy in prange(self.out_h, num_threads=self.team, schedule="dynamic",
+                                 chunksize=_chunk(self.out_h, self.team)):
                     xn_maxpool_bits_row(&im[0, 0, 0], self.w, 0, cw, self.h, self.w, self.size,
                                         self.stride_y, self.stride_x, off, oy, self.out_w,
                                         &om[oy + out_pad, out_pad, 0])
@@ -561,12 +572,12 @@ cdef class MaxPool:
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
         xm = xv
         # one pooled row of every channel per thread, packed while it is still in cache
-        scratch = np.empty((self.threads, self.c, self.out_w), dtype=np.float32)
+        scratch = np.empty((self.team, self.c, self.out_w), dtype=np.float32)
         sm = scratch
-        with nogil, parallel(num_threads=self.threads):
+        with nogil, parallel(num_threads=self.team):
             tid = threadid()
             for oy in prange(self.out_h, schedule="dynamic",
-                             chunksize=_chunk(self.out_h, self.threads)):
+                             chunksize=_chunk(self.out_h, self.team)):
                 for ch in range(self.c):
                     xn_maxpool_rows(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
                                     self.stride_x, off, oy, oy + 1, self.out_w, &sm[tid, ch, 0])
@@ -583,8 +594,8 @@ cdef class MaxPool:
         cdef float[:, :, ::1] om = out
         cdef int ch
         with nogil:
-            for ch in prange(self.c, num_threads=self.threads, schedule="dynamic",
-                             chunksize=_chunk(self.c, self.threads)):
+            for ch in prange(self.c, num_threads=self.team, schedule="dynamic",
+                             chunksize=_chunk(self.c, self.team)):
                 xn_maxpool_plane(&xm[ch, 0, 0], self.h, self.w, self.size, self.stride_y,
                                  self.stride_x, self.padding // 2, self.out_h, self.out_w,
                                  &om[ch, 0, 0])
