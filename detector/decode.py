@@ -138,7 +138,10 @@ def nms(cands: Candidates, thresh: float, kind: str = "default", beta: float = 0
             i += 1
     idx = np.asarray(order[: k + 1], dtype=np.int64)
     t = F32(thresh)
-    for cls in range(probs.shape[1]):
+    # a stable sort by an all-zero column leaves the order as it is and suppresses nothing:
+    # only classes with a candidate above the threshold can change anything
+    active = np.nonzero(probs[idx].any(axis=0))[0].tolist() if len(idx) else []
+    for cls in active:
         col = probs[idx, cls]
         idx = idx[np.argsort(-col, kind="stable")]
         col = probs[idx, cls]
