@@ -613,7 +613,10 @@ class UpsampleLayer(Layer):
             c, oh, ow = self.out_shape
             blocks = x[:, : oh * s, : ow * s].reshape(c, oh, s, ow, s)
             return (blocks * F32(self.scale)).sum(axis=(2, 4), dtype=F32)
-        up = np.repeat(np.repeat(x, s, axis=1), s, axis=2)
+        c, h, w = x.shape
+        up = np.empty((c, h, s, w, s), dtype=F32)
+        up[...] = x[:, :, None, :, None]  # one broadcast pass (two np.repeat made two)
+        up = up.reshape(c, h * s, w * s)
         return up if self.scale == 1.0 else (up * F32(self.scale)).astype(F32)
 
 
@@ -703,10 +706,19 @@ class YoloLayer(Layer):
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         n = len(self.mask)
         _, h, w = self.in_shape
-        out = x.reshape(n, self.classes + 5, h, w).copy()
-        if not self.new_coords:
-            out[:, 0:2] = activate(out[:, 0:2], "logistic")
-            out[:, 4:] = activate(out[:, 4:], "logistic")
+        if self.new_coords:
+            out = x.reshape(n, self.classes + 5, h, w).copy()
+        else:
+            # logistic 1 / (1 + exp(-x)) in float32 (activations.py's order of operations) over
+            # the whole tensor in place, then the raw w, h entries put back: a few contiguous
+            # passes instead of strided slices and temporaries
+            with np.errstate(over="ignore", under="ignore"):
+                flat = np.negative(x, dtype=F32)
+                np.exp(flat, out=flat)
+                flat += F32(1)
+                np.divide(F32(1), flat, out=flat)
+            out = flat.reshape(n, self.classes + 5, h, w)
+            out[:, 2:4] = x.reshape(n, self.classes + 5, h, w)[:, 2:4]
         if self.scale_x_y != 1.0:
             s = F32(self.scale_x_y)
             out[:, 0:2] = out[:, 0:2] * s - F32(0.5) * (s - F32(1))

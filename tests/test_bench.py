@@ -45,6 +45,16 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [row["index"] for row in layers if row["bits_out"]] == list(range(0, 13))
     if result["opencv_frame_ms"] is not None:
         assert result["speedup_vs_opencv"] > 0
+    assert result["frame_ms_1_thread"] is None  # only timed beside a multi-thread run
+
+
+def test_bench_thread_scaling(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(CONFIGS / "yolov3-tiny_xnor.cfg")
+    args = ["bench", "--cfg", cfg, "--size", "64", "--threads", "2", "--runs", "2"]
+    assert main([*args, "--warmup", "0", "--no-opencv", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["threads"] == 2 and result["frame_ms_1_thread"] > 0
+    assert result["speedup_vs_1_thread"] > 0
 
 
 def test_bench_table_and_size_check(capsys: pytest.CaptureFixture[str]) -> None:

@@ -300,3 +300,23 @@ activation=relu6
     conv = net.layers[0]
     expect = binary_conv(x, conv.signs, conv.scale, conv.folded_bias, conv.spec, "linear")  # type: ignore[attr-defined]
     np.testing.assert_allclose(net.forward(x)[0], np.clip(expect, 0, 6), rtol=1e-6)
+
+
+def test_yolo_and_upsample_match_their_plain_definitions() -> None:
+    """The yolo layer's in-place logistic and the one-pass upsample give, bit for bit, the
+    slice-wise activations.py logistic and np.repeat (extreme inputs included)."""
+    from xnoryolo.detector.activations import activate
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    net = Network.from_cfg(configs / "yolov3-tiny_xnor.cfg")
+    yolo, up = net.layers[23], net.layers[19]
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(yolo.in_shape) * 30).astype(np.float32)
+    x.flat[:10] = [0, -0.0, 100, -100, 88.8, -88.8, 1e-30, np.inf, -np.inf, 17]
+    ref = x.reshape(3, 85, 26, 26).copy()
+    with np.errstate(over="ignore"):
+        ref[:, 0:2] = activate(ref[:, 0:2], "logistic")
+        ref[:, 4:] = activate(ref[:, 4:], "logistic")
+    np.testing.assert_array_equal(yolo.forward(x, []), ref.reshape(yolo.out_shape))
+    xu = rng.standard_normal(up.in_shape).astype(np.float32)
+    np.testing.assert_array_equal(up.forward(xu, []), np.repeat(np.repeat(xu, 2, 1), 2, 2))

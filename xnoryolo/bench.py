@@ -188,6 +188,21 @@ def _opencv_frame(cfg_text: str, weights: bytes, frame: Any, args: argparse.Name
     return _median_ms([s[0] for s in samples]), _median_ms([s[1] for s in samples]), None
 
 
+_BLOCK = 10  # frames per block when the 1-thread twin is timed in turn
+
+
+def _time_frame(detector: Any, frame: Any) -> tuple[float, float, float]:
+    """Seconds of preprocess, network and decode + NMS for one frame, as detect runs them."""
+    t0 = time.perf_counter()
+    x = detector.preprocess(frame)
+    t1 = time.perf_counter()
+    outputs = detector.network.forward(x, keep=False)
+    t2 = time.perf_counter()
+    detector.postprocess(outputs, frame.shape[1], frame.shape[0])
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
 def run(args: argparse.Namespace) -> int:
     import cv2
 
@@ -214,26 +229,31 @@ def run(args: argparse.Namespace) -> int:
         cfg_path = Path(tmp) / cfg_src.name
         cfg_path.write_text(cfg_text, encoding="utf-8")
         network = Network.from_cfg(cfg_path)
+        # the same network on one thread, timed in turn with the first: a same-run ratio
+        single = Network.from_cfg(cfg_path) if threads > 1 else None
     weights = Path(args.weights).read_bytes() if args.weights else random_weights(network)
-    network.load_weights(weights)
     simd = None
-    if args.backend == "fast":
-        try:
-            from xnoryolo.kernels.backend import FastBackend, get_simd
-        except ImportError as exc:
-            raise XnoryoloError(
-                f"the fast kernels are not built ({exc}); use --backend numpy"
-            ) from None
-        try:
-            simd = args.simd or get_simd()
-            network.prepare(FastBackend(threads=threads, simd=simd))
-        except ValueError as exc:
-            raise XnoryoloError(str(exc)) from None
-    else:
-        network.prepare("numpy", threads)
+    for net, n in ((network, threads), (single, 1)):
+        if net is None:
+            continue
+        net.load_weights(weights)
+        if args.backend == "fast":
+            try:
+                from xnoryolo.kernels.backend import FastBackend, get_simd
+            except ImportError as exc:
+                raise XnoryoloError(
+                    f"the fast kernels are not built ({exc}); use --backend numpy"
+                ) from None
+            try:
+                simd = args.simd or get_simd()
+                net.prepare(FastBackend(threads=n, simd=simd))
+            except ValueError as exc:
+                raise XnoryoloError(str(exc)) from None
+        else:
+            net.prepare("numpy", n)
     detector = Detector(network, thresh=args.thresh)
+    detector1 = None if single is None else Detector(single, thresh=args.thresh)
     frame = synthetic_frame()
-    fh, fw = frame.shape[:2]
 
     layers = network.layers
     per_layer: list[list[float]] = [[] for _ in layers]
@@ -254,20 +274,27 @@ def run(args: argparse.Namespace) -> int:
         if r >= args.warmup:
             for i in range(len(layers)):
                 per_layer[i].append(marks[i] - (marks[i - 1] if i else start))
-    # whole frame: the path Detector.detect takes (outputs dropped once nothing reads them)
-    for r in range(args.warmup + args.runs):
-        t0 = time.perf_counter()
-        x = detector.preprocess(frame)
-        t1 = time.perf_counter()
-        outputs = network.forward(x, keep=False)
-        t2 = time.perf_counter()
-        detector.postprocess(outputs, fw, fh)
-        t3 = time.perf_counter()
-        if r >= args.warmup:
-            pre_s.append(t1 - t0)
-            net_s.append(t2 - t1)
-            post_s.append(t3 - t2)
-            frame_s.append(t3 - t0)
+    # whole frame: the path Detector.detect takes (outputs dropped once nothing reads them);
+    # with threads > 1, blocks of frames alternate with blocks on the 1-thread twin (both
+    # see the same machine load; a block's first frame re-warms the caches, untimed)
+    frame1_s: list[float] = []
+    for _ in range(args.warmup):
+        _time_frame(detector, frame)
+    done = 0
+    while done < args.runs:
+        block = min(_BLOCK, args.runs - done)
+        if detector1 is not None:
+            _time_frame(detector, frame)
+        for _ in range(block):
+            pre, net_t, post = _time_frame(detector, frame)
+            pre_s.append(pre)
+            net_s.append(net_t)
+            post_s.append(post)
+            frame_s.append(pre + net_t + post)
+        if detector1 is not None:
+            _time_frame(detector1, frame)
+            frame1_s.extend(sum(_time_frame(detector1, frame)) for _ in range(block))
+        done += block
 
     peak = popcount_peak(simd, threads) if simd else None
     bits_plan = network._bits_plan
@@ -319,6 +346,10 @@ def run(args: argparse.Namespace) -> int:
         "opencv_network_ms": None if cv_net is None else round(cv_net, 3),
         "opencv_note": cv_note,
         "speedup_vs_opencv": None if cv_frame is None else round(cv_frame / frame_ms, 2),
+        "frame_ms_1_thread": None if not frame1_s else round(_median_ms(frame1_s), 3),
+        "speedup_vs_1_thread": (
+            None if not frame1_s else round(_median_ms(frame1_s) / frame_ms, 2)
+        ),
         "popcount_peak_gbit_macs": None if peak is None else round(peak, 1),
         "blas_threads_controlled": blas_threads(threads),
         "layers": rows,
@@ -361,6 +392,11 @@ def format_table(r: dict[str, Any]) -> str:
             else f"OpenCV DNN: {r['opencv_note']}"
         ),
     ]
+    if r["frame_ms_1_thread"] is not None:
+        lines.append(
+            f"same frame on 1 thread (timed in turn): {r['frame_ms_1_thread']:.2f} ms -> "
+            f"{r['threads']} threads are {r['speedup_vs_1_thread']:.2f}x faster"
+        )
     if not r["blas_threads_controlled"]:
         lines.append("note: numpy's BLAS thread count could not be set (float layers)")
     return "\n".join(lines)
