@@ -16,6 +16,7 @@ cdef extern from "xconv_simd.h" nogil:
         XN_LOGISTIC
         XN_TF
         XN_TFB
+        XN_ROWBUF
         XN_TP
         XN_PW
         XN_GF

@@ -200,7 +200,13 @@ cdef class BinaryConv:
         else:
             xv = self._checked(x)
             packed = self._packed_buffer()
-        cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
+        # every window word of a real pixel is written, except where the bit-im2col ORs taps
+        # straight into the panels (C % 64 != 0 and windows over XN_ROWBUF words); lanes of
+        # pixels past N are computed but never stored, so they need not be zero
+        if self.c % 64 != 0 and self.kw > XN_ROWBUF:
+            cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
+        else:
+            cols = np.empty((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
         cdef const float[:, :, ::1] xm = xv
         cdef uint64_t[:, :, ::1] pm = packed
         cdef uint64_t[:, :, ::1] bm
