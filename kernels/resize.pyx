@@ -13,22 +13,22 @@ import numpy as np
 
 
 cdef void _rows_pass(const uint8_t[:, :, ::1] img, float[:, :, ::1] part, const float* lut,
-                     Py_ssize_t k, Py_ssize_t r0, Py_ssize_t r1, int w,
-                     float w_scale) noexcept nogil:
-    """Pass 1 (along rows) of channel k, input rows r0 .. r1-1."""
+                     const Py_ssize_t* ix0, const Py_ssize_t* ix1, const float* wa,
+                     const float* wb, Py_ssize_t k, Py_ssize_t r0, Py_ssize_t r1,
+                     int w) noexcept nogil:
+    """Pass 1 (along rows) of channel k, input rows r0 .. r1-1; column c blends pixels
+    ix0[c] and ix1[c] with weights wa[c] = 1 - dx and wb[c] = dx (computed once per call)."""
     cdef Py_ssize_t iw = img.shape[1]
     cdef Py_ssize_t src = 2 - k  # BGR -> RGB
-    cdef Py_ssize_t r, c, ix
-    cdef float sx, dx, a, b
+    cdef Py_ssize_t r, c
+    cdef const uint8_t* row
+    cdef float* out
     for r in range(r0, r1):
+        row = &img[r, 0, src]
+        out = &part[k, r, 0]
         for c in range(w - 1):
-            sx = <float>c * w_scale
-            ix = <Py_ssize_t>sx
-            dx = sx - <float>ix
-            a = (<float>1.0 - dx) * lut[img[r, ix, src]]
-            b = dx * lut[img[r, ix + 1 if ix + 1 < iw else iw - 1, src]]
-            part[k, r, c] = a + b
-        part[k, r, w - 1] = lut[img[r, iw - 1, src]]
+            out[c] = wa[c] * lut[row[3 * ix0[c]]] + wb[c] * lut[row[3 * ix1[c]]]
+        out[w - 1] = lut[row[3 * (iw - 1)]]
 
 
 cdef void _cols_pass(float[:, :, ::1] part, float[:, :, ::1] o, Py_ssize_t k, Py_ssize_t r0,
@@ -36,17 +36,25 @@ cdef void _cols_pass(float[:, :, ::1] part, float[:, :, ::1] o, Py_ssize_t k, Py
     """Pass 2 (along columns) of channel k, output rows r0 .. r1-1."""
     cdef Py_ssize_t ih = part.shape[1]
     cdef Py_ssize_t r, c, iy
-    cdef float sy, dy
+    cdef float sy, dy, ndy
+    cdef const float* p0
+    cdef const float* p1
+    cdef float* out
     for r in range(r0, r1):
         sy = <float>r * h_scale
         iy = <Py_ssize_t>sy
         dy = sy - <float>iy
-        for c in range(w):
-            o[k, r, c] = (<float>1.0 - dy) * part[k, iy, c]
+        ndy = <float>1.0 - dy
+        p0 = &part[k, iy, 0]
+        out = &o[k, r, 0]
         if r == h - 1:
+            for c in range(w):
+                out[c] = ndy * p0[c]
             continue
+        p1 = &part[k, iy + 1 if iy + 1 < ih else ih - 1, 0]
+        # (1-dy)*p rounded, then + dy*q rounded: the reference's two steps, in one loop
         for c in range(w):
-            o[k, r, c] = o[k, r, c] + dy * part[k, iy + 1 if iy + 1 < ih else ih - 1, c]
+            out[c] = ndy * p0[c] + dy * p1[c]
 
 
 def resize_bgr(const uint8_t[:, :, ::1] img, int w, int h, int threads=1):
@@ -61,7 +69,20 @@ def resize_bgr(const uint8_t[:, :, ::1] img, int w, int h, int threads=1):
     cdef float w_scale = <float>(iw - 1) / <float>(w - 1)
     cdef float h_scale = <float>(ih - 1) / <float>(h - 1)
     cdef float lut[256]
-    cdef Py_ssize_t k, t
+    cdef Py_ssize_t k, t, c
+    # pass 1's column geometry, the same float operations as the reference, done once
+    cols = np.empty((2, w), dtype=np.intp)
+    weights = np.empty((2, w), dtype=np.float32)
+    cdef Py_ssize_t[:, ::1] ix = cols
+    cdef float[:, ::1] wt = weights
+    cdef float sx, dx
+    for c in range(w):
+        sx = <float>c * w_scale
+        ix[0, c] = <Py_ssize_t>sx
+        dx = sx - <float>ix[0, c]
+        ix[1, c] = ix[0, c] + 1 if ix[0, c] + 1 < iw else iw - 1
+        wt[0, c] = <float>1.0 - dx
+        wt[1, c] = dx
     # each pass in 3 channels x `pieces` row bands: whole rows keep the inner loops vectorised,
     # and 6 bands share 2 threads evenly where 3 channels did not
     cdef Py_ssize_t pieces = 2 if threads > 1 else 1
@@ -69,8 +90,8 @@ def resize_bgr(const uint8_t[:, :, ::1] img, int w, int h, int threads=1):
         lut[k] = <float>k / <float>255.0
     with nogil, parallel(num_threads=threads if threads > 1 else 1):
         for t in prange(3 * pieces, schedule="static", chunksize=1):
-            _rows_pass(img, part, lut, t // pieces, ih * (t % pieces) // pieces,
-                       ih * (t % pieces + 1) // pieces, w, w_scale)
+            _rows_pass(img, part, lut, &ix[0, 0], &ix[1, 0], &wt[0, 0], &wt[1, 0], t // pieces,
+                       ih * (t % pieces) // pieces, ih * (t % pieces + 1) // pieces, w)
         for t in prange(3 * pieces, schedule="static", chunksize=1):
             _cols_pass(part, o, t // pieces, h * (t % pieces) // pieces,
                        h * (t % pieces + 1) // pieces, w, h, h_scale)
