@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,6 +23,25 @@ from .weights import WeightsReader
 
 F32 = np.float32
 Shape = tuple[int, int, int]  # (c, h, w)
+# packed sign bits (kernels/README.md): uint64 (hp, wp, ceil(c/64)) with a border of `pad`
+Layout = tuple[tuple[int, int, int], int]
+
+
+def natural_layout(shape: Shape) -> Layout:
+    """Packed bits of a (c, h, w) output with no border."""
+    c, h, w = shape
+    return ((h, w, (c + 63) // 64), 0)
+
+
+@dataclass(frozen=True)
+class BitsStep:
+    """How one layer runs on the detect path when sign bits are handed on (Network plans)."""
+
+    layout: Layout  # where its bits go: its bits reader's input layout, else natural
+    want_float: bool = False  # the float output is read too (a binary conv only)
+    next_bits: bool = True  # the next layer reads the bits (else the floats) as its input
+    pool: Layer | None = None  # a float conv that runs the following maxpool itself
+    done: bool = False  # a maxpool whose work the previous layer did
 
 
 @dataclass(frozen=True)
@@ -105,27 +124,28 @@ class Layer:
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    # Chained binary layers (kernels/README.md): a layer whose only reader is a binary layer
-    # may hand it sign bits, packed in the reader's layout, instead of floats.
+    # Chained binary layers (kernels/README.md): layers whose readers are binary layers may
+    # hand them sign bits, packed, instead of floats; Network plans which (BitsStep).
     @property
-    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
-        """(shape, border) of the packed bits this layer accepts as input, or None."""
+    def bits_input(self) -> Layout | None:
+        """The packed layout this layer reads its input `x` in when given bits, or None."""
         return None
 
     @property
     def emits_bits(self) -> bool:
+        """Whether this layer can produce its output as sign bits (given bits inputs where it
+        reads any)."""
         return False
 
     def forward_bits(
         self,
         x: np.ndarray,
         outputs: list[np.ndarray],
-        layout: tuple[tuple[int, int, int], int],
-        want_float: bool,
-        pool: Layer | None = None,
+        step: BitsStep,
+        bits: Mapping[int, np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray]:
-        """(float output or None, output sign bits in `layout`) for a layer that emits_bits;
-        a float conv may instead run the following `pool` and emit its bits."""
+        """(float output or None, output sign bits in step.layout); `bits` holds the bits
+        earlier layers emitted."""
         raise NotImplementedError
 
     def summary(self) -> str:
@@ -316,7 +336,7 @@ class ConvolutionalLayer(Layer):
         return self.kernel(x)
 
     @property
-    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
+    def bits_input(self) -> Layout | None:
         shape = getattr(self.kernel, "packed_shape", None) if self.xnor else None
         return None if shape is None else (shape, self.spec.padding)
 
@@ -328,19 +348,18 @@ class ConvolutionalLayer(Layer):
         self,
         x: np.ndarray,
         outputs: list[np.ndarray],
-        layout: tuple[tuple[int, int, int], int],
-        want_float: bool,
-        pool: Layer | None = None,
+        step: BitsStep,
+        bits: Mapping[int, np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray]:
         assert self.kernel is not None, "prepare() not called"
-        shape, pad = layout
-        bits = np.zeros(shape, dtype=np.uint64)  # zero border = -1 padding for the reader
-        if pool is not None:
-            assert isinstance(pool, MaxpoolLayer) and not want_float
-            self.kernel.run_pooled_bits(x, pool.kernel, bits, pad)  # type: ignore[attr-defined]
-            return None, bits
-        y = self.kernel.run(x, bits=bits, bits_pad=pad, want_float=want_float)  # type: ignore[attr-defined]
-        return y, bits
+        shape, pad = step.layout
+        out = np.zeros(shape, dtype=np.uint64)  # zero border = -1 padding for the reader
+        if step.pool is not None:
+            assert isinstance(step.pool, MaxpoolLayer) and not step.want_float
+            self.kernel.run_pooled_bits(x, step.pool.kernel, out, pad)  # type: ignore[attr-defined]
+            return None, out
+        y = self.kernel.run(x, bits=out, bits_pad=pad, want_float=step.want_float)  # type: ignore[attr-defined]
+        return y, out
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,9 +426,8 @@ class MaxpoolLayer(Layer):
             )
 
     @property
-    def bits_input(self) -> tuple[tuple[int, int, int], int] | None:
-        shape = getattr(self.kernel, "packed_shape", None)
-        return None if shape is None else (shape, 0)
+    def bits_input(self) -> Layout | None:
+        return natural_layout(self.in_shape) if self.emits_bits else None
 
     @property
     def emits_bits(self) -> bool:
@@ -419,16 +437,15 @@ class MaxpoolLayer(Layer):
         self,
         x: np.ndarray,
         outputs: list[np.ndarray],
-        layout: tuple[tuple[int, int, int], int],
-        want_float: bool,
-        pool: Layer | None = None,
+        step: BitsStep,
+        bits: Mapping[int, np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray]:
         # max of signs = OR of bits: the pooled signs are exact without the pooled floats
-        assert self.kernel is not None and not want_float
-        shape, pad = layout
-        bits = np.zeros(shape, dtype=np.uint64)
-        self.kernel.run_bits(x, bits, pad)  # type: ignore[attr-defined]
-        return None, bits
+        assert self.kernel is not None and not step.want_float
+        shape, pad = step.layout
+        out = np.zeros(shape, dtype=np.uint64)
+        self.kernel.run_bits(x, out, pad)  # type: ignore[attr-defined]
+        return None, out
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         if self.kernel is not None:
@@ -471,6 +488,7 @@ class RouteLayer(Layer):
     sources: list[int] = field(default_factory=list)
     groups: int = 1
     group_id: int = 0
+    source_channels: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, section: Section, ctx: BuildContext) -> RouteLayer:
@@ -493,7 +511,33 @@ class RouteLayer(Layer):
                     f"groups={groups} does not divide the {s[0]} channels of layer {i}", "groups"
                 )
         out_c = sum(s[0] for s in shapes) // groups
-        return cls(ctx.index, section, ctx.in_shape, (out_c, h, w), sources, groups, group_id)
+        channels = tuple(s[0] for s in shapes)
+        return cls(
+            ctx.index, section, ctx.in_shape, (out_c, h, w), sources, groups, group_id, channels
+        )
+
+    @property
+    def emits_bits(self) -> bool:
+        # sign bits concatenate as whole 64-channel words: every source but the last must
+        # end on a word boundary (groups would slice inside words)
+        return self.groups == 1 and all(c % 64 == 0 for c in self.source_channels[:-1])
+
+    def forward_bits(
+        self,
+        x: np.ndarray,
+        outputs: list[np.ndarray],
+        step: BitsStep,
+        bits: Mapping[int, np.ndarray],
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        shape, pad = step.layout
+        _, h, w = self.out_shape
+        out = np.zeros(shape, dtype=np.uint64)
+        word = 0
+        for i in self.sources:  # each source's bits in their natural layout
+            src = bits[i]
+            out[pad : pad + h, pad : pad + w, word : word + src.shape[2]] = src
+            word += src.shape[2]
+        return None, out
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         parts = []
@@ -606,6 +650,29 @@ class UpsampleLayer(Layer):
         else:
             out = (c, h * stride, w * stride)
         return cls(ctx.index, section, ctx.in_shape, out, stride, scale, reverse)
+
+    @property
+    def bits_input(self) -> Layout | None:
+        return natural_layout(self.in_shape) if self.emits_bits else None
+
+    @property
+    def emits_bits(self) -> bool:
+        # copies keep signs; so does a positive scale (sign(scale * v) = sign(v))
+        return not self.reverse and self.scale > 0
+
+    def forward_bits(
+        self,
+        x: np.ndarray,
+        outputs: list[np.ndarray],
+        step: BitsStep,
+        bits: Mapping[int, np.ndarray],
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        shape, pad = step.layout
+        _, oh, ow = self.out_shape
+        s = self.stride
+        out = np.zeros(shape, dtype=np.uint64)
+        out[pad : pad + oh, pad : pad + ow] = np.repeat(np.repeat(x, s, axis=0), s, axis=1)
+        return None, out
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
         s = self.stride

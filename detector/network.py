@@ -14,6 +14,7 @@ from .backend import Backend, get_backend
 from .cfg import Cfg, Section, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
+    BitsStep,
     BuildContext,
     ConvolutionalLayer,
     Layer,
@@ -22,8 +23,10 @@ from .layers import (
     RegionLayer,
     RouteLayer,
     ShortcutLayer,
+    UpsampleLayer,
     YoloLayer,
     build_layer,
+    natural_layout,
 )
 from .weights import WeightsHeader, WeightsReader
 
@@ -145,51 +148,25 @@ class Network:
         last_use = self._drop_plan if not keep else {}
         bits_plan = self._bits_plan if not keep else {}
         outputs: list[np.ndarray] = []
+        bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
             step = bits_plan.get(i)
             if step is None:
                 y = nxt = layer.forward(x, outputs)
             elif step.done:
-                y = nxt = x  # the previous layer did this one's work
+                y = nxt = bits[i] = x  # the previous layer did this one's work
             else:
-                y_float, nxt = layer.forward_bits(
-                    x, outputs, step.layout, step.want_float, step.pool
-                )
-                y = nxt if y_float is None else y_float
+                y_float, bits[i] = layer.forward_bits(x, outputs, step, bits)
+                y = bits[i] if y_float is None else y_float
+                nxt = bits[i] if step.next_bits else y
             outputs.append(y)
             x = nxt
             for j in last_use.get(i, ()):
                 outputs[j] = None  # type: ignore[call-overload]
+                bits.pop(j, None)
             if on_layer is not None:
                 on_layer(i)
         return outputs
-
-    @functools.cached_property
-    def _bits_plan(self) -> dict[int, BitsStep]:
-        """The layers that hand the next one sign bits (kernels/README.md, "Chained binary
-        layers"): a binary conv with a sign-keeping activation or a maxpool, followed by a
-        binary conv or by such a maxpool. Planned back to front, since a maxpool takes bits only
-        if it passes bits on. A float conv whose only reader is such a pool runs the pool
-        itself, row by row, when its kernel can (the pool's step is then `done`)."""
-        read_elsewhere = {d.index for d in self.detection_layers} | {len(self.layers) - 1}
-        for layer in self.layers:
-            read_elsewhere.update(getattr(layer, "sources", ()))
-        plan: dict[int, BitsStep] = {}
-        for i in range(len(self.layers) - 2, -1, -1):
-            layer, nxt = self.layers[i], self.layers[i + 1]
-            layout = nxt.bits_input
-            if layout is None or not layer.emits_bits:
-                if i + 1 in plan and i not in read_elsewhere and _pools_to_bits(layer, nxt):
-                    plan[i] = BitsStep(plan[i + 1].layout, pool=nxt)
-                    plan[i + 1] = BitsStep(plan[i + 1].layout, done=True)
-                continue
-            if isinstance(nxt, MaxpoolLayer) and i + 1 not in plan:
-                continue  # that pool hands floats on: it must read floats
-            want_float = i in read_elsewhere
-            if want_float and isinstance(layer, MaxpoolLayer):
-                continue  # a pool emits floats or bits, not both
-            plan[i] = BitsStep(layout, want_float)
-        return plan
 
     @functools.cached_property
     def _drop_plan(self) -> dict[int, list[int]]:
@@ -208,22 +185,75 @@ class Network:
                 drop.setdefault(i, []).append(j)
         return drop
 
+    @functools.cached_property
+    def _bits_plan(self) -> dict[int, BitsStep]:
+        """The layers that hand sign bits on instead of floats (kernels/README.md, "Chained
+        binary layers"). A layer emits bits when some reader takes them: a binary conv (its
+        input), or a maxpool, upsample or route that itself emits bits. Only a binary conv may
+        also keep its floats for other readers; an upsample needs bits in, a route bits from
+        every source. Found as a fixed point: start from every layer that could, drop those
+        no reader wants (or whose inputs are floats) until nothing changes. A float conv whose
+        only reader is such a pool runs the pool itself (the pool's step is then `done`)."""
+        layers = self.layers
+        n = len(layers)
+        readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(n)}  # (j, via x)
+        for layer in layers:
+            if layer.index > 0 and not isinstance(layer, RouteLayer):
+                readers[layer.index - 1].append((layer.index, True))
+            for src in getattr(layer, "sources", ()):
+                readers[src].append((layer.index, False))
+        external = {d.index for d in self.detection_layers} | {n - 1}
+        emit = {layer.index for layer in layers if layer.emits_bits}
+
+        def takes_bits(j: int, via_x: bool) -> bool:
+            reader = layers[j]
+            if isinstance(reader, ConvolutionalLayer):
+                return via_x and reader.bits_input is not None
+            return j in emit and (via_x == (reader.bits_input is not None))
+
+        changed = True
+        while changed:
+            changed = False
+            for i in sorted(emit):
+                layer = layers[i]
+                wanted = [r for r in readers[i] if takes_bits(*r)]
+                floats = i in external or len(wanted) < len(readers[i])
+                keep = bool(wanted) and (isinstance(layer, ConvolutionalLayer) or not floats)
+                if isinstance(layer, UpsampleLayer) and i - 1 not in emit:
+                    keep = False
+                if isinstance(layer, RouteLayer) and not set(layer.sources) <= emit:
+                    keep = False
+                if not keep:
+                    emit.discard(i)
+                    changed = True
+        plan: dict[int, BitsStep] = {}
+        for i in sorted(emit):
+            wanted = [r for r in readers[i] if takes_bits(*r)]
+            layout = layers[wanted[0][0]].bits_input if len(wanted) == 1 else None
+            plan[i] = BitsStep(
+                layout if layout is not None else natural_layout(layers[i].out_shape),
+                want_float=i in external or len(wanted) < len(readers[i]),
+                next_bits=(i + 1, True) in wanted,
+            )
+        for i in range(n - 1):
+            step = plan.get(i + 1)
+            if (
+                step is not None
+                and i not in plan
+                and i not in external
+                and readers[i] == [(i + 1, True)]
+                and _pools_to_bits(layers[i], layers[i + 1])
+            ):
+                plan[i] = BitsStep(step.layout, pool=layers[i + 1])
+                plan[i + 1] = BitsStep(step.layout, done=True)
+        return plan
+
     @property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:
         return [ly for ly in self.layers if isinstance(ly, YoloLayer | RegionLayer)]
 
     def summary(self) -> str:
         return "\n".join(layer.summary() for layer in self.layers)
-
-
-@dataclass(frozen=True)
-class BitsStep:
-    """How one layer runs on the detect path when sign bits are handed on."""
-
-    layout: tuple[tuple[int, int, int], int]  # the reader's packed input: (shape, border)
-    want_float: bool = False  # the float output is read elsewhere too
-    pool: Layer | None = None  # a float conv that runs the following maxpool itself
-    done: bool = False  # a maxpool whose work the previous layer did
 
 
 def _pools_to_bits(layer: Layer, pool: Layer) -> bool:

@@ -157,7 +157,8 @@ cdef class BinaryConv:
         return self._run(x, True, False, None, 0)
 
     def run(self, x, bits=None, int bits_pad=0, bint want_float=True):
-        """x: float32 (C,H,W), or uint64 `packed_shape` bits (a previous layer's `bits`).
+        """x: float32 (C,H,W), or uint64 `packed_shape` bits (a previous layer's `bits`), or
+        uint64 (H, W, ceil(C/64)) bits without the border.
         With `bits` (uint64 (hp, wp, ceil(F/64)), zero where not written), output pixel (y, x)
         also goes, as sign bits, to pixel (y + bits_pad, x + bits_pad) of it. Returns the float
         output (F, out_h, out_w), or None when not want_float."""
@@ -194,9 +195,15 @@ cdef class BinaryConv:
         cdef int npad = _round_up(n, XN_PW)
         cdef bint need_pack = True
         if isinstance(x, np.ndarray) and x.dtype == np.uint64:
-            if x.shape != self._packed_buffer_shape() or not x.flags.c_contiguous:
-                raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
-            packed, xv, need_pack = x, _EMPTY3, False
+            if x.shape == self._packed_buffer_shape() and x.flags.c_contiguous:
+                packed = x
+            elif x.shape == (self.h, self.w, self.cw):  # no border: copied into one
+                packed = self._packed_buffer()
+                packed[self.padding:self.padding + self.h, self.padding:self.padding + self.w] = x
+            else:
+                raise ValueError(f"packed input shape {x.shape} is neither {self.packed_shape} "
+                                 f"nor {(self.h, self.w, self.cw)}")
+            xv, need_pack = _EMPTY3, False
         else:
             xv = self._checked(x)
             packed = self._packed_buffer()

@@ -3,6 +3,8 @@ NumPy reference (ops.pack_signs of the float outputs), and the network path that
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,7 +114,20 @@ def test_bits_refused_where_signs_would_differ(isa: str) -> None:
     with pytest.raises(ValueError, match="cannot hold"):
         leaky.run(x, bits=np.zeros((4, 5, 1), np.uint64))
     with pytest.raises(ValueError, match="packed input shape"):
-        leaky.run(np.zeros((5, 5, 1), np.uint64))
+        leaky.run(np.zeros((4, 5, 1), np.uint64))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("geom", [(3, 1, 1), (3, 2, 2), (1, 1, 0)])
+def test_binary_conv_reads_bits_without_border(geom: tuple[int, int, int], isa: str) -> None:
+    """Bits in their natural layout (no border: what a route or a layer with several readers
+    hands on) give the same output as floats."""
+    size, stride, pad = geom
+    x, signs, scale, bias = _case(130, 9, 7, 20, size, seed=size + pad)
+    spec = ops.ConvSpec(130, 9, 7, 20, size, stride, stride, pad)
+    kernel = xconv.BinaryConv(signs, scale, bias, spec, "leaky", 2, isa)
+    natural = ops.pack_signs(x, (9, 7, 3), 0)
+    np.testing.assert_array_equal(kernel.run(natural), kernel(x))
 
 
 POOLS = [(2, 2, 2, 1), (2, 1, 1, 1), (3, 1, 1, 2), (3, 2, 2, 2), (2, 2, 1, 0), (5, 1, 1, 4)]
@@ -158,11 +173,15 @@ def test_bits_plan_of_yolov3_tiny_xnor() -> None:
     and a route, so it emits floats."""
     net = _random_network("configs/yolov3-tiny_xnor.cfg", 1)
     plan = net._bits_plan
-    assert sorted(plan) == list(range(0, 13))
-    assert [i for i, step in plan.items() if step.want_float] == [8]
+    assert sorted(plan) == [*range(0, 14), 17, 18, 19, 20]
+    assert [i for i, step in plan.items() if step.want_float] == [13]  # conv 14 reads floats
     assert plan[0].pool is net.layers[1] and plan[1].done
     assert plan[0].layout == (net.layers[2].kernel.packed_shape, 1)
     assert plan[2].layout == (net.layers[3].kernel.packed_shape, 0)
+    # conv 8 feeds pool 9 and route 20, conv 13 route 17: natural layout, no border
+    assert plan[8].layout == ((26, 26, 4), 0) and plan[13].layout == ((13, 13, 4), 0)
+    assert not plan[13].next_bits  # its next layer is the float conv 14
+    assert plan[20].layout == (net.layers[21].kernel.packed_shape, 1)
     float_net = _random_network("configs/yolov3-tiny.cfg", 1)
     assert float_net._bits_plan == {}
     net.prepare("numpy")
@@ -222,3 +241,115 @@ def test_bits_path_gives_identical_detections(cfg: str, threads: int) -> None:
     lean = net.forward(x, keep=False)
     for d in net.detection_layers:
         np.testing.assert_array_equal(lean[d.index], full[d.index])
+
+
+ROUTES_CFG = """
+[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+filters=16
+size=3
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=48
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=3
+pad=1
+activation=leaky
+
+[route]
+layers=2,3
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=3
+pad=1
+activation=relu
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=128
+size=3
+pad=1
+activation=leaky
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,3
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=1
+activation=linear
+
+[convolutional]
+filters=18
+size=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14,23,27,37,58
+classes=1
+num=3
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
+    """A route whose first source is not a whole number of words (48 channels) takes floats;
+    an aligned route (128 + 64) and an upsample pass bits; layers read both ways emit both.
+    The detections are bit-identical either way."""
+    cfg = tmp_path / "routes.cfg"
+    cfg.write_text(ROUTES_CFG)
+    net = _random_network(str(cfg), threads)
+    plan = net._bits_plan
+    assert 4 not in plan and not net.layers[4].emits_bits  # 48 + 64: not word aligned
+    assert {8, 9} <= set(plan) and net.layers[9].emits_bits
+    assert plan[2].want_float and plan[3].want_float  # route 4 reads their floats
+    rng = np.random.default_rng(threads)
+    x = rng.random(net.input_shape, dtype=np.float32)
+    full = net.forward(x, keep=True)
+    lean = net.forward(x, keep=False)
+    np.testing.assert_array_equal(lean[12], full[12])
+    # and each emitting layer, fed the float run's outputs (as bits where it reads bits),
+    # gives the signs of its own float output
+    from xnoryolo.detector.layers import UpsampleLayer, natural_layout
+
+    bits = {j: ops.pack_signs(y, *natural_layout(y.shape)) for j, y in enumerate(full)}
+    for i, step in plan.items():
+        if step.done or step.pool is not None:
+            continue
+        layer = net.layers[i]
+        inp = bits[i - 1] if isinstance(layer, UpsampleLayer) else full[i - 1]
+        _, got = layer.forward_bits(inp, full, step, bits)
+        np.testing.assert_array_equal(got, ops.pack_signs(full[i], *step.layout), err_msg=str(i))
