@@ -139,9 +139,9 @@ class Network:
         """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
-        slots hold None), and a layer whose only reader is a binary layer hands it packed sign
-        bits instead of floats (its slot may then hold those bits): only the outputs of the
-        detection layers are meant to be read. `on_layer(i)` is called after layer i (timing)."""
+        slots hold None), and layers read by binary layers hand them packed sign bits instead
+        of floats (`_bits_plan`; their slots may then hold those bits): only the outputs of
+        the detection layers are meant to be read. `on_layer(i)` is called after layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
