@@ -283,62 +283,71 @@ __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *
 
 /* 4 filters (rows a, a + kw, ...) x `panels` (1..4) panels of 8 pixels from b: 16
  * accumulators, acc[4 * r + q] = mismatches of filter r against the 8 pixels of panel q. Per
- * word: 4 panel loads and 4 broadcasts for 16 xor/popcount/add. */
-__attribute__((target(XN_AVX512_TARGET))) static inline void xn_acc_avx512(const uint64_t *a,
-                                                                          const uint64_t *b,
-                                                                          int kw, int panels,
-                                                                          __m512i acc[16]) {
+ * word: `panels` loads and 4 broadcasts for 4 * panels xor/popcount/add. Always inlined with
+ * a constant `panels`, so every loop unrolls and the accumulators live in registers (a runtime
+ * bound makes the compiler keep them in memory). */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) static inline void xn_acc_avx512(
+    const uint64_t *a, const uint64_t *b, int kw, const int panels, __m512i acc[16]) {
     int k, r, q;
     for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_si512();
-    if (panels == 4) {
-        for (k = 0; k < kw; k++) {
-            __m512i x[4], w[4];
-            for (q = 0; q < 4; q++)
-                x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
-            for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
-            for (r = 0; r < 4; r++)
-                for (q = 0; q < 4; q++)
-                    acc[4 * r + q] = _mm512_add_epi64(
-                        acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
-        }
-        return;
-    }
     for (k = 0; k < kw; k++) {
-        for (q = 0; q < panels; q++) {
-            const __m512i x = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
-            for (r = 0; r < 4; r++)
+        __m512i x[4], w[4];
+        for (q = 0; q < panels; q++)
+            x[q] = _mm512_loadu_si512((const void *)(b + ((size_t)q * kw + k) * XN_PW));
+        for (r = 0; r < 4; r++) w[r] = _mm512_set1_epi64((long long)a[(size_t)r * kw + k]);
+        for (r = 0; r < 4; r++)
+            for (q = 0; q < panels; q++)
                 acc[4 * r + q] = _mm512_add_epi64(
-                    acc[4 * r + q],
-                    _mm512_popcnt_epi64(_mm512_xor_si512(
-                        _mm512_set1_epi64((long long)a[(size_t)r * kw + k]), x)));
-        }
+                    acc[4 * r + q], _mm512_popcnt_epi64(_mm512_xor_si512(w[r], x[q])));
     }
+}
+
+/* Counts of 4 filters x `panels` panels into cnt (rows XN_TP apart). */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) static inline void xn_counts_avx512(
+    const uint64_t *a, const uint64_t *b, int kw, const int panels, int32_t *cnt) {
+    __m512i acc[16];
+    int r, q;
+    xn_acc_avx512(a, b, kw, panels, acc);
+    for (r = 0; r < 4; r++)
+        for (q = 0; q < panels; q++)
+            _mm256_storeu_si256((__m256i *)(cnt + r * XN_TP + q * XN_PW),
+                                _mm512_cvtepi64_epi32(acc[4 * r + q]));
 }
 
 __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint64_t *A,
                                                                      const uint64_t *B, int kw,
                                                                      int nf, int np,
                                                                      int32_t *cnt) {
-    int i, j, r, q;
+    int i, j;
     for (i = 0; i < nf; i += 4) {
         for (j = 0; j < np; j += 4 * XN_PW) {
-            const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
-            __m512i acc[16];
-            xn_acc_avx512(A + (size_t)i * kw, B + (size_t)j * kw, kw, panels, acc);
-            if (panels == 4) {
-                /* constant indices: the accumulators stay in registers (a runtime bound
-                 * would make the compiler keep the array in memory) */
-                for (r = 0; r < 4; r++)
-                    for (q = 0; q < 4; q++)
-                        _mm256_storeu_si256((__m256i *)(cnt + (i + r) * XN_TP + j + q * XN_PW),
-                                            _mm512_cvtepi64_epi32(acc[4 * r + q]));
-                continue;
+            const uint64_t *a = A + (size_t)i * kw, *b = B + (size_t)j * kw;
+            int32_t *c = cnt + i * XN_TP + j;
+            switch ((np - j) / XN_PW) { /* one constant-size copy per group width */
+            case 1: xn_counts_avx512(a, b, kw, 1, c); break;
+            case 2: xn_counts_avx512(a, b, kw, 2, c); break;
+            case 3: xn_counts_avx512(a, b, kw, 3, c); break;
+            default: xn_counts_avx512(a, b, kw, 4, c);
             }
-            for (r = 0; r < 4; r++)
-                for (q = 0; q < panels; q++)
-                    _mm256_storeu_si256((__m256i *)(cnt + (i + r) * XN_TP + j + q * XN_PW),
-                                        _mm512_cvtepi64_epi32(acc[4 * r + q]));
         }
+    }
+}
+
+/* Sign bits of 4 filters (f0 + i .. +3 of the tile; those >= nreal stay 0) x `panels` panels
+ * OR-ed into the panels' words w. */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) static inline void xn_bits_avx512(
+    const uint64_t *a, const uint64_t *b, int kw, const int panels, const int32_t *limit, int i,
+    int nreal, __m512i *w) {
+    __m512i acc[16];
+    int r, q;
+    xn_acc_avx512(a, b, kw, panels, acc);
+    for (r = 0; r < 4; r++) {
+        /* padded filters (>= nreal) get limit 0: never set */
+        const __m512i lim = _mm512_set1_epi64(i + r < nreal ? limit[i + r] : 0);
+        const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
+        for (q = 0; q < panels; q++)
+            w[q] = _mm512_mask_or_epi64(w[q], _mm512_cmplt_epi64_mask(acc[4 * r + q], lim),
+                                        w[q], bit);
     }
 }
 
@@ -347,26 +356,17 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
 __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
     const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const int32_t *limit,
     int nreal, uint64_t *words) {
-    __m512i wv[XN_TP / XN_PW];
-    int i, j, r, q, h;
+    int i, j, q, h;
     const int nlive = nf < nreal ? nf : nreal;
     if (np == XN_TP && nlive * kw <= 2048) {
         /* a whole tile whose weights fit L1 (16 KB): pixels outer, the 4 panels' words of a
-         * half tile kept in registers across the filters, every index a constant */
+         * half tile kept in registers across the filters */
         for (h = 0; h < 2; h++) {
             __m512i w[4];
             for (q = 0; q < 4; q++) w[q] = _mm512_setzero_si512();
-            for (i = 0; i < nlive; i += 4) {
-                __m512i acc[16];
-                xn_acc_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, acc);
-                for (r = 0; r < 4; r++) {
-                    const __m512i lim = _mm512_set1_epi64(i + r < nreal ? limit[i + r] : 0);
-                    const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
-                    for (q = 0; q < 4; q++)
-                        w[q] = _mm512_mask_or_epi64(
-                            w[q], _mm512_cmplt_epi64_mask(acc[4 * r + q], lim), w[q], bit);
-                }
-            }
+            for (i = 0; i < nlive; i += 4)
+                xn_bits_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, limit,
+                               i, nreal, w);
             for (q = 0; q < 4; q++)
                 _mm512_storeu_si512((void *)(words + (h * 4 + q) * XN_PW), w[q]);
         }
@@ -374,47 +374,33 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
     }
     if (np == XN_TP) {
         /* a whole tile, weights past L1: filters outer (each row block read once), the 8
-         * panels' words live in registers across the filters; both
-         * halves and every index are constants, so the compiler spills nothing (a runtime
-         * bound would keep the accumulators in memory: 56% of peak instead of 72% at K=576) */
+         * panels' words in registers across the filters */
         __m512i w[8];
         for (q = 0; q < 8; q++) w[q] = _mm512_setzero_si512();
-        for (i = 0; i < nlive; i += 4) {
-            for (h = 0; h < 2; h++) {
-                __m512i acc[16];
-                xn_acc_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, acc);
-                for (r = 0; r < 4; r++) {
-                    /* padded filters (>= nreal) get limit 0: never set */
-                    const __m512i lim = _mm512_set1_epi64(i + r < nreal ? limit[i + r] : 0);
-                    const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
-                    for (q = 0; q < 4; q++)
-                        w[4 * h + q] = _mm512_mask_or_epi64(
-                            w[4 * h + q], _mm512_cmplt_epi64_mask(acc[4 * r + q], lim),
-                            w[4 * h + q], bit);
-                }
-            }
-        }
+        for (i = 0; i < nlive; i += 4)
+            for (h = 0; h < 2; h++)
+                xn_bits_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, limit,
+                               i, nreal, w + 4 * h);
         for (q = 0; q < 8; q++) _mm512_storeu_si512((void *)(words + q * XN_PW), w[q]);
         return;
     }
-    for (q = 0; q < np / XN_PW; q++) wv[q] = _mm512_setzero_si512();
-    for (i = 0; i < nlive; i += 4) {
-        for (j = 0; j < np; j += 4 * XN_PW) {
-            const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
-            __m512i acc[16];
-            xn_acc_avx512(A + (size_t)i * kw, B + (size_t)j * kw, kw, panels, acc);
-            for (r = 0; r < 4 && i + r < nreal; r++) {
-                const __m512i lim = _mm512_set1_epi64(limit[i + r]);
-                const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
-                for (q = 0; q < panels; q++) {
-                    const __mmask8 m = _mm512_cmplt_epi64_mask(acc[4 * r + q], lim);
-                    wv[j / XN_PW + q] =
-                        _mm512_mask_or_epi64(wv[j / XN_PW + q], m, wv[j / XN_PW + q], bit);
-                }
+    /* the last, partial tile: groups of up to 4 panels */
+    for (j = 0; j < np; j += 4 * XN_PW) {
+        __m512i w[4];
+        const uint64_t *b = B + (size_t)j * kw;
+        const int panels = (np - j) / XN_PW < 4 ? (np - j) / XN_PW : 4;
+        for (q = 0; q < 4; q++) w[q] = _mm512_setzero_si512();
+        for (i = 0; i < nlive; i += 4) {
+            const uint64_t *a = A + (size_t)i * kw;
+            switch (panels) {
+            case 1: xn_bits_avx512(a, b, kw, 1, limit, i, nreal, w); break;
+            case 2: xn_bits_avx512(a, b, kw, 2, limit, i, nreal, w); break;
+            case 3: xn_bits_avx512(a, b, kw, 3, limit, i, nreal, w); break;
+            default: xn_bits_avx512(a, b, kw, 4, limit, i, nreal, w);
             }
         }
+        for (q = 0; q < panels; q++) _mm512_storeu_si512((void *)(words + j + q * XN_PW), w[q]);
     }
-    for (q = 0; q < np / XN_PW; q++) _mm512_storeu_si512((void *)(words + q * XN_PW), wv[q]);
 }
 #endif /* XN_X86 */
 
