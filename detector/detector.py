@@ -94,6 +94,8 @@ class Detector:
                 f"names file has {len(names)} names but the model has classes={self.classes}"
             )
         self.names = names[: self.classes]
+        # classes darknet never prints (names starting with dont_show)
+        self.dont_show = {i for i, n in enumerate(self.names) if n.startswith("dont_show")}
         self.thresh = thresh
         self.nms = nms
         self.letter_box = network.net.letter_box if letter_box is None else letter_box
@@ -164,9 +166,8 @@ class Detector:
         cands = self.candidates(outputs, im_w, im_h, thresh)
         if nms_thresh:
             cands = nms(cands, nms_thresh, self.nms_kind, self.beta_nms)
-        skip = {i for i, n in enumerate(self.names) if n.startswith("dont_show")}
         dets = []
-        for p in print_order(cands, thresh, skip):
+        for p in print_order(cands, thresh, self.dont_show):
             x, y, w, h = (float(v) for v in cands.boxes[p.index])
             bx = cands.boxes[p.index]
             dets.append(

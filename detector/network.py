@@ -141,7 +141,8 @@ class Network:
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
         slots hold None), and layers read by binary layers hand them packed sign bits instead
         of floats (`_bits_plan`; their slots may then hold those bits): only the outputs of
-        the detection layers are meant to be read. `on_layer(i)` is called after layer i (timing)."""
+        the detection layers are meant to be read. `on_layer(i)` is called after layer i
+        (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -248,7 +249,7 @@ class Network:
                 plan[i + 1] = BitsStep(step.layout, done=True)
         return plan
 
-    @property
+    @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:
         return [ly for ly in self.layers if isinstance(ly, YoloLayer | RegionLayer)]
 
