@@ -1,5 +1,6 @@
 /* Runs the NEON micro-kernels of kernels/xconv_simd.h (on emulated intrinsics) against the
- * portable ones: same counts for every tile, including word counts past the 16-bit flush. */
+ * portable ones: same counts for every tile, including word counts past the 16-bit flush, and
+ * the same sign-bit words when a tile's output goes to bits. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,6 +39,22 @@ int main(void) {
             bad++;
         free(A);
         free(B);
+    }
+    {
+        /* a 64-filter tile with sign-bit output (61 real filters, 60 real pixels) */
+        enum { KW = 9, NF = 64, NP = 64, F = 61, N = 60 };
+        static uint64_t A[KW * NF], B[KW * NP], w1[N], w2[N];
+        static int32_t limit[NF];
+        xn_bits_out o1 = {w1, limit, N, N, 0, 1}, o2 = {w2, limit, N, N, 0, 1};
+        for (n = 0; n < KW * NF; n++) A[n] = next();
+        for (n = 0; n < KW * NP; n++) B[n] = next();
+        for (i = 0; i < NF; i++) limit[i] = (int32_t)(next() % (64 * KW + 1));
+        xn_binary_tile(XN_NEON, A, B, KW, 64 * KW, 0, NF, 0, NP, F, N, NULL, NULL, 0, NULL, NULL,
+                       &o1);
+        xn_binary_tile(XN_PORTABLE, A, B, KW, 64 * KW, 0, NF, 0, NP, F, N, NULL, NULL, 0, NULL,
+                       NULL, &o2);
+        for (n = 0; n < N; n++)
+            if (w1[n] != w2[n] || (w1[n] >> F) != 0) bad++;
     }
     printf("%d mismatches\n", bad);
     return bad != 0;
