@@ -481,17 +481,30 @@ typedef struct {
 
 #define XN_TFB 64
 
-/* words[j] = the sign bits of filters 0 .. nf-1 (only those < nreal) for pixel j, from counts */
+/* words[j] = the sign bits of filters 0 .. nf-1 (only those < nreal) for pixel j, from counts;
+ * one body, compiled plain and (x86) for AVX2, where it vectorises 4 pixels wider */
+#define XN_BITS_FROM_COUNTS_BODY                                                               \
+    int i, j;                                                                                  \
+    for (j = 0; j < np; j++) words[j] = 0;                                                     \
+    for (i = 0; i < nf && i < nreal; i++) {                                                    \
+        const int32_t lim = limit[i];                                                          \
+        const int32_t *row = cnt + i * XN_TP;                                                  \
+        for (j = 0; j < np; j++) words[j] |= (uint64_t)(row[j] < lim) << i;                    \
+    }
+
 static void xn_bits_from_counts(const int32_t *cnt, int nf, int nreal, const int32_t *limit,
                                 int np, uint64_t *words) {
-    int i, j;
-    for (j = 0; j < np; j++) words[j] = 0;
-    for (i = 0; i < nf && i < nreal; i++) {
-        const int32_t lim = limit[i];
-        const int32_t *row = cnt + i * XN_TP;
-        for (j = 0; j < np; j++) words[j] |= (uint64_t)(row[j] < lim) << i;
-    }
+    XN_BITS_FROM_COUNTS_BODY
 }
+
+#ifdef XN_X86
+__attribute__((target("avx2"))) static void xn_bits_from_counts_avx2(const int32_t *cnt, int nf,
+                                                                    int nreal,
+                                                                    const int32_t *limit, int np,
+                                                                    uint64_t *words) {
+    XN_BITS_FROM_COUNTS_BODY
+}
+#endif
 
 /* Word f0 / 64 of pixels p0 .. p0+nvalid-1 into the packed output image. */
 static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
@@ -545,7 +558,12 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
         xn_tile_portable(a, b, kw, nf, np, cnt);
     }
     if (bits) {
-        xn_bits_from_counts(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
+#ifdef XN_X86
+        if (isa == XN_AVX2)
+            xn_bits_from_counts_avx2(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
+        else
+#endif
+            xn_bits_from_counts(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
         xn_put_words(words, f0, p0, nvalid, bits);
         if (!dot_out && !out) return;
     }
