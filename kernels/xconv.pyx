@@ -230,9 +230,7 @@ cdef class BinaryConv:
             bo.data = &bm[0, 0, 0]
             bo.limit = &self.limit_[0]
             bo.out_w, bo.wp, bo.pad, bo.cw = self.out_w, bm.shape[1], bits_pad, bm.shape[2]
-            # with the floats wanted too, the bits are packed from them after the tiles (the
-            # same signs: the floats are final for sign-keeping activations)
-            bop = NULL if want_float else &bo
+            bop = &bo
         cdef uint64_t[:, :, ::1] cm = cols
         # bits out: a tile spans a whole output word of filters, so no two tiles share a word
         cdef int tf = XN_TFB if bop != NULL else XN_TF
@@ -282,11 +280,6 @@ cdef class BinaryConv:
                 xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
                                f0, nf, p0, np_, self.filters, n, &self.scale_[0],
                                &self.bias_[0], self.act, dptr, optr, bop)
-            if bits is not None and want_float:
-                for oy in prange(self.out_h, schedule="dynamic",
-                                 chunksize=_chunk(self.out_h, self.team)):
-                    xn_pack_row(self.isa, &om[0, oy * self.out_w], n, self.filters, self.out_w,
-                                &bm[oy + bits_pad, bits_pad, 0], bo.cw)
         if want_dot or result is None:
             return result
         if self.activation not in _NATIVE_ACT:

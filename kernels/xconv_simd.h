@@ -498,6 +498,11 @@ static void xn_bits_from_counts(const int32_t *cnt, int nf, int nreal, const int
 }
 
 #ifdef XN_X86
+__attribute__((target(XN_AVX512_TARGET))) static void xn_bits_from_counts_avx512(
+    const int32_t *cnt, int nf, int nreal, const int32_t *limit, int np, uint64_t *words) {
+    XN_BITS_FROM_COUNTS_BODY
+}
+
 __attribute__((target("avx2"))) static void xn_bits_from_counts_avx2(const int32_t *cnt, int nf,
                                                                     int nreal,
                                                                     const int32_t *limit, int np,
@@ -559,7 +564,9 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     }
     if (bits) {
 #ifdef XN_X86
-        if (isa == XN_AVX2)
+        if (isa == XN_AVX512)
+            xn_bits_from_counts_avx512(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
+        else if (isa == XN_AVX2)
             xn_bits_from_counts_avx2(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
         else
 #endif
