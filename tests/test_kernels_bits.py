@@ -311,6 +311,19 @@ filters=64
 size=1
 activation=linear
 
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=3
+pad=1
+activation=leaky
+
 [convolutional]
 filters=18
 size=1
@@ -326,9 +339,9 @@ num=3
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
-    """A route whose first source is not a whole number of words (48 channels) takes floats;
-    an aligned route (128 + 64) and an upsample pass bits; layers read both ways emit both.
-    The detections are bit-identical either way."""
+    """A route whose first source is not a whole number of words (48 channels) and a grouped
+    route take floats; an aligned route (128 + 64) and an upsample pass bits; layers read both
+    ways emit both. The detections are bit-identical either way."""
     cfg = tmp_path / "routes.cfg"
     cfg.write_text(ROUTES_CFG)
     net = _random_network(str(cfg), threads)
@@ -336,11 +349,12 @@ def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
     assert 4 not in plan and not net.layers[4].emits_bits  # 48 + 64: not word aligned
     assert {8, 9} <= set(plan) and net.layers[9].emits_bits
     assert plan[2].want_float and plan[3].want_float  # route 4 reads their floats
+    assert not {10, 11, 12} & set(plan)  # a grouped route slices floats: all floats there
     rng = np.random.default_rng(threads)
     x = rng.random(net.input_shape, dtype=np.float32)
     full = net.forward(x, keep=True)
     lean = net.forward(x, keep=False)
-    np.testing.assert_array_equal(lean[12], full[12])
+    np.testing.assert_array_equal(lean[14], full[14])
     # and each emitting layer, fed the float run's outputs (as bits where it reads bits),
     # gives the signs of its own float output
     from xnoryolo.detector.layers import UpsampleLayer, natural_layout
