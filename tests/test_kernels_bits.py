@@ -158,13 +158,13 @@ def test_maxpool_bits_exact(c: int, pool: tuple[int, int, int, int], isa: str) -
 
 
 # ------------------------------------------------------------------------------- network
-def _random_network(cfg: str, threads: int):
+def _random_network(cfg: str, threads: int, isa: str | None = None):
     from xnoryolo.bench import random_weights
     from xnoryolo.detector import Network
 
     net = Network.from_cfg(cfg)
     net.load_weights(random_weights(net))
-    return net.prepare(FastBackend(threads=threads))
+    return net.prepare(FastBackend(threads=threads, simd=isa))
 
 
 def test_bits_plan_of_yolov3_tiny_xnor() -> None:
@@ -224,17 +224,18 @@ def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: st
             )
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
     "cfg", ["configs/yolov3-tiny_xnor.cfg", "configs/yolov3-tiny_xnor-partial.cfg"]
 )
-def test_bits_path_gives_identical_detections(cfg: str, threads: int) -> None:
+def test_bits_path_gives_identical_detections(cfg: str, threads: int, isa: str) -> None:
     """keep=False (the Detector.detect path, bits between binary layers) gives the detection
-    layers' outputs bit for bit as keep=True (floats everywhere)."""
+    layers' outputs bit for bit as keep=True (floats everywhere), on every SIMD path."""
     from xnoryolo.bench import synthetic_frame
     from xnoryolo.detector import Detector
 
-    net = _random_network(cfg, threads)
+    net = _random_network(cfg, threads, isa)
     assert net._bits_plan
     x = Detector(net).preprocess(synthetic_frame())
     full = net.forward(x, keep=True)
