@@ -368,3 +368,20 @@ def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
         inp = bits[i - 1] if isinstance(layer, UpsampleLayer) else full[i - 1]
         _, got = layer.forward_bits(inp, full, step, bits)
         np.testing.assert_array_equal(got, ops.pack_signs(full[i], *step.layout), err_msg=str(i))
+
+
+def test_bits_path_is_reentrant() -> None:
+    """Several Python threads running one network at once (the service's inference workers)
+    get the same detections as one at a time: every bits buffer is per call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    net = _random_network("configs/yolov3-tiny_xnor.cfg", 2)
+    rng = np.random.default_rng(5)
+    inputs = [rng.random(net.input_shape, dtype=np.float32) for _ in range(6)]
+    heads = [d.index for d in net.detection_layers]
+    alone = [[net.forward(x, keep=False)[i] for i in heads] for x in inputs]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(lambda x: [net.forward(x, keep=False)[i] for i in heads], inputs))
+    for a, b in zip(alone, together, strict=True):
+        for ya, yb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(ya, yb)
