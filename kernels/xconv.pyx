@@ -57,6 +57,13 @@ _MIN_TEAM_BIT_MACS = 64 * 1024 * 1024
 _MIN_TEAM_POOL_TAPS = 128 * 1024
 
 
+def _check_bits_buffer(out, int c, int h, int w, int pad):
+    """Raise unless `out` is a uint64 (>= h + pad, >= w + pad, ceil(c/64)) packed image."""
+    if (out.dtype != np.uint64 or out.ndim != 3 or out.shape[2] != (c + 63) // 64 or pad < 0
+            or out.shape[0] < h + pad or out.shape[1] < w + pad):
+        raise ValueError(f"bits buffer {out.shape} (pad {pad}) cannot hold {c}x{h}x{w}")
+
+
 cdef inline int _chunk(int n, int threads) noexcept nogil:
     # dynamic schedule in ~8 chunks per thread: balances a descheduled thread's share
     # without paying the scheduler per iteration
@@ -222,11 +229,8 @@ cdef class BinaryConv:
         if bits is not None:
             if not self.emits_bits:
                 raise ValueError(f"a {self.activation} layer cannot emit sign bits")
+            _check_bits_buffer(bits, self.filters, self.out_h, self.out_w, bits_pad)
             bm = bits
-            if (bm.shape[2] != (self.filters + 63) // 64 or bits_pad < 0
-                    or bm.shape[0] < self.out_h + bits_pad or bm.shape[1] < self.out_w + bits_pad):
-                raise ValueError(f"bits buffer {bits.shape} (pad {bits_pad}) cannot hold "
-                                 f"{self.filters}x{self.out_h}x{self.out_w}")
             bo.data = &bm[0, 0, 0]
             bo.limit = &self.limit_[0]
             bo.out_w, bo.wp, bo.pad, bo.cw = self.out_w, bm.shape[1], bits_pad, bm.shape[2]
@@ -451,14 +455,20 @@ cdef class FloatConv:
             out = activate(out, self.activation)
         return out.reshape(self.filters, self.out_h, self.out_w)
 
-    def _direct(self, xv):
+    def _padded(self, xv):
+        """The zero-padded copy of the input the direct path reads (c, hp, wp)."""
         cdef int p = self.padding
         cdef int hp = max(self.h + 2 * p, (self.out_h - 1) * self.stride_y + self.size)
         cdef int wp = max(self.w + 2 * p, self.out_w - 1 + self.size)
         xp = np.zeros((self.c, hp, wp), dtype=np.float32)
         xp[:, p:p + self.h, p:p + self.w] = xv
+        return xp
+
+    def _direct(self, xv):
+        xp = self._padded(xv)
         out = np.empty((self.filters, self.out_h, self.out_w), dtype=np.float32)
         cdef const float[:, :, ::1] xm = xp
+        cdef int hp = xp.shape[1], wp = xp.shape[2]
         cdef float[:, :, ::1] om = out
         cdef int oy
         cdef size_t plane = <size_t>self.out_h * self.out_w
@@ -491,18 +501,12 @@ cdef class FloatConv:
         xv = np.ascontiguousarray(x, dtype=np.float32)
         if xv.shape != (self.c, self.h, self.w):
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
+        _check_bits_buffer(out, self.filters, pool.out_h, pool.out_w, out_pad)
         cdef int cw = (self.filters + 63) // 64
         cdef uint64_t[:, :, ::1] om = out
-        if om.shape[2] != cw or out_pad < 0 or om.shape[0] < pool.out_h + out_pad \
-                or om.shape[1] < pool.out_w + out_pad:
-            raise ValueError(f"bits buffer {out.shape} (pad {out_pad}) cannot hold "
-                             f"{self.filters}x{pool.out_h}x{pool.out_w}")
-        cdef int p = self.padding
-        cdef int hp = max(self.h + 2 * p, (self.out_h - 1) * self.stride_y + self.size)
-        cdef int wp = max(self.w + 2 * p, self.out_w - 1 + self.size)
-        xp = np.zeros((self.c, hp, wp), dtype=np.float32)
-        xp[:, p:p + self.h, p:p + self.w] = xv
+        xp = self._padded(xv)
         cdef const float[:, :, ::1] xm = xp
+        cdef int hp = xp.shape[1], wp = xp.shape[2]
         cdef int ps = pool.size
         # per thread: the conv rows under one pooled row, and that pooled row
         rows = np.empty((self.threads, self.filters, ps, self.out_w), dtype=np.float32)
@@ -551,12 +555,9 @@ cdef class MaxPool:
         (y + out_pad, x + out_pad) of `out` (uint64 (hp, wp, ceil(C/64))), from x float32
         (C,H,W) (pooled and packed row by row: no float output is stored) or from packed bits
         of `packed_shape`."""
+        _check_bits_buffer(out, self.c, self.out_h, self.out_w, out_pad)
         cdef int cw = (self.c + 63) // 64
         cdef uint64_t[:, :, ::1] om = out
-        if om.shape[2] != cw or out_pad < 0 or om.shape[0] < self.out_h + out_pad \
-                or om.shape[1] < self.out_w + out_pad:
-            raise ValueError(f"bits buffer {out.shape} (pad {out_pad}) cannot hold "
-                             f"{self.c}x{self.out_h}x{self.out_w}")
         cdef int oy, ch, tid
         cdef int off = self.padding // 2
         cdef uint64_t[:, :, ::1] im
