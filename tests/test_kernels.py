@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
 from xnoryolo.detector import ops
 from xnoryolo.detector.backend import get_backend
@@ -19,25 +20,7 @@ from xnoryolo.kernels.backend import FastBackend, set_simd
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "darknet-ref"
 
-CHANNELS = [1, 3, 15, 16, 31, 32, 33, 63, 64, 65, 127, 128, 255]
-# (size, stride, padding): 1x1 and 3x3, stride 1 and 2, borders of 0, 1 and 2
-GEOMETRIES = [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 0), (3, 2, 2), (3, 1, 2)]
 ACTIVATIONS = ["linear", "leaky", "relu", "logistic", "mish"]
-
-
-def _isa_params() -> list:
-    out = []
-    for name in xconv.isa_names():
-        marks = (
-            []
-            if xconv.isa_supported(name)
-            else [pytest.mark.skip(reason=f"this CPU (or build) has no {name} path")]
-        )
-        out.append(pytest.param(name, marks=marks, id=name))
-    return out
-
-
-ISAS = _isa_params()
 
 
 @pytest.fixture(autouse=True)

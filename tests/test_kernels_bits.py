@@ -7,30 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
 from xnoryolo.detector import ops
 from xnoryolo.kernels import xconv
 from xnoryolo.kernels.backend import FastBackend
 
-CHANNELS = [1, 3, 15, 16, 31, 32, 33, 63, 64, 65, 127, 128, 255]
-GEOMETRIES = [(1, 1, 0), (1, 2, 0), (3, 1, 1), (3, 2, 1), (3, 1, 0), (3, 2, 2), (3, 1, 2)]
 SIGN_KEEPING = ["linear", "leaky", "relu"]
-
-
-def _isa_params() -> list:
-    return [
-        pytest.param(
-            name,
-            marks=[]
-            if xconv.isa_supported(name)
-            else [pytest.mark.skip(reason=f"this CPU (or build) has no {name} path")],
-            id=name,
-        )
-        for name in xconv.isa_names()
-    ]
-
-
-ISAS = _isa_params()
 
 
 def _case(c: int, h: int, w: int, f: int, size: int, seed: int):
