@@ -358,23 +358,9 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
     int nreal, uint64_t *words) {
     int i, j, q, h;
     const int nlive = nf < nreal ? nf : nreal;
-    if (np == XN_TP && nlive * kw <= 2048) {
-        /* a whole tile whose weights fit L1 (16 KB): pixels outer, the 4 panels' words of a
-         * half tile kept in registers across the filters */
-        for (h = 0; h < 2; h++) {
-            __m512i w[4];
-            for (q = 0; q < 4; q++) w[q] = _mm512_setzero_si512();
-            for (i = 0; i < nlive; i += 4)
-                xn_bits_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, limit,
-                               i, nreal, w);
-            for (q = 0; q < 4; q++)
-                _mm512_storeu_si512((void *)(words + (h * 4 + q) * XN_PW), w[q]);
-        }
-        return;
-    }
     if (np == XN_TP) {
-        /* a whole tile, weights past L1: filters outer (each row block read once), the 8
-         * panels' words in registers across the filters */
+        /* a whole tile: filters outer (each row block read once), the 8 panels' words in
+         * registers across the filters */
         __m512i w[8];
         for (q = 0; q < 8; q++) w[q] = _mm512_setzero_si512();
         for (i = 0; i < nlive; i += 4)
