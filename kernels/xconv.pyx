@@ -237,7 +237,9 @@ cdef class BinaryConv:
             bop = &bo
         cdef uint64_t[:, :, ::1] cm = cols
         # bits out: a tile spans a whole output word of filters, so no two tiles share a word
-        cdef int tf = XN_TFB if bop != NULL else XN_TF
+        # a fused-epilogue tile spans up to a whole output word of filters
+        cdef int tf = XN_TFB if bop != NULL or (
+            not want_dot and xn_fused_epilogue(self.isa, self.act)) else XN_TF
         cdef int nft = (self.fpad + tf - 1) // tf
         cdef int npt = (npad + XN_TP - 1) // XN_TP
         cdef int t, f0, p0, nf, np_, y, oy

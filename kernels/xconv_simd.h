@@ -158,6 +158,17 @@ static XN_NOCONTRACT void xn_bias_act_row(float *row, int n, float bias, int act
 
 #define XN_PW 8
 
+/* The fused epilogue of a tile (AVX2 / AVX-512): the output transform and/or the sign bits
+ * (kernels/README.md) computed from the accumulators in registers; no counts are stored. */
+typedef struct {
+    const int32_t *limit;      /* of tile row 0 (sign bits wanted), or NULL */
+    float *out;                /* tile row 0, pixel 0: row i at out + i*ldo; NULL: no floats */
+    const float *scale, *bias; /* of tile row 0 */
+    size_t ldo;
+    int K, act;                /* act: linear, leaky or relu */
+    int nreal, nvalid;         /* tile rows < nreal are real filters, pixels < nvalid real */
+} xn_epilogue;
+
 static inline int xn_popcount64_portable(uint64_t v) {
     /* SWAR popcount: no dependence on compiler builtins or CPU instructions. */
     v = v - ((v >> 1) & 0x5555555555555555ULL);
@@ -279,6 +290,95 @@ __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *
     }
 }
 
+/* Floats of 4 pixels of one filter from their mismatch counts (t, 64-bit lanes): the
+ * xn_store_row transform, same operations in the same order, so the same floats. n: how many
+ * of the 4 are real. */
+__attribute__((target("avx2,popcnt"), always_inline)) XN_NOCONTRACT static inline void
+xn_floats4_avx2(__m256i t, int K, __m128 vs, __m128 vb, int act, float *dst, int n) {
+    const __m256i d = _mm256_sub_epi64(_mm256_set1_epi64x(K), _mm256_add_epi64(t, t));
+    const __m128i d32 = _mm256_castsi256_si128(
+        _mm256_permutevar8x32_epi32(d, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+    __m128 y = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(d32), vs), vb);
+    const __m128 pos = _mm_cmpgt_ps(y, _mm_setzero_ps());
+    if (act == XN_LEAKY)
+        y = _mm_blendv_ps(_mm_mul_ps(y, _mm_set1_ps(0.1f)), y, pos);
+    else if (act == XN_RELU)
+        y = _mm_and_ps(pos, y);
+    if (n >= 4)
+        _mm_storeu_ps(dst, y);
+    else if (n > 0)
+        _mm_maskstore_ps(dst, _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)), y);
+}
+
+/* xn_tile_avx2 with the fused epilogue (nf <= 64): words[p] (when not NULL) gets bit i for
+ * tile filter i iff its mismatches are below limit[i]; floats go to e->out. No counts stored. */
+__attribute__((target("avx2,popcnt"))) XN_NOCONTRACT static void xn_tile_avx2_out(
+    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const xn_epilogue *e,
+    uint64_t *words) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    const int nlive = nf < e->nreal ? nf : e->nreal;
+    int i, j, k;
+    if (words) memset(words, 0, (size_t)np * sizeof(uint64_t));
+    for (i = 0; i < nlive; i += 2) {
+        const long long *a0 = (const long long *)(A + (size_t)i * kw), *a1 = a0 + kw;
+        const int two = i + 1 < nlive;
+        /* a padded filter gets limit 0: never set */
+        const __m256i lim0 = _mm256_set1_epi64x(e->limit ? e->limit[i] : 0);
+        const __m256i lim1 = _mm256_set1_epi64x(e->limit && two ? e->limit[i + 1] : 0);
+        const __m256i bit0 = _mm256_set1_epi64x((long long)((uint64_t)1 << i));
+        const __m256i bit1 = _mm256_set1_epi64x((long long)((uint64_t)1 << ((i + 1) & 63)));
+        const __m128 vs0 = _mm_set1_ps(e->scale[i]), vb0 = _mm_set1_ps(e->bias[i]);
+        const __m128 vs1 = _mm_set1_ps(e->scale[i + two]), vb1 = _mm_set1_ps(e->bias[i + two]);
+        for (j = 0; j < np; j += XN_PW) {
+            const uint64_t *b = B + (size_t)j * kw;
+            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
+            k = 0;
+            while (k < kw) {
+                const int stop = k + 31 < kw ? k + 31 : kw;
+                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+                for (; k < stop; k++) {
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
+                    const __m256i x1 =
+                        _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
+                    const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
+                    c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
+                    c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
+                    c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
+                    c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
+                }
+                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
+                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
+                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
+                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
+            }
+            if (words) {
+                __m256i *wp = (__m256i *)(words + j);
+                const __m256i m0 =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi64(lim0, t00), bit0),
+                                    _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t10), bit1));
+                const __m256i m1 =
+                    _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi64(lim0, t01), bit0),
+                                    _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t11), bit1));
+                _mm256_storeu_si256(wp, _mm256_or_si256(_mm256_loadu_si256(wp), m0));
+                _mm256_storeu_si256(wp + 1, _mm256_or_si256(_mm256_loadu_si256(wp + 1), m1));
+            }
+            if (e->out && j < e->nvalid) {
+                float *row = e->out + (size_t)i * e->ldo + j;
+                const int n = e->nvalid - j;
+                xn_floats4_avx2(t00, e->K, vs0, vb0, e->act, row, n);
+                xn_floats4_avx2(t01, e->K, vs0, vb0, e->act, row + 4, n - 4);
+                if (two) {
+                    xn_floats4_avx2(t10, e->K, vs1, vb1, e->act, row + e->ldo, n);
+                    xn_floats4_avx2(t11, e->K, vs1, vb1, e->act, row + e->ldo + 4, n - 4);
+                }
+            }
+        }
+    }
+}
+
 #define XN_AVX512_TARGET "avx512f,avx512bw,avx512vpopcntdq,avx2,popcnt"
 
 /* 4 filters (rows a, a + kw, ...) x `panels` (1..4) panels of 8 pixels from b: 16
@@ -333,31 +433,61 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
     }
 }
 
-/* Sign bits of 4 filters (f0 + i .. +3 of the tile; those >= nreal stay 0) x `panels` panels
- * OR-ed into the panels' words w. */
-__attribute__((target(XN_AVX512_TARGET), always_inline)) static inline void xn_bits_avx512(
-    const uint64_t *a, const uint64_t *b, int kw, const int panels, const int32_t *limit, int i,
-    int nreal, __m512i *w) {
+/* Floats of 8 pixels of one filter from their mismatch counts (acc, 64-bit lanes): the
+ * xn_store_row transform, same operations in the same order, so the same floats. n: how many
+ * of the 8 pixels are real (the rest are not stored). */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) XN_NOCONTRACT static inline void
+xn_floats8_avx512(__m512i acc, int K, __m256 vs, __m256 vb, int act, float *dst, int n) {
+    const __m512i d = _mm512_sub_epi64(_mm512_set1_epi64(K), _mm512_add_epi64(acc, acc));
+    __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(d)), vs), vb);
+    const __m256 pos = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
+    if (act == XN_LEAKY)
+        y = _mm256_blendv_ps(_mm256_mul_ps(y, _mm256_set1_ps(0.1f)), y, pos);
+    else if (act == XN_RELU)
+        y = _mm256_and_ps(pos, y);
+    if (n >= XN_PW)
+        _mm256_storeu_ps(dst, y);
+    else if (n > 0)
+        _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                            y);
+}
+
+/* The epilogue of 4 filters (tile rows i .. i+3, those >= nreal skipped) x `panels` panels
+ * (tile pixels j ..): sign bits OR-ed into the panels' words w (`bits`) and/or floats stored
+ * (`floats`), straight from the accumulators. `panels`, `bits` and `floats` are constants at
+ * every call, so each copy holds only the registers it needs. */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) XN_NOCONTRACT static inline void
+xn_out_avx512(const uint64_t *a, const uint64_t *b, int kw, const int panels, const int bits,
+              const int floats, const xn_epilogue *e, int i, int j, __m512i *w) {
     __m512i acc[16];
     int r, q;
     xn_acc_avx512(a, b, kw, panels, acc);
     for (r = 0; r < 4; r++) {
-        /* padded filters (>= nreal) get limit 0: never set */
-        const __m512i lim = _mm512_set1_epi64(i + r < nreal ? limit[i + r] : 0);
-        const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
-        for (q = 0; q < panels; q++)
-            w[q] = _mm512_mask_or_epi64(w[q], _mm512_cmplt_epi64_mask(acc[4 * r + q], lim),
-                                        w[q], bit);
+        if (i + r >= e->nreal) break;
+        if (bits) {
+            const __m512i lim = _mm512_set1_epi64(e->limit[i + r]);
+            const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (i + r)));
+            for (q = 0; q < panels; q++)
+                w[q] = _mm512_mask_or_epi64(w[q], _mm512_cmplt_epi64_mask(acc[4 * r + q], lim),
+                                            w[q], bit);
+        }
+        if (floats) {
+            const __m256 vs = _mm256_set1_ps(e->scale[i + r]), vb = _mm256_set1_ps(e->bias[i + r]);
+            float *row = e->out + (size_t)(i + r) * e->ldo + j;
+            for (q = 0; q < panels; q++)
+                xn_floats8_avx512(acc[4 * r + q], e->K, vs, vb, e->act, row + q * XN_PW,
+                                  e->nvalid - j - q * XN_PW);
+        }
     }
 }
 
-/* Bits output: words[p] gets bit i for filter i (< nreal, nf <= 64) iff its mismatches are
- * below limit[i]; a compare and a masked OR per 8 outputs, no counts stored. */
-__attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
-    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const int32_t *limit,
-    int nreal, uint64_t *words) {
+/* xn_tile_avx512_out for constant `bits` / `floats`. */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) XN_NOCONTRACT static inline void
+xn_tile_avx512_out_as(const uint64_t *A, const uint64_t *B, int kw, int nf, int np,
+                      const xn_epilogue *e, uint64_t *words, const int bits, const int floats) {
     int i, j, q, h;
-    const int nlive = nf < nreal ? nf : nreal;
+    const int nlive = nf < e->nreal ? nf : e->nreal;
     if (np == XN_TP) {
         /* a whole tile: filters outer (each row block read once), the 8 panels' words in
          * registers across the filters */
@@ -365,9 +495,10 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
         for (q = 0; q < 8; q++) w[q] = _mm512_setzero_si512();
         for (i = 0; i < nlive; i += 4)
             for (h = 0; h < 2; h++)
-                xn_bits_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, limit,
-                               i, nreal, w + 4 * h);
-        for (q = 0; q < 8; q++) _mm512_storeu_si512((void *)(words + q * XN_PW), w[q]);
+                xn_out_avx512(A + (size_t)i * kw, B + (size_t)h * 4 * XN_PW * kw, kw, 4, bits,
+                              floats, e, i, h * 4 * XN_PW, w + 4 * h);
+        if (bits)
+            for (q = 0; q < 8; q++) _mm512_storeu_si512((void *)(words + q * XN_PW), w[q]);
         return;
     }
     /* the last, partial tile: groups of up to 4 panels */
@@ -379,14 +510,30 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512_bits(
         for (i = 0; i < nlive; i += 4) {
             const uint64_t *a = A + (size_t)i * kw;
             switch (panels) {
-            case 1: xn_bits_avx512(a, b, kw, 1, limit, i, nreal, w); break;
-            case 2: xn_bits_avx512(a, b, kw, 2, limit, i, nreal, w); break;
-            case 3: xn_bits_avx512(a, b, kw, 3, limit, i, nreal, w); break;
-            default: xn_bits_avx512(a, b, kw, 4, limit, i, nreal, w);
+            case 1: xn_out_avx512(a, b, kw, 1, bits, floats, e, i, j, w); break;
+            case 2: xn_out_avx512(a, b, kw, 2, bits, floats, e, i, j, w); break;
+            case 3: xn_out_avx512(a, b, kw, 3, bits, floats, e, i, j, w); break;
+            default: xn_out_avx512(a, b, kw, 4, bits, floats, e, i, j, w);
             }
         }
-        for (q = 0; q < panels; q++) _mm512_storeu_si512((void *)(words + j + q * XN_PW), w[q]);
+        if (bits)
+            for (q = 0; q < panels; q++)
+                _mm512_storeu_si512((void *)(words + j + q * XN_PW), w[q]);
     }
+}
+
+/* A tile (nf <= 64 filters) with the fused epilogue: words[p] (when not NULL) gets bit i for
+ * tile filter i iff its mismatches are below e->limit[i]; floats go to e->out when not NULL.
+ * No counts stored. */
+__attribute__((target(XN_AVX512_TARGET))) XN_NOCONTRACT static void xn_tile_avx512_out(
+    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const xn_epilogue *e,
+    uint64_t *words) {
+    if (!e->out)
+        xn_tile_avx512_out_as(A, B, kw, nf, np, e, words, 1, 0);
+    else if (words)
+        xn_tile_avx512_out_as(A, B, kw, nf, np, e, words, 1, 1);
+    else
+        xn_tile_avx512_out_as(A, B, kw, nf, np, e, words, 0, 1);
 }
 #endif /* XN_X86 */
 
@@ -510,6 +657,12 @@ static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
     }
 }
 
+/* Whether tiles on this path end in the fused epilogue (floats and bits from registers): then
+ * they span at most XN_TFB filters. Integer (dot) output always goes through counts. */
+static int xn_fused_epilogue(int isa, int act) {
+    return (isa == XN_AVX512 || isa == XN_AVX2) && act != XN_LOGISTIC;
+}
+
 /* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
  * stored for f < F and p < N only: integers into dot_out, or floats into out (F, N) row-major
  * and/or sign bits into bits (each may be NULL). */
@@ -522,9 +675,21 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     const uint64_t *a = A + (size_t)f0 * kw, *b = B + (size_t)p0 * kw;
     int i, j, nvalid = N - p0 < np ? N - p0 : np;
 #ifdef XN_X86
-    if (isa == XN_AVX512 && bits && !out && !dot_out) {
-        xn_tile_avx512_bits(a, b, kw, nf, np, bits->limit + f0, F - f0, words);
-        xn_put_words(words, f0, p0, nvalid, bits);
+    if (xn_fused_epilogue(isa, act) && !dot_out) {
+        const xn_epilogue e = {bits ? bits->limit + f0 : NULL,
+                               out ? out + (size_t)f0 * N + p0 : NULL,
+                               scale + f0,
+                               bias + f0,
+                               (size_t)N,
+                               K,
+                               act,
+                               F - f0,
+                               nvalid};
+        if (isa == XN_AVX512)
+            xn_tile_avx512_out(a, b, kw, nf, np, &e, bits ? words : NULL);
+        else
+            xn_tile_avx2_out(a, b, kw, nf, np, &e, bits ? words : NULL);
+        if (bits) xn_put_words(words, f0, p0, nvalid, bits);
         return;
     }
 #endif
