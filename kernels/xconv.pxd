@@ -67,6 +67,7 @@ cdef class BinaryConv:
     cdef uint64_t[:, ::1] weights
     cdef float[::1] scale_, bias_
     cdef int32_t[::1] limit_
+    cdef tuple _pshape
     cdef object _run(self, x, bint want_dot, bint want_float, bits, int bits_pad)
 
 

@@ -12,12 +12,16 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, uint64_t
 from libc.string cimport memcpy, memset
 
+cimport numpy as cnp
+
 import numpy as np
 
 from xnoryolo.detector.activations import activate
 from xnoryolo.kernels.blas import blas_threads
 
 _ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
+cnp.import_array()
+
 _EMPTY3 = np.zeros((1, 1, 1), dtype=np.float32)
 _NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
 
@@ -57,11 +61,18 @@ _MIN_TEAM_BIT_MACS = 64 * 1024 * 1024
 _MIN_TEAM_POOL_TAPS = 128 * 1024
 
 
-def _check_bits_buffer(out, int c, int h, int w, int pad):
-    """Raise unless `out` is a uint64 (>= h + pad, >= w + pad, ceil(c/64)) packed image."""
-    if (out.dtype != np.uint64 or out.ndim != 3 or out.shape[2] != (c + 63) // 64 or pad < 0
-            or out.shape[0] < h + pad or out.shape[1] < w + pad):
-        raise ValueError(f"bits buffer {out.shape} (pad {pad}) cannot hold {c}x{h}x{w}")
+cdef int _check_bits_buffer(object out, int c, int h, int w, int pad) except -1:
+    """Raise unless `out` is a C-contiguous uint64 (>= h + pad, >= w + pad, ceil(c/64))
+    packed image."""
+    cdef cnp.npy_intp *dims
+    if cnp.PyArray_Check(out) and cnp.PyArray_TYPE(<cnp.ndarray>out) == cnp.NPY_UINT64 and \
+            cnp.PyArray_NDIM(<cnp.ndarray>out) == 3 and \
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>out) and pad >= 0:
+        dims = cnp.PyArray_DIMS(<cnp.ndarray>out)
+        if dims[2] == (c + 63) // 64 and dims[0] >= h + pad and dims[1] >= w + pad:
+            return 0
+    raise ValueError(f"bits buffer {getattr(out, 'shape', None)} (pad {pad}) cannot hold "
+                     f"{c}x{h}x{w} (C-contiguous uint64)")
 
 
 cdef inline int _chunk(int n, int threads) noexcept nogil:
@@ -120,6 +131,48 @@ def sign_limits(int k, scale, bias):
     return limits
 
 
+cdef struct _ConvJob:
+    # one BinaryConv call: geometry and buffers shared by its three steps
+    int isa, c, h, w, cw, size, stride_y, stride_x, pad, out_w, kw, k, filters, n, fpad, npad
+    int act, tf, nft, npt, pwp
+    bint f_outer
+    size_t plane
+    const float *x
+    uint64_t *packed
+    uint64_t *cols
+    const uint64_t *weights
+    const float *scale
+    const float *bias
+    int32_t *dot
+    float *out
+    const xn_bits_out *bits
+
+
+cdef inline void _pack_step(const _ConvJob *j, int y) noexcept nogil:
+    # input row y -> row y + pad of the packed image
+    xn_pack_row(j.isa, j.x + <size_t>y * j.w, j.plane, j.c, j.w,
+                j.packed + (<size_t>(y + j.pad) * j.pwp + j.pad) * j.cw, j.cw)
+
+
+cdef inline void _im2col_step(const _ConvJob *j, int oy) noexcept nogil:
+    # the windows of output row oy -> their pixel panels
+    xn_im2col_row(j.isa, j.packed, j.pwp, j.cw, j.c, j.size, oy * j.stride_y, j.stride_x,
+                  j.out_w, oy * j.out_w, j.cols, j.kw)
+
+
+cdef inline void _tile_step(const _ConvJob *j, int t) noexcept nogil:
+    cdef int f0, p0
+    if j.f_outer:
+        f0 = (t // j.npt) * j.tf
+        p0 = (t % j.npt) * XN_TP
+    else:
+        f0 = (t % j.nft) * j.tf
+        p0 = (t // j.nft) * XN_TP
+    xn_binary_tile(j.isa, j.weights, j.cols, j.kw, j.k, f0, min(j.tf, j.fpad - f0), p0,
+                   min(XN_TP, j.npad - p0), j.filters, j.n, j.scale, j.bias, j.act, j.dot,
+                   j.out, j.bits)
+
+
 cdef class BinaryConv:
     """XNOR convolution of one layer: call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
 
@@ -146,6 +199,10 @@ cdef class BinaryConv:
         self.emits_bits = activation in _SIGN_KEEPING
         self.limit_ = sign_limits(self.k, self.scale_, self.bias_) if self.emits_bits else \
             np.zeros(1, dtype=np.int32)
+        need_h = (self.out_h - 1) * self.stride_y + self.size
+        need_w = (self.out_w - 1) * self.stride_x + self.size
+        self._pshape = (max(self.padding + self.h, need_h), max(self.padding + self.w, need_w),
+                        self.cw)
 
     @property
     def isa_name(self):
@@ -154,7 +211,7 @@ cdef class BinaryConv:
     @property
     def packed_shape(self):
         """Shape of this layer's packed input (uint64, border of `padding` pixels of -1)."""
-        return self._packed_buffer_shape()
+        return self._pshape
 
     def __call__(self, x):
         return self._run(x, False, True, None, 0)
@@ -187,22 +244,18 @@ cdef class BinaryConv:
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
         return xv
 
-    def _packed_buffer_shape(self):
-        need_h = (self.out_h - 1) * self.stride_y + self.size
-        need_w = (self.out_w - 1) * self.stride_x + self.size
-        hp = max(self.padding + self.h, need_h)
-        wp = max(self.padding + self.w, need_w)
-        return (hp, wp, self.cw)
-
     def _packed_buffer(self):
-        return np.zeros(self._packed_buffer_shape(), dtype=np.uint64)
+        return np.zeros(self._pshape, dtype=np.uint64)
 
     cdef object _run(self, x, bint want_dot, bint want_float, bits, int bits_pad):
+        # buffers are reached through the NumPy C API, not typed memoryviews: a small layer's
+        # whole run is a few microseconds, and each memoryview costs a fraction of one
         cdef int n = self.out_h * self.out_w
         cdef int npad = _round_up(n, XN_PW)
         cdef bint need_pack = True
-        if isinstance(x, np.ndarray) and x.dtype == np.uint64:
-            if x.shape == self._packed_buffer_shape() and x.flags.c_contiguous:
+        cdef cnp.npy_intp cdims[3]
+        if cnp.PyArray_Check(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_UINT64:
+            if x.shape == self._pshape and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
                 packed = x
             elif x.shape == (self.h, self.w, self.cw):  # no border: copied into one
                 packed = self._packed_buffer()
@@ -217,75 +270,77 @@ cdef class BinaryConv:
         # every window word of a real pixel is written, except where the bit-im2col ORs taps
         # straight into the panels (C % 64 != 0 and windows over XN_ROWBUF words); lanes of
         # pixels past N are computed but never stored, so they need not be zero
-        if self.c % 64 != 0 and self.kw > XN_ROWBUF:
-            cols = np.zeros((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
-        else:
-            cols = np.empty((npad // XN_PW, self.kw, XN_PW), dtype=np.uint64)
-        cdef const float[:, :, ::1] xm = xv
-        cdef uint64_t[:, :, ::1] pm = packed
-        cdef uint64_t[:, :, ::1] bm
+        cdims[0], cdims[1], cdims[2] = npad // XN_PW, self.kw, XN_PW
+        cols = cnp.PyArray_ZEROS(3, cdims, cnp.NPY_UINT64, 0) if (
+            self.c % 64 != 0 and self.kw > XN_ROWBUF) else \
+            cnp.PyArray_EMPTY(3, cdims, cnp.NPY_UINT64, 0)
         cdef xn_bits_out bo
         cdef xn_bits_out *bop = NULL
         if bits is not None:
             if not self.emits_bits:
                 raise ValueError(f"a {self.activation} layer cannot emit sign bits")
             _check_bits_buffer(bits, self.filters, self.out_h, self.out_w, bits_pad)
-            bm = bits
-            bo.data = &bm[0, 0, 0]
+            bo.data = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>bits)
             bo.limit = &self.limit_[0]
-            bo.out_w, bo.wp, bo.pad, bo.cw = self.out_w, bm.shape[1], bits_pad, bm.shape[2]
+            bo.out_w, bo.pad = self.out_w, bits_pad
+            bo.wp, bo.cw = bits.shape[1], bits.shape[2]
             bop = &bo
-        cdef uint64_t[:, :, ::1] cm = cols
-        # bits out: a tile spans a whole output word of filters, so no two tiles share a word
-        # a fused-epilogue tile spans up to a whole output word of filters
-        cdef int tf = XN_TFB if bop != NULL or (
+        cdef _ConvJob job
+        job.isa, job.c, job.h, job.w, job.cw = self.isa, self.c, self.h, self.w, self.cw
+        job.size, job.stride_y, job.stride_x = self.size, self.stride_y, self.stride_x
+        job.pad, job.out_w, job.kw, job.k = self.padding, self.out_w, self.kw, self.k
+        job.filters, job.n, job.fpad, job.npad, job.act = self.filters, n, self.fpad, npad, self.act
+        # bits out: a tile spans a whole output word of filters, so no two tiles share a word;
+        # a fused-epilogue tile spans up to a whole output word of filters too
+        job.tf = XN_TFB if bop != NULL or (
             not want_dot and xn_fused_epilogue(self.isa, self.act)) else XN_TF
-        cdef int nft = (self.fpad + tf - 1) // tf
-        cdef int npt = (npad + XN_TP - 1) // XN_TP
-        cdef int t, f0, p0, nf, np_, y, oy
-        cdef int pad = self.padding
-        cdef bint f_outer = <size_t>npad * self.kw * 8 <= 512 * 1024
-        cdef size_t plane = <size_t>self.h * self.w
-        cdef int32_t[:, ::1] dm
-        cdef float[:, ::1] om
-        cdef int32_t *dptr = NULL
-        cdef float *optr = NULL
+        job.nft = (self.fpad + job.tf - 1) // job.tf
+        job.npt = (npad + XN_TP - 1) // XN_TP
+        # filter blocks outermost (each block of weights read once, from memory, and kept in
+        # L1) unless the windows are too big to be re-read from L2
+        job.f_outer = <size_t>npad * self.kw * 8 <= 512 * 1024
+        job.plane = <size_t>self.h * self.w
+        job.x = <const float *>cnp.PyArray_DATA(<cnp.ndarray>xv)
+        job.packed = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>packed)
+        job.pwp = self._pshape[1]
+        job.cols = <uint64_t *>cnp.PyArray_DATA(<cnp.ndarray>cols)
+        job.weights = &self.weights[0, 0]
+        job.scale, job.bias = &self.scale_[0], &self.bias_[0]
+        job.bits = bop
+        job.dot, job.out = NULL, NULL
         result = None
+        cdims[0], cdims[1] = self.filters, n
         if want_dot:
-            result = np.empty((self.filters, n), dtype=np.int32)
-            dm = result
-            dptr = &dm[0, 0]
+            result = cnp.PyArray_EMPTY(2, cdims, cnp.NPY_INT32, 0)
+            job.dot = <int32_t *>cnp.PyArray_DATA(<cnp.ndarray>result)
         elif want_float:
-            result = np.empty((self.filters, n), dtype=np.float32)
-            om = result
-            optr = &om[0, 0]
-        # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
-        with nogil, parallel(num_threads=self.team):
-            if need_pack:
-                for y in prange(self.h, schedule="dynamic",
-                                chunksize=_chunk(self.h, self.team)):
-                    xn_pack_row(self.isa, &xm[0, y, 0], plane, self.c, self.w,
-                                &pm[y + pad, pad, 0], self.cw)
-            for oy in prange(self.out_h, schedule="dynamic",
-                             chunksize=_chunk(self.out_h, self.team)):
-                xn_im2col_row(self.isa, &pm[0, 0, 0], pm.shape[1], self.cw, self.c, self.size,
-                              oy * self.stride_y, self.stride_x, self.out_w, oy * self.out_w,
-                              &cm[0, 0, 0], self.kw)
-            for t in prange(nft * npt, schedule="dynamic",
-                            chunksize=_chunk(nft * npt, self.team)):
-                # filter blocks outermost (each block of weights read once, from memory, and
-                # kept in L1) unless the windows are too big to be re-read from L2
-                if f_outer:
-                    f0 = (t // npt) * tf
-                    p0 = (t % npt) * XN_TP
-                else:
-                    f0 = (t % nft) * tf
-                    p0 = (t // nft) * XN_TP
-                nf = min(tf, self.fpad - f0)
-                np_ = min(XN_TP, npad - p0)
-                xn_binary_tile(self.isa, &self.weights[0, 0], &cm[0, 0, 0], self.kw, self.k,
-                               f0, nf, p0, np_, self.filters, n, &self.scale_[0],
-                               &self.bias_[0], self.act, dptr, optr, bop)
+            result = cnp.PyArray_EMPTY(2, cdims, cnp.NPY_FLOAT32, 0)
+            job.out = <float *>cnp.PyArray_DATA(<cnp.ndarray>result)
+        cdef int t, y, oy, ntiles = job.nft * job.npt
+        if self.team == 1:
+            # no OpenMP team at all: libgomp's barriers make futex calls even for one thread,
+            # which cost more than a small layer's work
+            with nogil:
+                if need_pack:
+                    for y in range(self.h):
+                        _pack_step(&job, y)
+                for oy in range(self.out_h):
+                    _im2col_step(&job, oy)
+                for t in range(ntiles):
+                    _tile_step(&job, t)
+        else:
+            # one OpenMP team for the three steps (the loops end in barriers): fewer fork/joins
+            with nogil, parallel(num_threads=self.team):
+                if need_pack:
+                    for y in prange(self.h, schedule="dynamic",
+                                    chunksize=_chunk(self.h, self.team)):
+                        _pack_step(&job, y)
+                for oy in prange(self.out_h, schedule="dynamic",
+                                 chunksize=_chunk(self.out_h, self.team)):
+                    _im2col_step(&job, oy)
+                for t in prange(ntiles, schedule="dynamic",
+                                chunksize=_chunk(ntiles, self.team)):
+                    _tile_step(&job, t)
         if want_dot or result is None:
             return result
         if self.activation not in _NATIVE_ACT:
