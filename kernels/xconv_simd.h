@@ -290,90 +290,135 @@ __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *
     }
 }
 
-/* Floats of 4 pixels of one filter from their mismatch counts (t, 64-bit lanes): the
- * xn_store_row transform, same operations in the same order, so the same floats. n: how many
- * of the 4 are real. */
+/* Floats of 8 pixels of one filter from their mismatch counts (t0: pixels 0-3, t1: 4-7, in
+ * 64-bit lanes): the xn_store_row transform, same operations in the same order, so the same
+ * floats. n: how many of the 8 are real (the rest are not stored). */
 __attribute__((target("avx2,popcnt"), always_inline)) XN_NOCONTRACT static inline void
-xn_floats4_avx2(__m256i t, int K, __m128 vs, __m128 vb, int act, float *dst, int n) {
-    const __m256i d = _mm256_sub_epi64(_mm256_set1_epi64x(K), _mm256_add_epi64(t, t));
-    const __m128i d32 = _mm256_castsi256_si128(
-        _mm256_permutevar8x32_epi32(d, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
-    __m128 y = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(d32), vs), vb);
-    const __m128 pos = _mm_cmpgt_ps(y, _mm_setzero_ps());
+xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, float *dst,
+                int n) {
+    /* counts < 2^31: t1 into the high halves of t0's lanes, then the 32-bit lanes in order */
+    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_or_si256(t0, _mm256_slli_epi64(t1, 32)),
+                                                  _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    const __m256i d = _mm256_sub_epi32(_mm256_set1_epi32(K), _mm256_add_epi32(c, c));
+    __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(d), vs), vb);
+    const __m256 pos = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
     if (act == XN_LEAKY)
-        y = _mm_blendv_ps(_mm_mul_ps(y, _mm_set1_ps(0.1f)), y, pos);
+        y = _mm256_blendv_ps(_mm256_mul_ps(y, _mm256_set1_ps(0.1f)), y, pos);
     else if (act == XN_RELU)
-        y = _mm_and_ps(pos, y);
-    if (n >= 4)
-        _mm_storeu_ps(dst, y);
+        y = _mm256_and_ps(pos, y);
+    if (n >= XN_PW)
+        _mm256_storeu_ps(dst, y);
     else if (n > 0)
-        _mm_maskstore_ps(dst, _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)), y);
+        _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                            y);
 }
 
-/* xn_tile_avx2 with the fused epilogue (nf <= 64): words[p] (when not NULL) gets bit i for
- * tile filter i iff its mismatches are below limit[i]; floats go to e->out. No counts stored. */
-__attribute__((target("avx2,popcnt"))) XN_NOCONTRACT static void xn_tile_avx2_out(
-    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const xn_epilogue *e,
-    uint64_t *words) {
+/* Mismatch counts of 2 filters (rows a0, a1) x 8 pixels (panel b) in 64-bit lanes: t[0], t[1]
+ * filter 0, pixels 0-3 and 4-7; t[2], t[3] filter 1. Byte counters are flushed every 31 words;
+ * with `short_k` (a constant: kw <= 31) there is one flush and no running sums. */
+__attribute__((target("avx2,popcnt"), always_inline)) static inline void xn_acc_avx2(
+    const long long *a0, const long long *a1, const uint64_t *b, int kw, const int short_k,
+    __m256i t[4]) {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
                                          2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
-    const int nlive = nf < e->nreal ? nf : e->nreal;
-    int i, j, k;
-    if (words) memset(words, 0, (size_t)np * sizeof(uint64_t));
-    for (i = 0; i < nlive; i += 2) {
-        const long long *a0 = (const long long *)(A + (size_t)i * kw), *a1 = a0 + kw;
-        const int two = i + 1 < nlive;
+    int k = 0, q;
+    for (q = 0; q < 4; q++) t[q] = zero;
+    while (k < kw) {
+        const int stop = short_k || k + 31 >= kw ? kw : k + 31;
+        __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+        for (; k < stop; k++) {
+            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
+            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
+            const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
+            c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
+            c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
+            c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
+            c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
+        }
+        if (short_k) {
+            t[0] = _mm256_sad_epu8(c00, zero);
+            t[1] = _mm256_sad_epu8(c01, zero);
+            t[2] = _mm256_sad_epu8(c10, zero);
+            t[3] = _mm256_sad_epu8(c11, zero);
+            return;
+        }
+        t[0] = _mm256_add_epi64(t[0], _mm256_sad_epu8(c00, zero));
+        t[1] = _mm256_add_epi64(t[1], _mm256_sad_epu8(c01, zero));
+        t[2] = _mm256_add_epi64(t[2], _mm256_sad_epu8(c10, zero));
+        t[3] = _mm256_add_epi64(t[3], _mm256_sad_epu8(c11, zero));
+    }
+}
+
+/* The epilogue of filters i (and i + 1 when `two`) x one panel (tile pixels j ..): floats
+ * stored, and the sign bits returned as the panel's two words-vectors' increments. */
+__attribute__((target("avx2,popcnt"), always_inline)) XN_NOCONTRACT static inline void
+xn_out_avx2(const __m256i t[4], const xn_epilogue *e, int i, int two, int j, __m256i bit0,
+            __m256i bit1, __m256i *wlo, __m256i *whi) {
+    if (e->limit) {
         /* a padded filter gets limit 0: never set */
-        const __m256i lim0 = _mm256_set1_epi64x(e->limit ? e->limit[i] : 0);
-        const __m256i lim1 = _mm256_set1_epi64x(e->limit && two ? e->limit[i + 1] : 0);
-        const __m256i bit0 = _mm256_set1_epi64x((long long)((uint64_t)1 << i));
-        const __m256i bit1 = _mm256_set1_epi64x((long long)((uint64_t)1 << ((i + 1) & 63)));
-        const __m128 vs0 = _mm_set1_ps(e->scale[i]), vb0 = _mm_set1_ps(e->bias[i]);
-        const __m128 vs1 = _mm_set1_ps(e->scale[i + two]), vb1 = _mm_set1_ps(e->bias[i + two]);
+        const __m256i lim0 = _mm256_set1_epi64x(e->limit[i]);
+        const __m256i lim1 = _mm256_set1_epi64x(two ? e->limit[i + 1] : 0);
+        *wlo = _mm256_or_si256(*wlo, _mm256_or_si256(
+                                         _mm256_and_si256(_mm256_cmpgt_epi64(lim0, t[0]), bit0),
+                                         _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t[2]), bit1)));
+        *whi = _mm256_or_si256(*whi, _mm256_or_si256(
+                                         _mm256_and_si256(_mm256_cmpgt_epi64(lim0, t[1]), bit0),
+                                         _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t[3]), bit1)));
+    }
+    if (e->out && j < e->nvalid) {
+        float *row = e->out + (size_t)i * e->ldo + j;
+        xn_floats8_avx2(t[0], t[1], e->K, _mm256_set1_ps(e->scale[i]),
+                        _mm256_set1_ps(e->bias[i]), e->act, row, e->nvalid - j);
+        if (two)
+            xn_floats8_avx2(t[2], t[3], e->K, _mm256_set1_ps(e->scale[i + 1]),
+                            _mm256_set1_ps(e->bias[i + 1]), e->act, row + e->ldo, e->nvalid - j);
+    }
+}
+
+/* xn_tile_avx2 with the fused epilogue (nf <= 64): words[p] (when not NULL) gets bit i for
+ * tile filter i iff its mismatches are below e->limit[i]; floats go to e->out when not NULL.
+ * No counts stored. Short windows (kw <= 31, whose 64 filter rows fit in L1 with room to
+ * spare) go pixels outer, a panel's words held in registers across the filters; longer ones
+ * filters outer (a pair's rows stay in L1 across the panels), the words OR-ed in memory. */
+__attribute__((target("avx2,popcnt"))) XN_NOCONTRACT static void xn_tile_avx2_out(
+    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const xn_epilogue *e,
+    uint64_t *words) {
+    const int nlive = nf < e->nreal ? nf : e->nreal;
+    const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
+    __m256i t[4];
+    int i, j;
+    if (kw <= 31) {
         for (j = 0; j < np; j += XN_PW) {
-            const uint64_t *b = B + (size_t)j * kw;
-            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
-            k = 0;
-            while (k < kw) {
-                const int stop = k + 31 < kw ? k + 31 : kw;
-                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
-                for (; k < stop; k++) {
-                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
-                    const __m256i x1 =
-                        _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
-                    const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
-                    c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
-                    c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
-                    c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
-                    c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
-                }
-                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
-                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
-                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
-                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
+            __m256i wlo = zero, whi = zero, bit0 = one, bit1 = _mm256_add_epi64(one, one);
+            for (i = 0; i < nlive; i += 2) {
+                const long long *a0 = (const long long *)(A + (size_t)i * kw);
+                xn_acc_avx2(a0, a0 + kw, B + (size_t)j * kw, kw, 1, t);
+                xn_out_avx2(t, e, i, i + 1 < nlive, j, bit0, bit1, &wlo, &whi);
+                bit0 = _mm256_slli_epi64(bit0, 2);
+                bit1 = _mm256_slli_epi64(bit1, 2);
             }
             if (words) {
-                __m256i *wp = (__m256i *)(words + j);
-                const __m256i m0 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi64(lim0, t00), bit0),
-                                    _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t10), bit1));
-                const __m256i m1 =
-                    _mm256_or_si256(_mm256_and_si256(_mm256_cmpgt_epi64(lim0, t01), bit0),
-                                    _mm256_and_si256(_mm256_cmpgt_epi64(lim1, t11), bit1));
-                _mm256_storeu_si256(wp, _mm256_or_si256(_mm256_loadu_si256(wp), m0));
-                _mm256_storeu_si256(wp + 1, _mm256_or_si256(_mm256_loadu_si256(wp + 1), m1));
+                _mm256_storeu_si256((__m256i *)(words + j), wlo);
+                _mm256_storeu_si256((__m256i *)(words + j + 4), whi);
             }
-            if (e->out && j < e->nvalid) {
-                float *row = e->out + (size_t)i * e->ldo + j;
-                const int n = e->nvalid - j;
-                xn_floats4_avx2(t00, e->K, vs0, vb0, e->act, row, n);
-                xn_floats4_avx2(t01, e->K, vs0, vb0, e->act, row + 4, n - 4);
-                if (two) {
-                    xn_floats4_avx2(t10, e->K, vs1, vb1, e->act, row + e->ldo, n);
-                    xn_floats4_avx2(t11, e->K, vs1, vb1, e->act, row + e->ldo + 4, n - 4);
-                }
+        }
+        return;
+    }
+    if (words) memset(words, 0, (size_t)np * sizeof(uint64_t));
+    for (i = 0; i < nlive; i += 2) {
+        const long long *a0 = (const long long *)(A + (size_t)i * kw);
+        const __m256i bit0 = _mm256_slli_epi64(one, i), bit1 = _mm256_slli_epi64(one, i + 1);
+        for (j = 0; j < np; j += XN_PW) {
+            __m256i wlo = zero, whi = zero;
+            xn_acc_avx2(a0, a0 + kw, B + (size_t)j * kw, kw, 0, t);
+            xn_out_avx2(t, e, i, i + 1 < nlive, j, bit0, bit1, &wlo, &whi);
+            if (words) {
+                __m256i *wp = (__m256i *)(words + j);
+                _mm256_storeu_si256(wp, _mm256_or_si256(_mm256_loadu_si256(wp), wlo));
+                _mm256_storeu_si256(wp + 1, _mm256_or_si256(_mm256_loadu_si256(wp + 1), whi));
             }
         }
     }
