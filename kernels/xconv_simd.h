@@ -498,6 +498,28 @@ xn_floats8_avx512(__m512i acc, int K, __m256 vs, __m256 vb, int act, float *dst,
                             y);
 }
 
+/* xn_floats8_avx512 for two panels at once (a0: pixels 0-7, a1: 8-15): 16 floats per
+ * conversion. */
+__attribute__((target(XN_AVX512_TARGET), always_inline)) XN_NOCONTRACT static inline void
+xn_floats16_avx512(__m512i a0, __m512i a1, int K, __m512 vs, __m512 vb, int act, float *dst,
+                   int n) {
+    /* counts < 2^31: a1 into the high halves of a0's lanes, then the 32-bit lanes in order */
+    const __m512i c = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15),
+        _mm512_or_si512(a0, _mm512_slli_epi64(a1, 32)));
+    const __m512i d = _mm512_sub_epi32(_mm512_set1_epi32(K), _mm512_add_epi32(c, c));
+    __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), vs), vb);
+    const __mmask16 pos = _mm512_cmp_ps_mask(y, _mm512_setzero_ps(), _CMP_GT_OQ);
+    if (act == XN_LEAKY)
+        y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(y, _mm512_set1_ps(0.1f)), y);
+    else if (act == XN_RELU)
+        y = _mm512_maskz_mov_ps(pos, y);
+    if (n >= 2 * XN_PW)
+        _mm512_storeu_ps(dst, y);
+    else if (n > 0)
+        _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1u), y);
+}
+
 /* The epilogue of 4 filters (tile rows i .. i+3, those >= nreal skipped) x `panels` panels
  * (tile pixels j ..): sign bits OR-ed into the panels' words w (`bits`) and/or floats stored
  * (`floats`), straight from the accumulators. `panels`, `bits` and `floats` are constants at
@@ -518,11 +540,15 @@ xn_out_avx512(const uint64_t *a, const uint64_t *b, int kw, const int panels, co
                                             w[q], bit);
         }
         if (floats) {
-            const __m256 vs = _mm256_set1_ps(e->scale[i + r]), vb = _mm256_set1_ps(e->bias[i + r]);
+            const __m512 vs = _mm512_set1_ps(e->scale[i + r]), vb = _mm512_set1_ps(e->bias[i + r]);
             float *row = e->out + (size_t)(i + r) * e->ldo + j;
-            for (q = 0; q < panels; q++)
-                xn_floats8_avx512(acc[4 * r + q], e->K, vs, vb, e->act, row + q * XN_PW,
-                                  e->nvalid - j - q * XN_PW);
+            for (q = 0; q + 1 < panels; q += 2)
+                xn_floats16_avx512(acc[4 * r + q], acc[4 * r + q + 1], e->K, vs, vb, e->act,
+                                   row + q * XN_PW, e->nvalid - j - q * XN_PW);
+            if (panels & 1)
+                xn_floats8_avx512(acc[4 * r + panels - 1], e->K, _mm512_castps512_ps256(vs),
+                                  _mm512_castps512_ps256(vb), e->act, row + (panels - 1) * XN_PW,
+                                  e->nvalid - j - (panels - 1) * XN_PW);
         }
     }
 }
