@@ -625,11 +625,13 @@ cdef class MaxPool:
                 raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
             im = x
             with nogil:
-                for oy in prange(self.out_h, num_threads=self.team, schedule="dynamic",
-                                 chunksize=_chunk(self.out_h, self.team)):
-                    xn_maxpool_bits_row(&im[0, 0, 0], self.w, 0, cw, self.h, self.w, self.size,
-                                        self.stride_y, self.stride_x, off, oy, self.out_w,
-                                        &om[oy + out_pad, out_pad, 0])
+                if self.team == 1:  # no OpenMP team (its barriers' futex calls: BinaryConv)
+                    for oy in range(self.out_h):
+                        self._bits_row(&im[0, 0, 0], oy, &om[oy + out_pad, out_pad, 0])
+                else:
+                    for oy in prange(self.out_h, num_threads=self.team, schedule="dynamic",
+                                     chunksize=_chunk(self.out_h, self.team)):
+                        self._bits_row(&im[0, 0, 0], oy, &om[oy + out_pad, out_pad, 0])
             return out
         xv = np.ascontiguousarray(x, dtype=np.float32)
         if xv.shape != (self.c, self.h, self.w):
@@ -648,6 +650,12 @@ cdef class MaxPool:
                 xn_pack_row(self.isa, &sm[tid, 0, 0], self.out_w, self.c, self.out_w,
                             &om[oy + out_pad, out_pad, 0], cw)
         return out
+
+    cdef void _bits_row(self, const uint64_t *inp, int oy, uint64_t *dst) noexcept nogil:
+        # output row oy of the pool over packed bits (no border)
+        xn_maxpool_bits_row(inp, self.w, 0, (self.c + 63) // 64, self.h, self.w, self.size,
+                            self.stride_y, self.stride_x, self.padding // 2, oy, self.out_w,
+                            dst)
 
     def __call__(self, x):
         xv = np.ascontiguousarray(x, dtype=np.float32)

@@ -718,13 +718,18 @@ __attribute__((target("avx2"))) static void xn_bits_from_counts_avx2(const int32
 /* Word f0 / 64 of pixels p0 .. p0+nvalid-1 into the packed output image. */
 static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
                          const xn_bits_out *o) {
-    int j, oy = p0 / o->out_w, ox = p0 - oy * o->out_w;
-    for (j = 0; j < nvalid; j++) {
-        o->data[((size_t)(oy + o->pad) * o->wp + ox + o->pad) * o->cw + f0 / 64] = words[j];
-        if (++ox == o->out_w) {
-            ox = 0;
-            oy++;
-        }
+    /* fields copied once: the build has no strict aliasing, so a store through o->data would
+     * otherwise reload them all */
+    const int out_w = o->out_w, wp = o->wp, pad = o->pad, cw = o->cw;
+    uint64_t *const data = o->data + f0 / 64;
+    int j = 0, i, oy = p0 / out_w, ox = p0 - oy * out_w;
+    while (j < nvalid) {
+        uint64_t *dst = data + ((size_t)(oy + pad) * wp + ox + pad) * cw;
+        const int run = out_w - ox < nvalid - j ? out_w - ox : nvalid - j;
+        for (i = 0; i < run; i++) dst[(size_t)i * cw] = words[j + i];
+        j += run;
+        ox = 0;
+        oy++;
     }
 }
 
