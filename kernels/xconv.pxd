@@ -31,7 +31,8 @@ cdef extern from "xconv_simd.h" nogil:
 
     int xn_isa_supported(int isa)
     int xn_best_isa()
-    int xn_fused_epilogue(int isa, int act)
+    int xn_fused_epilogue(int isa, int act, int kw)
+    void xn_split_nibbles(uint64_t *lo, uint64_t *hi, size_t n)
     void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw, int K, int f0,
                         int nf, int p0, int np, int F, int N, const float *scale,
                         const float *bias, int act, int32_t *dot_out, float *out,

@@ -23,6 +23,7 @@ _ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
 cnp.import_array()
 
 _EMPTY3 = np.zeros((1, 1, 1), dtype=np.float32)
+_NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 _NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
 
 
@@ -160,6 +161,14 @@ cdef inline void _im2col_step(const _ConvJob *j, int oy) noexcept nogil:
                   j.out_w, oy * j.out_w, j.cols, j.kw)
 
 
+cdef inline void _split_step(const _ConvJob *j, int t) noexcept nogil:
+    # AVX2: the panels of pixel tile t into their nibble halves
+    cdef size_t start = <size_t>t * XN_TP * j.kw
+    cdef size_t total = <size_t>j.npad * j.kw
+    xn_split_nibbles(j.cols + start, j.cols + total + start,
+                     min(<size_t>XN_TP * j.kw, total - start))
+
+
 cdef inline void _tile_step(const _ConvJob *j, int t) noexcept nogil:
     cdef int f0, p0
     if j.f_outer:
@@ -187,7 +196,11 @@ cdef class BinaryConv:
         if tuple(np.shape(signs)) != (self.filters, self.c, self.size, self.size):
             raise ValueError(f"signs shape {np.shape(signs)} does not match {spec}")
         self.fpad = _round_up(self.filters, 4)
-        self.weights = pack_weights(signs)
+        self.isa = _isa_code(isa)
+        weights = pack_weights(signs)
+        if self.isa == XN_AVX2:  # nibble-split rows: lo then hi (xconv_simd.h, xn_acc_avx2)
+            weights = np.concatenate([weights & _NIBBLES, (weights >> 4) & _NIBBLES])
+        self.weights = weights
         self.scale_ = np.ascontiguousarray(scale, dtype=np.float32)
         self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
         self.activation = activation
@@ -195,7 +208,6 @@ cdef class BinaryConv:
         self.threads = max(1, threads)
         work = <double>self.filters * self.k * self.out_h * self.out_w
         self.team = self.threads if work >= _MIN_TEAM_BIT_MACS else 1
-        self.isa = _isa_code(isa)
         self.emits_bits = activation in _SIGN_KEEPING
         self.limit_ = sign_limits(self.k, self.scale_, self.bias_) if self.emits_bits else \
             np.zeros(1, dtype=np.int32)
@@ -270,7 +282,9 @@ cdef class BinaryConv:
         # every window word of a real pixel is written, except where the bit-im2col ORs taps
         # straight into the panels (C % 64 != 0 and windows over XN_ROWBUF words); lanes of
         # pixels past N are computed but never stored, so they need not be zero
-        cdims[0], cdims[1], cdims[2] = npad // XN_PW, self.kw, XN_PW
+        # AVX2: the panels' nibble-split hi half follows (split after the bit-im2col)
+        cdims[0] = npad // XN_PW * (2 if self.isa == XN_AVX2 else 1)
+        cdims[1], cdims[2] = self.kw, XN_PW
         cols = cnp.PyArray_ZEROS(3, cdims, cnp.NPY_UINT64, 0) if (
             self.c % 64 != 0 and self.kw > XN_ROWBUF) else \
             cnp.PyArray_EMPTY(3, cdims, cnp.NPY_UINT64, 0)
@@ -293,7 +307,7 @@ cdef class BinaryConv:
         # bits out: a tile spans a whole output word of filters, so no two tiles share a word;
         # a fused-epilogue tile spans up to a whole output word of filters too
         job.tf = XN_TFB if bop != NULL or (
-            not want_dot and xn_fused_epilogue(self.isa, self.act)) else XN_TF
+            not want_dot and xn_fused_epilogue(self.isa, self.act, self.kw)) else XN_TF
         job.nft = (self.fpad + job.tf - 1) // job.tf
         job.npt = (npad + XN_TP - 1) // XN_TP
         # filter blocks outermost (each block of weights read once, from memory, and kept in
@@ -317,6 +331,7 @@ cdef class BinaryConv:
             result = cnp.PyArray_EMPTY(2, cdims, cnp.NPY_FLOAT32, 0)
             job.out = <float *>cnp.PyArray_DATA(<cnp.ndarray>result)
         cdef int t, y, oy, ntiles = job.nft * job.npt
+        cdef bint split = self.isa == XN_AVX2
         if self.team == 1:
             # no OpenMP team at all: libgomp's barriers make futex calls even for one thread,
             # which cost more than a small layer's work
@@ -326,6 +341,9 @@ cdef class BinaryConv:
                         _pack_step(&job, y)
                 for oy in range(self.out_h):
                     _im2col_step(&job, oy)
+                if split:
+                    xn_split_nibbles(job.cols, job.cols + <size_t>npad * self.kw,
+                                     <size_t>npad * self.kw)
                 for t in range(ntiles):
                     _tile_step(&job, t)
         else:
@@ -338,6 +356,9 @@ cdef class BinaryConv:
                 for oy in prange(self.out_h, schedule="dynamic",
                                  chunksize=_chunk(self.out_h, self.team)):
                     _im2col_step(&job, oy)
+                if split:
+                    for t in prange(job.npt, schedule="static"):
+                        _split_step(&job, t)
                 for t in prange(ntiles, schedule="dynamic",
                                 chunksize=_chunk(ntiles, self.team)):
                     _tile_step(&job, t)
@@ -681,8 +702,12 @@ def popcount_peak(str isa, int nwords=64, long reps=200000):
     cdef uint64_t[::1] bm = buf
     cdef uint64_t s
     cdef int nw = nwords
-    cdef int step = 32 if code == XN_AVX512 else 4 if code == XN_AVX2 else 2
+    # AVX2 runs the kernels' nibble-split formulation: the buffer is lo then hi halves, each
+    # operand word counted once
+    cdef int step = 32 if code == XN_AVX512 else 8 if code == XN_AVX2 else 2
     nw = nw // step * step
+    if code == XN_AVX2:
+        buf[:nw // 2], buf[nw // 2:nw] = buf[:nw // 2] & _NIBBLES, (buf[:nw // 2] >> 4) & _NIBBLES
     with nogil:
         s = xn_popcount_peak(code, &bm[0], nw, reps)
-    return 2 * 64 * nw * reps, int(s)
+    return 2 * 64 * (nw // 2 if code == XN_AVX2 else nw) * reps, int(s)

@@ -231,13 +231,6 @@ __attribute__((target("popcnt"))) static void xn_tile_popcnt(const uint64_t *A, 
 }
 
 /* AVX2 has no vector popcount: nibble lookup with vpshufb, byte sums folded with vpsadbw. */
-__attribute__((target("avx2,popcnt"))) static inline __m256i xn_pc8_avx2(__m256i v, __m256i lut,
-                                                                        __m256i low) {
-    __m256i lo = _mm256_and_si256(v, low);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
-    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
-}
-
 __attribute__((target("avx2,popcnt"))) static inline uint64_t xn_hsum_avx2(__m256i v) {
     __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
@@ -247,47 +240,6 @@ __attribute__((target("avx2,popcnt"))) static inline void xn_store4_avx2(__m256i
     /* four 64-bit lane counts (< 2^31) -> four int32 */
     __m256i packed = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
     _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(packed));
-}
-
-__attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *A,
-                                                                const uint64_t *B, int kw, int nf,
-                                                                int np, int32_t *cnt) {
-    /* 2 filters x 8 pixels (two ymm of 4 pixels each): byte counters, flushed every 31 words */
-    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
-                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f);
-    const __m256i zero = _mm256_setzero_si256();
-    int i, j, k;
-    for (i = 0; i < nf; i += 2) {
-        const long long *a0 = (const long long *)(A + (size_t)i * kw), *a1 = a0 + kw;
-        for (j = 0; j < np; j += XN_PW) {
-            const uint64_t *b = B + (size_t)j * kw;
-            __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
-            k = 0;
-            while (k < kw) {
-                const int stop = k + 31 < kw ? k + 31 : kw;
-                __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
-                for (; k < stop; k++) {
-                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
-                    const __m256i x1 =
-                        _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
-                    const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
-                    c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
-                    c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
-                    c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
-                    c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
-                }
-                t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
-                t01 = _mm256_add_epi64(t01, _mm256_sad_epu8(c01, zero));
-                t10 = _mm256_add_epi64(t10, _mm256_sad_epu8(c10, zero));
-                t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
-            }
-            xn_store4_avx2(t00, cnt + i * XN_TP + j);
-            xn_store4_avx2(t01, cnt + i * XN_TP + j + 4);
-            xn_store4_avx2(t10, cnt + (i + 1) * XN_TP + j);
-            xn_store4_avx2(t11, cnt + (i + 1) * XN_TP + j + 4);
-        }
-    }
 }
 
 /* Floats of 8 pixels of one filter from their mismatch counts (t0: pixels 0-3, t1: 4-7, in
@@ -314,41 +266,91 @@ xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, fl
                             y);
 }
 
-/* Mismatch counts of 2 filters (rows a0, a1) x 8 pixels (panel b) in 64-bit lanes: t[0], t[1]
- * filter 0, pixels 0-3 and 4-7; t[2], t[3] filter 1. Byte counters are flushed every 31 words;
- * with `short_k` (a constant: kw <= 31) there is one flush and no running sums. */
+/* The AVX2 path keeps weights and pixel panels nibble-split (kernels/README.md, "SIMD
+ * paths"): each operand word w is stored as w & 0x0f.. (lo) and (w >> 4) & 0x0f.. (hi), the
+ * hi arrays right after the lo ones. The nibbles of w XOR x are then lo(w) XOR lo(x) and
+ * hi(w) XOR hi(x), straight table indices: per 256 bits, 2 xor + 2 vpshufb + 2 add instead
+ * of 8 ops. */
+#define XN_NIBBLES 0x0f0f0f0f0f0f0f0fULL
+
+static void xn_split_nibbles(uint64_t *lo, uint64_t *hi, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        const uint64_t v = lo[i];
+        lo[i] = v & XN_NIBBLES;
+        hi[i] = (v >> 4) & XN_NIBBLES;
+    }
+}
+
+/* Mismatch counts of 2 filters (nibble rows al/ah and al/ah + row) x 8 pixels (nibble panels
+ * bl, bh) over kc <= 31 words, in 64-bit lanes: t[0], t[1] filter 0, pixels 0-3 and 4-7; t[2],
+ * t[3] filter 1. Byte counters (<= 8 per word) cannot overflow in 31 words; longer windows are
+ * summed in blocks by the caller, so no running sums take registers here. */
 __attribute__((target("avx2,popcnt"), always_inline)) static inline void xn_acc_avx2(
-    const long long *a0, const long long *a1, const uint64_t *b, int kw, const int short_k,
-    __m256i t[4]) {
+    const long long *al, const long long *ah, int row, const uint64_t *bl, const uint64_t *bh,
+    int kc, __m256i t[4]) {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
                                          2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i zero = _mm256_setzero_si256();
-    int k = 0, q;
-    for (q = 0; q < 4; q++) t[q] = zero;
-    while (k < kw) {
-        const int stop = short_k || k + 31 >= kw ? kw : k + 31;
-        __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
-        for (; k < stop; k++) {
-            const __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW));
-            const __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + (size_t)k * XN_PW + 4));
-            const __m256i w0 = _mm256_set1_epi64x(a0[k]), w1 = _mm256_set1_epi64x(a1[k]);
-            c00 = _mm256_add_epi8(c00, xn_pc8_avx2(_mm256_xor_si256(w0, x0), lut, low));
-            c01 = _mm256_add_epi8(c01, xn_pc8_avx2(_mm256_xor_si256(w0, x1), lut, low));
-            c10 = _mm256_add_epi8(c10, xn_pc8_avx2(_mm256_xor_si256(w1, x0), lut, low));
-            c11 = _mm256_add_epi8(c11, xn_pc8_avx2(_mm256_xor_si256(w1, x1), lut, low));
-        }
-        if (short_k) {
-            t[0] = _mm256_sad_epu8(c00, zero);
-            t[1] = _mm256_sad_epu8(c01, zero);
-            t[2] = _mm256_sad_epu8(c10, zero);
-            t[3] = _mm256_sad_epu8(c11, zero);
-            return;
-        }
-        t[0] = _mm256_add_epi64(t[0], _mm256_sad_epu8(c00, zero));
-        t[1] = _mm256_add_epi64(t[1], _mm256_sad_epu8(c01, zero));
-        t[2] = _mm256_add_epi64(t[2], _mm256_sad_epu8(c10, zero));
-        t[3] = _mm256_add_epi64(t[3], _mm256_sad_epu8(c11, zero));
+    __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
+    const long long *al1 = al + row, *ah1 = ah + row;
+    int k;
+    for (k = 0; k < kc; k++) {
+        const size_t o = (size_t)k * XN_PW;
+        const __m256i xl0 = _mm256_loadu_si256((const __m256i *)(bl + o));
+        const __m256i xl1 = _mm256_loadu_si256((const __m256i *)(bl + o + 4));
+        const __m256i xh0 = _mm256_loadu_si256((const __m256i *)(bh + o));
+        const __m256i xh1 = _mm256_loadu_si256((const __m256i *)(bh + o + 4));
+        const __m256i wl0 = _mm256_set1_epi64x(al[k]), wh0 = _mm256_set1_epi64x(ah[k]);
+        const __m256i wl1 = _mm256_set1_epi64x(al1[k]), wh1 = _mm256_set1_epi64x(ah1[k]);
+#define XN_PC_SPLIT(wl, wh, xl, xh)                                                            \
+    _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(wl, xl)),                        \
+                    _mm256_shuffle_epi8(lut, _mm256_xor_si256(wh, xh)))
+        c00 = _mm256_add_epi8(XN_PC_SPLIT(wl0, wh0, xl0, xh0), c00);
+        c01 = _mm256_add_epi8(XN_PC_SPLIT(wl0, wh0, xl1, xh1), c01);
+        c10 = _mm256_add_epi8(XN_PC_SPLIT(wl1, wh1, xl0, xh0), c10);
+        c11 = _mm256_add_epi8(XN_PC_SPLIT(wl1, wh1, xl1, xh1), c11);
+#undef XN_PC_SPLIT
+    }
+    t[0] = _mm256_sad_epu8(c00, zero);
+    t[1] = _mm256_sad_epu8(c01, zero);
+    t[2] = _mm256_sad_epu8(c10, zero);
+    t[3] = _mm256_sad_epu8(c11, zero);
+}
+
+/* Counts of the tile (nf filters x np pixels, nibble-split operands: A/Ah, B/Bh) into cnt.
+ * K in blocks of 31 words, each summed into cnt: the inner loop keeps no running sums, so its
+ * operands stay in registers. */
+__attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *A,
+                                                                const uint64_t *Ah,
+                                                                const uint64_t *B,
+                                                                const uint64_t *Bh, int kw,
+                                                                int nf, int np, int32_t *cnt) {
+    __m256i t[4];
+    int i, j, q, k0;
+    for (k0 = 0; k0 < kw; k0 += 31) {
+        const int kc = kw - k0 < 31 ? kw - k0 : 31;
+        /* panels outer: a panel's block (4 KB) stays in L1 across the filter pairs, and the
+         * tile's rows' block (nf * 496 B) across the panels */
+        for (j = 0; j < np; j += XN_PW)
+            for (i = 0; i < nf; i += 2) {
+                int32_t *o[4];
+                xn_acc_avx2((const long long *)(A + (size_t)i * kw + k0),
+                            (const long long *)(Ah + (size_t)i * kw + k0), kw,
+                            B + (size_t)j * kw + (size_t)k0 * XN_PW,
+                            Bh + (size_t)j * kw + (size_t)k0 * XN_PW, kc, t);
+                o[0] = cnt + i * XN_TP + j;
+                o[1] = o[0] + 4;
+                o[2] = o[0] + XN_TP;
+                o[3] = o[2] + 4;
+                for (q = 0; q < 4; q++) {
+                    /* four 64-bit lane counts (< 2^31) -> four int32, summed over blocks */
+                    __m128i c = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+                        t[q], _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+                    if (k0) c = _mm_add_epi32(c, _mm_loadu_si128((const __m128i *)o[q]));
+                    _mm_storeu_si128((__m128i *)o[q], c);
+                }
+            }
     }
 }
 
@@ -378,48 +380,30 @@ xn_out_avx2(const __m256i t[4], const xn_epilogue *e, int i, int two, int j, __m
     }
 }
 
-/* xn_tile_avx2 with the fused epilogue (nf <= 64): words[p] (when not NULL) gets bit i for
- * tile filter i iff its mismatches are below e->limit[i]; floats go to e->out when not NULL.
- * No counts stored. Short windows (kw <= 31, whose 64 filter rows fit in L1 with room to
- * spare) go pixels outer, a panel's words held in registers across the filters; longer ones
- * filters outer (a pair's rows stay in L1 across the panels), the words OR-ed in memory. */
+/* xn_tile_avx2 with the fused epilogue, for windows of kw <= 31 words (nf <= 64): words[p]
+ * (when not NULL) gets bit i for tile filter i iff its mismatches are below e->limit[i];
+ * floats go to e->out when not NULL. No counts stored. Pixels outer: the 64 filters' rows fit
+ * in L1, and a panel's bit words stay in registers across the filters. */
 __attribute__((target("avx2,popcnt"))) XN_NOCONTRACT static void xn_tile_avx2_out(
-    const uint64_t *A, const uint64_t *B, int kw, int nf, int np, const xn_epilogue *e,
-    uint64_t *words) {
+    const uint64_t *A, const uint64_t *Ah, const uint64_t *B, const uint64_t *Bh, int kw, int nf,
+    int np, const xn_epilogue *e, uint64_t *words) {
     const int nlive = nf < e->nreal ? nf : e->nreal;
     const __m256i one = _mm256_set1_epi64x(1), zero = _mm256_setzero_si256();
     __m256i t[4];
     int i, j;
-    if (kw <= 31) {
-        for (j = 0; j < np; j += XN_PW) {
-            __m256i wlo = zero, whi = zero, bit0 = one, bit1 = _mm256_add_epi64(one, one);
-            for (i = 0; i < nlive; i += 2) {
-                const long long *a0 = (const long long *)(A + (size_t)i * kw);
-                xn_acc_avx2(a0, a0 + kw, B + (size_t)j * kw, kw, 1, t);
-                xn_out_avx2(t, e, i, i + 1 < nlive, j, bit0, bit1, &wlo, &whi);
-                bit0 = _mm256_slli_epi64(bit0, 2);
-                bit1 = _mm256_slli_epi64(bit1, 2);
-            }
-            if (words) {
-                _mm256_storeu_si256((__m256i *)(words + j), wlo);
-                _mm256_storeu_si256((__m256i *)(words + j + 4), whi);
-            }
-        }
-        return;
-    }
-    if (words) memset(words, 0, (size_t)np * sizeof(uint64_t));
-    for (i = 0; i < nlive; i += 2) {
-        const long long *a0 = (const long long *)(A + (size_t)i * kw);
-        const __m256i bit0 = _mm256_slli_epi64(one, i), bit1 = _mm256_slli_epi64(one, i + 1);
-        for (j = 0; j < np; j += XN_PW) {
-            __m256i wlo = zero, whi = zero;
-            xn_acc_avx2(a0, a0 + kw, B + (size_t)j * kw, kw, 0, t);
+    for (j = 0; j < np; j += XN_PW) {
+        __m256i wlo = zero, whi = zero, bit0 = one, bit1 = _mm256_add_epi64(one, one);
+        for (i = 0; i < nlive; i += 2) {
+            xn_acc_avx2((const long long *)(A + (size_t)i * kw),
+                        (const long long *)(Ah + (size_t)i * kw), kw, B + (size_t)j * kw,
+                        Bh + (size_t)j * kw, kw, t);
             xn_out_avx2(t, e, i, i + 1 < nlive, j, bit0, bit1, &wlo, &whi);
-            if (words) {
-                __m256i *wp = (__m256i *)(words + j);
-                _mm256_storeu_si256(wp, _mm256_or_si256(_mm256_loadu_si256(wp), wlo));
-                _mm256_storeu_si256(wp + 1, _mm256_or_si256(_mm256_loadu_si256(wp + 1), whi));
-            }
+            bit0 = _mm256_slli_epi64(bit0, 2);
+            bit1 = _mm256_slli_epi64(bit1, 2);
+        }
+        if (words) {
+            _mm256_storeu_si256((__m256i *)(words + j), wlo);
+            _mm256_storeu_si256((__m256i *)(words + j + 4), whi);
         }
     }
 }
@@ -734,9 +718,10 @@ static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
 }
 
 /* Whether tiles on this path end in the fused epilogue (floats and bits from registers): then
- * they span at most XN_TFB filters. Integer (dot) output always goes through counts. */
-static int xn_fused_epilogue(int isa, int act) {
-    return (isa == XN_AVX512 || isa == XN_AVX2) && act != XN_LOGISTIC;
+ * they span at most XN_TFB filters. Integer (dot) output always goes through counts, and so do
+ * AVX2 windows over 31 words (summed in blocks through memory anyway). */
+static int xn_fused_epilogue(int isa, int act, int kw) {
+    return (isa == XN_AVX512 || (isa == XN_AVX2 && kw <= 31)) && act != XN_LOGISTIC;
 }
 
 /* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
@@ -751,7 +736,13 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     const uint64_t *a = A + (size_t)f0 * kw, *b = B + (size_t)p0 * kw;
     int i, j, nvalid = N - p0 < np ? N - p0 : np;
 #ifdef XN_X86
-    if (xn_fused_epilogue(isa, act) && !dot_out) {
+    /* AVX2: the nibble-split hi halves follow the lo ones (weights: F rounded up to 4 rows,
+     * panels: N rounded up to XN_PW pixels) */
+    const uint64_t *ah = a + (size_t)((F + 3) / 4 * 4) * kw;
+    const uint64_t *bh = b + (size_t)((N + XN_PW - 1) / XN_PW * XN_PW) * kw;
+#endif
+#ifdef XN_X86
+    if (xn_fused_epilogue(isa, act, kw) && !dot_out) {
         const xn_epilogue e = {bits ? bits->limit + f0 : NULL,
                                out ? out + (size_t)f0 * N + p0 : NULL,
                                scale + f0,
@@ -764,7 +755,7 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
         if (isa == XN_AVX512)
             xn_tile_avx512_out(a, b, kw, nf, np, &e, bits ? words : NULL);
         else
-            xn_tile_avx2_out(a, b, kw, nf, np, &e, bits ? words : NULL);
+            xn_tile_avx2_out(a, ah, b, bh, kw, nf, np, &e, bits ? words : NULL);
         if (bits) xn_put_words(words, f0, p0, nvalid, bits);
         return;
     }
@@ -775,7 +766,7 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
         xn_tile_popcnt(a, b, kw, nf, np, cnt);
         break;
     case XN_AVX2:
-        xn_tile_avx2(a, b, kw, nf, np, cnt);
+        xn_tile_avx2(a, ah, b, bh, kw, nf, np, cnt);
         break;
     case XN_AVX512:
         xn_tile_avx512(a, b, kw, nf, np, cnt);
@@ -1583,22 +1574,32 @@ __attribute__((target("popcnt"))) static uint64_t xn_peak_popcnt(const uint64_t 
 
 __attribute__((target("avx2,popcnt"))) static uint64_t xn_peak_avx2(const uint64_t *buf,
                                                                     int nwords, long reps) {
+    /* the kernels' formulation: nibble-split operands (buf's halves: lo, hi), so a 256-bit
+     * step is 2 xor + 2 vpshufb + 2 add */
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
                                          2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
-    const __m256i k0 = _mm256_set1_epi64x(0x1e3779b97f4a7c15LL);
-    const __m256i k1 = _mm256_set1_epi64x(0x42b2ae3d27d4eb4fLL);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i k0l = _mm256_set1_epi64x(0x0e07090b0f0a0c05LL);
+    const __m256i k0h = _mm256_set1_epi64x(0x01030709070f040cLL);
+    const __m256i k1l = _mm256_set1_epi64x(0x020b0e030d040e0fLL);
+    const __m256i k1h = _mm256_set1_epi64x(0x040b020a030e0d04LL);
+    const uint64_t *hi = buf + nwords / 2;
     __m256i t0 = zero, t1 = zero;
     long r;
     int k;
     for (r = 0; r < reps; r++) {
         XN_BARRIER(buf);
         __m256i c0 = zero, c1 = zero;
-        /* nwords <= 31*4 keeps the byte counters from overflowing */
-        for (k = 0; k + 4 <= nwords; k += 4) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(buf + k));
-            c0 = _mm256_add_epi8(c0, xn_pc8_avx2(_mm256_xor_si256(x, k0), lut, low));
-            c1 = _mm256_add_epi8(c1, xn_pc8_avx2(_mm256_xor_si256(x, k1), lut, low));
+        /* nwords / 2 <= 31*4 keeps the byte counters from overflowing */
+        for (k = 0; k + 4 <= nwords / 2; k += 4) {
+            const __m256i xl = _mm256_loadu_si256((const __m256i *)(buf + k));
+            const __m256i xh = _mm256_loadu_si256((const __m256i *)(hi + k));
+            c0 = _mm256_add_epi8(
+                c0, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, k0l)),
+                                    _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, k0h))));
+            c1 = _mm256_add_epi8(
+                c1, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_xor_si256(xl, k1l)),
+                                    _mm256_shuffle_epi8(lut, _mm256_xor_si256(xh, k1h))));
         }
         t0 = _mm256_add_epi64(t0, _mm256_sad_epu8(c0, zero));
         t1 = _mm256_add_epi64(t1, _mm256_sad_epu8(c1, zero));

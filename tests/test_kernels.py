@@ -117,6 +117,25 @@ def test_binary_activations(activation: str, isa: str) -> None:
     np.testing.assert_array_equal(y, portable(x))
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("kw", [30, 31, 32, 62, 63, 64])
+def test_binary_window_words_around_blocks(kw: int, isa: str) -> None:
+    """1x1 windows of 30..64 words, around the AVX2 block of 31 words (the fused tile up to
+    31, counts summed per block past it): dot, floats and sign bits, 1 and 2 threads."""
+    c = 64 * kw
+    x, _, signs, scale, bias = _case(c, 3, 5, 9, 1, seed=kw)
+    spec = ops.ConvSpec(c, 3, 5, 9, 1, 1, 1, 0)
+    ref = ops.binary_conv(x, signs, scale, bias, spec, "leaky")
+    portable = xconv.BinaryConv(signs, scale, bias, spec, "leaky", 1, "portable")(x)
+    for threads in (1, 2):
+        kernel = xconv.BinaryConv(signs, scale, bias, spec, "leaky", threads, isa)
+        np.testing.assert_array_equal(kernel.dot(x), ops.binary_dot(x, signs, spec))
+        bits = np.zeros((3, 5, 1), np.uint64)
+        y = kernel.run(x, bits=bits)
+        np.testing.assert_array_equal(y, portable)
+        np.testing.assert_array_equal(bits, ops.pack_signs(ref, bits.shape, 0))
+
+
 def test_weight_packing_convention() -> None:
     """README.md's layout: bit (ky*size + kx)*C + c of row f is 1 iff the weight is > 0."""
     rng = np.random.default_rng(5)
