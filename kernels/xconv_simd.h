@@ -236,12 +236,6 @@ __attribute__((target("avx2,popcnt"))) static inline uint64_t xn_hsum_avx2(__m25
     return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
 }
 
-__attribute__((target("avx2,popcnt"))) static inline void xn_store4_avx2(__m256i v, int32_t *o) {
-    /* four 64-bit lane counts (< 2^31) -> four int32 */
-    __m256i packed = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0));
-    _mm_storeu_si128((__m128i *)o, _mm256_castsi256_si128(packed));
-}
-
 /* Floats of 8 pixels of one filter from their mismatch counts (t0: pixels 0-3, t1: 4-7, in
  * 64-bit lanes): the xn_store_row transform, same operations in the same order, so the same
  * floats. n: how many of the 8 are real (the rest are not stored). */
@@ -629,33 +623,6 @@ static void xn_tile_neon(const uint64_t *A, const uint64_t *B, int kw, int nf, i
 }
 #endif
 
-#ifdef XN_X86
-/* xn_store_row with 16 lanes; same operations in the same order (no contraction), so the
- * same floats. */
-__attribute__((target(XN_AVX512_TARGET))) XN_NOCONTRACT static void xn_store_row_avx512(
-    const int32_t *cnt, int K, int n, float scale, float bias, int act, float *out) {
-    int i = 0;
-    if (act != XN_LOGISTIC) {
-        const __m512 vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(bias);
-        const __m512 tenth = _mm512_set1_ps(0.1f), zero = _mm512_setzero_ps();
-        const __m512i vk = _mm512_set1_epi32(K);
-        for (; i + 16 <= n; i += 16) {
-            const __m512i c = _mm512_loadu_si512((const void *)(cnt + i));
-            const __m512i d = _mm512_sub_epi32(vk, _mm512_add_epi32(c, c));
-            __m512 y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(d), vs), vb);
-            if (act == XN_LEAKY) {
-                const __mmask16 pos = _mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ);
-                y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(y, tenth), y);
-            } else if (act == XN_RELU) {
-                y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, zero, _CMP_GT_OQ), y);
-            }
-            _mm512_storeu_ps(out + i, y);
-        }
-    }
-    xn_store_row(cnt + i, K, n - i, scale, bias, act, out + i);
-}
-#endif
-
 /* Output as sign bits, for a following binary layer (kernels/README.md, "Chained binary
  * layers"): output pixel p = oy*out_w + ox is the pixel at (oy + pad, ox + pad) of a packed
  * image of rows of wp pixels, cw words each. Bit f is 1 iff the layer's float output is > 0,
@@ -686,11 +653,6 @@ static void xn_bits_from_counts(const int32_t *cnt, int nf, int nreal, const int
 }
 
 #ifdef XN_X86
-__attribute__((target(XN_AVX512_TARGET))) static void xn_bits_from_counts_avx512(
-    const int32_t *cnt, int nf, int nreal, const int32_t *limit, int np, uint64_t *words) {
-    XN_BITS_FROM_COUNTS_BODY
-}
-
 __attribute__((target("avx2"))) static void xn_bits_from_counts_avx2(const int32_t *cnt, int nf,
                                                                     int nreal,
                                                                     const int32_t *limit, int np,
@@ -782,9 +744,7 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
     }
     if (bits) {
 #ifdef XN_X86
-        if (isa == XN_AVX512)
-            xn_bits_from_counts_avx512(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
-        else if (isa == XN_AVX2)
+        if (isa == XN_AVX2)
             xn_bits_from_counts_avx2(cnt, nf, F - f0, bits->limit + f0, nvalid, words);
         else
 #endif
@@ -799,14 +759,8 @@ static void xn_binary_tile(int isa, const uint64_t *A, const uint64_t *B, int kw
             int32_t *d = dot_out + (size_t)(f0 + i) * N + p0;
             for (j = 0; j < nvalid; j++) d[j] = K - 2 * row[j];
         } else {
-#ifdef XN_X86
-            if (isa == XN_AVX512)
-                xn_store_row_avx512(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
-                                    out + (size_t)(f0 + i) * N + p0);
-            else
-#endif
-                xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
-                             out + (size_t)(f0 + i) * N + p0);
+            xn_store_row(row, K, nvalid, scale[f0 + i], bias[f0 + i], act,
+                         out + (size_t)(f0 + i) * N + p0);
         }
     }
 }
