@@ -893,26 +893,16 @@ static inline void xn_im2col_pixel_c64(const uint64_t *base, int c, int per, int
 }
 
 #ifdef XN_X86
-/* The same for 8 consecutive pixels at once (stride 1): tap t of pixels ox..ox+7 is one
- * 512-bit load, and window word j of the 8 pixels is one panel row, one store. Does the head
- * pixels (up to a panel boundary) and every whole panel of the output row; returns the first
- * pixel left for the caller (the tail). */
-__attribute__((target(XN_AVX512_TARGET))) static int xn_im2col_panels_avx512(
-    const uint64_t *rowbase, int c, int out_w, int p0, uint64_t *cols, int kw, const int *offs,
+/* The same for whole panels of 8 consecutive pixels (stride 1): tap t of the panel's pixels is
+ * one (AVX-512) or two (AVX2) vector loads, window word j of the 8 pixels one panel row.
+ * base: the panel's first pixel; panel: its row 0 in cols. */
+__attribute__((target(XN_AVX512_TARGET))) static void xn_im2col_panels_avx512(
+    const uint64_t *base, int c, int npanels, uint64_t *panel, int kw, const int *offs,
     int ntaps) {
     const int per = 64 / c;
-    int ox = 0, j, q, t;
-    /* head: pixels until the panel boundary */
-    for (; ox < out_w && ((p0 + ox) & (XN_PW - 1)); ox++) {
-        const int p = p0 + ox;
-        xn_im2col_pixel_c64(rowbase + ox, c, per, kw, offs, ntaps,
-                            cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
-    }
-    for (; ox + XN_PW <= out_w; ox += XN_PW) {
-        const uint64_t *base = rowbase + ox;
-        uint64_t *panel = cols + (size_t)((p0 + ox) / XN_PW) * kw * XN_PW;
-        t = 0;
-        for (j = 0; j < kw; j++) {
+    int n, j, q, t;
+    for (n = 0; n < npanels; n++, base += XN_PW, panel += (size_t)kw * XN_PW) {
+        for (j = 0, t = 0; j < kw; j++) {
             __m512i v = _mm512_setzero_si512();
             for (q = 0; q < per && t < ntaps; q++, t++)
                 v = _mm512_or_si512(v, _mm512_sllv_epi64(_mm512_loadu_si512(
@@ -921,7 +911,29 @@ __attribute__((target(XN_AVX512_TARGET))) static int xn_im2col_panels_avx512(
             _mm512_storeu_si512((void *)(panel + (size_t)j * XN_PW), v);
         }
     }
-    return ox;
+}
+
+__attribute__((target("avx2"))) static void xn_im2col_panels_avx2(const uint64_t *base, int c,
+                                                                   int npanels, uint64_t *panel,
+                                                                   int kw, const int *offs,
+                                                                   int ntaps) {
+    const int per = 64 / c;
+    int n, j, q, t;
+    for (n = 0; n < npanels; n++, base += XN_PW, panel += (size_t)kw * XN_PW) {
+        for (j = 0, t = 0; j < kw; j++) {
+            __m256i v0 = _mm256_setzero_si256(), v1 = v0;
+            for (q = 0; q < per && t < ntaps; q++, t++) {
+                const __m128i sh = _mm_cvtsi32_si128(q * c);
+                const uint64_t *src = base + offs[t];
+                v0 = _mm256_or_si256(v0, _mm256_sll_epi64(
+                                             _mm256_loadu_si256((const __m256i *)src), sh));
+                v1 = _mm256_or_si256(v1, _mm256_sll_epi64(
+                                             _mm256_loadu_si256((const __m256i *)(src + 4)), sh));
+            }
+            _mm256_storeu_si256((__m256i *)(panel + (size_t)j * XN_PW), v0);
+            _mm256_storeu_si256((__m256i *)(panel + (size_t)j * XN_PW + 4), v1);
+        }
+    }
 }
 #endif
 
@@ -937,14 +949,29 @@ static void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c
         int offs[XN_MAXTAPS];
         const int per = 64 / c;
         for (j = 0; j < ntaps; j++) offs[j] = (j / size) * wp + j % size;
-        ox = 0;
+        /* pixel by pixel up to a panel boundary, whole panels with SIMD, then the tail */
+        int head = out_w, npanels = 0;
 #ifdef XN_X86
-        if (isa == XN_AVX512 && stride_x == 1)
-            ox = xn_im2col_panels_avx512(packed + (size_t)iy0 * wp, c, out_w, p0, cols, kw,
-                                         offs, ntaps);
+        if ((isa == XN_AVX512 || isa == XN_AVX2) && stride_x == 1) {
+            head = (XN_PW - p0 % XN_PW) % XN_PW;
+            head = head < out_w ? head : out_w;
+            npanels = (out_w - head) / XN_PW;
+        }
 #endif
-        for (; ox < out_w; ox++) {
+        for (ox = 0; ox < out_w; ox++) {
             const int p = p0 + ox;
+#ifdef XN_X86
+            if (ox == head && npanels > 0) {
+                const uint64_t *base = packed + (size_t)iy0 * wp + ox;
+                uint64_t *panel = cols + (size_t)(p / XN_PW) * kw * XN_PW;
+                if (isa == XN_AVX512)
+                    xn_im2col_panels_avx512(base, c, npanels, panel, kw, offs, ntaps);
+                else
+                    xn_im2col_panels_avx2(base, c, npanels, panel, kw, offs, ntaps);
+                ox += npanels * XN_PW - 1;
+                continue;
+            }
+#endif
             xn_im2col_pixel_c64(packed + (size_t)iy0 * wp + (size_t)ox * stride_x, c, per, kw,
                                 offs, ntaps,
                                 cols + ((size_t)(p / XN_PW) * kw) * XN_PW + p % XN_PW);
