@@ -236,16 +236,11 @@ __attribute__((target("avx2,popcnt"))) static inline uint64_t xn_hsum_avx2(__m25
     return (uint64_t)_mm_cvtsi128_si64(s) + (uint64_t)_mm_extract_epi64(s, 1);
 }
 
-/* Floats of 8 pixels of one filter from their mismatch counts (t0: pixels 0-3, t1: 4-7, in
- * 64-bit lanes): the xn_store_row transform, same operations in the same order, so the same
- * floats. n: how many of the 8 are real (the rest are not stored). */
-__attribute__((target("avx2,popcnt"), always_inline)) XN_NOCONTRACT static inline void
-xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, float *dst,
-                int n) {
-    /* counts < 2^31: t1 into the high halves of t0's lanes, then the 32-bit lanes in order */
-    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_or_si256(t0, _mm256_slli_epi64(t1, 32)),
-                                                  _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-    const __m256i d = _mm256_sub_epi32(_mm256_set1_epi32(K), _mm256_add_epi32(c, c));
+/* 8 outputs of one filter from their dot products d (int32): the xn_store_row transform, same
+ * operations in the same order, so the same floats; n: how many of the 8 are real (the rest
+ * are not stored). Shared by the AVX2 and AVX-512 epilogues. */
+__attribute__((target("avx2"), always_inline)) XN_NOCONTRACT static inline void
+xn_store8_avx2(__m256i d, __m256 vs, __m256 vb, int act, float *dst, int n) {
     __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(d), vs), vb);
     const __m256 pos = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
     if (act == XN_LEAKY)
@@ -258,6 +253,18 @@ xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, fl
         _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
                                                     _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
                             y);
+}
+
+/* Floats of 8 pixels of one filter from their mismatch counts (t0: pixels 0-3, t1: 4-7, in
+ * 64-bit lanes). */
+__attribute__((target("avx2,popcnt"), always_inline)) XN_NOCONTRACT static inline void
+xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, float *dst,
+                int n) {
+    /* counts < 2^31: t1 into the high halves of t0's lanes, then the 32-bit lanes in order */
+    const __m256i c = _mm256_permutevar8x32_epi32(_mm256_or_si256(t0, _mm256_slli_epi64(t1, 32)),
+                                                  _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+    xn_store8_avx2(_mm256_sub_epi32(_mm256_set1_epi32(K), _mm256_add_epi32(c, c)), vs, vb, act,
+                   dst, n);
 }
 
 /* The AVX2 path keeps weights and pixel panels nibble-split (kernels/README.md, "SIMD
@@ -456,24 +463,11 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_tile_avx512(const uint6
     }
 }
 
-/* Floats of 8 pixels of one filter from their mismatch counts (acc, 64-bit lanes): the
- * xn_store_row transform, same operations in the same order, so the same floats. n: how many
- * of the 8 pixels are real (the rest are not stored). */
+/* Floats of 8 pixels of one filter from their mismatch counts (acc, 64-bit lanes). */
 __attribute__((target(XN_AVX512_TARGET), always_inline)) XN_NOCONTRACT static inline void
 xn_floats8_avx512(__m512i acc, int K, __m256 vs, __m256 vb, int act, float *dst, int n) {
     const __m512i d = _mm512_sub_epi64(_mm512_set1_epi64(K), _mm512_add_epi64(acc, acc));
-    __m256 y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm512_cvtepi64_epi32(d)), vs), vb);
-    const __m256 pos = _mm256_cmp_ps(y, _mm256_setzero_ps(), _CMP_GT_OQ);
-    if (act == XN_LEAKY)
-        y = _mm256_blendv_ps(_mm256_mul_ps(y, _mm256_set1_ps(0.1f)), y, pos);
-    else if (act == XN_RELU)
-        y = _mm256_and_ps(pos, y);
-    if (n >= XN_PW)
-        _mm256_storeu_ps(dst, y);
-    else if (n > 0)
-        _mm256_maskstore_ps(dst, _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
-                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
-                            y);
+    xn_store8_avx2(_mm512_cvtepi64_epi32(d), vs, vb, act, dst, n);
 }
 
 /* xn_floats8_avx512 for two panels at once (a0: pixels 0-7, a1: 8-15): 16 floats per
