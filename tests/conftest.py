@@ -1,4 +1,5 @@
-"""Session fixtures: the real model, real footage, a real RTSP server."""
+"""Session fixtures: the real model, real footage, a real RTSP server; and the kernels' whole
+thread team for every layer size."""
 
 from __future__ import annotations
 
@@ -68,3 +69,14 @@ def rtsp_server(vtest_h264: Path) -> Iterator[RtspServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def whole_team(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small layers run on one thread (xconv's `team`: waking a worker costs more than their
+    share); the kernel sweeps' 2-thread cases must still run the multi-threaded loops, so here
+    every layer size gets the whole team."""
+    from xnoryolo.kernels import xconv
+
+    monkeypatch.setattr(xconv, "_MIN_TEAM_BIT_MACS", 0)
+    monkeypatch.setattr(xconv, "_MIN_TEAM_POOL_TAPS", 0)

@@ -17,6 +17,9 @@ from xnoryolo.kernels import backend as kb
 from xnoryolo.kernels import xconv
 from xnoryolo.kernels.backend import FastBackend, set_simd
 
+# 2-thread cases run the multi-threaded loops whatever the layer size
+pytestmark = pytest.mark.usefixtures("whole_team")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "darknet-ref"
 

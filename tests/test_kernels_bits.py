@@ -13,6 +13,9 @@ from xnoryolo.detector import ops
 from xnoryolo.kernels import xconv
 from xnoryolo.kernels.backend import FastBackend
 
+# 2-thread cases run the multi-threaded loops whatever the layer size
+pytestmark = pytest.mark.usefixtures("whole_team")
+
 SIGN_KEEPING = ["linear", "leaky", "relu"]
 
 
@@ -45,7 +48,7 @@ def test_binary_bits_out_exact(c: int, geom: tuple[int, int, int], isa: str) -> 
     portable = xconv.BinaryConv(signs, scale, bias, spec, act, 1, "portable")(x)
     for threads in (1, 2):
         kernel = xconv.BinaryConv(signs, scale, bias, spec, act, threads, isa)
-        assert kernel.emits_bits
+        assert kernel.emits_bits and kernel.team == threads
         np.testing.assert_array_equal(kernel(x), portable)
         packed_in = ops.pack_signs(x, kernel.packed_shape, pad)
         np.testing.assert_array_equal(kernel.pack(x), packed_in)
