@@ -57,10 +57,14 @@ cdef inline int _round_up(int v, int m) noexcept nogil:
     return (v + m - 1) // m * m
 
 
-# Below this much work one thread does a layer alone: waking an idle worker (and the barrier
-# that waits for it) costs more than its share (yolov3-tiny's 1x1 convs on 13x13: 5.5M and
-# 44M bit-MACs ran 0.024 -> 0.075 and 0.035 -> 0.048 ms with 2 threads on the 2-core dev VM).
-_MIN_TEAM_BIT_MACS = 64 * 1024 * 1024
+# Below ~40 us of work one thread does a binary layer alone: waking an idle worker costs
+# ~25 us on the 2-core dev VM, more than its share. The work is timed by a nominal one-thread
+# rate per SIMD path (bit-MACs per us), so slower paths hand medium layers to the team
+# (yolov3-tiny's 1x1 conv 13, 44 M bit-MACs: AVX2 one thread 88 us, two 50 us; AVX-512 18 us
+# alone; conv 18, 5.5 M: two threads 15 -> 40 us on AVX2).
+_MIN_TEAM_US = 40.0
+_BIT_MACS_PER_US = {"portable": 3.0e4, "popcnt": 1.4e5, "avx2": 6.0e5, "avx512": 2.5e6,
+                    "neon": 1.3e5}
 _MIN_TEAM_POOL_TAPS = 128 * 1024
 
 
@@ -224,7 +228,8 @@ cdef class BinaryConv:
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
         self.threads = max(1, threads)
         work = <double>self.filters * self.k * self.out_h * self.out_w
-        self.team = self.threads if work >= _MIN_TEAM_BIT_MACS else 1
+        est_us = work / _BIT_MACS_PER_US[_ISA_NAMES[self.isa]]
+        self.team = self.threads if est_us >= _MIN_TEAM_US else 1
         self.emits_bits = activation in _SIGN_KEEPING
         self.limit_ = sign_limits(self.k, self.scale_, self.bias_) if self.emits_bits else \
             np.zeros(1, dtype=np.int32)

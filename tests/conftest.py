@@ -78,5 +78,5 @@ def whole_team(monkeypatch: pytest.MonkeyPatch) -> None:
     every layer size gets the whole team."""
     from xnoryolo.kernels import xconv
 
-    monkeypatch.setattr(xconv, "_MIN_TEAM_BIT_MACS", 0)
+    monkeypatch.setattr(xconv, "_MIN_TEAM_US", 0.0)
     monkeypatch.setattr(xconv, "_MIN_TEAM_POOL_TAPS", 0)
