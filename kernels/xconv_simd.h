@@ -34,6 +34,8 @@ enum { XN_LINEAR = 0, XN_LEAKY = 1, XN_RELU = 2, XN_LOGISTIC = 3 };
 /* Tile of the binary GEMM handled by one call (one OpenMP work item). Multiples of 4. */
 #define XN_TF 16
 #define XN_TP 64
+/* AVX2 window words per byte-counter block: a byte gains <= 8 per word, so 31 stay < 256. */
+#define XN_AVX2_BLOCK 31
 
 #if defined(__GNUC__) && !defined(__clang__)
 #define XN_NOCONTRACT __attribute__((optimize("fp-contract=off")))
@@ -329,8 +331,8 @@ __attribute__((target("avx2,popcnt"))) static void xn_tile_avx2(const uint64_t *
                                                                 int nf, int np, int32_t *cnt) {
     __m256i t[4];
     int i, j, q, k0;
-    for (k0 = 0; k0 < kw; k0 += 31) {
-        const int kc = kw - k0 < 31 ? kw - k0 : 31;
+    for (k0 = 0; k0 < kw; k0 += XN_AVX2_BLOCK) {
+        const int kc = kw - k0 < XN_AVX2_BLOCK ? kw - k0 : XN_AVX2_BLOCK;
         /* panels outer: a panel's block (4 KB) stays in L1 across the filter pairs, and the
          * tile's rows' block (nf * 496 B) across the panels */
         for (j = 0; j < np; j += XN_PW)
@@ -677,7 +679,7 @@ static void xn_put_words(const uint64_t *words, int f0, int p0, int nvalid,
  * they span at most XN_TFB filters. Integer (dot) output always goes through counts, and so do
  * AVX2 windows over 31 words (summed in blocks through memory anyway). */
 static int xn_fused_epilogue(int isa, int act, int kw) {
-    return (isa == XN_AVX512 || (isa == XN_AVX2 && kw <= 31)) && act != XN_LOGISTIC;
+    return (isa == XN_AVX512 || (isa == XN_AVX2 && kw <= XN_AVX2_BLOCK)) && act != XN_LOGISTIC;
 }
 
 /* One tile of the binary convolution: filters [f0, f0+nf), pixels [p0, p0+np) (padded counts),
@@ -944,8 +946,8 @@ static void xn_im2col_row(int isa, const uint64_t *packed, int wp, int cw, int c
         const int per = 64 / c;
         for (j = 0; j < ntaps; j++) offs[j] = (j / size) * wp + j % size;
         /* pixel by pixel up to a panel boundary, whole panels with SIMD, then the tail */
-        int head = out_w, npanels = 0;
 #ifdef XN_X86
+        int head = out_w, npanels = 0;
         if ((isa == XN_AVX512 || isa == XN_AVX2) && stride_x == 1) {
             head = (XN_PW - p0 % XN_PW) % XN_PW;
             head = head < out_w ? head : out_w;
