@@ -138,12 +138,12 @@ class PeakSampler:
         self._run = xconv.popcount_peak
         self._isa = isa
         self._threads = threads
-        self._pool = ThreadPoolExecutor(max_workers=threads)
+        self._pool = ThreadPoolExecutor(max_workers=threads) if threads > 1 else None
         self.samples: list[float] = []
+        # calibrate on one thread: reps for ~1 ms per sample
         self._reps = 20_000
-        rate = max(self._measure() for _ in range(3))  # calibrate: ~1 ms per sample
-        bits_per_rep = self._last_bits / self._reps / threads
-        self._reps = max(1_000, int(rate * 1e9 * 1e-3 / threads / bits_per_rep))
+        seconds = min(self._timed_run()[1] for _ in range(3))
+        self._reps = max(1_000, int(self._reps * 1e-3 / seconds))
 
     def _timed_run(self, _: int = 0) -> tuple[int, float]:
         # the loop times itself: a pool hand-off or the buffer's set-up would otherwise be a
@@ -152,18 +152,18 @@ class PeakSampler:
         return bits, seconds
 
     def _measure(self) -> float:
-        if self._threads == 1:
+        if self._pool is None:
             runs = [self._timed_run()]
         else:
             runs = list(self._pool.map(self._timed_run, range(self._threads)))
-        self._last_bits = sum(bits for bits, _ in runs)
         return sum(bits / dt for bits, dt in runs) / 1e9
 
     def sample(self) -> None:
         self.samples.append(self._measure())
 
     def close(self) -> None:
-        self._pool.shutdown()
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def _opencv_frame(cfg_text: str, weights: bytes, frame: Any, args: argparse.Namespace) -> Any:
