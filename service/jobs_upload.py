@@ -103,38 +103,45 @@ class _Parts:
             self.fields[self._name] = self._value.decode("utf-8", "replace")
 
 
-def _check_length(request: Request, limit: int) -> int | None:
+async def _refuse_declared_oversize(request: Request, limit: int) -> None:
+    """413 (after draining) when the Content-Length already says the body is too large."""
     length = request.headers.get("content-length")
     if length is None:
-        return None
+        return
     if not length.isdigit():
         raise HTTPException(400, "bad Content-Length")
-    return int(length)
+    if int(length) > limit:
+        await _drain(request.stream(), 0)
+        raise _too_large(limit)
+
+
+async def _limited_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive; 413 (after draining) once more than `limit` bytes
+    have come, whatever the Content-Length said."""
+    received = 0
+    stream = request.stream()
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            await _drain(stream, received)
+            raise _too_large(limit)
+        yield chunk
 
 
 async def save_multipart(
     request: Request, dest: Path, limit: int, file_field: str = "file"
 ) -> tuple[str | None, dict[str, str]]:
     """Write the multipart field `file_field` to `dest`; (its filename, the other fields)."""
-    length = _check_length(request, limit)
-    if length is not None and length > limit:
-        await _drain(request.stream(), 0)
-        raise _too_large(limit)
+    await _refuse_declared_oversize(request, limit)
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if not boundary:
         raise HTTPException(400, "multipart/form-data without a boundary")
     parts = _Parts(file_field)
     parser = MultipartParser(boundary, parts.callbacks())
-    received = 0
-    stream = request.stream()
     try:
         with dest.open("wb") as f:
-            async for chunk in stream:
-                received += len(chunk)
-                if received > limit:
-                    await _drain(stream, received)
-                    raise _too_large(limit)
+            async for chunk in _limited_chunks(request, limit):
                 parser.write(chunk)
                 if parts.pending:
                     data = b"".join(parts.pending)
@@ -150,16 +157,7 @@ async def save_multipart(
 
 async def save_body(request: Request, dest: Path, limit: int) -> None:
     """Write a raw request body (a video/* or application/octet-stream upload) to `dest`."""
-    length = _check_length(request, limit)
-    if length is not None and length > limit:
-        await _drain(request.stream(), 0)
-        raise _too_large(limit)
-    received = 0
-    stream = request.stream()
+    await _refuse_declared_oversize(request, limit)
     with dest.open("wb") as f:
-        async for chunk in stream:
-            received += len(chunk)
-            if received > limit:
-                await _drain(stream, received)
-                raise _too_large(limit)
+        async for chunk in _limited_chunks(request, limit):
             await anyio.to_thread.run_sync(f.write, chunk)
