@@ -8,7 +8,6 @@ Compiler directives are set here, once, for every extension.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
-KERNELS = HERE / "kernels"
+KERNELS = HERE / "xnoryolo" / "kernels"
 
 DIRECTIVES = {
     "language_level": "3",
@@ -59,22 +58,7 @@ def extensions() -> list[Extension]:
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             )
         )
-    return (
-        cythonize(exts, compiler_directives=DIRECTIVES, include_path=[_pxd_tree()]) if exts else []
-    )
-
-
-def _pxd_tree() -> str:
-    """Cython finds a module's .pxd by its full name; the package directory is mapped
-    (xnoryolo.kernels -> kernels/), so mirror the .pxd files under xnoryolo/kernels/."""
-    root = HERE / "build" / "pxd"
-    dest = root / "xnoryolo" / "kernels"
-    dest.mkdir(parents=True, exist_ok=True)
-    for pxd in KERNELS.glob("*.pxd"):
-        target = dest / pxd.name
-        if not target.exists() or target.read_bytes() != pxd.read_bytes():
-            shutil.copyfile(pxd, target)
-    return str(root)
+    return cythonize(exts, compiler_directives=DIRECTIVES) if exts else []
 
 
 setup(ext_modules=extensions())

@@ -107,7 +107,7 @@ from pathlib import Path
 import cv2
 
 port = sys.argv[1]
-cap = cv2.VideoCapture("configs/demo/vtest-heldout.mp4")
+cap = cv2.VideoCapture("xnoryolo/configs/demo/vtest-heldout.mp4")
 ok, frame = cap.read()
 assert ok, "cannot read the demo clip"
 jpeg = cv2.imencode(".jpg", frame)[1].tobytes()

@@ -16,7 +16,7 @@ from xnoryolo.models import FetchError, ModelFiles, fetch_yolov3_tiny
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("XNORYOLO_SHARED", ROOT.parent / "shared"))
 REF = SHARED / "darknet-ref"
-DEMO_CLIP = ROOT / "configs" / "demo" / "vtest-heldout.mp4"
+DEMO_CLIP = ROOT / "xnoryolo" / "configs" / "demo" / "vtest-heldout.mp4"
 
 
 def need_ref() -> Path:

@@ -10,7 +10,7 @@ import pytest
 from xnoryolo import bench
 from xnoryolo.cli import main
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "xnoryolo" / "configs"
 
 
 def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:

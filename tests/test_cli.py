@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from refdata import REF, case_files, need_ref
+from refdata import DEMO_CLIP, REF, case_files, need_ref
 from xnoryolo.models import ModelFiles
 
 
@@ -156,7 +156,7 @@ def test_bad_inputs_give_one_clear_error_line(yolov3_tiny: ModelFiles, tmp_path:
 
 
 def test_detect_without_model_flags_uses_the_default_model(tmp_path: Path) -> None:
-    clip = Path(__file__).resolve().parents[1] / "configs" / "demo" / "vtest-heldout.mp4"
+    clip = DEMO_CLIP
     jsonl = tmp_path / "d.jsonl"
     r = xnoryolo("detect", clip, "--json", jsonl, "--max-frames", "3", "--quiet")
     assert r.returncode == 0, r.stderr

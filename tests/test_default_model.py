@@ -11,9 +11,9 @@ from xnoryolo.detector import Detector, Network
 from xnoryolo.detector.packed import packed_names
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "configs" / "default" / "yolov3-tiny_xnor-partial_vtest.xnor"
-CFG = ROOT / "configs" / "yolov3-tiny_xnor-partial.cfg"
-CLIP = ROOT / "configs" / "demo" / "vtest-heldout.mp4"
+MODEL = ROOT / "xnoryolo" / "configs" / "default" / "yolov3-tiny_xnor-partial_vtest.xnor"
+CFG = ROOT / "xnoryolo" / "configs" / "yolov3-tiny_xnor-partial.cfg"
+CLIP = ROOT / "xnoryolo" / "configs" / "demo" / "vtest-heldout.mp4"
 
 
 def test_default_model_is_the_partial_layout_and_detects_people() -> None:

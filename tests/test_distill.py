@@ -21,7 +21,7 @@ def _need_torch() -> None:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-PARTIAL = ROOT / "configs" / "yolov3-tiny_xnor-partial.cfg"
+PARTIAL = ROOT / "xnoryolo" / "configs" / "yolov3-tiny_xnor-partial.cfg"
 
 
 def _frames(video: Path, dest: Path, n: int) -> Path:

@@ -160,7 +160,7 @@ def test_bits_plan_of_yolov3_tiny_xnor() -> None:
     """The float first conv runs pool 1 itself and emits its bits; convs and pools up to conv
     12 hand bits on; conv 8 also keeps its floats for the route; conv 13 feeds a float conv
     and a route, so it emits floats."""
-    net = _random_network("configs/yolov3-tiny_xnor.cfg", 1)
+    net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 1)
     plan = net._bits_plan
     assert sorted(plan) == [*range(0, 14), 17, 18, 19, 20]
     assert [i for i, step in plan.items() if step.want_float] == [13]  # conv 14 reads floats
@@ -171,7 +171,7 @@ def test_bits_plan_of_yolov3_tiny_xnor() -> None:
     assert plan[8].layout == ((26, 26, 4), 0) and plan[13].layout == ((13, 13, 4), 0)
     assert not plan[13].next_bits  # its next layer is the float conv 14
     assert plan[20].layout == (net.layers[21].kernel.packed_shape, 1)
-    float_net = _random_network("configs/yolov3-tiny.cfg", 1)
+    float_net = _random_network("xnoryolo/configs/yolov3-tiny.cfg", 1)
     assert float_net._bits_plan == {}
     net.prepare("numpy")
     assert net._bits_plan == {}  # re-planned for the new kernels: no bits in the reference
@@ -216,7 +216,8 @@ def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: st
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
-    "cfg", ["configs/yolov3-tiny_xnor.cfg", "configs/yolov3-tiny_xnor-partial.cfg"]
+    "cfg",
+    ["xnoryolo/configs/yolov3-tiny_xnor.cfg", "xnoryolo/configs/yolov3-tiny_xnor-partial.cfg"],
 )
 def test_bits_path_gives_identical_detections(cfg: str, threads: int, isa: str) -> None:
     """keep=False (the Detector.detect path, bits between binary layers) gives the detection
@@ -364,7 +365,7 @@ def test_bits_path_is_reentrant() -> None:
     get the same detections as one at a time: every bits buffer is per call."""
     from concurrent.futures import ThreadPoolExecutor
 
-    net = _random_network("configs/yolov3-tiny_xnor.cfg", 2)
+    net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 2)
     rng = np.random.default_rng(5)
     inputs = [rng.random(net.input_shape, dtype=np.float32) for _ in range(6)]
     heads = [d.index for d in net.detection_layers]

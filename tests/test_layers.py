@@ -307,7 +307,7 @@ def test_yolo_and_upsample_match_their_plain_definitions() -> None:
     slice-wise activations.py logistic and np.repeat (extreme inputs included)."""
     from xnoryolo.detector.activations import activate
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[1] / "xnoryolo" / "configs"
     net = Network.from_cfg(configs / "yolov3-tiny_xnor.cfg")
     yolo, up = net.layers[23], net.layers[19]
     rng = np.random.default_rng(0)

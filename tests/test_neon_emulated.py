@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-KERNELS = HERE.parent / "kernels"
+KERNELS = HERE.parent / "xnoryolo" / "kernels"
 
 
 def _cc() -> str:

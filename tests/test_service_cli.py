@@ -17,8 +17,8 @@ from xnoryolo.service.settings import ConfigError, load_settings
 
 pytestmark = pytest.mark.timeout(120)
 
-# Not the repository root: its xnoryolo/ folder would shadow the installed package (which
-# maps xnoryolo.service to service/) for `python -m xnoryolo`.
+# Not the repository root: its xnoryolo/ folder (no compiled kernels in a plain install) would
+# shadow the installed package for `python -m xnoryolo`.
 HERE = Path(__file__).resolve().parent
 
 
@@ -126,7 +126,7 @@ def test_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     for k in list(os.environ):
         if k.startswith("XNORYOLO_"):
             monkeypatch.delenv(k)
-    s = load_settings(ROOT / "configs" / "serve.example.yaml")
+    s = load_settings(ROOT / "xnoryolo" / "configs" / "serve.example.yaml")
     assert s.streams and s.streams[0].id == "entrance"
 
 

@@ -27,7 +27,9 @@ def _format_warning(message, category, filename, lineno, line=None):
 
 
 def _add_model_args(p: argparse.ArgumentParser, names: bool = True, required: bool = True) -> None:
-    default = "" if required else " (default: the shipped default model, see configs/default)"
+    default = (
+        "" if required else " (default: the shipped default model, see xnoryolo/configs/default)"
+    )
     p.add_argument("--cfg", required=required, help="darknet .cfg file" + default)
     p.add_argument(
         "--weights", required=required, help="darknet .weights or packed .xnor file" + default
@@ -130,7 +132,7 @@ def _load_detector(args: argparse.Namespace, **kwargs: Any):
         args.weights = default_model()
         print(
             f"xnoryolo: using the default model {args.weights.name} (distilled for the demo "
-            "scene only, see configs/default/MODEL.md); pass --cfg/--weights for your own",
+            "scene only, see xnoryolo/configs/default/MODEL.md); pass --cfg/--weights for your own",
             file=sys.stderr,
         )
     return Detector.from_files(

@@ -1,7 +1,7 @@
 """The shipped default model: a binary yolov3-tiny distilled for the demo scene (vtest.avi).
 
-See configs/default/MODEL.md: it is scene-specialised. Installed, configs/ ships as the
-package data `xnoryolo.configs`; in a source checkout it is the top-level configs/ folder."""
+See xnoryolo/configs/default/MODEL.md: it is scene-specialised. It ships as the package data
+`xnoryolo.configs`."""
 
 from __future__ import annotations
 
@@ -13,11 +13,7 @@ DEMO_CLIP = "demo/vtest-heldout.mp4"
 
 
 def configs_dir() -> Path:
-    try:
-        root = Path(str(resources.files("xnoryolo.configs")))
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[1] / "configs"
-    return root
+    return Path(str(resources.files("xnoryolo.configs")))
 
 
 def default_model() -> Path:

@@ -37,7 +37,7 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
 
         log.warning(
             "no model given: serving the default model, distilled for the demo scene only "
-            "(configs/default/MODEL.md); pass --cfg/--weights/--names for your own"
+            "(xnoryolo/configs/default/MODEL.md); pass --cfg/--weights/--names for your own"
         )
         weights = default_model()
     elif weights is None or (cfg is None and weights.suffix.lower() != ".xnor"):

@@ -11,7 +11,7 @@ from typing import Any
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("serve", help="run the detection service (HTTP API, streams, events)")
-    p.add_argument("--config", help="YAML settings file (see configs/serve.example.yaml)")
+    p.add_argument("--config", help="YAML settings file (see xnoryolo/configs/serve.example.yaml)")
     p.add_argument("--cfg", help="darknet .cfg file")
     p.add_argument("--weights", help="darknet .weights file")
     p.add_argument("--names", help="class names, one per line")
