@@ -40,7 +40,7 @@ def test_detect_video_writes_json_lines_and_mp4(
     assert records[1]["timestamp_s"] == pytest.approx(0.1)
     assert set(records[0]["detections"][0]) == {
         *("class_id", "name", "prob", "x", "y", "w", "h"),
-        *("left", "top", "width", "height"),
+        *("left", "top", "width", "height", "objectness", "best_class"),
     }
     assert frame_count(out_mp4) == 4
     assert sorted(p.name for p in out_json.parent.iterdir()) == ["annotated.mp4", "dets.jsonl"]

@@ -178,9 +178,9 @@ def test_recovery_rules(tmp_path: Path, vtest_avi: Path) -> None:
 
 
 def test_shutdown_mid_job_requeues_it(tmp_path: Path, vtest_avi: Path) -> None:
+    from xnoryolo.detector.video import probe_video
     from xnoryolo.service.jobs import JobOptionsData, JobService
     from xnoryolo.service.jobs_config import JobsConfig
-    from xnoryolo.service.jobs_runner import probe_video
     from xnoryolo.service.jobs_store import JobState, JobStore
 
     svc = JobService(JobsConfig(), tmp_path / "data", FakeDetector(delay=0.2))

@@ -15,8 +15,6 @@ from typing import Any
 from xnoryolo import bench
 from xnoryolo.service import cli as service_cli
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
-
 
 class UsageError(Exception):
     """A problem with what the user asked for; printed as one line, exit status 2."""
@@ -127,7 +125,7 @@ def _load_detector(args: argparse.Namespace, **kwargs: Any):
     if args.weights is None:
         if args.cfg is not None:
             raise UsageError("--cfg needs --weights")
-        from xnoryolo.defaults import default_model
+        from xnoryolo.configs import default_model
 
         args.weights = default_model()
         print(
@@ -146,6 +144,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise UsageError(f"{src}: no such file")
     letter = True if args.letter_box else None
     detector = _load_detector(args, thresh=args.thresh, nms=args.nms, letter_box=letter)
+    from xnoryolo.detector.video import IMAGE_SUFFIXES
+
     if src.suffix.lower() in IMAGE_SUFFIXES:
         return _detect_image(detector, src, args)
     return _detect_video(detector, src, args)
@@ -155,10 +155,9 @@ def _detect_image(detector, src: Path, args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
 
-    from xnoryolo.service.jobs_runner import detection_json as _det_json
+    from xnoryolo.detector.video import read_image
 
-    data = np.fromfile(src, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = read_image(src, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UsageError(f"{src}: not a decodable image")
     if image.dtype != np.uint8:
@@ -170,7 +169,7 @@ def _detect_image(detector, src: Path, args: argparse.Namespace) -> int:
     for d in dets:
         print(d.darknet_line())
     if args.json_out:
-        _write_atomic(Path(args.json_out), json.dumps([_det_json(d) for d in dets], indent=1))
+        _write_atomic(Path(args.json_out), json.dumps([d.to_json() for d in dets], indent=1))
     if args.out:
         from xnoryolo.detector.draw import draw_detections
 
@@ -197,7 +196,7 @@ def _write_atomic(path: Path, data: str | bytes) -> None:
 def _detect_video(detector, src: Path, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from xnoryolo.service.jobs_runner import (
+    from xnoryolo.detector.video import (
         Outputs,
         ProcessOptions,
         Progress,

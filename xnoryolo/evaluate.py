@@ -195,7 +195,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from xnoryolo.cli import UsageError
     from xnoryolo.detector import Detector, read_names
-    from xnoryolo.frames import FramesError, iter_frames, open_sources, parse_range
+    from xnoryolo.detector.video import FramesError, iter_frames, open_sources, parse_range
 
     if bool(args.teacher_cfg) != bool(args.teacher_weights):
         raise UsageError("--teacher-cfg and --teacher-weights go together")

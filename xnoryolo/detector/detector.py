@@ -49,7 +49,9 @@ class Detection:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The one JSON form of a detection (CLI, job results, events, /v1/detect; see
+        docs/detection-json.md): every field, floats rounded to 6 decimals."""
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
 def _c_round(v: float) -> int:

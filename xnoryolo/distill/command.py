@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError(TORCH_HINT) from None
-    from xnoryolo.frames import FramesError
+    from xnoryolo.detector.video import FramesError
 
     from .data import Augment
     from .model import DistillError

@@ -19,7 +19,7 @@ import numpy as np
 
 from xnoryolo.detector import Detector
 from xnoryolo.detector.preprocess import letterbox_geometry, preprocess
-from xnoryolo.frames import Source, iter_frames
+from xnoryolo.detector.video import Source, iter_frames
 
 LABEL_CACHE_VERSION = 1
 

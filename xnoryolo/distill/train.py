@@ -22,8 +22,8 @@ import torch
 
 from xnoryolo.detector import Detector, Network, read_names
 from xnoryolo.detector.layers import YoloLayer
+from xnoryolo.detector.video import open_sources
 from xnoryolo.evaluate import Box, EvalResult, evaluate
-from xnoryolo.frames import open_sources
 
 from .data import Augment, FrameSet, augment, cache_key, load_frames, time_split
 from .loss import LossConfig, output_distill_loss, yolo_loss

@@ -6,13 +6,12 @@ import time
 from typing import Any
 
 import anyio
-import cv2
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, video
 
 from .pipeline import Pipeline
 
@@ -59,7 +58,7 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, st
 def decode_image(data: bytes) -> np.ndarray:
     if not data:
         raise HTTPException(400, "the image is empty")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = video.decode_image(data)
     if image is None:
         raise HTTPException(400, "the upload is not a decodable image")
     return image

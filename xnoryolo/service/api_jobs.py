@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from xnoryolo.detector.video import VideoError, probe_video
+
 from .jobs import JobBusy, JobNotFound, JobOptionsData, JobService
-from .jobs_runner import VideoError, probe_video
 from .jobs_store import JobRecord, JobState
 from .jobs_upload import save_body, save_multipart
 from .redact import redact

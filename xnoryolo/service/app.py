@@ -33,7 +33,7 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
     m = settings.model
     cfg, weights, names = m.cfg, m.weights, m.names
     if cfg is None and weights is None and names is None:
-        from xnoryolo.defaults import default_model
+        from xnoryolo.configs import default_model
 
         log.warning(
             "no model given: serving the default model, distilled for the demo scene only "

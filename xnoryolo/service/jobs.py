@@ -27,10 +27,7 @@ from typing import Any
 import numpy as np
 
 from xnoryolo.detector import Detection
-
-from .inference import DetectorLike
-from .jobs_config import JobsConfig
-from .jobs_runner import (
+from xnoryolo.detector.video import (
     Cancelled,
     Outputs,
     ProcessOptions,
@@ -41,6 +38,9 @@ from .jobs_runner import (
     probe_video,
     process_video,
 )
+
+from .inference import DetectorLike
+from .jobs_config import JobsConfig
 from .jobs_store import JobRecord, JobState, JobStore, now
 from .redact import redact
 

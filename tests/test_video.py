@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from jobs_helpers import FakeDetector, cut_video, frame_count
-from xnoryolo.service.jobs_runner import (
+from xnoryolo.detector.video import (
     Cancelled,
     Outputs,
     ProcessOptions,

@@ -1,6 +1,11 @@
-"""One video file in, result files out: the job workers and `xnoryolo detect VIDEO` both run
-`process_video`. Every result is written under a temporary name and renamed into place only
-once the whole video is done, so a reader never sees half a file."""
+"""Footage in, results out: the one place that opens, probes, counts and iterates video and
+image files.
+
+`process_video` is what the job workers and `xnoryolo detect VIDEO` both run: every result is
+written under a temporary name and renamed into place only once the whole video is done, so a
+reader never sees half a file. `open_source`/`iter_frames` address frames of videos, images or
+directories of images by (source, index), for evaluation and distillation: a directory is one
+time-ordered sequence (files sorted by name), so splits can follow time."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +24,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from xnoryolo.detector import Detection
-from xnoryolo.detector.draw import draw_detections
+from .detector import Detection
+from .draw import draw_detections
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+)
 
 # H.264 first (browsers play it); OpenCV's pip wheels usually cannot encode it, so mp4v after.
 DEFAULT_CODECS = ("avc1", "mp4v")
@@ -28,6 +37,10 @@ DEFAULT_CODECS = ("avc1", "mp4v")
 
 class VideoError(ValueError):
     """The input is not a video OpenCV can decode, or an output cannot be written."""
+
+
+class FramesError(ValueError):
+    """A data path that cannot be read as frames."""
 
 
 class Cancelled(Exception):
@@ -106,22 +119,6 @@ class VideoResult:
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def detection_json(d: Detection) -> dict[str, Any]:
-    return {
-        "class_id": d.class_id,
-        "name": d.name,
-        "prob": round(d.prob, 6),
-        "x": round(d.x, 6),
-        "y": round(d.y, 6),
-        "w": round(d.w, 6),
-        "h": round(d.h, 6),
-        "left": d.left,
-        "top": d.top,
-        "width": d.width,
-        "height": d.height,
-    }
-
-
 def _open(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
@@ -156,7 +153,8 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 def count_frames(path: Path) -> int:
-    """Frames in the file by decoding them, for containers that do not state a count."""
+    """Frames in the file, grabbed without decoding: an exact count, unlike the container's
+    CAP_PROP_FRAME_COUNT (absent or wrong in many files)."""
     cap = _open(path)
     n = 0
     try:
@@ -165,6 +163,17 @@ def count_frames(path: Path) -> int:
     finally:
         cap.release()
     return n
+
+
+def decode_image(data: bytes | np.ndarray, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """The decoded image, or None where the bytes are empty or not an image OpenCV decodes."""
+    buf = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
+    return cv2.imdecode(buf, flags) if buf.size else None
+
+
+def read_image(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """`decode_image` of a file (np.fromfile: cv2.imread cannot open every non-ASCII path)."""
+    return decode_image(np.fromfile(path, dtype=np.uint8), flags)
 
 
 _codec_ok: dict[str, bool] = {}
@@ -335,7 +344,7 @@ def _write_frame_records(
         record = {
             "frame": index,
             "timestamp_s": index / fps if fps else None,
-            "detections": [detection_json(d) for d in dets],
+            "detections": [d.to_json() for d in dets],
         }
         files["jsonl"].write(json.dumps(record) + "\n")
     if "mot" in files:
@@ -399,3 +408,102 @@ def _write_coco(records: Path, out: Path, info: VideoInfo, names: Sequence[str] 
     }
     with out.open("w", encoding="utf-8") as f:
         json.dump(doc, f)
+
+
+# Frame sources for evaluation and distillation
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    images: tuple[Path, ...]  # empty for a video
+    count: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def is_video(self) -> bool:
+        return not self.images
+
+
+def _count_video(path: Path) -> int:
+    try:
+        n = count_frames(path)
+    except VideoError:
+        raise FramesError(
+            f"{path}: not an image, a directory of images or a readable video"
+        ) from None
+    if n == 0:
+        raise FramesError(f"{path}: no frame could be read")
+    return n
+
+
+def open_source(path: str | Path) -> Source:
+    p = Path(path)
+    if p.is_dir():
+        images = tuple(
+            sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        )
+        if not images:
+            raise FramesError(f"{p}: directory has no image files")
+        return Source(p, images, len(images))
+    if not p.is_file():
+        raise FramesError(f"{p}: no such file or directory")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        return Source(p, (p,), 1)
+    return Source(p, (), _count_video(p))
+
+
+def open_sources(paths: Iterable[str | Path]) -> list[Source]:
+    return [open_source(p) for p in paths]
+
+
+def parse_range(spec: str | None) -> tuple[int, int | None]:
+    """'A:B' -> (A, B) half-open; 'A:' -> (A, None); None -> (0, None)."""
+    if not spec:
+        return 0, None
+    try:
+        a, b = spec.split(":", 1)
+        start = int(a) if a else 0
+        stop = int(b) if b else None
+    except ValueError:
+        raise FramesError(f"frame range {spec!r}: expected A:B (e.g. 600:795)") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise FramesError(f"frame range {spec!r}: need 0 <= A < B")
+    return start, stop
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = read_image(path)
+    if image is None:
+        raise FramesError(f"{path}: not a decodable image")
+    return image
+
+
+def iter_frames(source: Source, indices: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR uint8 frame) for the wanted indices, in increasing order."""
+    wanted = sorted(set(indices))
+    if not wanted:
+        return
+    if not source.is_video:
+        for i in wanted:
+            yield i, _read_image(source.images[i])
+        return
+    cap = cv2.VideoCapture(str(source.path), cv2.CAP_FFMPEG)
+    try:
+        k, i = 0, 0
+        while k < len(wanted):
+            if i < wanted[k]:
+                if not cap.grab():
+                    break
+            else:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield i, frame
+                k += 1
+            i += 1
+    finally:
+        cap.release()
