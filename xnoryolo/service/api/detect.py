@@ -13,6 +13,7 @@ from xnoryolo.detector import Detection, video
 
 from ..pipeline import Pipeline
 from .deps import DetectLimiterDep, PipelineDep, SettingsDep
+from .schemas import DetectResult
 from .uploads import read_body, read_multipart
 
 router = APIRouter(tags=["detection"])
@@ -68,6 +69,7 @@ def _limit(settings: SettingsDep) -> int:
 @router.post(
     "/v1/detect",
     summary="Detect objects in one image (multipart field 'image' or a raw image body)",
+    response_model=DetectResult,
 )
 async def detect(
     request: Request,
@@ -84,6 +86,8 @@ async def detect(
     if classes:
         keep = {c.strip() for c in classes.split(",") if c.strip()}
         dets = [d for d in dets if d.name in keep]
+    # Built here rather than by the response model: each detection is `Detection.to_json()`,
+    # the one JSON form (the model documents that same form).
     return JSONResponse(
         {
             "width": image.shape[1],
