@@ -1,2 +1,3 @@
-"""Uploaded-video jobs: taking one in (`intake`, `download`), their folders (`layout`), records
-(`store`), the workers that run them (`service`) and their metrics."""
+"""Uploaded-video jobs: taking one in (`intake`), its folder (`layout`) and record (`store`),
+the worker pool that runs them (`service`), one job's run (`runner`, fetching url= inputs with
+`download`) and their Prometheus metrics (`metrics`)."""

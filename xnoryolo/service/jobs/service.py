@@ -1,6 +1,6 @@
-"""The job service: uploaded-video jobs queued, run by a bounded pool of worker threads that
-call `process_video`, followed in the job store, cancelled on request and recovered after a
-restart.
+"""The job service: uploaded-video jobs submitted, queued, run by a bounded pool of worker
+threads (each job by `runner.run_job`), followed in the job store, cancelled on request and
+recovered after a restart.
 
 CPU sharing: job workers call the detector directly, but with `priority: live` (the default)
 each job frame first waits, up to `live_wait_max_s`, until no live inference (stream frames,
@@ -13,6 +13,7 @@ remains), unless it already took `max_attempts` starts, then it is failed with t
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import shutil
@@ -23,28 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from xnoryolo.detector.video import (
-    Cancelled,
-    Outputs,
-    ProcessOptions,
-    Progress,
-    VideoError,
-    VideoInfo,
-    count_frames,
-    probe_video,
-    process_video,
-)
+from xnoryolo.detector.video import Cancelled, Progress, VideoError, VideoInfo
 
 from ..inference import DetectorLike
 from ..redact import redact
 from ..settings import JobsConfig
-from .download import DownloadError, download
+from .download import DownloadError
 from .layout import DataLayout
+from .runner import run_job
 from .store import JobRecord, JobState, JobStore, now
 
 log = logging.getLogger("xnoryolo.service.jobs")
-
-_PROGRESS_SAVE_S = 0.5
 
 
 class JobNotFound(LookupError):
@@ -311,7 +301,17 @@ class JobService:
             ):
                 return
             log.info("job %s: running (attempt %d)", job_id, rec.attempts + 1)
-            self._process(rec, cancel)
+            run_job(
+                rec,
+                self.layout.folder(job_id),
+                store,
+                self.detector,
+                self.config,
+                cancel,
+                self._gate,
+                functools.partial(self._progress.__setitem__, job_id),
+            )
+            self._drop_input(job_id)
         except Cancelled:
             if self._stop.is_set() and store.update(
                 job_id, only_if=JobState.RUNNING, state=JobState.QUEUED, attempts=rec.attempts
@@ -343,90 +343,3 @@ class JobService:
             eta_s=None,
         )
         self._drop_input(job_id)
-
-    def _process(self, rec: JobRecord, cancel: threading.Event) -> None:
-        store = self.store
-        job_id = rec.id
-        src = self.input_path(job_id)
-        if src is None:
-            if rec.source == "upload":
-                raise VideoError("the uploaded file is gone")
-            src = download(
-                rec.source,
-                self.layout.folder(job_id),
-                self.config.max_upload_mb,
-                self.config.url_timeout_s,
-                cancel,
-            )
-        info = probe_video(src)
-        total = info.frames if info.frames is not None else count_frames(src)
-        opts = rec.options
-        if opts.get("max_frames"):
-            total = min(total, int(opts["max_frames"]))
-        store.update(
-            job_id,
-            frames_total=total,
-            width=info.width,
-            height=info.height,
-            video_fps=info.fps,
-        )
-        wanted = ["jsonl", "mot", "coco"] + (["video"] if opts.get("video", True) else [])
-        paths = {k: self.result_path(job_id, k) for k in wanted}
-        saved = [0.0]
-
-        def progress(p: Progress) -> None:
-            if p.frames_total is None:
-                p = Progress(p.frames_read, total, p.frames_processed, p.elapsed_s)
-            self._progress[job_id] = p
-            t = time.monotonic()
-            if t - saved[0] >= _PROGRESS_SAVE_S:
-                saved[0] = t
-                store.update(
-                    job_id,
-                    only_if=JobState.RUNNING,
-                    frames_done=p.frames_read,
-                    frames_total=p.frames_total,
-                    fps=p.fps,
-                    eta_s=p.eta_s,
-                )
-
-        classes = opts.get("classes")
-        result = process_video(
-            src,
-            self.detector,
-            ProcessOptions(
-                threshold=opts.get("threshold"),
-                classes=frozenset(classes) if classes else None,
-                stride=int(opts.get("stride") or 1),
-                max_frames=opts.get("max_frames"),
-            ),
-            Outputs(
-                jsonl=paths["jsonl"],
-                mot=paths["mot"],
-                coco=paths["coco"],
-                video=paths.get("video"),
-                h264_via_ffmpeg=self.config.h264_via_ffmpeg,
-            ),
-            progress=progress,
-            cancel=cancel,
-            gate=self._gate,
-        )
-        finished = store.update(
-            job_id,
-            only_if=JobState.RUNNING,
-            state=JobState.SUCCEEDED,
-            finished_at=now(),
-            frames_done=result.frames,
-            frames_total=result.frames,
-            fps=result.fps,
-            eta_s=0.0,
-            video_codec=result.video_codec,
-            outputs=wanted,
-        )
-        if finished:
-            log.info("job %s: succeeded, %d frames at %.1f fps", job_id, result.frames, result.fps)
-            self._drop_input(job_id)
-        else:  # cancelled at the last moment: the files would never be served
-            for p in paths.values():
-                p.unlink(missing_ok=True)
-            raise Cancelled()
