@@ -148,9 +148,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where, problem = "", None
+        if isinstance(exc, yaml.MarkedYAMLError):
+            if exc.problem_mark is not None:
+                where = f"line {exc.problem_mark.line + 1}: "
+            problem = exc.problem
+        problem = problem or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: {where}not valid YAML ({problem})") from None
     if data is None:
         return {}
