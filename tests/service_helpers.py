@@ -115,7 +115,7 @@ class Service:
 
     @property
     def pipeline(self) -> Any:
-        return self.app.state.pipeline
+        return self.app.state.services.pipeline
 
 
 @contextlib.contextmanager

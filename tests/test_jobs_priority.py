@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from jobs_helpers import FakeDetector
-from xnoryolo.service.jobs import JobService, LiveActivity
-from xnoryolo.service.jobs_config import JobsConfig
+from xnoryolo.service.inference import LiveActivity
+from xnoryolo.service.jobs.service import JobService
+from xnoryolo.service.settings import JobsConfig
 
 pytestmark = pytest.mark.timeout(60)
 

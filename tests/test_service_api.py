@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -19,6 +20,8 @@ from websockets.sync.client import connect as ws_connect
 from refdata import SHARED
 from service_clients import read_mjpeg, read_sse
 from service_helpers import Service, run_service, settings_for, wait_until
+from xnoryolo.detector import Detection
+from xnoryolo.detector.video import decode_image
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -251,6 +254,25 @@ def test_detect_multipart_and_raw(client: httpx.Client) -> None:
     assert raw.json()["detections"] == body["detections"]
     none = client.post("/v1/detect?classes=car", content=png, headers={"content-type": "image/png"})
     assert none.json()["detections"] == []
+
+
+def test_detect_answers_the_one_detection_json(client: httpx.Client, detector: Any) -> None:
+    """/v1/detect documents and answers `Detection` as `Detection.to_json()` writes it."""
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    ok = spec["paths"]["/v1/detect"]["post"]["responses"]["200"]["content"]["application/json"]
+    result = schemas[ok["schema"]["$ref"].rsplit("/", 1)[1]]
+    item = result["properties"]["detections"]["items"]["$ref"].rsplit("/", 1)[1]
+    documented = list(schemas[item]["properties"])
+    assert documented == [f.name for f in dataclasses.fields(Detection)]
+
+    png = image_bytes("basketball1.png")
+    r = client.post("/v1/detect", content=png, headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    image = decode_image(png)
+    assert image is not None
+    expected = [d.to_json() for d in detector.detect(image)]
+    assert expected and r.json()["detections"] == expected
 
 
 def test_deepstack_detection(client: httpx.Client) -> None:

@@ -14,9 +14,13 @@ import pytest
 
 from service_helpers import wait_until
 from xnoryolo.detector import Detection
-from xnoryolo.service.backoff import Backoff
-from xnoryolo.service.capture import CaptureSettings, StreamCapture
-from xnoryolo.service.events import (
+from xnoryolo.service.inference import InferencePool
+from xnoryolo.service.publish.hub import PublishHub
+from xnoryolo.service.redact import RedactingFilter, redact
+from xnoryolo.service.settings import CaptureConfig, StreamConfig
+from xnoryolo.service.streams.backoff import Backoff
+from xnoryolo.service.streams.capture import StreamCapture
+from xnoryolo.service.streams.events import (
     DetectionEvent,
     ErrorKind,
     Frame,
@@ -24,24 +28,20 @@ from xnoryolo.service.events import (
     StateEvent,
     StreamState,
 )
-from xnoryolo.service.hub import PublishHub
-from xnoryolo.service.inference import InferencePool
-from xnoryolo.service.manager import StreamManager
-from xnoryolo.service.redact import RedactingFilter, redact
-from xnoryolo.service.scheduler import FrameScheduler
-from xnoryolo.service.settings import StreamConfig
-from xnoryolo.service.sources import InvalidSource, Source, SourceFailure, parse_source
-from xnoryolo.service.status import StreamStatus
+from xnoryolo.service.streams.manager import StreamManager
+from xnoryolo.service.streams.scheduler import FrameScheduler
+from xnoryolo.service.streams.sources import InvalidSource, Source, SourceFailure, parse_source
+from xnoryolo.service.streams.status import StreamStatus
 
 pytestmark = pytest.mark.timeout(60)
 
-FAST = CaptureSettings(
-    open_timeout=0.5,
-    read_timeout=0.3,
-    stall_after=0.2,
-    reconnect_after_stall=0.6,
-    backoff_initial=0.05,
-    backoff_max=0.2,
+FAST = CaptureConfig(
+    open_timeout_s=0.5,
+    read_timeout_s=0.3,
+    stall_after_s=0.2,
+    reconnect_after_stall_s=0.6,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
 )
 
 
@@ -200,7 +200,7 @@ class FakeCapture:
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         if self.stale_after is not None and self.n >= self.stale_after:
-            time.sleep(FAST.read_timeout)  # OpenCV: the read timeout, then the old picture
+            time.sleep(FAST.read_timeout_s)  # OpenCV: the read timeout, then the old picture
             return True, np.zeros((4, 4, 3), np.uint8)
         if self.frames is not None and self.n >= self.frames:
             return False, None
@@ -239,7 +239,7 @@ def make_capture(
     source = Source("rtsp://cam/x" if live else "clip.mp4", "rtsp" if live else "file")
     cap = StreamCapture(
         "s", source, status, sched, FAST, fps=fps, loop=loop, opener=opener,
-        backoff=Backoff(FAST.backoff_initial, FAST.backoff_max, rng=random.Random(0)),
+        backoff=Backoff(FAST.backoff_initial_s, FAST.backoff_max_s, rng=random.Random(0)),
     )  # fmt: skip
     return cap, status, rec, sched
 
@@ -276,7 +276,7 @@ def test_capture_reconnects_with_backoff_forever_and_recovers() -> None:
     finally:
         cap.stop(2)
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
-    assert gaps[0] >= FAST.backoff_initial * 0.7
+    assert gaps[0] >= FAST.backoff_initial_s * 0.7
     assert gaps[2] > gaps[0] * 1.5  # it grows (0.05 s, 0.1 s, 0.2 s, +-20 %)
     states = rec.states()
     assert states[:3] == [StreamState.CONNECTING, StreamState.OFFLINE, StreamState.CONNECTING]
@@ -316,7 +316,7 @@ def test_reconnect_now_cuts_the_backoff_short() -> None:
         attempts.append(time.monotonic())
         raise SourceFailure(SourceError(ErrorKind.TIMEOUT, "timeout"))
 
-    slow = CaptureSettings(backoff_initial=30.0, backoff_max=30.0)
+    slow = CaptureConfig(backoff_initial_s=30.0, backoff_max_s=30.0)
     rec = Recorder()
     status = StreamStatus("s", rec)
     sched = FrameScheduler()

@@ -1,4 +1,6 @@
-"""The FastAPI application: collaborators on `app.state`, one router per resource."""
+"""The FastAPI application: the lifespan builds the collaborators (the live pipeline, the job
+service) and puts them on `app.state.services` for the routers (see api/deps.py); one router
+per resource."""
 
 from __future__ import annotations
 
@@ -13,16 +15,18 @@ from fastapi.responses import JSONResponse
 
 import xnoryolo
 
-from . import api_detect, api_health, api_jobs, api_outputs, api_streams
-from .auth import ApiKeyMiddleware
-from .inference import DetectorLike
-from .jobs import JobService, LiveActivity
-from .jobs_metrics import JobsCollector
-from .manager import StreamNotFound
+from .api import ROUTERS
+from .api.auth import ApiKeyMiddleware
+from .api.deps import Services
+from .inference import DetectorLike, LiveActivity
+from .jobs.intake import JobIntake
+from .jobs.metrics import JobsCollector
+from .jobs.service import JobService
 from .pipeline import Pipeline
 from .redact import redact
 from .settings import ConfigError, ServeSettings
-from .sources import InvalidSource, parse_source
+from .streams.manager import StreamNotFound
+from .streams.sources import InvalidSource, parse_source
 
 log = logging.getLogger("xnoryolo.service")
 
@@ -82,18 +86,21 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         # Live inference goes through LiveActivity so that video jobs can yield to it.
         live = LiveActivity(detector or load_detector(settings))
         pipeline = Pipeline.build(live, settings)
-        app.state.settings = settings
-        app.state.detect_limiter = anyio.CapacityLimiter(settings.workers)
         pipeline.start()
-        app.state.pipeline = pipeline
-        jobs = JobService(settings.jobs, settings.data_dir, live.detector, live)
-        jobs.start()
-        app.state.jobs = jobs
-        pipeline.metrics.registry.register(JobsCollector(jobs))
+        job_service = JobService(settings.jobs, settings.data_dir, live.detector, live)
+        job_service.start()
+        pipeline.metrics.registry.register(JobsCollector(job_service))
+        app.state.services = Services(
+            settings=settings,
+            pipeline=pipeline,
+            jobs=job_service,
+            intake=JobIntake(job_service, live.names),
+            detect_limiter=anyio.CapacityLimiter(settings.workers),
+        )
         try:
             yield
         finally:
-            await anyio.to_thread.run_sync(jobs.stop)
+            await anyio.to_thread.run_sync(job_service.stop)
             await anyio.to_thread.run_sync(pipeline.stop)
 
     app = FastAPI(
@@ -102,11 +109,12 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         summary="Real-time XNOR Tiny-YOLO detection on video streams and images",
         lifespan=lifespan,
     )
+    app.state.services = None  # until the lifespan starts them
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
 
     @app.exception_handler(StreamNotFound)
     async def _not_found(request: Request, exc: StreamNotFound) -> JSONResponse:
-        return JSONResponse({"detail": f"no stream {exc.args[0]!r}"}, status_code=404)
+        return JSONResponse({"detail": f"no stream {exc.stream!r}"}, status_code=404)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -121,6 +129,6 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         ]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    for module in (api_streams, api_outputs, api_detect, api_jobs, api_health):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

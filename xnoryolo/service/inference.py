@@ -1,4 +1,5 @@
-"""One inference worker pool shared by every stream."""
+"""Inference: the detector protocol the service needs, the worker pool shared by every stream,
+and the live-activity gauge that lets video jobs yield the CPU to live inference."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from xnoryolo.detector import Detection
 
-from .events import DetectionEvent
-from .scheduler import FrameScheduler
+from .streams.events import DetectionEvent
+from .streams.manager import DetectParams
+from .streams.scheduler import FrameScheduler
 
 log = logging.getLogger("xnoryolo.service.inference")
 
@@ -27,15 +28,36 @@ class DetectorLike(Protocol):
     ) -> list[Detection]: ...
 
 
-@dataclass(frozen=True)
-class DetectParams:
-    threshold: float | None = None
-    classes: frozenset[str] | None = None
+class LiveActivity:
+    """The detector as live streams and image requests see it: it counts the calls in flight,
+    so that job workers can wait for them."""
 
-    def keep(self, detections: list[Detection]) -> tuple[Detection, ...]:
-        if not self.classes:
-            return tuple(detections)
-        return tuple(d for d in detections if d.name in self.classes)
+    def __init__(self, detector: DetectorLike) -> None:
+        self.detector = detector
+        self.names = detector.names
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    def detect(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> list[Detection]:
+        with self._cond:
+            self._busy += 1
+        try:
+            return self.detector.detect(image, thresh=thresh, nms=nms)
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "detector":  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.detector, name)
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)
 
 
 class InferencePool:

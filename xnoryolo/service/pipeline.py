@@ -1,19 +1,19 @@
-"""The whole detection pipeline wired together: scheduler, stream manager, inference pool,
-publish hub, metrics and snapshots."""
+"""The live pipeline wired together (capture -> infer -> publish): frame scheduler, stream
+manager, inference pool, publish hub, metrics and snapshots."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from .hub import PublishHub
 from .inference import DetectorLike, InferencePool
-from .manager import StreamManager
-from .metrics import ServiceMetrics
-from .scheduler import FrameScheduler
+from .publish.hub import PublishHub
+from .publish.metrics import ServiceMetrics
+from .publish.snapshots import SnapshotCache
 from .settings import ServeSettings
-from .snapshots import SnapshotCache
-from .sources import configure_ffmpeg
+from .streams.manager import StreamManager
+from .streams.scheduler import FrameScheduler
+from .streams.sources import configure_ffmpeg
 
 log = logging.getLogger("xnoryolo.service")
 
@@ -37,9 +37,9 @@ class Pipeline:
         manager = StreamManager(
             scheduler,
             hub,
-            settings.capture.to_capture_settings(),
+            settings.capture,
             metrics=metrics,
-            class_names=getattr(detector, "names", None),
+            class_names=detector.names,
         )
         pool = InferencePool(
             detector, scheduler, manager.params, manager.on_result, workers=settings.workers

@@ -1,11 +1,14 @@
 """Service settings: a YAML file, then XNORYOLO_* environment variables, then command-line
-flags (each overriding the one before)."""
+flags (each overriding the one before).
+
+The settings and their defaults are written here, once. This module imports nothing else of
+the service, so that any part of it may take its settings from here."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,9 +20,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from .capture import CaptureSettings
-from .jobs_config import JobsConfig
-from .sources import DEFAULT_FFMPEG_OPTIONS
+# analyzeduration/probesize cut an RTSP open from ~4.7 s to ~0.2 s; setting the variable
+# replaces OpenCV's own TCP preference, hence the explicit rtsp_transport.
+DEFAULT_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000|probesize;65536"
 
 
 class ConfigError(ValueError):
@@ -59,25 +62,46 @@ class StreamConfig(BaseModel):
 
 
 class CaptureConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """How every stream's capture thread opens, supervises and reconnects its source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     open_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=5.0, gt=0)
-    stall_after_s: float = Field(default=3.0, gt=0)
-    reconnect_after_stall_s: float = Field(default=10.0, gt=0)
+    stall_after_s: float = Field(
+        default=3.0, gt=0, description="online without a fresh frame this long: stalled"
+    )
+    reconnect_after_stall_s: float = Field(
+        default=10.0, gt=0, description="stalled this long: drop the connection, reconnect"
+    )
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     ffmpeg_options: str = DEFAULT_FFMPEG_OPTIONS
 
-    def to_capture_settings(self) -> CaptureSettings:
-        return CaptureSettings(
-            open_timeout=self.open_timeout_s,
-            read_timeout=self.read_timeout_s,
-            stall_after=self.stall_after_s,
-            reconnect_after_stall=self.reconnect_after_stall_s,
-            backoff_initial=self.backoff_initial_s,
-            backoff_max=self.backoff_max_s,
-        )
+
+class JobsConfig(BaseModel):
+    """Uploaded-video jobs (`jobs:` in the YAML file, XNORYOLO_JOBS__* in the env)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workers: int = Field(default=1, ge=1, le=16, description="jobs processed at once")
+    max_upload_mb: float = Field(default=1024.0, gt=0, description="largest video accepted")
+    priority: Literal["live", "equal"] = Field(
+        default="live",
+        description="live: a job frame waits while live inference runs; equal: no waiting",
+    )
+    live_wait_max_s: float = Field(
+        default=2.0, ge=0, description="longest a job frame waits for live inference"
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="a job the server died in this often is failed"
+    )
+    keep_input: bool = Field(default=False, description="keep the uploaded video after the job")
+    h264_via_ffmpeg: bool = Field(
+        default=True,
+        description="where OpenCV cannot write H.264, re-encode the annotated MP4 with ffmpeg",
+    )
+    url_timeout_s: float = Field(default=30.0, gt=0, description="per read, for url= jobs")
 
 
 class ServeSettings(BaseSettings):
@@ -124,9 +148,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where, problem = "", None
+        if isinstance(exc, yaml.MarkedYAMLError):
+            if exc.problem_mark is not None:
+                where = f"line {exc.problem_mark.line + 1}: "
+            problem = exc.problem
+        problem = problem or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: {where}not valid YAML ({problem})") from None
     if data is None:
         return {}

@@ -6,10 +6,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import cv2
 
+from ..settings import CaptureConfig
 from .backoff import Backoff
 from .events import ErrorKind, Frame, SourceError, StreamState
 from .scheduler import FrameScheduler
@@ -19,16 +19,6 @@ from .status import StreamStatus
 log = logging.getLogger("xnoryolo.service.capture")
 
 Opener = Callable[[Source, float, float], Capture]
-
-
-@dataclass(frozen=True)
-class CaptureSettings:
-    open_timeout: float = 5.0
-    read_timeout: float = 5.0
-    stall_after: float = 3.0  # online without a fresh frame this long -> stalled
-    reconnect_after_stall: float = 10.0  # stalled this long -> drop the connection, reconnect
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
 
 
 class StreamCapture:
@@ -44,7 +34,7 @@ class StreamCapture:
         source: Source,
         status: StreamStatus,
         scheduler: FrameScheduler,
-        settings: CaptureSettings,
+        settings: CaptureConfig,
         fps: float | None = None,
         loop: bool = False,
         opener: Opener = open_capture,
@@ -59,7 +49,7 @@ class StreamCapture:
         self.fps = fps
         self.loop = loop
         self._opener = opener
-        self._backoff = backoff or Backoff(settings.backoff_initial, settings.backoff_max)
+        self._backoff = backoff or Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self._clock = clock
         self._stop = threading.Event()
         self._reconnect = threading.Event()
@@ -121,7 +111,7 @@ class StreamCapture:
     def _session(self) -> SourceError | None:
         s = self.settings
         try:
-            cap = self._opener(self.source, s.open_timeout, s.read_timeout)
+            cap = self._opener(self.source, s.open_timeout_s, s.read_timeout_s)
         except SourceFailure as failure:
             return failure.error
         try:
@@ -134,7 +124,7 @@ class StreamCapture:
     def _read(self, cap: Capture) -> SourceError | None:
         s = self.settings
         live = self.source.live
-        slow_read = 0.8 * s.read_timeout
+        slow_read = 0.8 * s.read_timeout_s
         interval = 1.0 / self.fps if self.fps else 0.0
         last_fresh = self._clock()
         last_offer = float("-inf")
@@ -151,12 +141,12 @@ class StreamCapture:
                         ErrorKind.END_OF_STREAM, f"{self.source.redacted}: end of file"
                     )
                 if now - t0 >= slow_read:
-                    return SourceError(ErrorKind.TIMEOUT, f"no data for {s.read_timeout:g} s")
+                    return SourceError(ErrorKind.TIMEOUT, f"no data for {s.read_timeout_s:g} s")
                 return SourceError(ErrorKind.DISCONNECTED, "the source closed the stream")
             if live and now - t0 >= slow_read:
                 # After its read timeout OpenCV hands back the previous picture: not a frame.
-                self.status.check_stall(s.stall_after)
-                if now - last_fresh >= s.reconnect_after_stall:
+                self.status.check_stall(s.stall_after_s)
+                if now - last_fresh >= s.reconnect_after_stall_s:
                     return SourceError(
                         ErrorKind.STALLED, f"no new frame for {now - last_fresh:.0f} s"
                     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .redact import redact
+from ..redact import redact
 
 
 class JobState(str, enum.Enum):

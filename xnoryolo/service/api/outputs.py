@@ -11,30 +11,20 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, HTTPException, Request, WebSocket
+from fastapi import APIRouter, HTTPException, WebSocket
 from fastapi.responses import Response, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
-from .events import DetectionEvent, Event
-from .hub import Subscription
-from .manager import StreamNotFound
-from .pipeline import Pipeline
+from ..pipeline import Pipeline
+from ..publish.hub import Subscription
+from ..streams.events import DetectionEvent, Event
+from ..streams.manager import StreamNotFound
+from .deps import PipelineDep
 
 router = APIRouter(tags=["outputs"])
 
 BOUNDARY = "xnoryoloframe"
 _NO_BUFFERING = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def _pipeline(request: Request | WebSocket) -> Pipeline:
-    return request.app.state.pipeline
-
-
-def _checked(request: Request | WebSocket, stream_id: str | None) -> Pipeline:
-    p = _pipeline(request)
-    if stream_id is not None:
-        p.manager.get(stream_id)  # 404 for an unknown stream
-    return p
 
 
 @contextlib.contextmanager
@@ -73,17 +63,15 @@ async def _sse(
 
 
 @router.get("/v1/streams/{stream_id}/events", summary="Server-Sent Events of one stream")
-async def stream_events(stream_id: str, request: Request) -> StreamingResponse:
-    p = _checked(request, stream_id)
-    status = p.manager.get(stream_id).to_json()
+async def stream_events(stream_id: str, p: PipelineDep) -> StreamingResponse:
+    status = p.manager.get(stream_id).to_json()  # 404 for an unknown stream
     return StreamingResponse(
         _sse(p, stream_id, [status]), media_type="text/event-stream", headers=_NO_BUFFERING
     )
 
 
 @router.get("/v1/events", summary="Server-Sent Events of every stream")
-async def all_events(request: Request) -> StreamingResponse:
-    p = _checked(request, None)
+async def all_events(p: PipelineDep) -> StreamingResponse:
     initial = [ms.to_json() for ms in p.manager.list()]
     return StreamingResponse(
         _sse(p, None, initial), media_type="text/event-stream", headers=_NO_BUFFERING
@@ -91,8 +79,7 @@ async def all_events(request: Request) -> StreamingResponse:
 
 
 @router.websocket("/v1/streams/{stream_id}/ws")
-async def stream_ws(websocket: WebSocket, stream_id: str) -> None:
-    p = _pipeline(websocket)
+async def stream_ws(websocket: WebSocket, stream_id: str, p: PipelineDep) -> None:
     try:
         status = p.manager.get(stream_id).to_json()
     except StreamNotFound:
@@ -148,9 +135,10 @@ async def _mjpeg(p: Pipeline, stream_id: str) -> AsyncIterator[bytes]:
     summary="Annotated frames as an MJPEG stream (multipart/x-mixed-replace)",
     response_class=StreamingResponse,
 )
-async def stream_mjpeg(stream_id: str, request: Request) -> StreamingResponse:
+async def stream_mjpeg(stream_id: str, p: PipelineDep) -> StreamingResponse:
+    p.manager.get(stream_id)  # 404 for an unknown stream
     return StreamingResponse(
-        _mjpeg(_checked(request, stream_id), stream_id),
+        _mjpeg(p, stream_id),
         media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         headers=_NO_BUFFERING,
     )
@@ -162,8 +150,7 @@ async def stream_mjpeg(stream_id: str, request: Request) -> StreamingResponse:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, 503: {"description": "no result yet"}},
 )
-async def stream_snapshot(stream_id: str, request: Request) -> Response:
-    p = _pipeline(request)
+async def stream_snapshot(stream_id: str, p: PipelineDep) -> Response:
     event = p.manager.latest(stream_id)
     if event is None:
         raise HTTPException(503, "no processed frame yet", headers={"Retry-After": "1"})
@@ -211,9 +198,10 @@ async def _darknet_stream(p: Pipeline, stream_id: str) -> AsyncIterator[str]:
     "/v1/streams/{stream_id}/darknet.json",
     summary="darknet -json_port compatible stream: a JSON array growing one frame at a time",
 )
-async def stream_darknet_json(stream_id: str, request: Request) -> StreamingResponse:
+async def stream_darknet_json(stream_id: str, p: PipelineDep) -> StreamingResponse:
+    p.manager.get(stream_id)  # 404 for an unknown stream
     return StreamingResponse(
-        _darknet_stream(_checked(request, stream_id), stream_id),
+        _darknet_stream(p, stream_id),
         media_type="application/json",
         headers=_NO_BUFFERING,
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .deps import PipelineDep, StartedDep
 
 router = APIRouter(tags=["health"])
 
@@ -15,10 +17,10 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Model loaded and every enabled stream produced a result recently")
-def readyz(request: Request) -> JSONResponse:
-    p = getattr(request.app.state, "pipeline", None)
-    if p is None:
+def readyz(started: StartedDep) -> JSONResponse:
+    if started is None:
         return JSONResponse({"ready": False, "model": False, "streams": {}}, status_code=503)
+    p = started.pipeline
     streams = p.manager.readiness(p.settings.ready_window_s)
     ready = all(streams.values())
     return JSONResponse(
@@ -27,6 +29,5 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request) -> Response:
-    registry = request.app.state.pipeline.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+def metrics(pipeline: PipelineDep) -> Response:
+    return Response(generate_latest(pipeline.metrics.registry), media_type=CONTENT_TYPE_LATEST)

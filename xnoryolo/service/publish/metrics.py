@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .events import StreamState
+from ..streams.events import StreamState
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -41,6 +41,11 @@ class ServiceMetrics:
 
     def watch_subscribers(self, count: Callable[[], int], dropped: Callable[[], int]) -> None:
         self.registry.register(_SubscriberCollector(count, dropped))
+
+    def observe_result(self, stream: str, latency_s: float, inference_s: float) -> None:
+        """One stream frame's capture-to-result latency and detector time."""
+        self.latency.labels(stream).observe(latency_s)
+        self.inference.labels("stream").observe(inference_s)
 
     def forget(self, stream: str) -> None:
         with contextlib.suppress(KeyError):

@@ -19,14 +19,11 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
+from ..redact import redact
 from .events import ErrorKind, SourceError
-from .redact import redact
 
 SourceKind = Literal["file", "rtsp", "http", "device"]
 
-# analyzeduration/probesize cut an RTSP open from ~4.7 s to ~0.2 s; setting the variable
-# replaces OpenCV's own TCP preference, hence the explicit rtsp_transport.
-DEFAULT_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;500000|probesize;65536"
 _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
 
 

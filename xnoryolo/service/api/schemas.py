@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from xnoryolo.detector import Detection
+
+
+class DetectResult(BaseModel):
+    """`POST /v1/detect`: the detections of one image. Each detection is the `Detection`
+    dataclass itself, so the documented fields are its fields (`Detection.to_json()`)."""
+
+    width: int = Field(description="image width, pixels")
+    height: int = Field(description="image height, pixels")
+    inference_ms: float = Field(description="detector time, ms")
+    detections: list[Detection]
+
 
 class LastError(BaseModel):
     kind: str = Field(

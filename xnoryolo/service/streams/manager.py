@@ -1,5 +1,5 @@
 """The set of streams: add, remove, reconnect, status; routes results and state changes to
-the publish hub and the metrics."""
+the publisher and the metrics it is given (declared here as the protocols it needs)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .capture import CaptureSettings, StreamCapture
-from .events import DetectionEvent, StateEvent, StreamState
-from .hub import PublishHub
-from .inference import DetectParams
-from .metrics import ServiceMetrics
+from xnoryolo.detector import Detection
+
+from ..settings import CaptureConfig, StreamConfig
+from .capture import StreamCapture
+from .events import DetectionEvent, Event, StateEvent, StreamState
 from .scheduler import FrameScheduler
-from .settings import StreamConfig
 from .sources import Source, parse_source
 from .status import StreamStatus
 
@@ -26,11 +25,44 @@ CaptureFactory = Callable[..., StreamCapture]
 
 
 class StreamNotFound(LookupError):
-    pass
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.stream = stream
 
 
 class StreamConflict(ValueError):
-    pass
+    """A stream with this id exists."""
+
+
+class UnknownClasses(ValueError):
+    """A stream asked for class names the model does not have."""
+
+
+class Publisher(Protocol):
+    """Where results and state changes go (the publish hub)."""
+
+    def publish(self, event: Event) -> None: ...
+    def close_stream(self, stream: str) -> None: ...
+
+
+class StreamMetrics(Protocol):
+    """What the manager reports to the metrics."""
+
+    def observe_result(self, stream: str, latency_s: float, inference_s: float) -> None: ...
+    def forget(self, stream: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DetectParams:
+    """A stream's own detection settings, applied by the inference workers."""
+
+    threshold: float | None = None
+    classes: frozenset[str] | None = None
+
+    def keep(self, detections: list[Detection]) -> tuple[Detection, ...]:
+        if not self.classes:
+            return tuple(detections)
+        return tuple(d for d in detections if d.name in self.classes)
 
 
 @dataclass
@@ -62,9 +94,9 @@ class StreamManager:
     def __init__(
         self,
         scheduler: FrameScheduler,
-        hub: PublishHub,
-        capture_settings: CaptureSettings,
-        metrics: ServiceMetrics | None = None,
+        hub: Publisher,
+        capture_settings: CaptureConfig,
+        metrics: StreamMetrics | None = None,
         class_names: Sequence[str] | None = None,
         capture_factory: CaptureFactory = StreamCapture,
         watchdog_interval: float = 0.25,
@@ -94,13 +126,13 @@ class StreamManager:
         for ms in streams:
             ms.capture.stop(timeout=0)
         for ms in streams:
-            ms.capture.stop(timeout=self.capture_settings.read_timeout + 1)
+            ms.capture.stop(timeout=self.capture_settings.read_timeout_s + 1)
 
     def _watch(self) -> None:
         # A read blocked on a silent source cannot report the stall itself.
         while not self._stop.wait(self._interval):
             for ms in self.list():
-                ms.status.check_stall(self.capture_settings.stall_after)
+                ms.status.check_stall(self.capture_settings.stall_after_s)
 
     # -- streams ---------------------------------------------------------------------------
     def add(self, config: StreamConfig) -> ManagedStream:
@@ -108,7 +140,7 @@ class StreamManager:
         if config.classes and self.class_names is not None:
             unknown = sorted(set(config.classes) - self.class_names)
             if unknown:
-                raise ValueError(f"unknown class names: {', '.join(unknown)}")
+                raise UnknownClasses(f"unknown class names: {', '.join(unknown)}")
         stream_id = config.id or uuid.uuid4().hex[:12]
         status = StreamStatus(stream_id, self._on_state)
         capture = self._capture_factory(
@@ -205,8 +237,9 @@ class StreamManager:
             self._latest[event.stream] = event
         ms.status.result(event.latency_ms)
         if self.metrics is not None:
-            self.metrics.latency.labels(event.stream).observe(event.latency_ms / 1000.0)
-            self.metrics.inference.labels("stream").observe(event.inference_ms / 1000.0)
+            self.metrics.observe_result(
+                event.stream, event.latency_ms / 1000.0, event.inference_ms / 1000.0
+            )
         self.hub.publish(event)
 
     def _on_state(self, event: StateEvent) -> None:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .jobs import JobService
-from .jobs_store import JobState
+from .service import JobService
+from .store import JobState
 
 
 class JobsCollector(Collector):

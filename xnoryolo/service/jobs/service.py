@@ -1,5 +1,6 @@
-"""Uploaded-video jobs: a bounded worker pool that runs `process_video` on queued jobs, records
-progress in the job store, cancels on request and recovers after a restart.
+"""The job service: uploaded-video jobs submitted, queued, run by a bounded pool of worker
+threads (each job by `runner.run_job`), followed in the job store, cancelled on request and
+recovered after a restart.
 
 CPU sharing: job workers call the detector directly, but with `priority: live` (the default)
 each job frame first waits, up to `live_wait_max_s`, until no live inference (stream frames,
@@ -12,47 +13,28 @@ remains), unless it already took `max_attempts` starts, then it is failed with t
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import queue
 import shutil
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import numpy as np
+from xnoryolo.detector.video import Cancelled, Progress, VideoError, VideoInfo
 
-from xnoryolo.detector import Detection
-from xnoryolo.detector.video import (
-    Cancelled,
-    Outputs,
-    ProcessOptions,
-    Progress,
-    VideoError,
-    VideoInfo,
-    count_frames,
-    probe_video,
-    process_video,
-)
-
-from .inference import DetectorLike
-from .jobs_config import JobsConfig
-from .jobs_store import JobRecord, JobState, JobStore, now
-from .redact import redact
+from ..inference import DetectorLike
+from ..redact import redact
+from ..settings import JobsConfig
+from .download import DownloadError
+from .layout import DataLayout
+from .runner import run_job
+from .store import JobRecord, JobState, JobStore, now
 
 log = logging.getLogger("xnoryolo.service.jobs")
-
-RESULT_FILES = {
-    "jsonl": "detections.jsonl",
-    "mot": "detections.mot.txt",
-    "coco": "detections.coco.json",
-    "video": "annotated.mp4",
-}
-_PROGRESS_SAVE_S = 0.5
 
 
 class JobNotFound(LookupError):
@@ -63,36 +45,10 @@ class JobBusy(RuntimeError):
     """The job's worker has not let go of it yet."""
 
 
-class LiveActivity:
-    """The detector as live streams and image requests see it: it counts the calls in flight,
-    so that job workers can wait for them."""
+class LiveGate(Protocol):
+    """Live inference as the job workers see it: they wait until none runs."""
 
-    def __init__(self, detector: DetectorLike) -> None:
-        self.detector = detector
-        self.names = detector.names
-        self._busy = 0
-        self._cond = threading.Condition()
-
-    def detect(
-        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
-        with self._cond:
-            self._busy += 1
-        try:
-            return self.detector.detect(image, thresh=thresh, nms=nms)
-        finally:
-            with self._cond:
-                self._busy -= 1
-                self._cond.notify_all()
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "detector":  # not set yet (copy, pickle): no recursion
-            raise AttributeError(name)
-        return getattr(self.detector, name)
-
-    def wait_idle(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._busy == 0, timeout)
+    def wait_idle(self, timeout: float) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -119,10 +75,11 @@ class JobService:
         config: JobsConfig,
         data_dir: Path,
         detector: DetectorLike,
-        live: LiveActivity | None = None,
+        live: LiveGate | None = None,
     ) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
+        self.layout = DataLayout(self.data_dir)
         self.detector = detector
         self.live = live
         self._store: JobStore | None = None
@@ -138,13 +95,9 @@ class JobService:
         ]
 
     # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / "jobs.sqlite3"
-
     def start(self) -> None:
         # The data dir is created by the first job, not by a service that never gets one.
-        if self.db_path.exists():
+        if self.layout.db.exists():
             self._open()
         for t in self._threads:
             t.start()
@@ -165,7 +118,7 @@ class JobService:
     def _open(self) -> JobStore:
         with self._open_lock:
             if self._store is None:
-                store = JobStore(self.db_path)
+                store = JobStore(self.layout.db)
                 self._recover(store)
                 self._store = store
             return self._store
@@ -175,7 +128,7 @@ class JobService:
         return self._store or self._open()
 
     def job_dir(self, job_id: str) -> Path:
-        return self.data_dir / "jobs" / job_id
+        return self.layout.folder(job_id).path
 
     def _recover(self, store: JobStore) -> None:
         for job_id in store.ids_in(JobState.RUNNING):
@@ -193,7 +146,7 @@ class JobService:
                 store.update(job_id, state=JobState.QUEUED, frames_done=0, fps=None, eta_s=None)
                 log.warning("job %s: interrupted by a restart; runs again from the start", job_id)
         known = {r.id for r in store.list_jobs(limit=1_000_000)}
-        jobs_root = self.data_dir / "jobs"
+        jobs_root = self.layout.jobs
         if jobs_root.is_dir():
             for d in jobs_root.iterdir():
                 if d.name not in known:  # an upload the server died in
@@ -202,7 +155,7 @@ class JobService:
             self._queue.put(job_id)
 
     def _clear_parts(self, job_id: str) -> None:
-        results = self.job_dir(job_id) / "results"
+        results = self.layout.folder(job_id).results
         if results.is_dir():
             for p in results.glob(".*.part*"):
                 p.unlink(missing_ok=True)
@@ -300,13 +253,10 @@ class JobService:
         self.discard(job_id)
 
     def result_path(self, job_id: str, kind: str) -> Path:
-        return self.job_dir(job_id) / "results" / RESULT_FILES[kind]
+        return self.layout.folder(job_id).result(kind)
 
     def input_path(self, job_id: str) -> Path | None:
-        for p in sorted(self.job_dir(job_id).glob("input*")):
-            if not p.name.endswith(".part"):
-                return p
-        return None
+        return self.layout.folder(job_id).find_input()
 
     def _drop_input(self, job_id: str) -> None:
         if self.config.keep_input:
@@ -351,7 +301,17 @@ class JobService:
             ):
                 return
             log.info("job %s: running (attempt %d)", job_id, rec.attempts + 1)
-            self._process(rec, cancel)
+            run_job(
+                rec,
+                self.layout.folder(job_id),
+                store,
+                self.detector,
+                self.config,
+                cancel,
+                self._gate,
+                functools.partial(self._progress.__setitem__, job_id),
+            )
+            self._drop_input(job_id)
         except Cancelled:
             if self._stop.is_set() and store.update(
                 job_id, only_if=JobState.RUNNING, state=JobState.QUEUED, attempts=rec.attempts
@@ -362,7 +322,7 @@ class JobService:
             self._drop_input(job_id)
         except VideoError as exc:
             self._fail(job_id, f"not a decodable video: {exc}")
-        except _DownloadError as exc:
+        except DownloadError as exc:
             self._fail(job_id, str(exc))
         except Exception as exc:
             log.exception("job %s: failed", job_id)
@@ -383,118 +343,3 @@ class JobService:
             eta_s=None,
         )
         self._drop_input(job_id)
-
-    def _process(self, rec: JobRecord, cancel: threading.Event) -> None:
-        store = self.store
-        job_id = rec.id
-        src = self.input_path(job_id)
-        if src is None:
-            if rec.source == "upload":
-                raise VideoError("the uploaded file is gone")
-            src = self._download(job_id, rec.source, cancel)
-        info = probe_video(src)
-        total = info.frames if info.frames is not None else count_frames(src)
-        opts = rec.options
-        if opts.get("max_frames"):
-            total = min(total, int(opts["max_frames"]))
-        store.update(
-            job_id,
-            frames_total=total,
-            width=info.width,
-            height=info.height,
-            video_fps=info.fps,
-        )
-        wanted = ["jsonl", "mot", "coco"] + (["video"] if opts.get("video", True) else [])
-        paths = {k: self.result_path(job_id, k) for k in wanted}
-        saved = [0.0]
-
-        def progress(p: Progress) -> None:
-            if p.frames_total is None:
-                p = Progress(p.frames_read, total, p.frames_processed, p.elapsed_s)
-            self._progress[job_id] = p
-            t = time.monotonic()
-            if t - saved[0] >= _PROGRESS_SAVE_S:
-                saved[0] = t
-                store.update(
-                    job_id,
-                    only_if=JobState.RUNNING,
-                    frames_done=p.frames_read,
-                    frames_total=p.frames_total,
-                    fps=p.fps,
-                    eta_s=p.eta_s,
-                )
-
-        classes = opts.get("classes")
-        result = process_video(
-            src,
-            self.detector,
-            ProcessOptions(
-                threshold=opts.get("threshold"),
-                classes=frozenset(classes) if classes else None,
-                stride=int(opts.get("stride") or 1),
-                max_frames=opts.get("max_frames"),
-            ),
-            Outputs(
-                jsonl=paths["jsonl"],
-                mot=paths["mot"],
-                coco=paths["coco"],
-                video=paths.get("video"),
-                h264_via_ffmpeg=self.config.h264_via_ffmpeg,
-            ),
-            progress=progress,
-            cancel=cancel,
-            gate=self._gate,
-        )
-        finished = store.update(
-            job_id,
-            only_if=JobState.RUNNING,
-            state=JobState.SUCCEEDED,
-            finished_at=now(),
-            frames_done=result.frames,
-            frames_total=result.frames,
-            fps=result.fps,
-            eta_s=0.0,
-            video_codec=result.video_codec,
-            outputs=wanted,
-        )
-        if finished:
-            log.info("job %s: succeeded, %d frames at %.1f fps", job_id, result.frames, result.fps)
-            self._drop_input(job_id)
-        else:  # cancelled at the last moment: the files would never be served
-            for p in paths.values():
-                p.unlink(missing_ok=True)
-            raise Cancelled()
-
-    def _download(self, job_id: str, url: str, cancel: threading.Event) -> Path:
-        """Fetch a url= job's video into its folder, bounded by the upload limit."""
-        limit = int(self.config.max_upload_mb * 1024 * 1024)
-        part = self.job_dir(job_id) / "input.part"
-        try:
-            with (
-                urllib.request.urlopen(url, timeout=self.config.url_timeout_s) as resp,
-                part.open("wb") as f,
-            ):
-                size = 0
-                while chunk := resp.read(1 << 16):
-                    if cancel.is_set():
-                        raise Cancelled()
-                    size += len(chunk)
-                    if size > limit:
-                        raise _DownloadError(
-                            f"the video at the URL is larger than {self.config.max_upload_mb:g} MB"
-                        )
-                    f.write(chunk)
-        except OSError as exc:  # URLError, HTTPError, timeouts
-            with contextlib.suppress(OSError):
-                part.unlink()
-            raise _DownloadError(f"cannot download {redact(url)}: {exc}") from None
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        final = self.job_dir(job_id) / "input"
-        part.replace(final)
-        return final
-
-
-class _DownloadError(RuntimeError):
-    pass

@@ -3,53 +3,35 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import anyio
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
 
 from xnoryolo.detector import Detection, video
 
-from .pipeline import Pipeline
+from ..pipeline import Pipeline
+from .deps import DetectLimiterDep, PipelineDep, SettingsDep
+from .schemas import DetectResult
+from .uploads import read_body, read_multipart
 
 router = APIRouter(tags=["detection"])
 
 _RAW_TYPES = ("image/", "application/octet-stream")
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise HTTPException(413, f"the upload is larger than {limit} bytes")
-    return bytes(data)
-
-
 async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
     """The image bytes of a multipart field `image` or of a raw image body, and any other
     form fields."""
     ctype = request.headers.get("content-type", "").lower()
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise HTTPException(400, "bad Content-Length")
-        if int(length) > limit:
-            raise HTTPException(413, f"the upload is larger than {limit} bytes")
     if ctype.startswith("multipart/form-data"):
-        if length is None:  # multipart parts are spooled to disk: bound them up front
-            raise HTTPException(411, "a multipart upload needs a Content-Length")
-        async with request.form(max_files=1, max_fields=20, max_part_size=limit) as form:
-            upload = form.get("image")
-            if not isinstance(upload, UploadFile):
-                raise HTTPException(400, "the multipart field 'image' (a file) is required")
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            return await upload.read(), fields
+        data, fields = await read_multipart(request, limit, "image")
+        if data is None:
+            raise HTTPException(400, "the multipart field 'image' (a file) is required")
+        return data, fields
     if ctype.startswith(_RAW_TYPES):
-        return await _read_limited(request, limit), {}
+        return await read_body(request, limit), {}
     raise HTTPException(
         415, "send an image as multipart/form-data (field 'image') or as an image/* body"
     )
@@ -65,54 +47,66 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 async def _detect(
-    request: Request, image: np.ndarray, thresh: float | None, nms: float | None
+    p: Pipeline,
+    limiter: anyio.CapacityLimiter,
+    image: np.ndarray,
+    thresh: float | None,
+    nms: float | None,
 ) -> tuple[list[Detection], float]:
-    p: Pipeline = request.app.state.pipeline
     t0 = time.perf_counter()
     dets = await anyio.to_thread.run_sync(
-        lambda: p.detector.detect(image, thresh=thresh, nms=nms),
-        limiter=request.app.state.detect_limiter,
+        lambda: p.detector.detect(image, thresh=thresh, nms=nms), limiter=limiter
     )
     seconds = time.perf_counter() - t0
     p.metrics.inference.labels("request").observe(seconds)
     return dets, seconds * 1000.0
 
 
-def _limit(request: Request) -> int:
-    return int(request.app.state.pipeline.settings.max_upload_mb * 1024 * 1024)
+def _limit(settings: SettingsDep) -> int:
+    return int(settings.max_upload_mb * 1024 * 1024)
 
 
 @router.post(
     "/v1/detect",
     summary="Detect objects in one image (multipart field 'image' or a raw image body)",
+    response_model=DetectResult,
 )
 async def detect(
     request: Request,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
+    limiter: DetectLimiterDep,
     threshold: float | None = Query(None, ge=0, le=1),
     nms: float | None = Query(None, ge=0, le=1),
     classes: str | None = Query(None, description="comma-separated class names to keep"),
-) -> dict[str, Any]:
-    data, _ = await read_upload(request, _limit(request))
+) -> JSONResponse:
+    data, _ = await read_upload(request, _limit(settings))
     image = await anyio.to_thread.run_sync(decode_image, data)
-    dets, ms = await _detect(request, image, threshold, nms)
+    dets, ms = await _detect(pipeline, limiter, image, threshold, nms)
     if classes:
         keep = {c.strip() for c in classes.split(",") if c.strip()}
         dets = [d for d in dets if d.name in keep]
-    return {
-        "width": image.shape[1],
-        "height": image.shape[0],
-        "inference_ms": round(ms, 2),
-        "detections": [d.to_json() for d in dets],
-    }
+    # Built here rather than by the response model: each detection is `Detection.to_json()`,
+    # the one JSON form (the model documents that same form).
+    return JSONResponse(
+        {
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "inference_ms": round(ms, 2),
+            "detections": [d.to_json() for d in dets],
+        }
+    )
 
 
 @router.post(
     "/v1/vision/detection",
     summary="DeepStack-compatible detection (multipart 'image', optional 'min_confidence')",
 )
-async def deepstack_detection(request: Request) -> JSONResponse:
+async def deepstack_detection(
+    request: Request, pipeline: PipelineDep, settings: SettingsDep, limiter: DetectLimiterDep
+) -> JSONResponse:
     try:
-        data, fields = await read_upload(request, _limit(request))
+        data, fields = await read_upload(request, _limit(settings))
         image = await anyio.to_thread.run_sync(decode_image, data)
         try:
             min_conf = float(fields.get("min_confidence", 0.4))  # DeepStack's default
@@ -120,7 +114,7 @@ async def deepstack_detection(request: Request) -> JSONResponse:
             raise HTTPException(400, "min_confidence must be a number") from None
         if not 0 <= min_conf <= 1:
             raise HTTPException(400, "min_confidence must be within [0, 1]")
-        dets, _ = await _detect(request, image, min_conf, None)
+        dets, _ = await _detect(pipeline, limiter, image, min_conf, None)
     except HTTPException as exc:
         return JSONResponse({"success": False, "error": exc.detail}, status_code=exc.status_code)
     h, w = image.shape[:2]

@@ -8,7 +8,7 @@ import asyncio
 import threading
 from collections import deque
 
-from .events import Event
+from ..streams.events import Event
 
 
 class Subscription:

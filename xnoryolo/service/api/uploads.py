@@ -1,9 +1,11 @@
-"""Receiving a video upload: streamed to disk chunk by chunk as it arrives (multipart field
-`file` or a raw body), never held in memory, and cut off at the size limit."""
+"""The one reader of uploaded bodies, bounded in size: a multipart field or a raw body, taken
+chunk by chunk as it arrives and cut off (413) at the size limit, whatever the Content-Length
+said. Videos are streamed to disk, never held in memory (`save_multipart`, `save_body`); images
+are collected in memory (`read_multipart`, `read_body`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +130,14 @@ async def _limited_chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def save_multipart(
-    request: Request, dest: Path, limit: int, file_field: str = "file"
-) -> tuple[str | None, dict[str, str]]:
-    """Write the multipart field `file_field` to `dest`; (its filename, the other fields)."""
+Sink = Callable[[bytes], Awaitable[None]]
+
+
+async def _receive_multipart(
+    request: Request, limit: int, file_field: str, sink: Sink
+) -> tuple[bool, str | None, dict[str, str]]:
+    """The multipart field `file_field` into `sink`; (whether it came, its filename, the
+    other fields)."""
     await _refuse_declared_oversize(request, limit)
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
@@ -140,19 +146,31 @@ async def save_multipart(
     parts = _Parts(file_field)
     parser = MultipartParser(boundary, parts.callbacks())
     try:
-        with dest.open("wb") as f:
-            async for chunk in _limited_chunks(request, limit):
-                parser.write(chunk)
-                if parts.pending:
-                    data = b"".join(parts.pending)
-                    parts.pending.clear()
-                    await anyio.to_thread.run_sync(f.write, data)
-            parser.finalize()
+        async for chunk in _limited_chunks(request, limit):
+            parser.write(chunk)
+            if parts.pending:
+                data = b"".join(parts.pending)
+                parts.pending.clear()
+                await sink(data)
+        parser.finalize()
     except MultipartParseError as exc:
         raise HTTPException(400, f"malformed multipart body: {exc}") from None
-    if not parts.file_seen:
+    return parts.file_seen, parts.filename, parts.fields
+
+
+async def save_multipart(
+    request: Request, dest: Path, limit: int, file_field: str = "file"
+) -> tuple[str | None, dict[str, str]]:
+    """Write the multipart field `file_field` to `dest`; (its filename, the other fields)."""
+    with dest.open("wb") as f:
+
+        async def write(data: bytes) -> None:
+            await anyio.to_thread.run_sync(f.write, data)
+
+        seen, filename, fields = await _receive_multipart(request, limit, file_field, write)
+    if not seen:
         raise HTTPException(422, f"the multipart field '{file_field}' (a video file) is required")
-    return parts.filename, parts.fields
+    return filename, fields
 
 
 async def save_body(request: Request, dest: Path, limit: int) -> None:
@@ -161,3 +179,25 @@ async def save_body(request: Request, dest: Path, limit: int) -> None:
     with dest.open("wb") as f:
         async for chunk in _limited_chunks(request, limit):
             await anyio.to_thread.run_sync(f.write, chunk)
+
+
+async def read_multipart(
+    request: Request, limit: int, file_field: str
+) -> tuple[bytes | None, dict[str, str]]:
+    """The bytes of the multipart field `file_field` (None when absent) and the other fields."""
+    data = bytearray()
+
+    async def collect(chunk: bytes) -> None:
+        data.extend(chunk)
+
+    seen, _, fields = await _receive_multipart(request, limit, file_field, collect)
+    return (bytes(data) if seen else None), fields
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """A raw request body."""
+    await _refuse_declared_oversize(request, limit)
+    data = bytearray()
+    async for chunk in _limited_chunks(request, limit):
+        data.extend(chunk)
+    return bytes(data)

@@ -10,7 +10,7 @@ import cv2
 
 from xnoryolo.detector.draw import draw_detections
 
-from .events import DetectionEvent
+from ..streams.events import DetectionEvent
 
 
 class SnapshotCache:

@@ -1,0 +1,115 @@
+"""Taking in a job: its options checked, its video saved into a fresh job folder (an upload
+written by the caller, or a URL fetched later by a worker), probed, and queued. The HTTP
+layer only reads the request and turns the errors raised here into answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from xnoryolo.detector.video import VideoError, probe_video
+
+from ..redact import redact
+from .layout import JobFolder
+from .service import JobOptionsData, JobService
+from .store import JobRecord
+
+# Writes the request's video to the path given; answers its file name and the other form
+# fields that came with it.
+SaveUpload = Callable[[Path], Awaitable[tuple[str | None, dict[str, str]]]]
+
+
+class InvalidJob(ValueError):
+    """A submission refused as it was given (options, missing or empty video)."""
+
+
+class NotAVideo(ValueError):
+    """An upload FFmpeg cannot decode."""
+
+
+class JobOptions(BaseModel):
+    """Options of a job: form fields, query parameters or the JSON body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=4096, description="http(s) URL of a video")
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    classes: list[str] | None = Field(default=None, description="report only these class names")
+    stride: int = Field(default=1, ge=1, le=1000, description="detect on every n-th frame")
+    video: bool = Field(default=True, description="also write the annotated MP4")
+    max_frames: int | None = Field(default=None, ge=1, description="stop after this many frames")
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [c.strip() for c in value.split(",") if c.strip()] or None
+        return value
+
+    def data(self) -> JobOptionsData:
+        return JobOptionsData(
+            self.threshold, self.classes, self.stride, self.video, self.max_frames
+        )
+
+
+class JobIntake:
+    def __init__(self, jobs: JobService, names: Sequence[str]) -> None:
+        self.jobs = jobs
+        self.names = frozenset(names)
+
+    @property
+    def limit(self) -> int:
+        """The largest upload accepted, in bytes."""
+        return int(self.jobs.config.max_upload_mb * 1024 * 1024)
+
+    def options(self, values: Mapping[str, Any]) -> JobOptions:
+        """The options in `values`, checked; InvalidJob if they are not usable."""
+        try:
+            opts = JobOptions.model_validate(dict(values))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'options'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            raise InvalidJob(redact(problems)) from None
+        unknown = sorted(set(opts.classes or ()) - self.names)
+        if unknown:
+            raise InvalidJob(f"unknown class names: {', '.join(unknown)}")
+        return opts
+
+    async def from_url(self, values: Mapping[str, Any]) -> JobRecord:
+        """A job for the video at the http(s) `url` in `values` (fetched by its worker)."""
+        opts = self.options(values)
+        if not opts.url:
+            raise InvalidJob("give a 'url' (http or https) or upload a 'file'")
+        if not opts.url.lower().startswith(("http://", "https://")):
+            raise InvalidJob("url: only http:// and https:// URLs are fetched")
+        job_id, _ = await anyio.to_thread.run_sync(self.jobs.new_job)
+        return self.jobs.submit(job_id, opts.url, None, opts.data())
+
+    async def from_upload(self, save: SaveUpload, values: Mapping[str, Any]) -> JobRecord:
+        """A job for an uploaded video that `save` writes; `values` are options given besides
+        the form fields (the query string). Nothing of a refused upload stays on disk."""
+        job_id, path = await anyio.to_thread.run_sync(self.jobs.new_job)
+        folder = JobFolder(path)
+        try:
+            filename, fields = await save(folder.part)
+            opts = self.options({**values, **fields})
+            if opts.url:
+                raise InvalidJob("give either a 'file' or a 'url', not both")
+            if folder.part.stat().st_size == 0:
+                raise InvalidJob("the upload is empty (0 bytes)")
+            dest = folder.input_for(filename)
+            folder.part.replace(dest)
+            try:
+                info = await anyio.to_thread.run_sync(probe_video, dest)
+            except VideoError as exc:
+                raise NotAVideo(f"the upload is not a decodable video: {exc}") from None
+        except BaseException:
+            self.jobs.discard(job_id)
+            raise
+        return self.jobs.submit(job_id, "upload", filename, opts.data(), info)

@@ -1,0 +1,128 @@
+"""Running one job on a worker thread: its input found (or fetched, for url= jobs), the video
+processed with `process_video`, progress saved to the store as it goes, and the outcome
+recorded. Raises Cancelled when `cancel` is set, VideoError or DownloadError when the input
+cannot be used."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from xnoryolo.detector.video import (
+    Cancelled,
+    Outputs,
+    ProcessOptions,
+    Progress,
+    VideoError,
+    count_frames,
+    probe_video,
+    process_video,
+)
+
+from ..inference import DetectorLike
+from ..settings import JobsConfig
+from .download import download
+from .layout import JobFolder
+from .store import JobRecord, JobState, JobStore, now
+
+log = logging.getLogger("xnoryolo.service.jobs")
+
+_PROGRESS_SAVE_S = 0.5
+
+
+def run_job(
+    rec: JobRecord,
+    folder: JobFolder,
+    store: JobStore,
+    detector: DetectorLike,
+    config: JobsConfig,
+    cancel: threading.Event,
+    gate: Callable[[], None],
+    on_progress: Callable[[Progress], None],
+) -> None:
+    """Run the job `rec` (already marked running) to its end: succeeded and recorded, or an
+    exception."""
+    job_id = rec.id
+    src = folder.find_input()
+    if src is None:
+        if rec.source == "upload":
+            raise VideoError("the uploaded file is gone")
+        src = download(
+            rec.source,
+            folder,
+            config.max_upload_mb,
+            config.url_timeout_s,
+            cancel,
+        )
+    info = probe_video(src)
+    total = info.frames if info.frames is not None else count_frames(src)
+    opts = rec.options
+    if opts.get("max_frames"):
+        total = min(total, int(opts["max_frames"]))
+    store.update(
+        job_id,
+        frames_total=total,
+        width=info.width,
+        height=info.height,
+        video_fps=info.fps,
+    )
+    wanted = ["jsonl", "mot", "coco"] + (["video"] if opts.get("video", True) else [])
+    paths = {k: folder.result(k) for k in wanted}
+    saved = [0.0]
+
+    def progress(p: Progress) -> None:
+        if p.frames_total is None:
+            p = Progress(p.frames_read, total, p.frames_processed, p.elapsed_s)
+        on_progress(p)
+        t = time.monotonic()
+        if t - saved[0] >= _PROGRESS_SAVE_S:
+            saved[0] = t
+            store.update(
+                job_id,
+                only_if=JobState.RUNNING,
+                frames_done=p.frames_read,
+                frames_total=p.frames_total,
+                fps=p.fps,
+                eta_s=p.eta_s,
+            )
+
+    classes = opts.get("classes")
+    result = process_video(
+        src,
+        detector,
+        ProcessOptions(
+            threshold=opts.get("threshold"),
+            classes=frozenset(classes) if classes else None,
+            stride=int(opts.get("stride") or 1),
+            max_frames=opts.get("max_frames"),
+        ),
+        Outputs(
+            jsonl=paths["jsonl"],
+            mot=paths["mot"],
+            coco=paths["coco"],
+            video=paths.get("video"),
+            h264_via_ffmpeg=config.h264_via_ffmpeg,
+        ),
+        progress=progress,
+        cancel=cancel,
+        gate=gate,
+    )
+    finished = store.update(
+        job_id,
+        only_if=JobState.RUNNING,
+        state=JobState.SUCCEEDED,
+        finished_at=now(),
+        frames_done=result.frames,
+        frames_total=result.frames,
+        fps=result.fps,
+        eta_s=0.0,
+        video_codec=result.video_codec,
+        outputs=wanted,
+    )
+    if not finished:  # cancelled at the last moment: the files would never be served
+        for p in paths.values():
+            p.unlink(missing_ok=True)
+        raise Cancelled()
+    log.info("job %s: succeeded, %d frames at %.1f fps", job_id, result.frames, result.fps)
