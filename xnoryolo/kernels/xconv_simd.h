@@ -194,6 +194,23 @@ static void xn_tile_portable(const uint64_t *A, const uint64_t *B, int kw, int n
     }
 }
 
+/* The AVX2 path keeps weights and pixel panels nibble-split (kernels/README.md, "SIMD
+ * paths"): each operand word w is stored as w & 0x0f.. (lo) and (w >> 4) & 0x0f.. (hi), the
+ * hi arrays right after the lo ones. The nibbles of w XOR x are then lo(w) XOR lo(x) and
+ * hi(w) XOR hi(x), straight table indices: per 256 bits, 2 xor + 2 vpshufb + 2 add instead
+ * of 8 ops. Plain C, outside `#ifdef XN_X86`: xconv.pyx calls it on every platform
+ * (only the avx2 path's buffers need it). */
+#define XN_NIBBLES 0x0f0f0f0f0f0f0f0fULL
+
+static void xn_split_nibbles(uint64_t *lo, uint64_t *hi, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        const uint64_t v = lo[i];
+        lo[i] = v & XN_NIBBLES;
+        hi[i] = (v >> 4) & XN_NIBBLES;
+    }
+}
+
 #ifdef XN_X86
 __attribute__((target("popcnt"))) static void xn_tile_popcnt(const uint64_t *A, const uint64_t *B,
                                                              int kw, int nf, int np,
@@ -267,22 +284,6 @@ xn_floats8_avx2(__m256i t0, __m256i t1, int K, __m256 vs, __m256 vb, int act, fl
                                                   _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
     xn_store8_avx2(_mm256_sub_epi32(_mm256_set1_epi32(K), _mm256_add_epi32(c, c)), vs, vb, act,
                    dst, n);
-}
-
-/* The AVX2 path keeps weights and pixel panels nibble-split (kernels/README.md, "SIMD
- * paths"): each operand word w is stored as w & 0x0f.. (lo) and (w >> 4) & 0x0f.. (hi), the
- * hi arrays right after the lo ones. The nibbles of w XOR x are then lo(w) XOR lo(x) and
- * hi(w) XOR hi(x), straight table indices: per 256 bits, 2 xor + 2 vpshufb + 2 add instead
- * of 8 ops. */
-#define XN_NIBBLES 0x0f0f0f0f0f0f0f0fULL
-
-static void xn_split_nibbles(uint64_t *lo, uint64_t *hi, size_t n) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        const uint64_t v = lo[i];
-        lo[i] = v & XN_NIBBLES;
-        hi[i] = (v >> 4) & XN_NIBBLES;
-    }
 }
 
 /* Mismatch counts of 2 filters (nibble rows al/ah and al/ah + row) x 8 pixels (nibble panels
