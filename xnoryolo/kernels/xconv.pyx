@@ -230,7 +230,7 @@ cdef class BinaryConv:
         self.fpad = _round_up(self.filters, 4)
         self.isa = _isa_code(isa)
         weights = pack_weights(signs)
-        if self.isa == XN_AVX2:  # nibble-split rows: lo then hi (xconv_simd.h, xn_acc_avx2)
+        if self.isa == XN_AVX2:  # nibble-split rows: lo then hi (xn_bgemm.h, xn_acc_avx2)
             weights = np.concatenate([weights & _NIBBLES, (weights >> 4) & _NIBBLES])
         self.weights = weights
         self.scale_ = np.ascontiguousarray(scale, dtype=np.float32)
