@@ -41,8 +41,17 @@ def _openmp_flags() -> tuple[list[str], list[str]]:
 
 def extensions() -> list[Extension]:
     omp_compile, omp_link = _openmp_flags()
+    # gcc and clang: a call of an undeclared function is an error, not a warning. A kernel
+    # defined only for one instruction set would otherwise build elsewhere and fail at import
+    # (undefined symbol); tests/test_neon_emulated.py checks the same with the x86 macros off.
     compile_args = (
-        ["-O3", "-fno-strict-aliasing", "-ffp-contract=off", *omp_compile]
+        [
+            "-O3",
+            "-fno-strict-aliasing",
+            "-ffp-contract=off",
+            "-Werror=implicit-function-declaration",
+            *omp_compile,
+        ]
         if sys.platform != "win32"
         else omp_compile
     )

@@ -1,6 +1,7 @@
-/* Plain-C stand-ins for the few NEON intrinsics kernels/xconv_simd.h uses, so its NEON path can
- * be compiled and checked on x86 (tests/test_neon_emulated.py). Little-endian lanes, as on
- * arm64 Linux. Semantics follow the Arm intrinsics reference for each name. */
+/* Plain-C stand-ins for the few NEON intrinsics the kernel headers (kernels/xn_*.h) use, so
+ * their NEON path can be compiled and checked on x86 (tests/test_neon_emulated.py).
+ * Little-endian lanes, as on arm64 Linux. Semantics follow the Arm intrinsics reference for
+ * each name. */
 #ifndef XNORYOLO_NEON_EMU_H
 #define XNORYOLO_NEON_EMU_H
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Runs the NEON micro-kernels of kernels/xconv_simd.h (on emulated intrinsics) against the
+/* Runs the NEON micro-kernels of kernels/xn_bgemm.h (on emulated intrinsics) against the
  * portable ones: same counts for every tile, including word counts past the 16-bit flush, and
  * the same sign-bit words when a tile's output goes to bits. */
 #include <stdio.h>

@@ -10,6 +10,7 @@ import pytest
 from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
 from xnoryolo.detector import ops
+from xnoryolo.detector.activations import activate
 from xnoryolo.detector.backend import get_backend
 
 # the kernels are part of every build: a missing extension is a failure, not a skip
@@ -112,11 +113,13 @@ def test_padding_taps_are_minus_one(c: int, isa: str) -> None:
 def test_binary_activations(activation: str, isa: str) -> None:
     x, _, signs, scale, bias = _case(32, 6, 41, 9, 3, seed=3)
     spec = ops.ConvSpec(32, 6, 41, 9, 3, 1, 1, 1)
-    kernel = xconv.BinaryConv(signs, scale, bias, spec, activation, 2, isa)
+    kernel = xconv.BinaryConv(signs, scale, bias, spec, activation, 2, isa, activate=activate)
     y = kernel(x)
     _close(y, ops.binary_conv(x, signs, scale, bias, spec, activation), 2e-6)
     # every SIMD path gives the very same floats as the portable one
-    portable = xconv.BinaryConv(signs, scale, bias, spec, activation, 1, "portable")
+    portable = xconv.BinaryConv(
+        signs, scale, bias, spec, activation, 1, "portable", activate=activate
+    )
     np.testing.assert_array_equal(y, portable(x))
 
 
@@ -221,7 +224,9 @@ def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str)
     bias = rng.standard_normal(6).astype(np.float32)
     spec = ops.ConvSpec(c, 9, w, 6, size, sy, 1, pad)
     for threads, act in ((1, "leaky"), (2, "leaky"), (1, "logistic"), (2, "relu"), (1, "mish")):
-        kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, act)
+        kernel = FastBackend(threads, simd=isa, activate=activate).float_conv(
+            weights, bias, spec, act
+        )
         assert kernel.direct == (isa in ("avx2", "avx512"))
         _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
 
@@ -248,8 +253,34 @@ def test_float_activations(activation: str) -> None:
     weights = rng.standard_normal((255, 16, 1, 1)).astype(np.float32) * 0.3
     bias = rng.standard_normal(255).astype(np.float32)
     spec = ops.ConvSpec(16, 13, 13, 255, 1)
-    kernel = FastBackend(2).float_conv(weights, bias, spec, activation)
+    kernel = FastBackend(2, activate=activate).float_conv(weights, bias, spec, activation)
     _close(kernel(x), ops.float_conv(x, weights, bias, spec, activation), 1e-5)
+
+
+def test_unfused_activation_needs_activate() -> None:
+    """The kernels fuse linear, leaky, relu and logistic; any other activation is computed by
+    the injected `activate`, and building such a kernel without one fails at once."""
+    x, folded, signs, scale, bias = _case(16, 5, 6, 4, 3, seed=4)
+    spec = ops.ConvSpec(16, 5, 6, 4, 3, 1, 1, 1)
+    backend = FastBackend(1)
+    with pytest.raises(ValueError, match="'mish' is not fused"):
+        backend.float_conv(folded, bias, spec, "mish")
+    with pytest.raises(ValueError, match="'mish' is not fused"):
+        backend.binary_conv(signs, scale, bias, spec, "mish")
+    with pytest.raises(ValueError, match="'swish' is not fused"):
+        xconv.BinaryConv(signs, scale, bias, spec, "swish", 1, "portable")
+    for act in ("linear", "leaky", "relu", "logistic"):
+        kernel = backend.float_conv(folded, bias, spec, act)
+        _close(kernel(x), ops.float_conv(x, folded, bias, spec, act), 1e-5)
+    calls: list[str] = []
+
+    def spy(y: np.ndarray, name: str) -> np.ndarray:
+        calls.append(name)
+        return activate(y, name)
+
+    kernel = FastBackend(1, activate=spy).binary_conv(signs, scale, bias, spec, "mish")
+    _close(kernel(x), ops.binary_conv(x, signs, scale, bias, spec, "mish"), 2e-6)
+    assert calls == ["mish"]
 
 
 # ----------------------------------------------------------------------------------- maxpool

@@ -2,7 +2,9 @@
 
 Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
 SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels
-keep the path that was selected when they were built.
+keep the path that was selected when they were built. Both variables are read here only.
+Activations the kernels do not fuse (all but linear, leaky, relu and logistic) are computed by
+the `activate` function the caller injects; without one, building such a kernel raises.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ import os
 
 import numpy as np
 
-from xnoryolo.detector.ops import ConvSpec
-
 from . import xconv
 from .blas import blas_threads
+from .protocols import Activate, ConvGeometry
 
-__all__ = ["FastBackend", "available_simd", "get_simd", "set_simd"]
+__all__ = ["FastBackend", "available_simd", "default_threads", "get_simd", "set_simd"]
 
 _simd: str | None = None
 
@@ -53,6 +54,7 @@ def get_simd() -> str:
 
 
 def default_threads(threads: int | None = None) -> int:
+    """`threads` when given, else XNORYOLO_THREADS, else all cores; each must be >= 1."""
     if threads is not None:
         if threads < 1:
             raise ValueError(f"threads={threads}: must be >= 1")
@@ -74,8 +76,15 @@ class FastBackend:
 
     name = "fast"
 
-    def __init__(self, threads: int | None = None, simd: str | None = None) -> None:
+    def __init__(
+        self,
+        threads: int | None = None,
+        simd: str | None = None,
+        *,
+        activate: Activate | None = None,
+    ) -> None:
         self.threads = default_threads(threads)
+        self._activate = activate
         # numpy's BLAS pool would spin beside the OpenMP team (see kernels/blas.py)
         blas_threads(1)
         if simd is not None and (simd not in xconv.isa_names() or not xconv.isa_supported(simd)):
@@ -86,19 +95,30 @@ class FastBackend:
         return self.simd or get_simd()
 
     def float_conv(
-        self, weights: np.ndarray, bias: np.ndarray, spec: ConvSpec, activation: str
+        self, weights: np.ndarray, bias: np.ndarray, spec: ConvGeometry, activation: str
     ) -> xconv.FloatConv:
-        return xconv.FloatConv(weights, bias, spec, activation, self.threads, self._isa())
+        return xconv.FloatConv(
+            weights, bias, spec, activation, self.threads, self._isa(), activate=self._activate
+        )
 
     def binary_conv(
         self,
         signs: np.ndarray,
         scale: np.ndarray,
         bias: np.ndarray,
-        spec: ConvSpec,
+        spec: ConvGeometry,
         activation: str,
     ) -> xconv.BinaryConv:
-        return xconv.BinaryConv(signs, scale, bias, spec, activation, self.threads, self._isa())
+        return xconv.BinaryConv(
+            signs,
+            scale,
+            bias,
+            spec,
+            activation,
+            self.threads,
+            self._isa(),
+            activate=self._activate,
+        )
 
     def maxpool(
         self,

@@ -65,6 +65,7 @@ cdef class BinaryConv:
     cdef readonly str activation
     cdef readonly bint emits_bits
     cdef int act
+    cdef object activate_  # the caller's function for an activation not fused here, or None
     cdef uint64_t[:, ::1] weights
     cdef float[::1] scale_, bias_
     cdef int32_t[::1] limit_
@@ -78,6 +79,7 @@ cdef class FloatConv:
     cdef readonly bint direct
     cdef readonly str activation
     cdef int act
+    cdef object activate_  # the caller's function for an activation not fused here, or None
     cdef object weights
     cdef float[:, ::1] wdirect
     cdef readonly bint own_gemm

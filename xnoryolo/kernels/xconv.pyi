@@ -1,7 +1,7 @@
 # Type stub of the compiled xconv module (kernels/xconv.pyx).
 import numpy as np
 
-from xnoryolo.detector.ops import ConvSpec
+from xnoryolo.kernels.protocols import Activate, ConvGeometry
 
 def isa_names() -> tuple[str, ...]: ...
 def isa_supported(name: str) -> bool: ...
@@ -34,10 +34,12 @@ class BinaryConv:
         signs: np.ndarray,
         scale: np.ndarray,
         bias: np.ndarray,
-        spec: ConvSpec,
+        spec: ConvGeometry,
         activation: str,
         threads: int,
         isa: str,
+        *,
+        activate: Activate | None = None,
     ) -> None: ...
     @property
     def isa_name(self) -> str: ...
@@ -77,10 +79,12 @@ class FloatConv:
         self,
         weights: np.ndarray,
         bias: np.ndarray,
-        spec: ConvSpec,
+        spec: ConvGeometry,
         activation: str,
         threads: int,
         isa: str = "portable",
+        *,
+        activate: Activate | None = None,
     ) -> None: ...
     @property
     def isa_name(self) -> str: ...

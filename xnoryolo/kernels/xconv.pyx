@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 
-from xnoryolo.detector.activations import activate
 from xnoryolo.kernels.blas import blas_threads
 
 _ISA_NAMES = ("portable", "popcnt", "avx2", "avx512", "neon")
@@ -27,6 +26,17 @@ cnp.import_array()
 _EMPTY3 = np.zeros((1, 1, 1), dtype=np.float32)
 _NIBBLES = np.uint64(0x0F0F0F0F0F0F0F0F)
 _NATIVE_ACT = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU, "logistic": XN_LOGISTIC}
+
+
+cdef object _fallback(str activation, activate):
+    """The function computing an activation the kernels do not fuse (None for those they do):
+    the caller's `activate(y, name)`, required when the activation needs it."""
+    if activation in _NATIVE_ACT:
+        return None
+    if activate is None:
+        raise ValueError(f"activation {activation!r} is not fused in the kernels: pass "
+                         "activate=(a function (y, name) -> activated y) to compute it")
+    return activate
 
 
 def isa_names():
@@ -206,7 +216,8 @@ cdef inline void _tile_step(const _ConvJob *j, int t) noexcept nogil:
 cdef class BinaryConv:
     """XNOR convolution of one layer: call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
 
-    def __init__(self, signs, scale, bias, spec, str activation, int threads, str isa):
+    def __init__(self, signs, scale, bias, spec, str activation, int threads, str isa, *,
+                 activate=None):
         self.c, self.h, self.w = spec.c, spec.h, spec.w
         self.filters, self.size = spec.filters, spec.size
         self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
@@ -219,13 +230,14 @@ cdef class BinaryConv:
         self.fpad = _round_up(self.filters, 4)
         self.isa = _isa_code(isa)
         weights = pack_weights(signs)
-        if self.isa == XN_AVX2:  # nibble-split rows: lo then hi (xconv_simd.h, xn_acc_avx2)
+        if self.isa == XN_AVX2:  # nibble-split rows: lo then hi (xn_bgemm.h, xn_acc_avx2)
             weights = np.concatenate([weights & _NIBBLES, (weights >> 4) & _NIBBLES])
         self.weights = weights
         self.scale_ = np.ascontiguousarray(scale, dtype=np.float32)
         self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
         self.activation = activation
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.activate_ = _fallback(activation, activate)
         self.threads = max(1, threads)
         work = <double>self.filters * self.k * self.out_h * self.out_w
         est_us = work / _BIT_MACS_PER_US[_ISA_NAMES[self.isa]]
@@ -384,7 +396,7 @@ cdef class BinaryConv:
         if want_dot or result is None:
             return result
         if self.activation not in _NATIVE_ACT:
-            result = activate(result, self.activation)
+            result = self.activate_(result, self.activation)
         return result.reshape(self.filters, self.out_h, self.out_w)
 
 
@@ -426,7 +438,8 @@ cdef class FloatConv:
     """Float convolution of one layer (BN folded): Cython im2col, numpy's BLAS sgemm, then
     bias and activation fused in one pass. Call with x float32 (C,H,W) -> float32 (F,oh,ow)."""
 
-    def __init__(self, weights, bias, spec, str activation, int threads, str isa="portable"):
+    def __init__(self, weights, bias, spec, str activation, int threads, str isa="portable", *,
+                 activate=None):
         self.c, self.h, self.w = spec.c, spec.h, spec.w
         self.filters, self.size = spec.filters, spec.size
         self.stride_y, self.stride_x, self.padding = spec.stride_y, spec.stride_x, spec.padding
@@ -439,6 +452,7 @@ cdef class FloatConv:
         self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
         self.activation = activation
         self.act = _NATIVE_ACT.get(activation, XN_LINEAR)
+        self.activate_ = _fallback(activation, activate)
         self.threads = max(1, threads)
         self.isa = _isa_code(isa)
         # thin inputs (RGB, or up to 32 channels): im2col would copy size*size times a large
@@ -549,7 +563,7 @@ cdef class FloatConv:
                                     chunksize=_chunk(self.filters, self.threads)):
                         xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
         if self.activation not in _NATIVE_ACT:
-            out = activate(out, self.activation)
+            out = self.activate_(out, self.activation)
         return out.reshape(self.filters, self.out_h, self.out_w)
 
     def _padded(self, xv):
@@ -576,7 +590,7 @@ cdef class FloatConv:
                               self.filters, self.size, oy * self.stride_y, self.out_w,
                               &om[0, oy, 0], plane, &self.bias_[0], self.act)
         if self.activation not in _NATIVE_ACT:
-            out = activate(out, self.activation)
+            out = self.activate_(out, self.activation)
         return out
 
     def pools_to_bits(self, MaxPool pool):

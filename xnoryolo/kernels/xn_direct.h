@@ -1,0 +1,224 @@
+/* Direct float convolution for thin inputs (the first layer: C*size*size small), stride_x 1.
+ * xp: zero-padded input (c, hp, wp); W: (F rounded up to 4, K) with zero rows; writes output
+ * row oy (input rows iy0 ..) of every filter: out + f*plane. 4 filters x 16 pixels per step. */
+#ifndef XNORYOLO_XN_DIRECT_H
+#define XNORYOLO_XN_DIRECT_H
+
+#include "xn_common.h"
+#include "xn_transform.h"
+
+static void xn_direct_row_portable(const float *xp, int c, int hp, int wp, const float *W, int F,
+                                   int size, int iy0, int out_w, float *out, size_t plane) {
+    const int K = c * size * size;
+    int f, ox, ch, ky, kx;
+    for (f = 0; f < F; f++) {
+        const float *w = W + (size_t)f * K;
+        float *o = out + (size_t)f * plane;
+        for (ox = 0; ox < out_w; ox++) {
+            float acc = 0.0f;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *r = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++) acc += w[(ch * size + ky) * size + kx] * r[kx];
+                }
+            o[ox] = acc;
+        }
+    }
+}
+
+#ifdef XN_X86
+/* bias + linear/leaky/relu on 8 accumulated values, in registers (no FMA: an add, then a
+ * multiply feeding only a blend, so nothing can be contracted) */
+__attribute__((target("avx2,fma"))) static inline __m256 xn_bias_act8(__m256 v, float bias,
+                                                                     int act) {
+    v = _mm256_add_ps(v, _mm256_set1_ps(bias));
+    if (act == XN_LEAKY) {
+        const __m256 pos = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ);
+        v = _mm256_blendv_ps(_mm256_mul_ps(v, _mm256_set1_ps(0.1f)), v, pos);
+    } else if (act == XN_RELU) {
+        v = _mm256_and_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
+__attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *xp, int c, int hp,
+                                                                   int wp, const float *W, int F,
+                                                                   int size, int iy0, int out_w,
+                                                                   float *out, size_t plane,
+                                                                   const float *bias, int act) {
+    const int K = c * size * size;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
+    const int full = out_w & ~15;
+    int f0, ox, ch, ky, kx, r;
+    for (f0 = 0; f0 < F; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K, *w1 = w0 + K, *w2 = w1 + K, *w3 = w2 + K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = 0; ox < full; ox += 16) {
+            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
+                   a21 = a00, a30 = a00, a31 = a00;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_loadu_ps(row + kx);
+                        const __m256 x1 = _mm256_loadu_ps(row + kx + 8);
+                        __m256 w = _mm256_broadcast_ss(w0 + t);
+                        a00 = _mm256_fmadd_ps(w, x0, a00);
+                        a01 = _mm256_fmadd_ps(w, x1, a01);
+                        w = _mm256_broadcast_ss(w1 + t);
+                        a10 = _mm256_fmadd_ps(w, x0, a10);
+                        a11 = _mm256_fmadd_ps(w, x1, a11);
+                        w = _mm256_broadcast_ss(w2 + t);
+                        a20 = _mm256_fmadd_ps(w, x0, a20);
+                        a21 = _mm256_fmadd_ps(w, x1, a21);
+                        w = _mm256_broadcast_ss(w3 + t);
+                        a30 = _mm256_fmadd_ps(w, x0, a30);
+                        a31 = _mm256_fmadd_ps(w, x1, a31);
+                    }
+                }
+            {
+                __m256 acc[8] = {a00, a01, a10, a11, a20, a21, a30, a31};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    _mm256_storeu_ps(o, xn_bias_act8(acc[2 * r], bias[f0 + r], ract));
+                    _mm256_storeu_ps(o + 8, xn_bias_act8(acc[2 * r + 1], bias[f0 + r], ract));
+                }
+            }
+        }
+    }
+    /* ragged right edge: 8-pixel blocks, the last one masked (maskload reads no lane past
+     * the mask, so nothing beyond the padded row is touched) */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = full; ox < out_w; ox += 8) {
+            const int n = out_w - ox < 8 ? out_w - ox : 8;
+            const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n),
+                                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m256 x0 = _mm256_maskload_ps(row + kx, live);
+                        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + t), x0, a0);
+                        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + K + t), x0, a1);
+                        a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 2 * (size_t)K + t), x0, a2);
+                        a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w0 + 3 * (size_t)K + t), x0, a3);
+                    }
+                }
+            {
+                const __m256 acc[4] = {a0, a1, a2, a3};
+                for (r = 0; r < nf; r++)
+                    _mm256_maskstore_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                        xn_bias_act8(acc[r], bias[f0 + r], ract));
+            }
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
+}
+#endif
+
+#ifdef XN_X86
+/* AVX-512: 8 filters x 32 pixels (16 zmm accumulators) per step, a ragged right edge in masked
+ * 16-pixel blocks. W has rows padded to a multiple of 8 filters. */
+__attribute__((target(XN_AVX512_TARGET))) static inline __m512 xn_bias_act16(__m512 v, float bias,
+                                                                            int act) {
+    v = _mm512_add_ps(v, _mm512_set1_ps(bias));
+    if (act == XN_LEAKY) {
+        const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(0.1f)), v);
+    } else if (act == XN_RELU) {
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+    }
+    return v;
+}
+
+__attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
+    const float *xp, int c, int hp, int wp, const float *W, int F, int size, int iy0, int out_w,
+    float *out, size_t plane, const float *bias, int act) {
+    const int K = c * size * size;
+    const int full = out_w & ~31;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
+    int f0, ox, ch, ky, kx, r;
+    for (f0 = 0; f0 < F; f0 += 8) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 8 ? F - f0 : 8;
+        for (ox = 0; ox < full; ox += 32) {
+            __m512 acc[16];
+            int t = 0;
+            for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m512 x0 = _mm512_loadu_ps(row + kx);
+                        const __m512 x1 = _mm512_loadu_ps(row + kx + 16);
+                        for (r = 0; r < 8; r++) {
+                            const __m512 w = _mm512_set1_ps(w0[(size_t)r * K + t]);
+                            acc[2 * r] = _mm512_fmadd_ps(w, x0, acc[2 * r]);
+                            acc[2 * r + 1] = _mm512_fmadd_ps(w, x1, acc[2 * r + 1]);
+                        }
+                    }
+                }
+            for (r = 0; r < nf; r++) {
+                float *o = out + (size_t)(f0 + r) * plane + ox;
+                _mm512_storeu_ps(o, xn_bias_act16(acc[2 * r], bias[f0 + r], ract));
+                _mm512_storeu_ps(o + 16, xn_bias_act16(acc[2 * r + 1], bias[f0 + r], ract));
+            }
+        }
+    }
+    /* ragged right edge: 16-pixel blocks, the last one masked */
+    for (f0 = 0; f0 < F && full < out_w; f0 += 8) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 8 ? F - f0 : 8;
+        for (ox = full; ox < out_w; ox += 16) {
+            const int n = out_w - ox < 16 ? out_w - ox : 16;
+            const __mmask16 live = (__mmask16)((1u << n) - 1u);
+            __m512 acc[8];
+            int t = 0;
+            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const __m512 x0 = _mm512_maskz_loadu_ps(live, row + kx);
+                        for (r = 0; r < 8; r++)
+                            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w0[(size_t)r * K + t]), x0,
+                                                     acc[r]);
+                    }
+                }
+            for (r = 0; r < nf; r++)
+                _mm512_mask_storeu_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                      xn_bias_act16(acc[r], bias[f0 + r], ract));
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
+}
+#endif
+
+/* One output row of every filter, bias and activation applied. */
+static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
+                          int size, int iy0, int out_w, float *out, size_t plane,
+                          const float *bias, int act) {
+    int f;
+#ifdef XN_X86
+    if (isa == XN_AVX512) {
+        xn_direct_row_avx512(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
+        return;
+    }
+    if (isa == XN_AVX2) {
+        xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
+        return;
+    }
+#endif
+    (void)isa;
+    xn_direct_row_portable(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane);
+    for (f = 0; f < F; f++) xn_bias_act_row(out + (size_t)f * plane, out_w, bias[f], act);
+}
+
+#endif /* XNORYOLO_XN_DIRECT_H */
