@@ -51,6 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--thresh", type=float, default=0.5, help="detection threshold (default 0.5)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
     return p
 
 

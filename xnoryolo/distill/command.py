@@ -62,7 +62,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xnoryolo.cli import UsageError
+    # imported when run, like everything else here: xnoryolo.cli imports this module to list
+    # the command, so a module-level import would run the two packages' imports in a circle
+    from xnoryolo.cli.common import UsageError
 
     if args.size % 32 or args.size < 64:
         raise UsageError("--size must be a multiple of 32, at least 64")
@@ -72,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401
     except ImportError:
         raise UsageError(TORCH_HINT) from None
-    from xnoryolo.detector.video import FramesError
-
     from .data import Augment
     from .model import DistillError
     from .train import TrainConfig, distill
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             log=log,
         )
-    except (DistillError, FramesError) as exc:
+    except DistillError as exc:
         raise UsageError(str(exc)) from None
     agree = report["heldout_agreement"]
     tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
