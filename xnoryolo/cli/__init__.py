@@ -1,5 +1,5 @@
-"""`xnoryolo` command line: one module per command (detect, dump, models, pack, evaluate here;
-serve, bench and distill in their packages); what they share is in common."""
+"""`xnoryolo` command line: one module per command (detect, dump, models, pack, evaluate,
+distill here; serve and bench in their packages); what they share is in common."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import warnings
 from collections.abc import Sequence
 
 from xnoryolo import bench
-from xnoryolo.distill import command as distill
 from xnoryolo.service import cli as service_cli
 
-from . import detect, dump, evaluate, models, pack
+from . import detect, distill, dump, evaluate, models, pack
 from .common import format_warning, run_command
 
 __all__ = ["build_parser", "main"]
