@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xnoryolo import bench
+from xnoryolo.bench.cfg import float_twin, resize_cfg
 from xnoryolo.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "xnoryolo" / "configs"
@@ -73,7 +73,7 @@ def test_bench_table_and_size_check(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cfg_rewrites() -> None:
     text = "[net]\nwidth=160\n height = 128\n[convolutional]\nxnor=1\nbin_output=1\nsize=3\n"
-    resized = bench._resize_cfg(text, 416)
+    resized = resize_cfg(text, 416)
     assert "width=416" in resized and "height=416" in resized
-    twin = bench.float_twin(resized)
+    twin = float_twin(resized)
     assert "xnor" not in twin and "bin_output" not in twin and "size=3" in twin

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
 import json
 import subprocess
 import sys
@@ -12,7 +14,10 @@ import numpy as np
 import pytest
 
 from refdata import DEMO_CLIP, REF, case_files, need_ref
-from xnoryolo.models import ModelFiles
+from xnoryolo.cli.common import UsageError, run_command
+from xnoryolo.detector.errors import CfgError
+from xnoryolo.detector.video import FramesError, VideoError
+from xnoryolo.models import FetchError, ModelFiles
 
 
 def xnoryolo(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -178,3 +183,35 @@ def test_unwritable_output_is_one_error_line(yolov3_tiny: ModelFiles, tmp_path: 
         blocker / "out.json",
     )
     _one_error_line(r, str(blocker))
+
+
+def test_error_kinds_map_to_one_line_and_an_exit_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def failing(exc: BaseException) -> int:
+        def command(args: argparse.Namespace) -> int:
+            raise exc
+
+        return run_command(command, argparse.Namespace(threads=None))
+
+    cases: list[tuple[BaseException, str]] = [
+        (UsageError("--cfg needs --weights"), "xnoryolo: error: --cfg needs --weights"),
+        (CfgError("a.cfg", 3, "bad"), "xnoryolo: error: a.cfg:3: bad"),
+        (FramesError("d: no such file or directory"), "xnoryolo: error: d: no such file"),
+        (VideoError("the file is empty"), "xnoryolo: error: the file is empty"),
+        (FetchError("pip download failed"), "xnoryolo: error: pip download failed"),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "out.json"),
+            "xnoryolo: error: out.json: Permission denied",
+        ),
+    ]
+    for exc, line in cases:
+        assert failing(exc) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(line) and err.count("\n") == 1, (exc, err)
+    assert failing(KeyboardInterrupt()) == 130
+    assert capsys.readouterr().err == "xnoryolo: interrupted\n"
+    with pytest.raises(RuntimeError):  # a bug keeps its traceback
+        failing(RuntimeError("bug"))
+    assert run_command(lambda args: 0, argparse.Namespace(threads=0)) == 2
+    assert capsys.readouterr().err == "xnoryolo: error: --threads must be >= 1\n"

@@ -1,12 +1,16 @@
-"""`xnoryolo distill`: train a binary student from a teacher on the user's footage.
+"""`xnoryolo distill`: train a binary student from a teacher on the user's footage
+(xnoryolo.distill does the training).
 
-Imports torch only when run, so registering the subcommand costs nothing without torch.
+Imports xnoryolo.distill, and with it torch, only when run, so registering the subcommand costs
+nothing without torch.
 """
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from .common import UsageError
 
 TORCH_HINT = "torch is not installed: pip install 'xnoryolo[train]' (e.g. torch==2.13.0, CPU)"
 
@@ -62,21 +66,18 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xnoryolo.cli import UsageError
-
     if args.size % 32 or args.size < 64:
         raise UsageError("--size must be a multiple of 32, at least 64")
     if not 0 <= args.holdout < 1:
         raise UsageError("--holdout must be in [0, 1)")
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        from xnoryolo.distill.data import Augment
+        from xnoryolo.distill.model import DistillError
+        from xnoryolo.distill.train import TrainConfig, distill
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
         raise UsageError(TORCH_HINT) from None
-    from xnoryolo.detector.video import FramesError
-
-    from .data import Augment
-    from .model import DistillError
-    from .train import TrainConfig, distill
 
     cfg = TrainConfig(
         size=args.size,
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             log=log,
         )
-    except (DistillError, FramesError) as exc:
+    except DistillError as exc:
         raise UsageError(str(exc)) from None
     agree = report["heldout_agreement"]
     tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .common import write_atomic
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("pack", help="pack cfg + darknet .weights into a compact .xnor file")
@@ -52,7 +54,6 @@ def verify_same(original: Any, packed: Any) -> None:
 
 
 def run_pack(args: argparse.Namespace) -> int:
-    from xnoryolo.cli import _write_atomic
     from xnoryolo.detector import Network, read_names
     from xnoryolo.detector.packed import load_packed, pack
 
@@ -61,7 +62,7 @@ def run_pack(args: argparse.Namespace) -> int:
     names = read_names(args.names) if args.names else None
     data = pack(net, cfg_text, names)
     out = Path(args.out)
-    _write_atomic(out, data)
+    write_atomic(out, data)
     verify_same(net, load_packed(out, "numpy"))
     src = Path(args.weights).stat().st_size
     print(f"wrote {out}: {len(data)} bytes ({len(data) / src:.1%} of {src}); verified identical")
@@ -69,7 +70,6 @@ def run_pack(args: argparse.Namespace) -> int:
 
 
 def run_unpack(args: argparse.Namespace) -> int:
-    from xnoryolo.cli import _write_atomic
     from xnoryolo.detector import Network
     from xnoryolo.detector.packed import load_packed, read_header, to_darknet_weights
 
@@ -79,12 +79,12 @@ def run_unpack(args: argparse.Namespace) -> int:
     out = Path(args.out)
     stem = args.stem or src.stem
     cfg, weights = out / f"{stem}.cfg", out / f"{stem}.weights"
-    _write_atomic(cfg, header["cfg"])
-    _write_atomic(weights, to_darknet_weights(net))
+    write_atomic(cfg, header["cfg"])
+    write_atomic(weights, to_darknet_weights(net))
     written = [cfg, weights]
     if header.get("names"):
         names = out / f"{stem}.names"
-        _write_atomic(names, "\n".join(header["names"]))
+        write_atomic(names, "\n".join(header["names"]))
         written.append(names)
     verify_same(net, Network.load(cfg, weights, "numpy"))
     print("wrote " + ", ".join(map(str, written)) + "; verified identical")

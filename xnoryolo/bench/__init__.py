@@ -1,0 +1,121 @@
+"""`xnoryolo bench`: per-layer and whole-frame timings, against OpenCV DNN in the same process.
+
+Whole frame = preprocess + network + decode + NMS on one synthetic 768x576 BGR frame, timed on
+the path `Detector.detect` takes; per-layer times come from separate runs of that same path
+with a timestamp after every layer (binary layers there take and hand on packed sign bits,
+kernels/README.md), so they add up to the frame's network time.
+Weights are random unless --weights is given (timings do not depend on their values; the
+threshold is raised to 0.5 by default so random heads do not make NMS quadratic). Binary layers
+report Gbit-MAC/s (filters x taps x output pixels per second) and their share of a popcount
+peak measured here with the same SIMD path and thread count, sampled between the timed runs
+(its median: both sides of the share see the same machine load). OpenCV runs the float twin of the
+cfg (xnor=1 removed: what OpenCV does with an XNOR cfg anyway) with the same weights.
+All times are medians over --runs runs after --warmup runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from . import report
+from .cfg import resize_cfg
+from .frame import synthetic_frame
+from .network import build, resolve_threads
+from .peers import PeerTimes, opencv_frame
+from .timing import PeakSampler, time_frames, time_layers
+
+# imported from here by code outside bench
+from .weights import random_weights
+
+__all__ = ["add_parser", "random_weights", "run", "synthetic_frame"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "bench", help="time every layer and the whole frame, and OpenCV DNN on the same frame"
+    )
+    p.add_argument("--cfg", required=True, help="darknet .cfg file")
+    p.add_argument("--weights", help="darknet .weights file (default: random weights)")
+    p.add_argument("--size", type=int, default=416, help="network width and height (default 416)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="worker threads for xnoryolo and OpenCV (default: XNORYOLO_THREADS or all cores)",
+    )
+    p.add_argument(
+        "--backend", default="fast", choices=["fast", "numpy"], help="convolution kernels"
+    )
+    p.add_argument(
+        "--simd", help="force a SIMD path: portable, popcnt, avx2, avx512, neon (default: best)"
+    )
+    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    p.add_argument("--thresh", type=float, default=0.5, help="detection threshold (default 0.5)")
+    p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN comparison")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from xnoryolo.detector.errors import XnoryoloError
+    from xnoryolo.kernels.blas import blas_threads
+
+    threads = resolve_threads(args.threads)
+    if args.size < 32 or args.size % 32:
+        raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")
+    if args.runs < 1 or args.warmup < 0:
+        raise XnoryoloError("--runs must be >= 1 and --warmup >= 0")
+    cfg_src = Path(args.cfg)
+    try:
+        text = cfg_src.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise XnoryoloError(f"{cfg_src}: cannot read: {exc.strerror or exc}") from None
+    cfg_text = resize_cfg(text, args.size, str(cfg_src))
+    cv2.setNumThreads(threads)
+    subjects = build(
+        cfg_text, str(cfg_src), args.weights, args.backend, args.simd, threads, args.thresh
+    )
+    frame = synthetic_frame()
+
+    sampler = PeakSampler(subjects.simd, threads) if subjects.simd else None
+    try:
+        per_layer = time_layers(subjects.detector, frame, args.warmup, args.runs, sampler)
+    finally:
+        if sampler is not None:
+            sampler.close()
+    frames = time_frames(
+        subjects.detector, subjects.detector_1_thread, frame, args.warmup, args.runs
+    )
+    peak = None if sampler is None else sampler.peak()
+    layers = report.layer_rows(subjects.detector.network, per_layer, peak)
+    peer = (
+        PeerTimes.skipped("skipped (--no-opencv)")
+        if args.no_opencv
+        else opencv_frame(
+            cfg_text, subjects.weights, frame, args.size, args.thresh, args.warmup, args.runs
+        )
+    )
+    result: dict[str, Any] = report.result(
+        cfg=str(cfg_src),
+        size=args.size,
+        threads=threads,
+        backend=args.backend,
+        simd=subjects.simd,
+        runs=args.runs,
+        frames=frames,
+        peer=peer,
+        opencv_version=cv2.__version__,
+        peak=peak,
+        peak_best=None if sampler is None else max(sampler.samples),
+        blas_threads_controlled=blas_threads(threads),
+        layers=layers,
+    )
+    print(json.dumps(result) if args.json else report.format_table(result))
+    return 0
