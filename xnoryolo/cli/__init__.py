@@ -30,7 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parser(sub)
     dump.add_parser(sub)
     service_cli.add_parser(sub)
-    sub.choices["serve"].set_defaults(run=service_cli.run)
     bench.add_parser(sub)
     for module in (distill, evaluate, pack):
         module.add_parser(sub)

@@ -14,7 +14,6 @@ from .common import UsageError, add_model_args, load_detector, write_atomic
 
 if TYPE_CHECKING:
     from xnoryolo.detector import Detector
-    from xnoryolo.detector.video import VideoError
 
 
 def add_parser(sub: Any) -> None:
@@ -82,6 +81,7 @@ def _detect_video(detector: Detector, src: Path, args: argparse.Namespace) -> in
     from tqdm import tqdm
 
     from xnoryolo.detector.video import (
+        NotAVideoError,
         Outputs,
         ProcessOptions,
         Progress,
@@ -111,20 +111,15 @@ def _detect_video(detector: Detector, src: Path, args: argparse.Namespace) -> in
             result = process_video(
                 src, detector, ProcessOptions(max_frames=args.max_frames), outputs, progress
             )
+    except NotAVideoError:
+        # detect tells an image from a video by the file name: a file OpenCV cannot open at all
+        # is neither
+        raise UsageError(f"{src}: not an image or a video OpenCV can open") from None
     except VideoError as exc:
-        raise UsageError(f"{src}: {_video_problem(exc)}") from None
+        raise UsageError(f"{src}: {exc}") from None
     summary = ", ".join(f"{n}: {c}" for n, c in result.counts.most_common()) or "nothing"
     print(
         f"{src}: {result.frames} frames in {result.elapsed_s:.1f} s ({result.fps:.1f} fps); "
         f"detections: {summary}"
     )
     return 0
-
-
-def _video_problem(exc: VideoError) -> str:
-    # detect tells an image from a video by the file name, so a file OpenCV cannot open at all
-    # is neither. detector.video raises that kind as a plain VideoError, told apart only by its
-    # message; this is the one place that reads it.
-    if str(exc).startswith("not a video"):
-        return "not an image or a video OpenCV can open"
-    return str(exc)

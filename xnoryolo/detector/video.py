@@ -39,6 +39,10 @@ class VideoError(ValueError):
     """The input is not a video OpenCV can decode, or an output cannot be written."""
 
 
+class NotAVideoError(VideoError):
+    """OpenCV cannot open the file as a video at all."""
+
+
 class FramesError(ValueError):
     """A data path that cannot be read as frames."""
 
@@ -123,7 +127,7 @@ def _open(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
-        raise VideoError("not a video OpenCV can open")
+        raise NotAVideoError("not a video OpenCV can open")
     return cap
 
 

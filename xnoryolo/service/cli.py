@@ -21,6 +21,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--workers", type=int, help="inference workers shared by all streams")
     p.add_argument("--data-dir", help="video jobs' records and results (default ./data)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=run)
 
 
 def _setup_logging(level: str) -> None:
