@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backends import Backend
 from .decode import Candidates, correct_boxes, nms, print_order, region_candidates, yolo_candidates
 from .errors import NamesError
 from .layers import RegionLayer, YoloLayer
@@ -128,7 +128,8 @@ class Detector:
     # ----------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         c, h, w = self.network.input_shape
-        threads = getattr(self.network.backend, "threads", None) or 1
+        backend = self.network.backend
+        threads = backend.threads if backend is not None else 1
         return preprocess(image, w, h, c, self.letter_box, threads=threads)
 
     def forward(self, tensor: np.ndarray, keep: bool = True) -> list[np.ndarray]:

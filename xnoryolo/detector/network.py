@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backends import Backend, get_backend
 from .cfg import Cfg, Section, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
@@ -44,6 +44,11 @@ NET_IGNORED = frozenset(
     cudnn_half batchnorm_model train_only_bn mosaic_min_offset
     """.split()
 )
+
+
+# What forward(keep=False) leaves in the slot of an output no later layer reads.
+DROPPED = np.empty(0, np.float32)
+DROPPED.flags.writeable = False
 
 
 @dataclass
@@ -139,10 +144,10 @@ class Network:
         """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
-        slots hold None), and layers read by binary layers hand them packed sign bits instead
-        of floats (`_bits_plan`; their slots may then hold those bits): only the outputs of
-        the detection layers are meant to be read. `on_layer(i)` is called after layer i
-        (timing)."""
+        slots hold the empty array `DROPPED`), and layers read by binary layers hand them
+        packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits):
+        only the outputs of the detection layers are meant to be read. `on_layer(i)` is called
+        after layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -163,7 +168,7 @@ class Network:
             outputs.append(y)
             x = nxt
             for j in last_use.get(i, ()):
-                outputs[j] = None  # type: ignore[call-overload]
+                outputs[j] = DROPPED
                 bits.pop(j, None)
             if on_layer is not None:
                 on_layer(i)
@@ -176,7 +181,7 @@ class Network:
         last: dict[int, int] = {}
         for layer in self.layers:
             last[layer.index - 1] = layer.index
-            for src in getattr(layer, "sources", []):
+            for src in layer.reads:
                 last[src] = max(last.get(src, 0), layer.index)
         for d in self.detection_layers:
             last[d.index] = len(self.layers)
@@ -201,7 +206,7 @@ class Network:
         for layer in layers:
             if layer.index > 0 and not isinstance(layer, RouteLayer):
                 readers[layer.index - 1].append((layer.index, True))
-            for src in getattr(layer, "sources", ()):
+            for src in layer.reads:
                 readers[src].append((layer.index, False))
         external = {d.index for d in self.detection_layers} | {n - 1}
         emit = {layer.index for layer in layers if layer.emits_bits}
@@ -258,14 +263,12 @@ class Network:
 
 
 def _pools_to_bits(layer: Layer, pool: Layer) -> bool:
-    kernel = getattr(layer, "kernel", None)
-    fuse = getattr(kernel, "pools_to_bits", None)
     return (
         isinstance(layer, ConvolutionalLayer)
         and isinstance(pool, MaxpoolLayer)
-        and fuse is not None
-        and pool.kernel is not None
-        and bool(fuse(pool.kernel))
+        and layer.pooling_kernel is not None
+        and pool.bits_kernel is not None
+        and layer.pooling_kernel.pools_to_bits(pool.bits_kernel)
     )
 
 
@@ -284,8 +287,9 @@ def _resolve_bin_output(layers: list[Layer]) -> None:
     """Darknet clears bin_output for every route input and around every shortcut."""
 
     def clear(i: int) -> None:
-        if 0 <= i < len(layers) and isinstance(layers[i], ConvolutionalLayer):
-            layers[i].bin_output = False  # type: ignore[attr-defined]
+        layer = layers[i] if 0 <= i < len(layers) else None
+        if isinstance(layer, ConvolutionalLayer):
+            layer.bin_output = False
 
     for layer in layers:
         if isinstance(layer, RouteLayer):

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backends import Backend
 from .cfg import parse_cfg_text, read_cfg
 from .errors import WeightsError
 from .layers import BatchnormLayer, ConvolutionalLayer, ShortcutLayer

@@ -7,11 +7,12 @@ import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..activations import ACTIVATIONS
+from ..backends import Backend
 from ..cfg import Section
 from ..errors import CfgWarning, DarknetDivergenceWarning
 from ..weights import WeightsReader
@@ -107,13 +108,18 @@ class Layer:
         c, h, w = self.out_shape
         return c * h * w
 
+    @property
+    def reads(self) -> tuple[int, ...]:
+        """Earlier layers whose outputs this layer reads by index (besides its input x)."""
+        return ()
+
     def weight_floats(self) -> int:
         return 0
 
     def load(self, reader: WeightsReader) -> None:
         """Read this layer's arrays; the reader was already size-checked against the cfg."""
 
-    def prepare(self, backend: Any) -> None:
+    def prepare(self, backend: Backend) -> None:
         """Fold BN, binarize, pack: whatever turns loaded arrays into inference form."""
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:

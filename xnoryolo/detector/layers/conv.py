@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from .. import ops
 from ..activations import DARKNET_CPU_ZERO
+from ..backends import Backend, BitsConv, Kernel, PoolingConv
 from ..cfg import Section
 from ..weights import WeightsReader
 from .base import (
@@ -42,7 +43,10 @@ class ConvolutionalLayer(Layer):
     weights: np.ndarray | None = None
     biases: np.ndarray | None = None
     bn: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # scales, mean, variance
-    kernel: Callable[[np.ndarray], np.ndarray] | None = None
+    kernel: Kernel | None = None
+    # the kernel again where it has these abilities (fast backend), else None
+    bits_kernel: BitsConv | None = None
+    pooling_kernel: PoolingConv | None = None
     signs: np.ndarray | None = None
     scale: np.ndarray | None = None
     folded_bias: np.ndarray | None = None
@@ -187,7 +191,7 @@ class ConvolutionalLayer(Layer):
         w = (self.weights.astype(np.float64) * factor[:, None, None, None]).astype(F32)
         return w, bias
 
-    def prepare(self, backend: Any) -> None:
+    def prepare(self, backend: Backend) -> None:
         if self.weights is None:
             self._init_unloaded()
         weights, bias = self.fold_batchnorm()
@@ -195,9 +199,14 @@ class ConvolutionalLayer(Layer):
         act = self.effective_activation
         if self.xnor:
             self.signs, self.scale = ops.binarize_weights(weights)
-            self.kernel = backend.binary_conv(self.signs, self.scale, bias, self.spec, act)
+            kernel = backend.binary_conv(self.signs, self.scale, bias, self.spec, act)
+            self.bits_kernel = kernel if isinstance(kernel, BitsConv) else None
+            self.pooling_kernel = None
         else:
-            self.kernel = backend.float_conv(weights, bias, self.spec, act)
+            kernel = backend.float_conv(weights, bias, self.spec, act)
+            self.bits_kernel = None
+            self.pooling_kernel = kernel if isinstance(kernel, PoolingConv) else None
+        self.kernel = kernel
         self.weights = weights  # keep the folded form only
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:
@@ -206,12 +215,13 @@ class ConvolutionalLayer(Layer):
 
     @property
     def bits_input(self) -> Layout | None:
-        shape = getattr(self.kernel, "packed_shape", None) if self.xnor else None
-        return None if shape is None else (shape, self.spec.padding)
+        if self.bits_kernel is None:
+            return None
+        return (self.bits_kernel.packed_shape, self.spec.padding)
 
     @property
     def emits_bits(self) -> bool:
-        return self.xnor and bool(getattr(self.kernel, "emits_bits", False))
+        return self.bits_kernel is not None and self.bits_kernel.emits_bits
 
     def forward_bits(
         self,
@@ -220,12 +230,14 @@ class ConvolutionalLayer(Layer):
         step: BitsStep,
         bits: Mapping[int, np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray]:
-        assert self.kernel is not None, "prepare() not called"
         shape, pad = step.layout
         out = np.zeros(shape, dtype=np.uint64)  # zero border = -1 padding for the reader
         if step.pool is not None:
-            assert isinstance(step.pool, MaxpoolLayer) and not step.want_float
-            self.kernel.run_pooled_bits(x, step.pool.kernel, out, pad)  # type: ignore[attr-defined]
+            pool = step.pool
+            assert isinstance(pool, MaxpoolLayer) and not step.want_float
+            assert self.pooling_kernel is not None and pool.bits_kernel is not None
+            self.pooling_kernel.run_pooled_bits(x, pool.bits_kernel, out, pad)
             return None, out
-        y = self.kernel.run(x, bits=out, bits_pad=pad, want_float=step.want_float)  # type: ignore[attr-defined]
+        assert self.bits_kernel is not None, "not a bits-reading kernel (see bits_input)"
+        y = self.bits_kernel.run(x, bits=out, bits_pad=pad, want_float=step.want_float)
         return y, out

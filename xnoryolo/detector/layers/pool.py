@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from .. import ops
+from ..backends import Backend, BitsPool, Kernel
 from ..cfg import Section
 from .base import F32, BitsStep, BuildContext, Layer, Layout, diverge, natural_layout, positive
 
@@ -21,7 +22,8 @@ class MaxpoolLayer(Layer):
     stride_y: int = 2
     padding: int = 1
     depth: bool = False
-    kernel: Callable[[np.ndarray], np.ndarray] | None = None
+    kernel: Kernel | None = None  # None for a depth maxpool
+    bits_kernel: BitsPool | None = None  # the kernel again where it can write bits
 
     @classmethod
     def build(cls, section: Section, ctx: BuildContext) -> MaxpoolLayer:
@@ -67,13 +69,15 @@ class MaxpoolLayer(Layer):
             )
         return layer
 
-    def prepare(self, backend: Any) -> None:
-        # backends may offer a maxpool kernel (optional: not part of the Backend protocol)
-        if not self.depth and hasattr(backend, "maxpool"):
-            _, oh, ow = self.out_shape
-            self.kernel = backend.maxpool(
-                self.in_shape, self.size, self.stride_y, self.stride_x, self.padding, oh, ow
-            )
+    def prepare(self, backend: Backend) -> None:
+        if self.depth:  # pools across channels: no backend kernel, forward() does it
+            return
+        _, oh, ow = self.out_shape
+        kernel = backend.maxpool(
+            self.in_shape, self.size, self.stride_y, self.stride_x, self.padding, oh, ow
+        )
+        self.kernel = kernel
+        self.bits_kernel = kernel if isinstance(kernel, BitsPool) else None
 
     @property
     def bits_input(self) -> Layout | None:
@@ -81,7 +85,7 @@ class MaxpoolLayer(Layer):
 
     @property
     def emits_bits(self) -> bool:
-        return hasattr(self.kernel, "run_bits")
+        return self.bits_kernel is not None
 
     def forward_bits(
         self,
@@ -91,10 +95,10 @@ class MaxpoolLayer(Layer):
         bits: Mapping[int, np.ndarray],
     ) -> tuple[np.ndarray | None, np.ndarray]:
         # max of signs = OR of bits: the pooled signs are exact without the pooled floats
-        assert self.kernel is not None and not step.want_float
+        assert self.bits_kernel is not None and not step.want_float
         shape, pad = step.layout
         out = np.zeros(shape, dtype=np.uint64)
-        self.kernel.run_bits(x, out, pad)  # type: ignore[attr-defined]
+        self.bits_kernel.run_bits(x, out, pad)
         return None, out
 
     def forward(self, x: np.ndarray, outputs: list[np.ndarray]) -> np.ndarray:

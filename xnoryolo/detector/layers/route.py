@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from ..activations import DARKNET_CPU_ZERO_SHORTCUT, activate
+from ..backends import Backend
 from ..cfg import Section
 from ..weights import WeightsReader
 from .base import F32, BitsStep, BuildContext, Layer, activation_option, diverge, positive
@@ -66,6 +67,10 @@ class RouteLayer(Layer):
         return cls(
             ctx.index, section, ctx.in_shape, (out_c, h, w), sources, groups, group_id, channels
         )
+
+    @property
+    def reads(self) -> tuple[int, ...]:
+        return tuple(self.sources)
 
     @property
     def emits_bits(self) -> bool:
@@ -131,6 +136,10 @@ class ShortcutLayer(Layer):
             )
         return cls(ctx.index, section, ctx.in_shape, ctx.in_shape, sources, activation, wtype, norm)
 
+    @property
+    def reads(self) -> tuple[int, ...]:
+        return tuple(self.sources)
+
     def weight_floats(self) -> int:
         n = len(self.sources)
         if self.weights_type == "none":
@@ -143,7 +152,7 @@ class ShortcutLayer(Layer):
         if self.weight_floats():
             self.weights = reader.read(self.weight_floats(), "shortcut weights")
 
-    def prepare(self, backend: Any) -> None:
+    def prepare(self, backend: Backend) -> None:
         if self.weights is None or self.normalization == "none":
             return
         # Darknet folds the normalization into the weights once (fuse_conv_batchnorm).
