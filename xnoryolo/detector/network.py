@@ -11,22 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from .backends import Backend, get_backend
+from .bits_plan import BitsPlan, plan_bits
 from .cfg import Cfg, Section, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
-    BitsStep,
     BuildContext,
     ConvolutionalLayer,
     Layer,
-    MaxpoolLayer,
     NetParams,
     RegionLayer,
     RouteLayer,
     ShortcutLayer,
-    UpsampleLayer,
     YoloLayer,
     build_layer,
-    natural_layout,
 )
 from .weights import WeightsHeader, WeightsReader
 
@@ -106,7 +103,7 @@ class Network:
         self.backend = get_backend(backend, threads) if isinstance(backend, str) else backend
         for layer in self.layers:
             layer.prepare(self.backend)
-        self.__dict__.pop("_bits_plan", None)  # kernels changed: plan again on first use
+        self.__dict__.pop("bits_plan", None)  # kernels changed: plan again on first use
         return self
 
     @classmethod
@@ -152,7 +149,7 @@ class Network:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         last_use = self._drop_plan if not keep else {}
-        bits_plan = self._bits_plan if not keep else {}
+        bits_plan = self.bits_plan if not keep else {}
         outputs: list[np.ndarray] = []
         bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
@@ -192,67 +189,15 @@ class Network:
         return drop
 
     @functools.cached_property
-    def _bits_plan(self) -> dict[int, BitsStep]:
-        """The layers that hand sign bits on instead of floats (kernels/README.md, "Chained
-        binary layers"). A layer emits bits when some reader takes them: a binary conv (its
-        input), or a maxpool, upsample or route that itself emits bits. Only a binary conv may
-        also keep its floats for other readers; an upsample needs bits in, a route bits from
-        every source. Found as a fixed point: start from every layer that could, drop those
-        no reader wants (or whose inputs are floats) until nothing changes. A float conv whose
-        only reader is such a pool runs the pool itself (the pool's step is then `done`)."""
-        layers = self.layers
-        n = len(layers)
-        readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(n)}  # (j, via x)
-        for layer in layers:
-            if layer.index > 0 and not isinstance(layer, RouteLayer):
-                readers[layer.index - 1].append((layer.index, True))
-            for src in layer.reads:
-                readers[src].append((layer.index, False))
-        external = {d.index for d in self.detection_layers} | {n - 1}
-        emit = {layer.index for layer in layers if layer.emits_bits}
+    def bits_plan(self) -> BitsPlan:
+        """`plan_bits` for these layers as prepared (forward(keep=False) runs it); prepare()
+        plans again on first use."""
+        return plan_bits(self.layers)
 
-        def takes_bits(j: int, via_x: bool) -> bool:
-            reader = layers[j]
-            if isinstance(reader, ConvolutionalLayer):
-                return via_x and reader.bits_input is not None
-            return j in emit and (via_x == (reader.bits_input is not None))
-
-        changed = True
-        while changed:
-            changed = False
-            for i in sorted(emit):
-                layer = layers[i]
-                wanted = [r for r in readers[i] if takes_bits(*r)]
-                floats = i in external or len(wanted) < len(readers[i])
-                keep = bool(wanted) and (isinstance(layer, ConvolutionalLayer) or not floats)
-                if isinstance(layer, UpsampleLayer) and i - 1 not in emit:
-                    keep = False
-                if isinstance(layer, RouteLayer) and not set(layer.sources) <= emit:
-                    keep = False
-                if not keep:
-                    emit.discard(i)
-                    changed = True
-        plan: dict[int, BitsStep] = {}
-        for i in sorted(emit):
-            wanted = [r for r in readers[i] if takes_bits(*r)]
-            layout = layers[wanted[0][0]].bits_input if len(wanted) == 1 else None
-            plan[i] = BitsStep(
-                layout if layout is not None else natural_layout(layers[i].out_shape),
-                want_float=i in external or len(wanted) < len(readers[i]),
-                next_bits=(i + 1, True) in wanted,
-            )
-        for i in range(n - 1):
-            step = plan.get(i + 1)
-            if (
-                step is not None
-                and i not in plan
-                and i not in external
-                and readers[i] == [(i + 1, True)]
-                and _pools_to_bits(layers[i], layers[i + 1])
-            ):
-                plan[i] = BitsStep(step.layout, pool=layers[i + 1])
-                plan[i + 1] = BitsStep(step.layout, done=True)
-        return plan
+    @property
+    def _bits_plan(self) -> BitsPlan:
+        """Former name of `bits_plan`."""
+        return self.bits_plan
 
     @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:
@@ -260,16 +205,6 @@ class Network:
 
     def summary(self) -> str:
         return "\n".join(layer.summary() for layer in self.layers)
-
-
-def _pools_to_bits(layer: Layer, pool: Layer) -> bool:
-    return (
-        isinstance(layer, ConvolutionalLayer)
-        and isinstance(pool, MaxpoolLayer)
-        and layer.pooling_kernel is not None
-        and pool.bits_kernel is not None
-        and layer.pooling_kernel.pools_to_bits(pool.bits_kernel)
-    )
 
 
 def _net_params(section: Section) -> NetParams:
