@@ -15,6 +15,7 @@ from .decode import Candidates, correct_boxes, nms, print_order, region_candidat
 from .errors import NamesError
 from .layers import RegionLayer, YoloLayer
 from .network import Network
+from .packed import is_packed, packed_names
 from .preprocess import preprocess
 
 F32 = np.float32
@@ -120,8 +121,6 @@ class Detector:
         if names is not None:
             name_list: list[str] | None = read_names(names)
         else:
-            from .packed import is_packed, packed_names
-
             name_list = packed_names(weights) if is_packed(weights) else None
         return cls(network, name_list, **kwargs)
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import packed
 from .backends import Backend, get_backend
 from .bits_plan import BitsPlan, plan_bits
-from .cfg import Cfg, Section, read_cfg
+from .cfg import Cfg, Section, parse_cfg_text, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
     BuildContext,
@@ -114,17 +115,35 @@ class Network:
         backend: Backend | str = "auto",
         threads: int | None = None,
     ) -> Network:
-        from .packed import is_packed, load_packed  # (lazy: packed imports this module)
-
-        if weights is not None and is_packed(weights):  # packed weights embed their own cfg
+        """A prepared network from a cfg and darknet `.weights`, or from a packed `.xnor` file
+        (which embeds its cfg: `cfg` may then be None, else it replaces the embedded one)."""
+        if weights is not None and packed.is_packed(weights):
             assert isinstance(weights, str | Path)
-            return load_packed(weights, backend, threads, cfg)
+            return cls.from_packed(weights, backend, threads, cfg)
         if cfg is None:
             raise WeightsError("no cfg given (only a packed .xnor file carries its own)")
         network = cls.from_cfg(cfg)
         if weights is None:
             raise WeightsError("no weights given")
         network.load_weights(weights)
+        return network.prepare(backend, threads)
+
+    @classmethod
+    def from_packed(
+        cls,
+        path: str | Path,
+        backend: Backend | str = "auto",
+        threads: int | None = None,
+        cfg: str | Path | None = None,
+    ) -> Network:
+        """A prepared network from a `.xnor` file (detector.packed); `cfg` (optional) replaces
+        the embedded cfg, e.g. to run at another input size (layer shapes must still fit)."""
+        p = Path(path)
+        header, body = packed.read_packed(p)
+        parsed = read_cfg(cfg) if cfg is not None else parse_cfg_text(header["cfg"], f"{p}:cfg")
+        network = cls.from_cfg(parsed)
+        packed.fill(network.layers, header, body, str(p))
+        network.header = WeightsHeader(0, 2, 5, int(header.get("seen", 0)))
         return network.prepare(backend, threads)
 
     # ---------------------------------------------------------------- running
