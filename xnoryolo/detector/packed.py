@@ -262,7 +262,7 @@ def to_darknet_weights(network: LoadedNetwork) -> bytes:
     """A darknet `.weights` (0.2.5) for a network loaded from a packed file (or any loaded
     network): folded weights, BN arrays that make darknet's fold a no-op."""
     seen = network.header.seen if network.header is not None else 0
-    parts = [struct.pack("<3iQ", 0, 2, 5, seen)]
+    parts = [WeightsHeader(0, 2, 5, seen).to_bytes()]
     for layer in network.layers:
         if isinstance(layer, ConvolutionalLayer):
             if layer.dontload:

@@ -7,7 +7,7 @@ import difflib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -15,7 +15,6 @@ from ..activations import ACTIVATIONS
 from ..backends import Backend
 from ..cfg import Section
 from ..errors import CfgWarning, DarknetDivergenceWarning
-from ..weights import WeightsReader
 
 F32 = np.float32
 Shape = tuple[int, int, int]  # (c, h, w)
@@ -38,6 +37,15 @@ class BitsStep:
     next_bits: bool = True  # the next layer reads the bits (else the floats) as its input
     pool: Layer | None = None  # a float conv that runs the following maxpool itself
     done: bool = False  # a maxpool whose work the previous layer did
+
+
+class FloatSource(Protocol):
+    """Where layers read their arrays: a weights.WeightsReader, already checked against the
+    sizes the layers ask for."""
+
+    def read(self, n: int, what: str) -> np.ndarray:
+        """The next `n` float32 values; `what` names them in errors."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ class Layer:
     def weight_floats(self) -> int:
         return 0
 
-    def load(self, reader: WeightsReader) -> None:
+    def load(self, reader: FloatSource) -> None:
         """Read this layer's arrays; the reader was already size-checked against the cfg."""
 
     def prepare(self, backend: Backend) -> None:

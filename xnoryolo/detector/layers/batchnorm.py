@@ -8,8 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..cfg import Section
-from ..weights import WeightsReader
-from .base import F32, BuildContext, Layer
+from .base import F32, BuildContext, FloatSource, Layer
 
 
 @dataclass
@@ -24,7 +23,7 @@ class BatchnormLayer(Layer):
     def weight_floats(self) -> int:
         return 4 * self.in_shape[0]
 
-    def load(self, reader: WeightsReader) -> None:
+    def load(self, reader: FloatSource) -> None:
         c = self.in_shape[0]
         self.params = tuple(
             reader.read(c, what)

@@ -12,11 +12,11 @@ from .. import ops
 from ..activations import DARKNET_CPU_ZERO
 from ..backends import Backend, BitsConv, Kernel, PoolingConv
 from ..cfg import Section
-from ..weights import WeightsReader
 from .base import (
     F32,
     BitsStep,
     BuildContext,
+    FloatSource,
     Layer,
     Layout,
     activation_option,
@@ -156,7 +156,7 @@ class ConvolutionalLayer(Layer):
         bn = 3 * n if self.batch_normalize and not self.dontloadscales else 0
         return n + bn + n * self.spec.k
 
-    def load(self, reader: WeightsReader) -> None:
+    def load(self, reader: FloatSource) -> None:
         n, s = self.spec.filters, self.spec
         if self.dontload:
             self._init_unloaded()

@@ -11,8 +11,16 @@ import numpy as np
 from ..activations import DARKNET_CPU_ZERO_SHORTCUT, activate
 from ..backends import Backend
 from ..cfg import Section
-from ..weights import WeightsReader
-from .base import F32, BitsStep, BuildContext, Layer, activation_option, diverge, positive
+from .base import (
+    F32,
+    BitsStep,
+    BuildContext,
+    FloatSource,
+    Layer,
+    activation_option,
+    diverge,
+    positive,
+)
 
 
 def layer_refs(section: Section, key: str, ctx: BuildContext, required: bool) -> list[int]:
@@ -148,7 +156,7 @@ class ShortcutLayer(Layer):
             return (n + 1) * self.out_shape[0]
         return n + 1
 
-    def load(self, reader: WeightsReader) -> None:
+    def load(self, reader: FloatSource) -> None:
         if self.weight_floats():
             self.weights = reader.read(self.weight_floats(), "shortcut weights")
 
