@@ -17,6 +17,7 @@ from ..errors import CfgError, CfgWarning
 from .base import (
     BitsStep,
     BuildContext,
+    FloatSource,
     Layer,
     Layout,
     NetParams,
@@ -39,6 +40,7 @@ __all__ = [
     "BuildContext",
     "ConvolutionalLayer",
     "DropoutLayer",
+    "FloatSource",
     "Layer",
     "Layout",
     "MaxpoolLayer",
