@@ -2,40 +2,22 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
-import numpy as np
-
 from xnoryolo.detector import Network
+from xnoryolo.detector.weights import WeightsHeader, random_weights
 
 
 def write_model(
     tmp: Path, cfg_text: str, seed: int = 0, header: tuple[int, int, int] = (0, 2, 5)
 ) -> tuple[Path, Path]:
-    """Write cfg and weights whose size fits the cfg exactly (values ~N(0, 0.5), BN sane)."""
+    """Write cfg and weights whose size fits the cfg exactly (detector.weights.random_weights,
+    `seen` 7 in a header of the given version)."""
     cfg = tmp / "model.cfg"
     cfg.write_text(cfg_text)
-    net = Network.from_cfg(cfg)
-    rng = np.random.default_rng(seed)
-    parts = []
-    for layer in net.layers:
-        n = layer.weight_floats()
-        if not n:
-            continue
-        vals = rng.normal(0, 0.5, n).astype(np.float32)
-        bn = getattr(layer, "batch_normalize", False)
-        if bn:
-            f = layer.out_shape[0]
-            vals[f : 2 * f] = rng.uniform(0.5, 1.5, f)  # scales
-            vals[3 * f : 4 * f] = rng.uniform(0.5, 2.0, f)  # variance > 0
-        parts.append(vals)
     weights = tmp / "model.weights"
-    major, minor, rev = header
-    head = struct.pack("<3i", major, minor, rev)
-    head += struct.pack("<Q", 7) if major * 10 + minor >= 2 else struct.pack("<I", 7)
-    body = np.concatenate(parts).tobytes() if parts else b""
-    weights.write_bytes(head + body)
+    net = Network.from_cfg(cfg)
+    weights.write_bytes(random_weights(net, seed, WeightsHeader(*header, seen=7)))
     return cfg, weights
 
 

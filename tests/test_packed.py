@@ -14,7 +14,6 @@ from refdata import REF, case_files
 from xnoryolo.detector import Detector, Network, WeightsError
 from xnoryolo.detector.packed import (
     IDENTITY_VARIANCE,
-    load_packed,
     pack,
     read_header,
     to_darknet_weights,
@@ -86,7 +85,7 @@ def test_pack_load_and_unpack_are_exact(tmp_path: Path) -> None:
     packed = tmp_path / "m.xnor"
     packed.write_bytes(data)
     for net in (
-        load_packed(packed, "numpy"),
+        Network.from_packed(packed, "numpy"),
         Network.load(None, packed, "numpy"),  # the embedded cfg
         Network.load(cfg, packed, "numpy"),  # an explicit cfg
     ):
@@ -98,7 +97,7 @@ def test_pack_load_and_unpack_are_exact(tmp_path: Path) -> None:
     assert [e.get("dtype") for e in header["layers"] if e["kind"] == "float"] == ["f4", "f4"]
     # back to darknet: a .weights whose fold is a no-op gives identical outputs again
     back = tmp_path / "back.weights"
-    back.write_bytes(to_darknet_weights(load_packed(packed, "numpy")))
+    back.write_bytes(to_darknet_weights(Network.from_packed(packed, "numpy")))
     _assert_identical(ref, Network.load(cfg, back, "numpy"))
     assert np.frombuffer(back.read_bytes(), "<f4", 1, 20 + 4 * 32 * 3)[0] == np.float32(
         IDENTITY_VARIANCE
@@ -122,7 +121,7 @@ def test_float16_exact_weights_are_stored_as_float16(tmp_path: Path) -> None:
     assert [e.get("dtype") for e in header["layers"] if e["kind"] == "float"] == ["f2", "f2"]
     packed = tmp_path / "h.xnor"
     packed.write_bytes(data)
-    _assert_identical(net, load_packed(packed, "numpy"))
+    _assert_identical(net, Network.from_packed(packed, "numpy"))
 
 
 def test_packed_errors(tmp_path: Path) -> None:
@@ -131,13 +130,13 @@ def test_packed_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xnor"
     bad.write_bytes(data[:-8])
     with pytest.raises(WeightsError, match="past the end"):
-        load_packed(bad, "numpy")
+        Network.from_packed(bad, "numpy")
     bad.write_bytes(b"NOTXNOR!" + data[8:])
     with pytest.raises(WeightsError, match="not a packed"):
-        load_packed(bad, "numpy")
+        Network.from_packed(bad, "numpy")
     bad.write_bytes(data[:8] + struct.pack("<I", 99) + data[12:])
     with pytest.raises(WeightsError, match="version 99"):
-        load_packed(bad, "numpy")
+        Network.from_packed(bad, "numpy")
     good = tmp_path / "good.xnor"
     good.write_bytes(data)
     other = tmp_path / "other.cfg"

@@ -10,6 +10,7 @@ import pytest
 
 from netgen import TINY, write_model
 from xnoryolo.detector import Network, WeightsError
+from xnoryolo.detector.weights import WeightsHeader, random_weights
 
 
 def load(cfg: Path, weights: Path | bytes) -> Network:
@@ -84,3 +85,13 @@ def test_bn_folded_in_double_before_binarizing(tmp_path: Path) -> None:
         np.abs(folded).reshape(8, -1).mean(axis=1),
         rtol=1e-6,  # type: ignore[attr-defined]
     )
+
+
+def test_random_weights_fit_the_cfg_and_repeat_per_seed(tmp_path: Path) -> None:
+    cfg, _ = write_model(tmp_path, TINY)
+    net = Network.from_cfg(cfg)
+    data = random_weights(net, seed=3)
+    assert data == random_weights(net, seed=3) != random_weights(net, seed=4)
+    assert net.load_weights(data) == WeightsHeader(0, 2, 5, 0)
+    old = random_weights(net, 3, WeightsHeader(0, 1, 0, 7))
+    assert old[:16] == struct.pack("<3iI", 0, 1, 0, 7) and old[16:] == data[20:]

@@ -7,6 +7,7 @@ from .errors import (
     CfgWarning,
     DarknetDivergenceWarning,
     NamesError,
+    ReferenceBackendWarning,
     WeightsError,
     XnoryoloError,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "Detector",
     "NamesError",
     "Network",
+    "ReferenceBackendWarning",
     "WeightsError",
     "XnoryoloError",
     "read_cfg",

@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
+from .backends import Backend
 from .decode import Candidates, correct_boxes, nms, print_order, region_candidates, yolo_candidates
 from .errors import NamesError
 from .layers import RegionLayer, YoloLayer
 from .network import Network
+from .packed import is_packed, packed_names
 from .preprocess import preprocess
 
 F32 = np.float32
@@ -120,15 +121,14 @@ class Detector:
         if names is not None:
             name_list: list[str] | None = read_names(names)
         else:
-            from .packed import is_packed, packed_names
-
             name_list = packed_names(weights) if is_packed(weights) else None
         return cls(network, name_list, **kwargs)
 
     # ----------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         c, h, w = self.network.input_shape
-        threads = getattr(self.network.backend, "threads", None) or 1
+        backend = self.network.backend
+        threads = backend.threads if backend is not None else 1
         return preprocess(image, w, h, c, self.letter_box, threads=threads)
 
     def forward(self, tensor: np.ndarray, keep: bool = True) -> list[np.ndarray]:

@@ -34,3 +34,7 @@ class CfgWarning(UserWarning):
 
 class DarknetDivergenceWarning(UserWarning):
     """A layer where darknet's CPU path is defective; xnoryolo computes the consistent result."""
+
+
+class ReferenceBackendWarning(RuntimeWarning):
+    """The compiled kernels are not built, so the NumPy reference runs instead (~10x slower)."""

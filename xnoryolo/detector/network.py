@@ -10,23 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import Backend, get_backend
-from .cfg import Cfg, Section, read_cfg
+from . import packed
+from .backends import Backend, get_backend
+from .bits_plan import BitsPlan, plan_bits
+from .cfg import Cfg, Section, parse_cfg_text, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
-    BitsStep,
     BuildContext,
     ConvolutionalLayer,
     Layer,
-    MaxpoolLayer,
     NetParams,
     RegionLayer,
     RouteLayer,
     ShortcutLayer,
-    UpsampleLayer,
     YoloLayer,
     build_layer,
-    natural_layout,
 )
 from .weights import WeightsHeader, WeightsReader
 
@@ -44,6 +42,11 @@ NET_IGNORED = frozenset(
     cudnn_half batchnorm_model train_only_bn mosaic_min_offset
     """.split()
 )
+
+
+# What forward(keep=False) leaves in the slot of an output no later layer reads.
+DROPPED = np.empty(0, np.float32)
+DROPPED.flags.writeable = False
 
 
 @dataclass
@@ -101,7 +104,7 @@ class Network:
         self.backend = get_backend(backend, threads) if isinstance(backend, str) else backend
         for layer in self.layers:
             layer.prepare(self.backend)
-        self.__dict__.pop("_bits_plan", None)  # kernels changed: plan again on first use
+        self.__dict__.pop("bits_plan", None)  # kernels changed: plan again on first use
         return self
 
     @classmethod
@@ -112,17 +115,35 @@ class Network:
         backend: Backend | str = "auto",
         threads: int | None = None,
     ) -> Network:
-        from .packed import is_packed, load_packed  # (lazy: packed imports this module)
-
-        if weights is not None and is_packed(weights):  # packed weights embed their own cfg
+        """A prepared network from a cfg and darknet `.weights`, or from a packed `.xnor` file
+        (which embeds its cfg: `cfg` may then be None, else it replaces the embedded one)."""
+        if weights is not None and packed.is_packed(weights):
             assert isinstance(weights, str | Path)
-            return load_packed(weights, backend, threads, cfg)
+            return cls.from_packed(weights, backend, threads, cfg)
         if cfg is None:
             raise WeightsError("no cfg given (only a packed .xnor file carries its own)")
         network = cls.from_cfg(cfg)
         if weights is None:
             raise WeightsError("no weights given")
         network.load_weights(weights)
+        return network.prepare(backend, threads)
+
+    @classmethod
+    def from_packed(
+        cls,
+        path: str | Path,
+        backend: Backend | str = "auto",
+        threads: int | None = None,
+        cfg: str | Path | None = None,
+    ) -> Network:
+        """A prepared network from a `.xnor` file (detector.packed); `cfg` (optional) replaces
+        the embedded cfg, e.g. to run at another input size (layer shapes must still fit)."""
+        p = Path(path)
+        header, body = packed.read_packed(p)
+        parsed = read_cfg(cfg) if cfg is not None else parse_cfg_text(header["cfg"], f"{p}:cfg")
+        network = cls.from_cfg(parsed)
+        packed.fill(network.layers, header, body, str(p))
+        network.header = WeightsHeader(0, 2, 5, int(header.get("seen", 0)))
         return network.prepare(backend, threads)
 
     # ---------------------------------------------------------------- running
@@ -139,15 +160,15 @@ class Network:
         """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
-        slots hold None), and layers read by binary layers hand them packed sign bits instead
-        of floats (`_bits_plan`; their slots may then hold those bits): only the outputs of
-        the detection layers are meant to be read. `on_layer(i)` is called after layer i
-        (timing)."""
+        slots hold the empty array `DROPPED`), and layers read by binary layers hand them
+        packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits):
+        only the outputs of the detection layers are meant to be read. `on_layer(i)` is called
+        after layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         last_use = self._drop_plan if not keep else {}
-        bits_plan = self._bits_plan if not keep else {}
+        bits_plan = self.bits_plan if not keep else {}
         outputs: list[np.ndarray] = []
         bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
@@ -163,7 +184,7 @@ class Network:
             outputs.append(y)
             x = nxt
             for j in last_use.get(i, ()):
-                outputs[j] = None  # type: ignore[call-overload]
+                outputs[j] = DROPPED
                 bits.pop(j, None)
             if on_layer is not None:
                 on_layer(i)
@@ -176,7 +197,7 @@ class Network:
         last: dict[int, int] = {}
         for layer in self.layers:
             last[layer.index - 1] = layer.index
-            for src in getattr(layer, "sources", []):
+            for src in layer.reads:
                 last[src] = max(last.get(src, 0), layer.index)
         for d in self.detection_layers:
             last[d.index] = len(self.layers)
@@ -187,67 +208,15 @@ class Network:
         return drop
 
     @functools.cached_property
-    def _bits_plan(self) -> dict[int, BitsStep]:
-        """The layers that hand sign bits on instead of floats (kernels/README.md, "Chained
-        binary layers"). A layer emits bits when some reader takes them: a binary conv (its
-        input), or a maxpool, upsample or route that itself emits bits. Only a binary conv may
-        also keep its floats for other readers; an upsample needs bits in, a route bits from
-        every source. Found as a fixed point: start from every layer that could, drop those
-        no reader wants (or whose inputs are floats) until nothing changes. A float conv whose
-        only reader is such a pool runs the pool itself (the pool's step is then `done`)."""
-        layers = self.layers
-        n = len(layers)
-        readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(n)}  # (j, via x)
-        for layer in layers:
-            if layer.index > 0 and not isinstance(layer, RouteLayer):
-                readers[layer.index - 1].append((layer.index, True))
-            for src in getattr(layer, "sources", ()):
-                readers[src].append((layer.index, False))
-        external = {d.index for d in self.detection_layers} | {n - 1}
-        emit = {layer.index for layer in layers if layer.emits_bits}
+    def bits_plan(self) -> BitsPlan:
+        """`plan_bits` for these layers as prepared (forward(keep=False) runs it); prepare()
+        plans again on first use."""
+        return plan_bits(self.layers)
 
-        def takes_bits(j: int, via_x: bool) -> bool:
-            reader = layers[j]
-            if isinstance(reader, ConvolutionalLayer):
-                return via_x and reader.bits_input is not None
-            return j in emit and (via_x == (reader.bits_input is not None))
-
-        changed = True
-        while changed:
-            changed = False
-            for i in sorted(emit):
-                layer = layers[i]
-                wanted = [r for r in readers[i] if takes_bits(*r)]
-                floats = i in external or len(wanted) < len(readers[i])
-                keep = bool(wanted) and (isinstance(layer, ConvolutionalLayer) or not floats)
-                if isinstance(layer, UpsampleLayer) and i - 1 not in emit:
-                    keep = False
-                if isinstance(layer, RouteLayer) and not set(layer.sources) <= emit:
-                    keep = False
-                if not keep:
-                    emit.discard(i)
-                    changed = True
-        plan: dict[int, BitsStep] = {}
-        for i in sorted(emit):
-            wanted = [r for r in readers[i] if takes_bits(*r)]
-            layout = layers[wanted[0][0]].bits_input if len(wanted) == 1 else None
-            plan[i] = BitsStep(
-                layout if layout is not None else natural_layout(layers[i].out_shape),
-                want_float=i in external or len(wanted) < len(readers[i]),
-                next_bits=(i + 1, True) in wanted,
-            )
-        for i in range(n - 1):
-            step = plan.get(i + 1)
-            if (
-                step is not None
-                and i not in plan
-                and i not in external
-                and readers[i] == [(i + 1, True)]
-                and _pools_to_bits(layers[i], layers[i + 1])
-            ):
-                plan[i] = BitsStep(step.layout, pool=layers[i + 1])
-                plan[i + 1] = BitsStep(step.layout, done=True)
-        return plan
+    @property
+    def _bits_plan(self) -> BitsPlan:
+        """Former name of `bits_plan`."""
+        return self.bits_plan
 
     @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:
@@ -255,18 +224,6 @@ class Network:
 
     def summary(self) -> str:
         return "\n".join(layer.summary() for layer in self.layers)
-
-
-def _pools_to_bits(layer: Layer, pool: Layer) -> bool:
-    kernel = getattr(layer, "kernel", None)
-    fuse = getattr(kernel, "pools_to_bits", None)
-    return (
-        isinstance(layer, ConvolutionalLayer)
-        and isinstance(pool, MaxpoolLayer)
-        and fuse is not None
-        and pool.kernel is not None
-        and bool(fuse(pool.kernel))
-    )
 
 
 def _net_params(section: Section) -> NetParams:
@@ -284,8 +241,9 @@ def _resolve_bin_output(layers: list[Layer]) -> None:
     """Darknet clears bin_output for every route input and around every shortcut."""
 
     def clear(i: int) -> None:
-        if 0 <= i < len(layers) and isinstance(layers[i], ConvolutionalLayer):
-            layers[i].bin_output = False  # type: ignore[attr-defined]
+        layer = layers[i] if 0 <= i < len(layers) else None
+        if isinstance(layer, ConvolutionalLayer):
+            layer.bin_output = False
 
     for layer in layers:
         if isinstance(layer, RouteLayer):

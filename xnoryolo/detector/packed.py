@@ -37,17 +37,19 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from .backend import Backend
-from .cfg import parse_cfg_text, read_cfg
 from .errors import WeightsError
-from .layers import BatchnormLayer, ConvolutionalLayer, ShortcutLayer
-from .network import Network
+from .layers import BatchnormLayer, ConvolutionalLayer, Layer, ShortcutLayer
 from .weights import WeightsHeader
+
+if TYPE_CHECKING:  # for the former entry point load_packed only
+    from .backends import Backend
+    from .network import Network
 
 MAGIC = b"XNORYOLO"
 VERSION = 1
@@ -68,6 +70,17 @@ def _identity_variance() -> float:
 IDENTITY_VARIANCE = _identity_variance()
 
 
+class LoadedNetwork(Protocol):
+    """What the format reads of a network with loaded weights (a `Network`; network.py
+    loads packed files through this module, so this module does not import it)."""
+
+    @property
+    def layers(self) -> Sequence[Layer]: ...
+
+    @property
+    def header(self) -> WeightsHeader | None: ...
+
+
 def is_packed(path: str | Path | bytes) -> bool:
     return isinstance(path, str | Path) and Path(path).suffix.lower() == SUFFIX
 
@@ -83,7 +96,7 @@ def _folded(layer: ConvolutionalLayer) -> tuple[np.ndarray, np.ndarray]:
     return layer.fold_batchnorm()
 
 
-def pack(network: Network, cfg_text: str, names: list[str] | None = None) -> bytes:
+def pack(network: LoadedNetwork, cfg_text: str, names: list[str] | None = None) -> bytes:
     """Bytes of a `.xnor` file for a network with loaded weights (prepared or not)."""
     blocks: list[bytes] = []
     table: list[dict[str, Any]] = []
@@ -144,12 +157,22 @@ def read_header(data: bytes, where: str = "<packed>") -> tuple[dict[str, Any], m
     return header, memoryview(data)[16 + hlen :]
 
 
-def _fill(network: Network, header: dict[str, Any], body: memoryview, where: str) -> None:
-    """Put the packed arrays into the network's layers in the form prepare() turns into
+def read_packed(path: str | Path) -> tuple[dict[str, Any], memoryview]:
+    """The header and the blocks of a `.xnor` file (`Network.from_packed` loads one)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{p}: cannot read packed weights: {exc.strerror or exc}") from None
+    return read_header(data, str(p))
+
+
+def fill(layers: Sequence[Layer], header: dict[str, Any], body: memoryview, where: str) -> None:
+    """Put the packed arrays into freshly built layers in the form prepare() turns into
     exactly the packed signs, scales and biases (BN already folded: bn = None)."""
     entries = {int(e["index"]): e for e in header["layers"]}
     end = 0
-    for layer in network.layers:
+    for layer in layers:
         e = entries.pop(layer.index, None)
         expect = (
             "xnor"
@@ -223,19 +246,10 @@ def load_packed(
     threads: int | None = None,
     cfg: str | Path | None = None,
 ) -> Network:
-    """A prepared Network from a `.xnor` file; `cfg` (optional) replaces the embedded cfg,
-    e.g. to run at another input size (layer shapes must still fit)."""
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"{p}: cannot read packed weights: {exc.strerror or exc}") from None
-    header, body = read_header(data, str(p))
-    parsed = read_cfg(cfg) if cfg is not None else parse_cfg_text(header["cfg"], f"{p}:cfg")
-    network = Network.from_cfg(parsed)
-    _fill(network, header, body, str(p))
-    network.header = WeightsHeader(0, 2, 5, int(header.get("seen", 0)))
-    return network.prepare(backend, threads)
+    """Former entry point of `Network.from_packed`."""
+    from .network import Network
+
+    return Network.from_packed(path, backend, threads, cfg)
 
 
 def packed_names(path: str | Path) -> list[str] | None:
@@ -244,11 +258,11 @@ def packed_names(path: str | Path) -> list[str] | None:
     return list(names) if names else None
 
 
-def to_darknet_weights(network: Network) -> bytes:
+def to_darknet_weights(network: LoadedNetwork) -> bytes:
     """A darknet `.weights` (0.2.5) for a network loaded from a packed file (or any loaded
     network): folded weights, BN arrays that make darknet's fold a no-op."""
     seen = network.header.seen if network.header is not None else 0
-    parts = [struct.pack("<3iQ", 0, 2, 5, seen)]
+    parts = [WeightsHeader(0, 2, 5, seen).to_bytes()]
     for layer in network.layers:
         if isinstance(layer, ConvolutionalLayer):
             if layer.dontload:

@@ -1,4 +1,5 @@
-"""Strict, cursor-based reader of darknet `.weights` files (SEMANTICS.md §1).
+"""Darknet `.weights` files: the strict, cursor-based reader (SEMANTICS.md §1) and a
+generator of random ones (benchmarks and tests).
 
 Layout: int32 major, minor, revision; then `seen` as uint64 if major*10+minor >= 2, else uint32;
 then float32 arrays layer by layer in cfg order, no padding. Darknet reads whatever is there and
@@ -8,12 +9,16 @@ single float is read, so a short, over-long or mismatched file fails with the la
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .errors import WeightsError
+from .layers import ConvolutionalLayer, Layer, RegionLayer, YoloLayer
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class WeightsHeader:
     @property
     def size(self) -> int:
         return 20 if self.major * 10 + self.minor >= 2 else 16
+
+    def to_bytes(self) -> bytes:
+        seen = struct.pack("<Q" if self.size == 20 else "<I", self.seen)
+        return struct.pack("<3i", self.major, self.minor, self.revision) + seen
 
 
 def parse_header(data: bytes | memoryview, path: str) -> WeightsHeader:
@@ -107,3 +116,40 @@ class WeightsReader:
                 f"{self.path}: {self.total - self.cursor} float32 values left over after the "
                 "last layer: these weights do not belong to this cfg"
             )
+
+
+class BuiltNetwork(Protocol):
+    """A network built from its cfg (a `Network`, which imports this module for its reader)."""
+
+    @property
+    def layers(self) -> Sequence[Layer]: ...
+
+
+def random_weights(
+    network: BuiltNetwork, seed: int = 0, header: WeightsHeader = WeightsHeader(0, 2, 5, 0)
+) -> bytes:
+    """A darknet .weights file for the network: He-scaled conv weights, sane BN statistics
+    (scales and variances in 0.5..1.5); the convs before the detection layers get small
+    weights and a bias of -6, so few boxes pass, as with real weights."""
+    rng = np.random.default_rng(seed)
+    parts = [header.to_bytes()]
+    heads = {ly.index - 1 for ly in network.layers if isinstance(ly, YoloLayer | RegionLayer)}
+    for layer in network.layers:
+        count = layer.weight_floats()
+        if not count:
+            continue
+        if isinstance(layer, ConvolutionalLayer) and not layer.dontload:
+            n, k = layer.spec.filters, layer.spec.k
+            head = layer.index in heads
+            chunks = [np.full(n, -6.0) if head else rng.normal(0, 0.1, n)]
+            if layer.batch_normalize and not layer.dontloadscales:
+                chunks += [rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n)]
+                chunks.append(rng.uniform(0.5, 1.5, n))
+            std = 0.25 / k**0.5 if head else (2.0 / k) ** 0.5
+            chunks.append(rng.normal(0, std, n * k))
+            values = np.concatenate(chunks)
+        else:
+            values = rng.uniform(0.5, 1.5, count)
+        assert values.size == count
+        parts.append(values.astype("<f4").tobytes())
+    return b"".join(parts)

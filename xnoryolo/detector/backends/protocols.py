@@ -1,0 +1,108 @@
+"""What the detector needs of a convolution backend and of the kernels it builds.
+
+A backend turns prepared (BN-folded) weights into kernels: callables `kernel(x: float32
+(C,H,W)) -> float32 (F, out_h, out_w)`. Kernels of the fast backend can do more on the detect
+path (kernels/README.md, "Chained binary layers"): read and write packed sign bits (`BitsConv`,
+`BitsPool`) or run the maxpool after them straight to bits (`PoolingConv`). The NumPy reference
+has none of these abilities, so a layer asks its kernel once, when it is prepared, with
+isinstance against these runtime-checkable protocols, and keeps the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .. import ops
+
+
+class Kernel(Protocol):
+    """A prepared convolution or pool: float (C,H,W) in, float out."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class BitsConv(Protocol):
+    """A binary convolution that reads its input as packed sign bits (uint64 words, the layout
+    of kernels/README.md) and can write its output as such bits too."""
+
+    emits_bits: bool  # whether run() can write output bits
+
+    @property
+    def packed_shape(self) -> tuple[int, int, int]:
+        """(h + 2 pad, w + 2 pad, words) of the packed input it reads, border included."""
+        ...
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run(
+        self,
+        x: np.ndarray,
+        bits: np.ndarray | None = None,
+        bits_pad: int = 0,
+        want_float: bool = True,
+    ) -> np.ndarray | None:
+        """Convolve x (floats, or bits in `packed_shape`); write the output's sign bits into
+        `bits` (border `bits_pad`) when given; return the floats when `want_float`."""
+        ...
+
+
+@runtime_checkable
+class BitsPool(Protocol):
+    """A maxpool that writes its output as packed sign bits (the max of signs is the OR of
+    their bits, so no float output is needed)."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run_bits(self, x: np.ndarray, out: np.ndarray, out_pad: int = 0) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PoolingConv(Protocol):
+    """A float convolution that can run the maxpool after it and write that pool's output as
+    sign bits, never storing its own float output."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def pools_to_bits(self, pool: BitsPool) -> bool:
+        """Whether it can take over `pool` (a kernel of the same backend)."""
+        ...
+
+    def run_pooled_bits(
+        self, x: np.ndarray, pool: BitsPool, out: np.ndarray, out_pad: int = 0
+    ) -> np.ndarray: ...
+
+
+class Backend(Protocol):
+    """Builds the kernels a network runs; `threads` is how many threads they use."""
+
+    name: str
+    threads: int
+
+    def float_conv(
+        self, weights: np.ndarray, bias: np.ndarray, spec: ops.ConvSpec, activation: str
+    ) -> Kernel: ...
+
+    def binary_conv(
+        self,
+        signs: np.ndarray,
+        scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ops.ConvSpec,
+        activation: str,
+    ) -> Kernel: ...
+
+    def maxpool(
+        self,
+        in_shape: tuple[int, int, int],
+        size: int,
+        stride_y: int,
+        stride_x: int,
+        padding: int,
+        out_h: int,
+        out_w: int,
+    ) -> Kernel:
+        """Darknet maxpool (ops.maxpool) over a (C,H,W) input."""
+        ...
