@@ -11,7 +11,7 @@ from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
 from xnoryolo.detector import ops
 from xnoryolo.detector.activations import activate
-from xnoryolo.detector.backend import get_backend
+from xnoryolo.detector.backends import get_backend
 
 # the kernels are part of every build: a missing extension is a failure, not a skip
 from xnoryolo.kernels import backend as kb
@@ -445,7 +445,7 @@ def test_darknet_end_to_end(case: str, threads: int) -> None:
         assert y.shape == ref.shape, layer.where
         _close(y, ref, 1.5e-5)
     # the detection path hands sign bits between binary layers: the same outputs, bit for bit
-    assert net._bits_plan
+    assert net.bits_plan
     lean = net.forward(x, keep=False)
     for d in net.detection_layers:
         np.testing.assert_array_equal(lean[d.index], outputs[d.index])

@@ -148,8 +148,8 @@ def test_maxpool_bits_exact(c: int, pool: tuple[int, int, int, int], isa: str) -
 
 # ------------------------------------------------------------------------------- network
 def _random_network(cfg: str, threads: int, isa: str | None = None):
-    from xnoryolo.bench import random_weights
     from xnoryolo.detector import Network
+    from xnoryolo.detector.weights import random_weights
 
     net = Network.from_cfg(cfg)
     net.load_weights(random_weights(net))
@@ -161,7 +161,7 @@ def test_bits_plan_of_yolov3_tiny_xnor() -> None:
     12 hand bits on; conv 8 also keeps its floats for the route; conv 13 feeds a float conv
     and a route, so it emits floats."""
     net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 1)
-    plan = net._bits_plan
+    plan = net.bits_plan
     assert sorted(plan) == [*range(0, 14), 17, 18, 19, 20]
     assert [i for i, step in plan.items() if step.want_float] == [13]  # conv 14 reads floats
     assert plan[0].pool is net.layers[1] and plan[1].done
@@ -172,9 +172,9 @@ def test_bits_plan_of_yolov3_tiny_xnor() -> None:
     assert not plan[13].next_bits  # its next layer is the float conv 14
     assert plan[20].layout == (net.layers[21].kernel.packed_shape, 1)
     float_net = _random_network("xnoryolo/configs/yolov3-tiny.cfg", 1)
-    assert float_net._bits_plan == {}
+    assert float_net.bits_plan == {}
     net.prepare("numpy")
-    assert net._bits_plan == {}  # re-planned for the new kernels: no bits in the reference
+    assert net.bits_plan == {}  # re-planned for the new kernels: no bits in the reference
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -226,7 +226,7 @@ def test_bits_path_gives_identical_detections(cfg: str, threads: int, isa: str) 
     from xnoryolo.detector import Detector
 
     net = _random_network(cfg, threads, isa)
-    assert net._bits_plan
+    assert net.bits_plan
     x = Detector(net).preprocess(synthetic_frame())
     full = net.forward(x, keep=True)
     lean = net.forward(x, keep=False)
@@ -336,7 +336,7 @@ def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
     cfg = tmp_path / "routes.cfg"
     cfg.write_text(ROUTES_CFG)
     net = _random_network(str(cfg), threads)
-    plan = net._bits_plan
+    plan = net.bits_plan
     assert 4 not in plan and not net.layers[4].emits_bits  # 48 + 64: not word aligned
     assert {8, 9} <= set(plan) and net.layers[9].emits_bits
     assert plan[2].want_float and plan[3].want_float  # route 4 reads their floats

@@ -27,10 +27,7 @@ from .network import build, resolve_threads
 from .peers import PeerTimes, opencv_frame
 from .timing import PeakSampler, time_frames, time_layers
 
-# imported from here by code outside bench
-from .weights import random_weights
-
-__all__ = ["add_parser", "random_weights", "run", "synthetic_frame"]
+__all__ = ["add_parser", "run", "synthetic_frame"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .weights import random_weights
+from xnoryolo.detector.weights import random_weights
 
 if TYPE_CHECKING:
     from xnoryolo.detector import Detector, Network
@@ -61,11 +61,12 @@ def build(
         net.load_weights(data)
         if backend == "fast":
             # importable: resolve_threads read the thread count from the same module
-            from xnoryolo.kernels.backend import FastBackend, get_simd
+            from xnoryolo.detector.backends.fast import fast_backend
+            from xnoryolo.kernels.backend import get_simd
 
             try:
                 chosen = simd or get_simd()
-                net.prepare(FastBackend(threads=n, simd=chosen))
+                net.prepare(fast_backend(n, chosen))
             except ValueError as exc:
                 raise XnoryoloError(str(exc)) from None
         else:

@@ -20,7 +20,7 @@ def layer_rows(
     shape and Gbit-MAC/s (binary, with the share of the peak) or GFLOP/s (float)."""
     from xnoryolo.detector.layers import ConvolutionalLayer
 
-    bits_plan = network._bits_plan
+    bits_plan = network.bits_plan
     rows = []
     for layer, samples in zip(network.layers, per_layer, strict=True):
         ms = median_ms(samples)

@@ -55,7 +55,7 @@ def verify_same(original: Any, packed: Any) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     from xnoryolo.detector import Network, read_names
-    from xnoryolo.detector.packed import load_packed, pack
+    from xnoryolo.detector.packed import pack
 
     cfg_text = Path(args.cfg).read_text()
     net = Network.load(args.cfg, args.weights, "numpy")
@@ -63,7 +63,7 @@ def run_pack(args: argparse.Namespace) -> int:
     data = pack(net, cfg_text, names)
     out = Path(args.out)
     write_atomic(out, data)
-    verify_same(net, load_packed(out, "numpy"))
+    verify_same(net, Network.from_packed(out, "numpy"))
     src = Path(args.weights).stat().st_size
     print(f"wrote {out}: {len(data)} bytes ({len(data) / src:.1%} of {src}); verified identical")
     return 0
@@ -71,11 +71,11 @@ def run_pack(args: argparse.Namespace) -> int:
 
 def run_unpack(args: argparse.Namespace) -> int:
     from xnoryolo.detector import Network
-    from xnoryolo.detector.packed import load_packed, read_header, to_darknet_weights
+    from xnoryolo.detector.packed import read_header, to_darknet_weights
 
     src = Path(args.packed)
     header, _ = read_header(src.read_bytes(), str(src))
-    net = load_packed(src, "numpy")
+    net = Network.from_packed(src, "numpy")
     out = Path(args.out)
     stem = args.stem or src.stem
     cfg, weights = out / f"{stem}.cfg", out / f"{stem}.weights"

@@ -213,11 +213,6 @@ class Network:
         plans again on first use."""
         return plan_bits(self.layers)
 
-    @property
-    def _bits_plan(self) -> BitsPlan:
-        """Former name of `bits_plan`."""
-        return self.bits_plan
-
     @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:
         return [ly for ly in self.layers if isinstance(ly, YoloLayer | RegionLayer)]

@@ -39,17 +39,13 @@ import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import WeightsError
 from .layers import BatchnormLayer, ConvolutionalLayer, Layer, ShortcutLayer
 from .weights import WeightsHeader
-
-if TYPE_CHECKING:  # for the former entry point load_packed only
-    from .backends import Backend
-    from .network import Network
 
 MAGIC = b"XNORYOLO"
 VERSION = 1
@@ -238,18 +234,6 @@ def fill(layers: Sequence[Layer], header: dict[str, Any], body: memoryview, wher
         raise WeightsError(f"{where}: blocks for layers {sorted(entries)} that this cfg lacks")
     if end != len(body):
         raise WeightsError(f"{where}: {len(body) - end} bytes left over after the last block")
-
-
-def load_packed(
-    path: str | Path,
-    backend: Backend | str = "auto",
-    threads: int | None = None,
-    cfg: str | Path | None = None,
-) -> Network:
-    """Former entry point of `Network.from_packed`."""
-    from .network import Network
-
-    return Network.from_packed(path, backend, threads, cfg)
 
 
 def packed_names(path: str | Path) -> list[str] | None:

@@ -1,4 +1,5 @@
-"""`FastBackend`: the Cython kernels behind detector.backend's `Backend` protocol.
+"""`FastBackend`: the Cython kernels behind the detector's `Backend` protocol
+(xnoryolo.detector.backends.protocols).
 
 Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
 SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels

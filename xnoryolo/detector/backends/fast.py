@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from .. import activations
 from .protocols import Backend
 
 
-def fast_backend(threads: int | None) -> Backend:
-    """The kernels' FastBackend on `threads` threads (None: XNORYOLO_THREADS, else all cores);
-    ImportError when the kernels are not built."""
+def fast_backend(threads: int | None, simd: str | None = None) -> Backend:
+    """The kernels' FastBackend on `threads` threads (None: XNORYOLO_THREADS, else all cores)
+    and SIMD path `simd` (None: XNORYOLO_SIMD, else the best this CPU has); ImportError when
+    the kernels are not built."""
     from xnoryolo.kernels.backend import FastBackend
 
-    # The kernels import nothing of the project, so the detector hands them its activation
-    # function: FastBackend(threads=threads, activate=activations.activate) once it takes it.
-    return FastBackend(threads=threads)
+    # The kernels import nothing of the project: the detector hands them the activations
+    # they do not compute themselves.
+    return FastBackend(threads=threads, simd=simd, activate=activations.activate)
