@@ -2,7 +2,7 @@
  * instruction-set switches, the ISA and activation codes, the tile geometry and small helpers.
  *
  * XN_X86 and XN_HAVE_NEON say which variants are compiled; everything outside them is plain C
- * that every platform compiles and may call (tests/test_neon_emulated.py builds the headers
+ * that every platform compiles and may call (tests/kernels/test_neon_emulated.py builds the headers
  * and the module's C with the x86 macros off).
  *
  * The bit layout (words, window rows, pixel panels, the AVX2 nibble split) is written down
@@ -22,7 +22,7 @@
 #define XN_HAVE_NEON 1
 #include <arm_neon.h>
 #elif defined(XN_EMULATE_NEON)
-/* tests only: plain-C stand-ins for the NEON intrinsics used here (tests/neon_emu.h), so the
+/* tests only: plain-C stand-ins for the NEON intrinsics used here (tests/helpers/neon_emu.h), so the
  * NEON code path is checked on machines without an arm64 CPU */
 #define XN_HAVE_NEON 1
 #include "neon_emu.h"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from netgen import write_model
+from refdata import CONFIGS
 from xnoryolo.detector import DarknetDivergenceWarning, Detector, Network
 from xnoryolo.detector.decode import Candidates, box_iou, correct_boxes, nms
 from xnoryolo.detector.ops import ConvSpec, binary_conv, float_conv, maxpool
@@ -307,8 +308,7 @@ def test_yolo_and_upsample_match_their_plain_definitions() -> None:
     slice-wise activations.py logistic and np.repeat (extreme inputs included)."""
     from xnoryolo.detector.activations import activate
 
-    configs = Path(__file__).resolve().parents[1] / "xnoryolo" / "configs"
-    net = Network.from_cfg(configs / "yolov3-tiny_xnor.cfg")
+    net = Network.from_cfg(CONFIGS / "yolov3-tiny_xnor.cfg")
     yolo, up = net.layers[23], net.layers[19]
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(yolo.in_shape) * 30).astype(np.float32)

@@ -6,35 +6,18 @@ import argparse
 import errno
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from cli_helpers import model_args, xnoryolo
 from refdata import DEMO_CLIP, REF, case_files, need_ref
 from xnoryolo.cli.common import UsageError, run_command
 from xnoryolo.detector.errors import CfgError
 from xnoryolo.detector.video import FramesError, VideoError
 from xnoryolo.models import FetchError, ModelFiles
-
-
-def xnoryolo(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    # the installed console script, as users run it (python -m from the checkout root would
-    # import the source folder xnoryolo/ instead of the installed package)
-    exe = Path(sys.executable).with_name("xnoryolo")
-    return subprocess.run(
-        [str(exe), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def model_args(m: ModelFiles) -> list[str | Path]:
-    return ["--cfg", m.cfg, "--weights", m.weights, "--names", m.names]
 
 
 def test_detect_dog_prints_darknets_objects(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from refdata import CONFIGS
 from xnoryolo.bench.cfg import float_twin, resize_cfg
 from xnoryolo.cli import main
-
-CONFIGS = Path(__file__).resolve().parents[1] / "xnoryolo" / "configs"
 
 
 def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:

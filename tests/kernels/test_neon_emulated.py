@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-KERNELS = HERE.parent / "xnoryolo" / "kernels"
+from refdata import ROOT
+
+HERE = Path(__file__).resolve().parents[1] / "helpers"  # the C checks and neon_emu.h
+KERNELS = ROOT / "xnoryolo" / "kernels"
 
 
 def _cc() -> str:

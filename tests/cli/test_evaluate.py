@@ -7,8 +7,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from test_cli import model_args, xnoryolo
 
+from cli_helpers import model_args, xnoryolo
 from xnoryolo.evaluate import average_precision, evaluate, iou_matrix, read_yolo_labels
 from xnoryolo.models import ModelFiles
 

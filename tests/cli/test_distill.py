@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_cli import xnoryolo
 
+from cli_helpers import xnoryolo
+from refdata import CONFIGS
 from xnoryolo.detector import Network
 from xnoryolo.models import ModelFiles
 
@@ -20,8 +21,7 @@ def _need_torch() -> None:
     )
 
 
-ROOT = Path(__file__).resolve().parents[1]
-PARTIAL = ROOT / "xnoryolo" / "configs" / "yolov3-tiny_xnor-partial.cfg"
+PARTIAL = CONFIGS / "yolov3-tiny_xnor-partial.cfg"
 
 
 def _frames(video: Path, dest: Path, n: int) -> Path:

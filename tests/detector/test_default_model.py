@@ -3,17 +3,15 @@ scene's people on held-out footage."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 
+from refdata import CONFIGS, DEMO_CLIP
 from xnoryolo.detector import Detector, Network
 from xnoryolo.detector.packed import packed_names
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "xnoryolo" / "configs" / "default" / "yolov3-tiny_xnor-partial_vtest.xnor"
-CFG = ROOT / "xnoryolo" / "configs" / "yolov3-tiny_xnor-partial.cfg"
-CLIP = ROOT / "xnoryolo" / "configs" / "demo" / "vtest-heldout.mp4"
+MODEL = CONFIGS / "default" / "yolov3-tiny_xnor-partial_vtest.xnor"
+CFG = CONFIGS / "yolov3-tiny_xnor-partial.cfg"
+CLIP = DEMO_CLIP
 
 
 def test_default_model_is_the_partial_layout_and_detects_people() -> None:

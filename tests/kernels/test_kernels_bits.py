@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
+from kernel_params import CHANNELS, GEOMETRIES, ISAS
 from xnoryolo.detector import ops
 from xnoryolo.kernels import xconv
 from xnoryolo.kernels.backend import FastBackend

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
@@ -49,7 +49,7 @@ def gst_rtsp_available() -> bool:
 
 
 class RtspServer:
-    """tests/rtsp_server.py as a subprocess that can be killed and brought back."""
+    """tests/helpers/rtsp_server.py as a subprocess that can be killed and brought back."""
 
     def __init__(
         self,
@@ -70,7 +70,12 @@ class RtspServer:
         return f"{scheme}://127.0.0.1:{self.port}{mount}"
 
     def start(self) -> None:
-        cmd = [SYSTEM_PYTHON, str(ROOT / "tests" / "rtsp_server.py"), "--port", str(self.port)]
+        cmd = [
+            SYSTEM_PYTHON,
+            str(Path(__file__).with_name("rtsp_server.py")),
+            "--port",
+            str(self.port),
+        ]
         cmd += ["--file", str(self.media)]
         for m in self.mounts:
             cmd += ["--mount", m]

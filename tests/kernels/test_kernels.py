@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import lzma
-from pathlib import Path
 
 import numpy as np
 import pytest
-from kernel_params import CHANNELS, GEOMETRIES, ISAS
 
+from kernel_params import CHANNELS, GEOMETRIES, ISAS
+from refdata import SHARED
 from xnoryolo.detector import ops
 from xnoryolo.detector.activations import activate
 from xnoryolo.detector.backends import get_backend
@@ -21,7 +21,6 @@ from xnoryolo.kernels.backend import FastBackend, set_simd
 # 2-thread cases run the multi-threaded loops whatever the layer size
 pytestmark = pytest.mark.usefixtures("whole_team")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REF = SHARED / "darknet-ref"
 
 ACTIVATIONS = ["linear", "leaky", "relu", "logistic", "mish"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cli import xnoryolo
 
+from cli_helpers import xnoryolo
 from netgen import write_model
 from refdata import REF, case_files
 from xnoryolo.detector import Detector, Network, WeightsError

@@ -13,10 +13,11 @@ import pytest
 
 from xnoryolo.models import FetchError, ModelFiles, fetch_yolov3_tiny
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("XNORYOLO_SHARED", ROOT.parent / "shared"))
 REF = SHARED / "darknet-ref"
-DEMO_CLIP = ROOT / "xnoryolo" / "configs" / "demo" / "vtest-heldout.mp4"
+CONFIGS = ROOT / "xnoryolo" / "configs"
+DEMO_CLIP = CONFIGS / "demo" / "vtest-heldout.mp4"
 
 
 def need_ref() -> Path:
