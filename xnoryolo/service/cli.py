@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from xnoryolo.detector.errors import XnoryoloError
 
-    from .app import check_streams, create_app, load_detector
+    from .app import check_exposure, check_streams, create_app, load_detector
     from .settings import ConfigError, load_settings
 
     model = {k: getattr(args, k) for k in ("cfg", "weights", "names") if getattr(args, k)}
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             model=model or None,
         )
+        check_exposure(settings)
         detector = load_detector(settings)
         check_streams(settings, detector.names)
     except (ConfigError, XnoryoloError) as exc:
