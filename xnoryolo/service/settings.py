@@ -125,7 +125,7 @@ class LimitsConfig(BaseModel):
         default=15.0, gt=0, description="a request body that sends nothing this long: 408"
     )
     max_detections: int = Field(
-        default=500, ge=1, description="boxes per image or frame, the most probable kept"
+        default=300, ge=1, description="boxes per image or frame, the most probable kept"
     )
     download_deadline_s: float = Field(
         default=600.0, gt=0, description="url= jobs: the whole download, start to end"
