@@ -19,6 +19,7 @@ from .api import ROUTERS
 from .api.auth import ApiKeyMiddleware
 from .api.bodies import BodyLimitMiddleware
 from .api.deps import Services
+from .api.docs import declare_api_key
 from .inference import DetectorLike, LiveActivity
 from .jobs.intake import JobIntake
 from .jobs.metrics import JobsCollector
@@ -164,4 +165,6 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
 
     for router in ROUTERS:
         app.include_router(router)
+    if settings.api_keys:
+        declare_api_key(app)
     return app

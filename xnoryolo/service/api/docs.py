@@ -4,10 +4,12 @@ otherwise send."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
 from .auth import QUERY_KEY
@@ -24,3 +26,22 @@ def docs(request: Request) -> HTMLResponse:
     if key:
         openapi += f"?api_key={quote(key, safe='')}"
     return get_swagger_ui_html(openapi_url=openapi, title=f"{request.app.title} - API docs")
+
+
+def declare_api_key(app: FastAPI) -> None:
+    """Declare the API key in the OpenAPI document, so that the docs page's "Authorize"
+    button sends it with each "Try it out" request."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+            }
+            schema["security"] = [{"ApiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
