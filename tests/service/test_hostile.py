@@ -279,6 +279,30 @@ def test_deepstack_refuses_hostile_image(
     one_line_detail(r)
 
 
+def _with_app_segment(jpg: bytes, size: int) -> bytes:
+    # A long APPn segment (EXIF, ICC) before the frame header, as cameras write them.
+    seg = b"\xff\xe2" + struct.pack(">H", 65535) + b"\0" * 65533
+    return jpg[:2] + seg * (size // 65537 + 1) + jpg[2:]
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".tiff", ".webp", ".ppm", ".pgm", ".gif"])
+def test_real_images_are_measured_not_refused(ext: str) -> None:
+    """The header reader must not refuse what OpenCV writes (a false refusal is a 400)."""
+    from xnoryolo.service.imagelimits import image_size
+
+    image = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    try:
+        ok, buf = cv2.imencode(ext, image if ext != ".pgm" else image[:, :, 0])
+    except cv2.error:
+        ok = False
+    if not ok:
+        pytest.skip(f"this OpenCV build does not write {ext}")
+    data = bytes(buf)
+    assert image_size(data) == (53, 37)
+    if ext == ".jpg":
+        assert image_size(_with_app_segment(data, 200_000)) == (53, 37)
+
+
 @pytest.mark.parametrize("nms", ["1", "0"])
 def test_threshold_zero_is_capped(client: httpx.Client, nms: str) -> None:
     ok, frame = cv2.VideoCapture(str(DEMO_CLIP)).read()

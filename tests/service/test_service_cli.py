@@ -85,6 +85,14 @@ def test_unsafe_start_is_refused_in_one_line(
     assert len(lines) == 1 and expect in lines[0], r.stderr
 
 
+def test_keyless_public_opt_out_keeps_the_rest_of_the_access_block(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("host: 0.0.0.0\naccess: {allowed_origins: ['http://dash.example']}\n")
+    settings = load_settings(cfg, access={"allow_keyless_public": True})
+    assert settings.access.allow_keyless_public
+    assert settings.access.allowed_origins == ["http://dash.example"]
+
+
 def test_binary_config_is_one_clear_line(tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_bytes(bytes(range(256)) * 64)

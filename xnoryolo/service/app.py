@@ -77,8 +77,8 @@ def check_exposure(settings: ServeSettings) -> None:
         raise ConfigError(
             f"refusing to listen on {settings.host} without API keys: anyone who can connect "
             "could add streams and read every result; set api_keys (XNORYOLO_API_KEYS), or "
-            "access.allow_keyless_public: true (XNORYOLO_ACCESS__ALLOW_KEYLESS_PUBLIC=true) "
-            "to expose the box without them"
+            "expose the box without them with --allow-keyless-public (access.allow_keyless_public"
+            ": true, XNORYOLO_ACCESS__ALLOW_KEYLESS_PUBLIC=true)"
         )
 
 

@@ -20,6 +20,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, help="detector threads")
     p.add_argument("--workers", type=int, help="inference workers shared by all streams")
     p.add_argument("--data-dir", help="video jobs' records and results (default ./data)")
+    p.add_argument(
+        "--allow-keyless-public",
+        action="store_true",
+        default=None,
+        help="listen beyond loopback without API keys (anyone who can connect may use the box)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -55,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             data_dir=args.data_dir,
             model=model or None,
+            access={"allow_keyless_public": True} if args.allow_keyless_public else None,
         )
         check_exposure(settings)
         detector = load_detector(settings)

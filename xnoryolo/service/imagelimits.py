@@ -144,11 +144,13 @@ def _pnm(data: bytes) -> tuple[int, int] | None:
 def image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from the header of an encoded image, or None where the format is not
     one of `FORMATS` or its header is cut short or malformed."""
-    head = bytes(data[:65536])  # JPEG headers (EXIF, ICC) can run long before the frame
+    # JPEG's frame header may follow long EXIF and ICC segments, and a TIFF's first IFD may
+    # sit at the end of the file: both are found by offsets, without copying the data.
+    head = bytes(data[:4096])
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return _png(head)
     if head.startswith(b"\xff\xd8"):
-        return _jpeg(head)
+        return _jpeg(data)
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return _gif(head)
     if head.startswith(b"BM"):
@@ -156,7 +158,7 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return _webp(head)
     if head[:4] in (b"II*\x00", b"MM\x00*"):
-        return _tiff(head)
+        return _tiff(data)
     if len(head) > 2 and head[0:1] == b"P" and head[1:2] in b"123456":
         return _pnm(head)
     return None
