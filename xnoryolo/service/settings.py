@@ -122,7 +122,10 @@ class LimitsConfig(BaseModel):
     )
     max_form_fields: int = Field(default=20, ge=1, le=1000, description="fields of one form")
     body_timeout_s: float = Field(
-        default=15.0, gt=0, description="a request body that sends nothing this long: 408"
+        default=10.0,
+        gt=0,
+        description="408 for an upload that sends nothing this long, or another body that "
+        "takes longer in all",
     )
     max_detections: int = Field(
         default=300, ge=1, description="boxes per image or frame, the most probable kept"
@@ -212,13 +215,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise ConfigError(f"{path}: not a regular file: not a settings file")
-            data = f.read(MAX_CONFIG_BYTES + 1)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
+    if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: larger than 1 MB: not a settings file")
     try:
-        text = data.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text: not a YAML settings file") from None
     if "\x00" in text:
