@@ -549,6 +549,17 @@ def test_url_job_to_closed_port_fails(client: httpx.Client) -> None:
     assert rec["state"] == "failed" and "refused" in rec["error"].lower(), rec
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999/v.mp4", "http://[::1/v.mp4", "http://127.0.0.1:0/v.mp4"]
+)
+def test_url_job_with_an_unusable_address_fails(client: httpx.Client, url: str) -> None:
+    r = client.post("/v1/jobs", json={"url": url})
+    assert r.status_code in (202, 422), r.text
+    if r.status_code == 202:
+        rec = _wait_job(client, r.json()["id"])
+        assert rec["state"] == "failed" and "\n" not in rec["error"], rec
+
+
 def test_cancel_interrupts_a_dripping_download(client: httpx.Client, peer: Any) -> None:
     before = peer.client_gone
     job_id = client.post("/v1/jobs", json={"url": peer.url("/drip")}).json()["id"]

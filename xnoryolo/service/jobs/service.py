@@ -2,6 +2,10 @@
 threads (each job by `runner.run_job`), followed in the job store, cancelled on request and
 recovered after a restart.
 
+Downloads: a `url=` job's video is fetched, while the job is queued, by download threads of
+their own (`limits.download_workers`; jobs/download.py bounds each in time and rate), so a slow
+peer never holds a job worker.
+
 CPU sharing: job workers call the detector directly, but with `priority: live` (the default)
 each job frame first waits, up to `live_wait_max_s`, until no live inference (stream frames,
 single-image requests) is running. A live frame then waits for at most one job frame, and jobs
@@ -333,6 +337,10 @@ class JobService:
                 log.info("job %s: cancelled while downloading", job_id)
         except DownloadError as exc:
             self._fail(job_id, str(exc), JobState.QUEUED)
+        except Exception as exc:  # e.g. a URL urllib cannot parse: fail, never stay queued
+            log.exception("job %s: the download failed", job_id)
+            reason = " ".join(str(exc).split())[:200]
+            self._fail(job_id, f"cannot download: {type(exc).__name__}: {reason}", JobState.QUEUED)
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
@@ -385,8 +393,6 @@ class JobService:
             self._fail(job_id, f"the video is refused: {exc}")
         except VideoError as exc:
             self._fail(job_id, f"not a decodable video: {exc}")
-        except DownloadError as exc:
-            self._fail(job_id, str(exc))
         except Exception as exc:
             log.exception("job %s: failed", job_id)
             self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
