@@ -143,6 +143,38 @@ def test_bad_inputs_give_one_clear_error_line(yolov3_tiny: ModelFiles, tmp_path:
     )
 
 
+@pytest.mark.parametrize(
+    ("flag", "pattern"),
+    [
+        ("--cfg", "/dev/zero: not a regular file"),
+        ("--weights", "/dev/zero: not a regular file"),
+        ("--names", "/dev/zero: not a regular file"),
+        ("huge-weights", "do not belong to this cfg"),
+    ],
+)
+def test_model_files_that_are_not_files_fail_fast(
+    yolov3_tiny: ModelFiles, tmp_path: Path, flag: str, pattern: str
+) -> None:
+    """A character device (or a 64 GB sparse file) is refused before it is read."""
+    photo = tmp_path / "p.png"
+    cv2.imwrite(str(photo), np.zeros((32, 32, 3), np.uint8))
+    args = {
+        "--cfg": yolov3_tiny.cfg,
+        "--weights": yolov3_tiny.weights,
+        "--names": yolov3_tiny.names,
+    }
+    if flag == "huge-weights":
+        huge = tmp_path / "huge.weights"
+        with huge.open("wb") as f:
+            f.write(yolov3_tiny.weights.read_bytes()[:20])
+            f.truncate(64 << 30)
+        args["--weights"] = huge
+    else:
+        args[flag] = Path("/dev/zero")
+    flat = [v for kv in args.items() for v in kv]
+    _one_error_line(xnoryolo("detect", photo, *flat, timeout=60), pattern)
+
+
 def test_detect_without_model_flags_uses_the_default_model(tmp_path: Path) -> None:
     clip = DEMO_CLIP
     jsonl = tmp_path / "d.jsonl"

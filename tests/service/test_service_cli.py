@@ -66,6 +66,43 @@ def test_garbage_config_is_one_clear_line(tmp_path: Path, text: str, expect: str
 
 
 @pytest.mark.parametrize(
+    ("args", "env", "expect"),
+    [
+        (("--host", "0.0.0.0"), {}, "without API keys"),
+        (("--host", "::"), {}, "without API keys"),
+        ((), {"XNORYOLO_HOST": "192.0.2.1"}, "without API keys"),
+        ((), {"XNORYOLO_API_KEYS": ","}, "empty"),
+        ((), {"XNORYOLO_API_KEYS": ""}, "empty"),
+        (("--config", "/dev/zero"), {}, "not a regular file"),
+    ],
+)
+def test_unsafe_start_is_refused_in_one_line(
+    args: tuple[str, ...], env: dict[str, str], expect: str
+) -> None:
+    r = serve(*args, env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], r.stderr
+
+
+def test_keyless_public_opt_out_keeps_the_rest_of_the_access_block(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("host: 0.0.0.0\naccess: {allowed_origins: ['http://dash.example']}\n")
+    settings = load_settings(cfg, access={"allow_keyless_public": True})
+    assert settings.access.allow_keyless_public
+    assert settings.access.allowed_origins == ["http://dash.example"]
+
+
+def test_binary_config_is_one_clear_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_bytes(bytes(range(256)) * 64)
+    r = serve("--config", str(cfg))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{cfg}: not UTF-8 text" in lines[0], r.stderr
+
+
+@pytest.mark.parametrize(
     ("streams", "expect"),
     [
         ("[{url: 'gopher://127.0.0.1/x'}]", "streams.0.url: unsupported URL scheme 'gopher'"),

@@ -10,6 +10,8 @@ trailing `#comment` is tolerated, as real cfgs carry those.
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -169,10 +171,22 @@ def parse_cfg_text(text: str, path: str = "<cfg>") -> Cfg:
     return Cfg(path, sections)
 
 
+# The largest real cfgs are tens of KB; anything this big is not one (and is not read whole).
+MAX_CFG_BYTES = 4 << 20
+
+
 def read_cfg(path: str | Path) -> Cfg:
     p = Path(path)
     try:
-        data = p.read_bytes()
+        with p.open("rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise CfgError(p, None, "not a regular file: not a darknet cfg")
+            if st.st_size > MAX_CFG_BYTES:
+                raise CfgError(
+                    p, None, f"{st.st_size} bytes is too large for a darknet cfg (weights file?)"
+                )
+            data = f.read(MAX_CFG_BYTES + 1)
     except OSError as exc:
         raise CfgError(p, None, f"cannot read cfg: {exc.strerror or exc}") from None
     try:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from .packed import is_packed, packed_names
 from .preprocess import preprocess
 
 F32 = np.float32
+MAX_NAMES_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,15 @@ def _c_round(v: float) -> int:
 def read_names(path: str | Path) -> list[str]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8", errors="replace")
+        with p.open("rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise NamesError(f"{p}: not a regular file: not a class-names file")
+            data = f.read(MAX_NAMES_BYTES + 1)
     except OSError as exc:
         raise NamesError(f"{p}: cannot read names: {exc.strerror or exc}") from None
+    if len(data) > MAX_NAMES_BYTES:
+        raise NamesError(f"{p}: more than {MAX_NAMES_BYTES >> 20} MB: not a class-names file")
+    text = data.decode("utf-8", errors="replace")
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
@@ -82,6 +91,7 @@ class Detector:
         thresh: float = 0.25,
         nms: float = 0.45,
         letter_box: bool | None = None,
+        max_detections: int | None = None,
     ) -> None:
         heads = network.detection_layers
         if not heads:
@@ -101,6 +111,10 @@ class Detector:
         self.dont_show = {i for i, n in enumerate(self.names) if n.startswith("dont_show")}
         self.thresh = thresh
         self.nms = nms
+        # At most this many detections per image (the most probable), and as many boxes into
+        # NMS (the most confident): a threshold of 0 would otherwise make every box of every
+        # class a detection (200,000 with COCO at 416x416) and NMS quadratic in them.
+        self.max_detections = max_detections
         self.letter_box = network.net.letter_box if letter_box is None else letter_box
         last = heads[-1]
         self.nms_kind = last.nms_kind
@@ -166,10 +180,18 @@ class Detector:
         thresh = self.thresh if thresh is None else thresh
         nms_thresh = self.nms if nms_thresh is None else nms_thresh
         cands = self.candidates(outputs, im_w, im_h, thresh)
+        cap = self.max_detections
+        if cap is not None and len(cands) > cap:
+            keep = np.sort(np.argsort(-cands.objectness, kind="stable")[:cap])
+            cands = Candidates(cands.boxes[keep], cands.objectness[keep], cands.probs[keep])
         if nms_thresh:
             cands = nms(cands, nms_thresh, self.nms_kind, self.beta_nms)
+        printed = print_order(cands, thresh, self.dont_show)
+        if cap is not None and len(printed) > cap:
+            top = sorted(range(len(printed)), key=lambda k: -printed[k].prob)[:cap]
+            printed = [printed[k] for k in sorted(top)]
         dets = []
-        for p in print_order(cands, thresh, self.dont_show):
+        for p in printed:
             x, y, w, h = (float(v) for v in cands.boxes[p.index])
             bx = cands.boxes[p.index]
             dets.append(

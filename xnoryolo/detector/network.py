@@ -4,6 +4,7 @@ read), loaded from a strictly checked weights file, then run layer by layer."""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class Network:
             shape = layer.out_shape
         if not layers:
             raise CfgError(parsed.path, first.line, "no layers after [net]")
+        _check_memory(first, net, layers)
         _resolve_bin_output(layers)
         first.warn_unused(NET_IGNORED)
         for layer in layers:
@@ -90,7 +92,7 @@ class Network:
         if isinstance(weights, bytes | bytearray):
             reader = WeightsReader(bytes(weights))
         else:
-            reader = WeightsReader.open(weights)
+            reader = WeightsReader.open(weights, self.weight_floats())
         reader.check_size(self.weight_floats())
         for layer in self.layers:
             reader.owner = layer.where
@@ -228,8 +230,27 @@ def _net_params(section: Section) -> NetParams:
     for key, value in (("width", width), ("height", height), ("channels", channels)):
         if value < 1:
             raise section.error(f"[net] {key}={value}: must be set to a positive value", key)
+        if value > MAX_INPUT_SIDE:
+            raise section.error(f"[net] {key}={value}: more than {MAX_INPUT_SIDE}", key)
     letter_box = bool(section.get_int("letter_box", 0))
     return NetParams(width, height, channels, letter_box)
+
+
+# Beyond this one layer's output (float32) is not a network to run on an edge box: a [net]
+# width/height typo (416000) is refused here instead of failing in an allocation mid-frame.
+MAX_LAYER_BYTES = 2 << 30
+MAX_INPUT_SIDE = 1 << 16
+
+
+def _check_memory(section: Section, net: NetParams, layers: list[Layer]) -> None:
+    worst = max(layers, key=lambda ly: math.prod(ly.out_shape))
+    need = 4 * max(math.prod(worst.out_shape), net.channels * net.height * net.width)
+    if need > MAX_LAYER_BYTES:
+        raise section.error(
+            f"[net] width={net.width} height={net.height}: {worst.where}'s output alone would "
+            f"need {need / (1 << 30):.1f} GiB (at most {MAX_LAYER_BYTES >> 30} GiB per layer)",
+            "width",
+        )
 
 
 def _resolve_bin_output(layers: list[Layer]) -> None:

@@ -9,6 +9,8 @@ single float is read, so a short, over-long or mismatched file fails with the la
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,10 +72,26 @@ class WeightsReader:
         self.owner = "?"
 
     @classmethod
-    def open(cls, path: str | Path) -> WeightsReader:
+    def open(
+        cls, path: str | Path, per_layer: list[tuple[str, int]] | None = None
+    ) -> WeightsReader:
+        """The reader of a weights file; with `per_layer` (what the cfg needs, as for
+        `check_size`) the file's size is checked from its header before the rest is read, so a
+        huge or mismatched file fails at once."""
         p = Path(path)
         try:
-            data = p.read_bytes()
+            with p.open("rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise WeightsError(f"{p}: not a regular file: not a darknet weights file")
+                if per_layer is not None:
+                    head = parse_header(f.read(20), str(p))
+                    sized = cls.__new__(cls)
+                    sized.path, sized.header = str(p), head
+                    sized.total = max(0, st.st_size - head.size) // 4
+                    sized.check_size(per_layer)
+                    f.seek(0)
+                data = f.read()
         except OSError as exc:
             raise WeightsError(f"{p}: cannot read weights: {exc.strerror or exc}") from None
         return cls(data, str(p))

@@ -17,7 +17,9 @@ import xnoryolo
 
 from .api import ROUTERS
 from .api.auth import ApiKeyMiddleware
+from .api.bodies import BodyLimitMiddleware
 from .api.deps import Services
+from .api.docs import declare_api_key
 from .inference import DetectorLike, LiveActivity
 from .jobs.intake import JobIntake
 from .jobs.metrics import JobsCollector
@@ -57,7 +59,27 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
         threads=settings.threads,
         thresh=m.thresh,
         nms=m.nms,
+        max_detections=settings.limits.max_detections,
     )
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def check_exposure(settings: ServeSettings) -> None:
+    """Without API keys the server listens on loopback only, unless the settings say
+    `access.allow_keyless_public: true` (ConfigError otherwise)."""
+    if settings.api_keys or settings.access.allow_keyless_public:
+        return
+    host = settings.host.strip().strip("[]").lower()
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if not loopback:
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without API keys: anyone who can connect "
+            "could add streams and read every result; set api_keys (XNORYOLO_API_KEYS), or "
+            "expose the box without them with --allow-keyless-public (access.allow_keyless_public"
+            ": true, XNORYOLO_ACCESS__ALLOW_KEYLESS_PUBLIC=true)"
+        )
 
 
 def check_streams(settings: ServeSettings, names: list[str]) -> None:
@@ -87,7 +109,9 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         live = LiveActivity(detector or load_detector(settings))
         pipeline = Pipeline.build(live, settings)
         pipeline.start()
-        job_service = JobService(settings.jobs, settings.data_dir, live.detector, live)
+        job_service = JobService(
+            settings.jobs, settings.data_dir, live.detector, live, settings.limits
+        )
         job_service.start()
         pipeline.metrics.registry.register(JobsCollector(job_service))
         app.state.services = Services(
@@ -108,9 +132,19 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         version=xnoryolo.__version__,
         summary="Real-time XNOR Tiny-YOLO detection on video streams and images",
         lifespan=lifespan,
+        docs_url=None,  # api/docs.py serves it, handing the page's API key on
     )
     app.state.services = None  # until the lifespan starts them
-    app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    limits = settings.limits
+    # The last added runs first: keys and origins are checked before any body is read.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=int(limits.max_body_kb * 1024),
+        timeout_s=limits.body_timeout_s,
+    )
+    app.add_middleware(
+        ApiKeyMiddleware, keys=settings.api_keys, allowed_origins=settings.access.allowed_origins
+    )
 
     @app.exception_handler(StreamNotFound)
     async def _not_found(request: Request, exc: StreamNotFound) -> JSONResponse:
@@ -131,4 +165,6 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
 
     for router in ROUTERS:
         app.include_router(router)
+    if settings.api_keys:
+        declare_api_key(app)
     return app

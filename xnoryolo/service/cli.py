@@ -20,6 +20,12 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--threads", type=int, help="detector threads")
     p.add_argument("--workers", type=int, help="inference workers shared by all streams")
     p.add_argument("--data-dir", help="video jobs' records and results (default ./data)")
+    p.add_argument(
+        "--allow-keyless-public",
+        action="store_true",
+        default=None,
+        help="listen beyond loopback without API keys (anyone who can connect may use the box)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from xnoryolo.detector.errors import XnoryoloError
 
-    from .app import check_streams, create_app, load_detector
+    from .app import check_exposure, check_streams, create_app, load_detector
     from .settings import ConfigError, load_settings
 
     model = {k: getattr(args, k) for k in ("cfg", "weights", "names") if getattr(args, k)}
@@ -55,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             data_dir=args.data_dir,
             model=model or None,
+            access={"allow_keyless_public": True} if args.allow_keyless_public else None,
         )
+        check_exposure(settings)
         detector = load_detector(settings)
         check_streams(settings, detector.names)
     except (ConfigError, XnoryoloError) as exc:

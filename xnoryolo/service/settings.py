@@ -7,6 +7,8 @@ the service, so that any part of it may take its settings from here."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -104,6 +106,59 @@ class JobsConfig(BaseModel):
     url_timeout_s: float = Field(default=30.0, gt=0, description="per read, for url= jobs")
 
 
+class LimitsConfig(BaseModel):
+    """What one request, image or job may cost (`limits:` in the YAML file,
+    XNORYOLO_LIMITS__* in the env); past a limit the answer is a clear 4xx or a failed job."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="largest image or video frame (width x height), checked before decoding",
+    )
+    max_body_kb: float = Field(
+        default=64.0, gt=0, description="JSON and form bodies (uploads have max_upload_mb)"
+    )
+    max_form_fields: int = Field(default=20, ge=1, le=1000, description="fields of one form")
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="408 for an upload that sends nothing this long, or another body that "
+        "takes longer in all",
+    )
+    max_detections: int = Field(
+        default=300, ge=1, description="boxes per image or frame, the most probable kept"
+    )
+    download_deadline_s: float = Field(
+        default=600.0, gt=0, description="url= jobs: the whole download, start to end"
+    )
+    download_min_kbps: float = Field(
+        default=16.0, ge=0, description="url= jobs: slower than this over the window fails"
+    )
+    download_rate_window_s: float = Field(default=20.0, gt=0)
+    download_workers: int = Field(
+        default=2, ge=1, le=16, description="url= downloads at once (apart from job workers)"
+    )
+
+
+class AccessConfig(BaseModel):
+    """Who may reach the API (`access:`); API keys are `api_keys`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_keyless_public: bool = Field(
+        default=False,
+        description="listen beyond loopback without api_keys (anyone who can connect may "
+        "add streams, run jobs and read every result)",
+    )
+    allowed_origins: list[str] = Field(
+        default=[],
+        description="web origins (scheme://host[:port]) besides the server's own that may "
+        "open WebSockets and post forms",
+    )
+
+
 class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="XNORYOLO_", env_nested_delimiter="__", extra="forbid"
@@ -127,6 +182,8 @@ class ServeSettings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("data"), description="job records and results")
     jobs: JobsConfig = Field(default_factory=JobsConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -136,15 +193,39 @@ class ServeSettings(BaseSettings):
             text = value.strip()
             if text.startswith("["):
                 return json.loads(text)
-            return [k.strip() for k in text.split(",") if k.strip()]
+            return [k.strip() for k in text.split(",")]
         return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_key(cls, value: list[str]) -> list[str]:
+        # "k1,," or "," is a mistake (an unset variable in a template); read as "no keys" it
+        # would switch authentication off.
+        keys = [k.strip() for k in value]
+        if any(not k for k in keys):
+            raise ValueError("an API key is empty (check api_keys / XNORYOLO_API_KEYS)")
+        return keys
+
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file: not a settings file")
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than 1 MB: not a settings file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text: not a YAML settings file") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: binary data: not a YAML settings file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -15,6 +15,7 @@ from ..jobs.intake import JobIntake
 from ..jobs.service import JobService
 from ..pipeline import Pipeline
 from ..settings import ServeSettings
+from .auth import AUTHENTICATED
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class Services:
     jobs: JobService
     intake: JobIntake
     detect_limiter: anyio.CapacityLimiter
+
+
+def get_authenticated(conn: HTTPConnection) -> bool:
+    """Whether the caller gave a valid API key, or none is needed (auth.ApiKeyMiddleware)."""
+    return bool(conn.scope.get("state", {}).get(AUTHENTICATED, False))
 
 
 def get_started(conn: HTTPConnection) -> Services | None:
@@ -62,6 +68,7 @@ def get_detect_limiter(
     return services.detect_limiter
 
 
+AuthenticatedDep = Annotated[bool, Depends(get_authenticated)]
 StartedDep = Annotated[Services | None, Depends(get_started)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import anyio
+import cv2
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from xnoryolo.detector import Detection, video
 
+from ..imagelimits import ImageRefused, check_image
 from ..pipeline import Pipeline
+from ..settings import ServeSettings
 from .deps import DetectLimiterDep, PipelineDep, SettingsDep
 from .schemas import DetectResult
 from .uploads import read_body, read_multipart
@@ -21,12 +24,14 @@ router = APIRouter(tags=["detection"])
 _RAW_TYPES = ("image/", "application/octet-stream")
 
 
-async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+async def read_upload(
+    request: Request, limit: int, max_fields: int
+) -> tuple[bytes, dict[str, str]]:
     """The image bytes of a multipart field `image` or of a raw image body, and any other
     form fields."""
     ctype = request.headers.get("content-type", "").lower()
     if ctype.startswith("multipart/form-data"):
-        data, fields = await read_multipart(request, limit, "image")
+        data, fields = await read_multipart(request, limit, "image", max_fields)
         if data is None:
             raise HTTPException(400, "the multipart field 'image' (a file) is required")
         return data, fields
@@ -37,13 +42,31 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, st
     )
 
 
-def decode_image(data: bytes) -> np.ndarray:
+def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
+    """The image in `data`, its header checked against the pixel limit before decoding (400
+    for what is not an image, 413 for one too large)."""
     if not data:
         raise HTTPException(400, "the image is empty")
-    image = video.decode_image(data)
-    if image is None:
+    try:
+        check_image(data, max_pixels)
+    except ImageRefused as exc:
+        raise HTTPException(413 if exc.too_large else 400, str(exc)) from None
+    try:
+        image = video.decode_image(data)
+    except cv2.error:  # a header within the limits OpenCV still cannot take
+        image = None
+    if image is None or image.size == 0:
         raise HTTPException(400, "the upload is not a decodable image")
     return image
+
+
+async def _decode(
+    data: bytes, settings: ServeSettings, limiter: anyio.CapacityLimiter
+) -> np.ndarray:
+    # Decoding takes as much memory and CPU as inference: it waits for the same workers.
+    return await anyio.to_thread.run_sync(
+        decode_image, data, settings.limits.max_pixels, limiter=limiter
+    )
 
 
 async def _detect(
@@ -80,8 +103,8 @@ async def detect(
     nms: float | None = Query(None, ge=0, le=1),
     classes: str | None = Query(None, description="comma-separated class names to keep"),
 ) -> JSONResponse:
-    data, _ = await read_upload(request, _limit(settings))
-    image = await anyio.to_thread.run_sync(decode_image, data)
+    data, _ = await read_upload(request, _limit(settings), settings.limits.max_form_fields)
+    image = await _decode(data, settings, limiter)
     dets, ms = await _detect(pipeline, limiter, image, threshold, nms)
     if classes:
         keep = {c.strip() for c in classes.split(",") if c.strip()}
@@ -106,8 +129,8 @@ async def deepstack_detection(
     request: Request, pipeline: PipelineDep, settings: SettingsDep, limiter: DetectLimiterDep
 ) -> JSONResponse:
     try:
-        data, fields = await read_upload(request, _limit(settings))
-        image = await anyio.to_thread.run_sync(decode_image, data)
+        data, fields = await read_upload(request, _limit(settings), settings.limits.max_form_fields)
+        image = await _decode(data, settings, limiter)
         try:
             min_conf = float(fields.get("min_confidence", 0.4))  # DeepStack's default
         except ValueError:

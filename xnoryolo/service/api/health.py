@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .deps import PipelineDep, StartedDep
+from .deps import AuthenticatedDep, PipelineDep, StartedDep
 
 router = APIRouter(tags=["health"])
 
@@ -16,16 +16,21 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Model loaded and every enabled stream produced a result recently")
-def readyz(started: StartedDep) -> JSONResponse:
+@router.get(
+    "/readyz",
+    summary="Model loaded and every enabled stream produced a result recently (the detail "
+    "per stream only with an API key, where keys are set)",
+)
+def readyz(started: StartedDep, authenticated: AuthenticatedDep) -> JSONResponse:
     if started is None:
-        return JSONResponse({"ready": False, "model": False, "streams": {}}, status_code=503)
-    p = started.pipeline
-    streams = p.manager.readiness(p.settings.ready_window_s)
-    ready = all(streams.values())
-    return JSONResponse(
-        {"ready": ready, "model": True, "streams": streams}, status_code=200 if ready else 503
-    )
+        ready, detail = False, {"model": False, "streams": {}}
+    else:
+        p = started.pipeline
+        streams = p.manager.readiness(p.settings.ready_window_s)
+        ready, detail = all(streams.values()), {"model": True, "streams": streams}
+    # Stream ids name cameras and places: a caller without a key learns only the answer.
+    body = {"ready": ready, **detail} if authenticated else {"ready": ready}
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from ..jobs.intake import InvalidJob, NotAVideo
+from ..jobs.intake import InvalidJob, NotAVideo, VideoTooLarge
 from ..jobs.service import JobBusy, JobNotFound, JobService
 from ..jobs.store import JobRecord, JobState
 from .deps import IntakeDep, JobsDep, SettingsDep
@@ -35,19 +35,18 @@ def _accepted(rec: JobRecord) -> JSONResponse:
     return JSONResponse(rec.to_json(), status_code=202, headers={"Location": f"/v1/jobs/{rec.id}"})
 
 
-async def _json_or_form(request: Request, ctype: str) -> dict[str, Any]:
+async def _json_or_form(request: Request, ctype: str, max_fields: int) -> dict[str, Any]:
+    # The body is already bounded (limits.max_body_kb, bodies.BodyLimitMiddleware).
     if ctype.startswith("application/json"):
         raw = await request.body()
-        if len(raw) > 64 * 1024:
-            raise HTTPException(413, "the JSON body is too large")
         try:
             body = json.loads(raw or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting thousands deep
             raise HTTPException(400, "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise HTTPException(422, "the JSON body must be an object")
         return body
-    async with request.form(max_files=0, max_fields=20) as form:
+    async with request.form(max_files=0, max_fields=max_fields) as form:
         return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
@@ -56,7 +55,7 @@ async def _json_or_form(request: Request, ctype: str) -> dict[str, Any]:
     status_code=202,
     summary="Submit a video: multipart field 'file', a raw video/* body, or JSON {'url': ...}",
 )
-async def create_job(request: Request, intake: IntakeDep) -> JSONResponse:
+async def create_job(request: Request, intake: IntakeDep, settings: SettingsDep) -> JSONResponse:
     ctype = request.headers.get("content-type", "").lower()
     is_multipart = ctype.startswith("multipart/form-data")
     if not is_multipart and not ctype.startswith(
@@ -70,13 +69,15 @@ async def create_job(request: Request, intake: IntakeDep) -> JSONResponse:
 
     async def save(dest: Path) -> tuple[str | None, dict[str, str]]:
         if is_multipart:
-            return await save_multipart(request, dest, intake.limit)
+            return await save_multipart(
+                request, dest, intake.limit, max_fields=settings.limits.max_form_fields
+            )
         await save_body(request, dest, intake.limit)
         return request.query_params.get("filename"), {}
 
     try:
         if ctype.startswith(("application/json", "application/x-www-form-urlencoded")):
-            body = await _json_or_form(request, ctype)
+            body = await _json_or_form(request, ctype, settings.limits.max_form_fields)
             rec = await intake.from_url({**_query_options(request), **body})
         else:
             rec = await intake.from_upload(save, _query_options(request))
@@ -84,6 +85,8 @@ async def create_job(request: Request, intake: IntakeDep) -> JSONResponse:
         raise HTTPException(422, str(exc)) from None
     except NotAVideo as exc:
         raise HTTPException(415, str(exc)) from None
+    except VideoTooLarge as exc:
+        raise HTTPException(413, str(exc)) from None
     return _accepted(rec)
 
 

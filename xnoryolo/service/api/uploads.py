@@ -15,10 +15,14 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 
+from .bodies import DRAIN_S
+
 MAX_FIELD_BYTES = 64 * 1024
-# Past the limit the rest of the body is still read (and dropped) up to this much, so that the
-# client, still sending, reads our 413 instead of a reset connection.
+# Past the limit the rest of the body is still read (and dropped) up to this much and this
+# long, so that the client, still sending, reads our 413 instead of a reset connection.
 DRAIN_BYTES = 64 * 1024 * 1024
+# Form fields besides the file (a form of a million empty fields is refused, not collected).
+MAX_FIELDS = 20
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -29,10 +33,11 @@ def _too_large(limit: int) -> HTTPException:
 
 async def _drain(stream: AsyncIterator[bytes], already: int) -> None:
     try:
-        async for chunk in stream:
-            already += len(chunk)
-            if already > DRAIN_BYTES:
-                return
+        with anyio.move_on_after(DRAIN_S):
+            async for chunk in stream:
+                already += len(chunk)
+                if already > DRAIN_BYTES:
+                    return
     except Exception:  # the client gave up: nothing to answer anyway
         return
 
@@ -41,8 +46,10 @@ class _Parts:
     """python-multipart callbacks: the file field's bytes are queued for writing, the other
     fields are collected as short strings."""
 
-    def __init__(self, file_field: str) -> None:
+    def __init__(self, file_field: str, max_fields: int = MAX_FIELDS) -> None:
         self.file_field = file_field
+        self.max_fields = max_fields
+        self.parts = 0
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
         self.file_seen = False
@@ -67,6 +74,9 @@ class _Parts:
         }
 
     def _begin(self) -> None:
+        self.parts += 1
+        if self.parts > self.max_fields + 1:  # the file and its fields
+            raise HTTPException(413, f"more than {self.max_fields} form fields")
         self._headers = {}
         self._value = bytearray()
         self._to_file = False
@@ -98,7 +108,7 @@ class _Parts:
             return
         self._value.extend(data[start:end])
         if len(self._value) > MAX_FIELD_BYTES:
-            raise HTTPException(413, f"the form field {self._name!r} is too long")
+            raise HTTPException(413, f"the form field {self._name[:64]!r} is too long")
 
     def _end(self) -> None:
         if not self._to_file and not self._skip and self._name:
@@ -134,7 +144,7 @@ Sink = Callable[[bytes], Awaitable[None]]
 
 
 async def _receive_multipart(
-    request: Request, limit: int, file_field: str, sink: Sink
+    request: Request, limit: int, file_field: str, sink: Sink, max_fields: int
 ) -> tuple[bool, str | None, dict[str, str]]:
     """The multipart field `file_field` into `sink`; (whether it came, its filename, the
     other fields)."""
@@ -143,7 +153,7 @@ async def _receive_multipart(
     boundary = params.get(b"boundary")
     if not boundary:
         raise HTTPException(400, "multipart/form-data without a boundary")
-    parts = _Parts(file_field)
+    parts = _Parts(file_field, max_fields)
     parser = MultipartParser(boundary, parts.callbacks())
     try:
         async for chunk in _limited_chunks(request, limit):
@@ -159,7 +169,11 @@ async def _receive_multipart(
 
 
 async def save_multipart(
-    request: Request, dest: Path, limit: int, file_field: str = "file"
+    request: Request,
+    dest: Path,
+    limit: int,
+    file_field: str = "file",
+    max_fields: int = MAX_FIELDS,
 ) -> tuple[str | None, dict[str, str]]:
     """Write the multipart field `file_field` to `dest`; (its filename, the other fields)."""
     with dest.open("wb") as f:
@@ -167,7 +181,9 @@ async def save_multipart(
         async def write(data: bytes) -> None:
             await anyio.to_thread.run_sync(f.write, data)
 
-        seen, filename, fields = await _receive_multipart(request, limit, file_field, write)
+        seen, filename, fields = await _receive_multipart(
+            request, limit, file_field, write, max_fields
+        )
     if not seen:
         raise HTTPException(422, f"the multipart field '{file_field}' (a video file) is required")
     return filename, fields
@@ -182,7 +198,7 @@ async def save_body(request: Request, dest: Path, limit: int) -> None:
 
 
 async def read_multipart(
-    request: Request, limit: int, file_field: str
+    request: Request, limit: int, file_field: str, max_fields: int = MAX_FIELDS
 ) -> tuple[bytes | None, dict[str, str]]:
     """The bytes of the multipart field `file_field` (None when absent) and the other fields."""
     data = bytearray()
@@ -190,7 +206,7 @@ async def read_multipart(
     async def collect(chunk: bytes) -> None:
         data.extend(chunk)
 
-    seen, _, fields = await _receive_multipart(request, limit, file_field, collect)
+    seen, _, fields = await _receive_multipart(request, limit, file_field, collect, max_fields)
     return (bytes(data) if seen else None), fields
 
 

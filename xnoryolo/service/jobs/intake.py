@@ -4,6 +4,7 @@ layer only reads the request and turns the errors raised here into answers."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from xnoryolo.detector.video import VideoError, probe_video
 
 from ..redact import redact
 from .layout import JobFolder
+from .runner import frame_size_error
 from .service import JobOptionsData, JobService
 from .store import JobRecord
 
@@ -23,12 +25,40 @@ from .store import JobRecord
 SaveUpload = Callable[[Path], Awaitable[tuple[str | None, dict[str, str]]]]
 
 
+MAX_FILENAME = 200
+
+
+def safe_filename(name: str | None) -> str | None:
+    """A client's file name as it may be stored, shown and logged: its last path component,
+    without control, format (bidi) or separator characters, at most `MAX_FILENAME` long;
+    None when nothing is left."""
+    if not name:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    kept = "".join(
+        c if unicodedata.category(c)[0] not in "CZ" or c == " " else "_" for c in base
+    ).strip(" ._")
+    if not kept:
+        return None
+    if len(kept) > MAX_FILENAME:
+        stem, dot, suffix = kept.rpartition(".")
+        if dot and 0 < len(suffix) <= 10:
+            kept = f"{stem[: MAX_FILENAME - len(suffix) - 1]}.{suffix}"
+        else:
+            kept = kept[:MAX_FILENAME]
+    return kept
+
+
 class InvalidJob(ValueError):
     """A submission refused as it was given (options, missing or empty video)."""
 
 
 class NotAVideo(ValueError):
     """An upload FFmpeg cannot decode."""
+
+
+class VideoTooLarge(ValueError):
+    """An upload whose frames are beyond the pixel limit."""
 
 
 class JobOptions(BaseModel):
@@ -97,7 +127,8 @@ class JobIntake:
         job_id, path = await anyio.to_thread.run_sync(self.jobs.new_job)
         folder = JobFolder(path)
         try:
-            filename, fields = await save(folder.part)
+            raw_name, fields = await save(folder.part)
+            filename = safe_filename(raw_name)
             opts = self.options({**values, **fields})
             if opts.url:
                 raise InvalidJob("give either a 'file' or a 'url', not both")
@@ -109,6 +140,10 @@ class JobIntake:
                 info = await anyio.to_thread.run_sync(probe_video, dest)
             except VideoError as exc:
                 raise NotAVideo(f"the upload is not a decodable video: {exc}") from None
+            try:
+                frame_size_error(info, self.jobs.limits.max_pixels)
+            except VideoError as exc:
+                raise VideoTooLarge(f"the upload is refused: {exc}") from None
         except BaseException:
             self.jobs.discard(job_id)
             raise

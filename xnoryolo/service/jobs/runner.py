@@ -16,20 +16,34 @@ from xnoryolo.detector.video import (
     ProcessOptions,
     Progress,
     VideoError,
+    VideoInfo,
     count_frames,
     probe_video,
     process_video,
 )
 
+from ..imagelimits import ImageRefused, check_size
 from ..inference import DetectorLike
 from ..settings import JobsConfig
-from .download import download
 from .layout import JobFolder
 from .store import JobRecord, JobState, JobStore, now
 
 log = logging.getLogger("xnoryolo.service.jobs")
 
 _PROGRESS_SAVE_S = 0.5
+
+
+class FramesTooLarge(VideoError):
+    """A video whose frames are beyond the pixel limit."""
+
+
+def frame_size_error(info: VideoInfo, max_pixels: int) -> None:
+    """FramesTooLarge when the video's frames are beyond the pixel limit (each frame decoded
+    would hold that much memory, several times over along the way)."""
+    try:
+        check_size(info.width, info.height, max_pixels, "each frame")
+    except ImageRefused as exc:
+        raise FramesTooLarge(str(exc)) from None
 
 
 def run_job(
@@ -41,22 +55,16 @@ def run_job(
     cancel: threading.Event,
     gate: Callable[[], None],
     on_progress: Callable[[Progress], None],
+    max_pixels: int,
 ) -> None:
     """Run the job `rec` (already marked running) to its end: succeeded and recorded, or an
     exception."""
     job_id = rec.id
     src = folder.find_input()
-    if src is None:
-        if rec.source == "upload":
-            raise VideoError("the uploaded file is gone")
-        src = download(
-            rec.source,
-            folder,
-            config.max_upload_mb,
-            config.url_timeout_s,
-            cancel,
-        )
+    if src is None:  # url= inputs are fetched before the job reaches a worker
+        raise VideoError("the input video is gone")
     info = probe_video(src)
+    frame_size_error(info, max_pixels)
     total = info.frames if info.frames is not None else count_frames(src)
     opts = rec.options
     if opts.get("max_frames"):

@@ -2,6 +2,10 @@
 threads (each job by `runner.run_job`), followed in the job store, cancelled on request and
 recovered after a restart.
 
+Downloads: a `url=` job's video is fetched, while the job is queued, by download threads of
+their own (`limits.download_workers`; jobs/download.py bounds each in time and rate), so a slow
+peer never holds a job worker.
+
 CPU sharing: job workers call the detector directly, but with `priority: live` (the default)
 each job frame first waits, up to `live_wait_max_s`, until no live inference (stream frames,
 single-image requests) is running. A live frame then waits for at most one job frame, and jobs
@@ -28,10 +32,10 @@ from xnoryolo.detector.video import Cancelled, Progress, VideoError, VideoInfo
 
 from ..inference import DetectorLike
 from ..redact import redact
-from ..settings import JobsConfig
-from .download import DownloadError
+from ..settings import JobsConfig, LimitsConfig
+from .download import DownloadError, DownloadRules, download
 from .layout import DataLayout
-from .runner import run_job
+from .runner import FramesTooLarge, run_job
 from .store import JobRecord, JobState, JobStore, now
 
 log = logging.getLogger("xnoryolo.service.jobs")
@@ -76,8 +80,10 @@ class JobService:
         data_dir: Path,
         detector: DetectorLike,
         live: LiveGate | None = None,
+        limits: LimitsConfig | None = None,
     ) -> None:
         self.config = config
+        self.limits = limits or LimitsConfig()
         self.data_dir = Path(data_dir)
         self.layout = DataLayout(self.data_dir)
         self.detector = detector
@@ -89,9 +95,14 @@ class JobService:
         self._cancel: dict[str, threading.Event] = {}
         self._progress: dict[str, Progress] = {}
         self._stop = threading.Event()
+        self._fetch_queue: queue.Queue[str] = queue.Queue()
+        # url= inputs are fetched by threads of their own: a slow peer never holds a worker.
         self._threads = [
             threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
             for i in range(config.workers)
+        ] + [
+            threading.Thread(target=self._fetch_loop, name=f"job-fetch-{i}", daemon=True)
+            for i in range(self.limits.download_workers)
         ]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -152,7 +163,14 @@ class JobService:
                 if d.name not in known:  # an upload the server died in
                     shutil.rmtree(d, ignore_errors=True)
         for job_id in store.ids_in(JobState.QUEUED):
-            self._queue.put(job_id)
+            rec = store.get(job_id)
+            if rec is not None:
+                self._enqueue(rec)
+
+    def _enqueue(self, rec: JobRecord) -> None:
+        """A queued job to its next step: fetching its URL, or a worker."""
+        fetch = rec.source != "upload" and self.layout.folder(rec.id).find_input() is None
+        (self._fetch_queue if fetch else self._queue).put(rec.id)
 
     def _clear_parts(self, job_id: str) -> None:
         results = self.layout.folder(job_id).results
@@ -193,7 +211,7 @@ class JobService:
             video_fps=info.fps if info else None,
         )
         self.store.add(rec)
-        self._queue.put(job_id)
+        self._enqueue(rec)
         log.info("job %s: queued (%s)", job_id, filename or redact(source))
         return rec
 
@@ -277,6 +295,56 @@ class JobService:
             except Exception:
                 log.exception("job %s: the worker failed", job_id)
 
+    def download_rules(self) -> DownloadRules:
+        return DownloadRules(
+            limit_bytes=int(self.config.max_upload_mb * 1024 * 1024),
+            read_timeout_s=self.config.url_timeout_s,
+            deadline_s=self.limits.download_deadline_s,
+            min_bytes_per_s=self.limits.download_min_kbps * 1024,
+            rate_window_s=self.limits.download_rate_window_s,
+        )
+
+    def _fetch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job_id = self._fetch_queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            try:
+                self._fetch(job_id)
+            except Exception:
+                log.exception("job %s: the download failed", job_id)
+
+    def _fetch(self, job_id: str) -> None:
+        """Download a queued url= job's video, then hand the job to the workers."""
+        store = self.store
+        rec = store.get(job_id)
+        if rec is None or rec.state != JobState.QUEUED:
+            return
+        cancel = threading.Event()
+        with self._lock:
+            self._cancel[job_id] = cancel
+        try:
+            log.info("job %s: downloading %s", job_id, redact(rec.source))
+            download(rec.source, self.layout.folder(job_id), self.download_rules(), cancel)
+            rec = store.get(job_id)
+            if rec is not None and rec.state == JobState.QUEUED:
+                self._queue.put(job_id)
+            else:  # cancelled as the download ended
+                self._drop_input(job_id)
+        except Cancelled:
+            if not self._stop.is_set():
+                log.info("job %s: cancelled while downloading", job_id)
+        except DownloadError as exc:
+            self._fail(job_id, str(exc), JobState.QUEUED)
+        except Exception as exc:  # e.g. a URL urllib cannot parse: fail, never stay queued
+            log.exception("job %s: the download failed", job_id)
+            reason = " ".join(str(exc).split())[:200]
+            self._fail(job_id, f"cannot download: {type(exc).__name__}: {reason}", JobState.QUEUED)
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+
     def _gate(self) -> None:
         if self.config.priority == "live" and self.live is not None:
             self.live.wait_idle(self.config.live_wait_max_s)
@@ -310,6 +378,7 @@ class JobService:
                 cancel,
                 self._gate,
                 functools.partial(self._progress.__setitem__, job_id),
+                self.limits.max_pixels,
             )
             self._drop_input(job_id)
         except Cancelled:
@@ -320,10 +389,10 @@ class JobService:
                 return  # the input stays for the next start
             log.info("job %s: cancelled", job_id)
             self._drop_input(job_id)
+        except FramesTooLarge as exc:
+            self._fail(job_id, f"the video is refused: {exc}")
         except VideoError as exc:
             self._fail(job_id, f"not a decodable video: {exc}")
-        except DownloadError as exc:
-            self._fail(job_id, str(exc))
         except Exception as exc:
             log.exception("job %s: failed", job_id)
             self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
@@ -332,11 +401,11 @@ class JobService:
                 self._cancel.pop(job_id, None)
                 self._progress.pop(job_id, None)
 
-    def _fail(self, job_id: str, reason: str) -> None:
+    def _fail(self, job_id: str, reason: str, state: JobState = JobState.RUNNING) -> None:
         log.warning("job %s: failed: %s", job_id, reason)
         self.store.update(
             job_id,
-            only_if=JobState.RUNNING,
+            only_if=state,
             state=JobState.FAILED,
             error=reason,
             finished_at=now(),
