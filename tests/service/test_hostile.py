@@ -24,10 +24,10 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from hostile_servers import hostile_server, raw_request, status_of
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from hostile_servers import hostile_server, raw_request, status_of
 from jobs_helpers import cut_video
 from refdata import DEMO_CLIP
 from service_helpers import Service, run_service, settings_for, wait_until
