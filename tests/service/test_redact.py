@@ -12,7 +12,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from prometheus_client import generate_latest
@@ -119,7 +119,10 @@ def test_logs_status_and_metrics_name_label(caplog: pytest.LogCaptureFixture) ->
 
     metrics = ServiceMetrics()
     manager = StreamManager(
-        FrameScheduler(), Hub(), CaptureConfig(), capture_factory=NoCapture  # type: ignore[arg-type]
+        FrameScheduler(),
+        Hub(),
+        CaptureConfig(),
+        capture_factory=NoCapture,  # type: ignore[arg-type]
     )
     metrics.watch(lambda: [ms.to_json() for ms in manager.list()])
     logger = logging.getLogger("xnoryolo.service.streams")
@@ -148,7 +151,7 @@ def test_logs_status_and_metrics_name_label(caplog: pytest.LogCaptureFixture) ->
 
 
 class _VideoServer(http.server.BaseHTTPRequestHandler):
-    seen: list[str | None] = []
+    seen: ClassVar[list[str | None]] = []
 
     def do_GET(self) -> None:
         self.seen.append(self.headers.get("Authorization"))
@@ -203,7 +206,7 @@ def test_url_job_credentials_go_to_the_server_not_the_resolver(
 
 
 def test_url_job_redirect_to_a_denied_address(video_server: int, tmp_path: Path) -> None:
-    with pytest.raises(DownloadError, match="redirected.*denies") as info:
+    with pytest.raises(DownloadError, match=r"redirected.*denies") as info:
         download(
             f"http://admin:{SECRET}@127.0.0.1:{video_server}/redirect",
             JobFolder(tmp_path),

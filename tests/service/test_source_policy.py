@@ -120,7 +120,7 @@ def test_numeric_host_forms_are_checked_as_what_they_resolve_to() -> None:
 
 
 def test_unknown_and_slow_hosts() -> None:
-    with pytest.raises(HostNotFound, match="nowhere.lan"):
+    with pytest.raises(HostNotFound, match=r"nowhere\.lan"):
         network().check_url("http://nowhere.lan/")
     release = threading.Event()
 
@@ -253,5 +253,5 @@ def test_policy_settings(tmp_path: Path) -> None:
     assert policy.media_roots == (Path("/srv/media"),)
     assert policy.forbidden_roots == (Path(os.path.realpath(settings.data_dir)),)
     config.write_text("sources:\n  deny_networks: [not-a-network]\n")
-    with pytest.raises(ConfigError, match="not-a-network.*CIDR"):
+    with pytest.raises(ConfigError, match=r"not-a-network.*CIDR"):
         load_settings(config)

@@ -178,3 +178,22 @@ def test_a_regular_file_opens(vtest_avi: Path) -> None:
         assert ok and image is not None
     finally:
         cap.release()
+
+
+def test_ffmpeg_protocols_are_whitelisted(monkeypatch: pytest.MonkeyPatch, vtest_avi: Path) -> None:
+    """Even a name that reached FFmpeg could not use its pseudo-protocols."""
+    from xnoryolo.service.streams.sources import configure_ffmpeg
+
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "")
+    configure_ffmpeg("rtsp_transport;tcp")
+    options = os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"]
+    assert options.startswith("rtsp_transport;tcp|protocol_whitelist;file,")
+    for name in (f"async:{vtest_avi}", f"subfile,,start,0,end,0,,:{vtest_avi}"):
+        cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG)
+        assert not cap.isOpened()
+        cap.release()
+    cap = cv2.VideoCapture(str(vtest_avi), cv2.CAP_FFMPEG)
+    assert cap.isOpened()
+    cap.release()
+    configure_ffmpeg("protocol_whitelist;file")
+    assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "protocol_whitelist;file"

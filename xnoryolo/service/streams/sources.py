@@ -192,8 +192,21 @@ def pinned_file(source: Source) -> Iterator[str]:
         yield proc if os.path.exists(proc) else source.url
 
 
+# The protocols FFmpeg may use for any open in the process, also those a source opens by
+# itself (HLS segments, RTSP's transports, a playlist inside an uploaded file): no `pipe:`,
+# `fd:`, `unix:`, `async:`, `subfile:`, `concat:`, `ftp:` ...
+FFMPEG_PROTOCOLS = "file,http,https,tcp,tls,udp,rtp,srtp,rtsp,rtsps,httpproxy,crypto,data"
+
+
 def configure_ffmpeg(options: str) -> None:
-    """Set OpenCV's FFmpeg capture options, process-wide (OpenCV reads them at each open)."""
+    """Set OpenCV's FFmpeg capture options, process-wide (OpenCV reads them at each open);
+    FFMPEG_PROTOCOLS as the protocol whitelist unless `options` names its own."""
+    if "protocol_whitelist;" not in options:
+        options = (
+            f"{options}|protocol_whitelist;{FFMPEG_PROTOCOLS}"
+            if options
+            else (f"protocol_whitelist;{FFMPEG_PROTOCOLS}")
+        )
     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
 
 
