@@ -162,6 +162,14 @@ class NetworkPolicy:
         return host
 
 
+def redirect_refusal(exc: SourceRefused | HostNotFound) -> str:
+    """Why a redirect was not followed, without the target a server named (it may be an
+    internal host the client has no business learning about)."""
+    if isinstance(exc, HostNotFound):
+        return "redirected to a host that does not resolve"
+    return "redirected to a URL the source policy does not allow"
+
+
 def _default_deny() -> list[str]:
     return list(SourcesConfig().deny_networks)
 

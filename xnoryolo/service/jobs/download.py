@@ -13,7 +13,7 @@ from typing import Any
 
 from xnoryolo.detector.video import Cancelled
 
-from ..policy import HostNotFound, NetworkPolicy, SourceRefused, check_url
+from ..policy import HostNotFound, NetworkPolicy, SourceRefused, check_url, redirect_refusal
 from ..redact import redact, redact_url, split_credentials
 from .layout import JobFolder
 
@@ -51,7 +51,7 @@ def download(
         raise DownloadError(f"cannot download {redact_url(url)}: {redact(str(exc))}") from None
     except (SourceRefused, HostNotFound) as exc:  # a redirect the policy does not allow
         part.unlink(missing_ok=True)
-        raise DownloadError(f"cannot download {redact_url(url)}: redirected: {exc}") from None
+        raise DownloadError(f"cannot download {redact_url(url)}: {redirect_refusal(exc)}") from None
     except BaseException:
         part.unlink(missing_ok=True)
         raise

@@ -30,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
-from ..policy import DEFAULT_PORTS, HostNotFound, SourcePolicy, SourceRefused
+from ..policy import DEFAULT_PORTS, HostNotFound, SourcePolicy, SourceRefused, redirect_refusal
 from ..redact import AmbiguousCredentials, redact, redact_url, split_credentials
 from .events import ErrorKind, SourceError
 
@@ -374,9 +374,9 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
         with opener.open(req, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
     except SourceRefused as exc:
-        return SourceError(ErrorKind.REFUSED, f"{name}: redirected: {exc}")
+        return SourceError(ErrorKind.REFUSED, f"{name}: {redirect_refusal(exc)}")
     except HostNotFound as exc:
-        return SourceError(ErrorKind.NOT_FOUND, f"{name}: redirected: {exc}")
+        return SourceError(ErrorKind.NOT_FOUND, f"{name}: {redirect_refusal(exc)}")
     except urllib.error.HTTPError as exc:
         return _from_status(name, exc.code)
     except TimeoutError:
