@@ -239,6 +239,7 @@ def test_devices_only_as_configured() -> None:
         with pytest.raises(SourceRefused, match="device"):
             parse_source(device, policy)
     assert parse_source("0").kind == "device"  # the settings file's streams are trusted
+    assert parse_source("/dev/v4l/by-id/usb-Cam_123-video-index0").kind == "device"
 
 
 def test_policy_settings(tmp_path: Path) -> None:

@@ -197,3 +197,9 @@ def test_ffmpeg_protocols_are_whitelisted(monkeypatch: pytest.MonkeyPatch, vtest
     cap.release()
     configure_ffmpeg("protocol_whitelist;file")
     assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "protocol_whitelist;file"
+
+
+def test_a_missing_device_is_not_found() -> None:
+    with pytest.raises(SourceFailure) as info:
+        open_capture(Source("/dev/video987", "device"), 1.0, 1.0)
+    assert info.value.error.kind == ErrorKind.NOT_FOUND

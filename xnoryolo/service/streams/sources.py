@@ -39,6 +39,7 @@ SourceKind = Literal["file", "rtsp", "http", "device"]
 # FFmpeg reads "proto:rest" (and "subfile,,opts,:rest") as a protocol, not a file name.
 _FFMPEG_PROTOCOL = re.compile(r"[A-Za-z0-9+.,-]*:")
 _DOS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_DEVICE = re.compile(r"\d{1,3}|/dev/video\d+|/dev/v4l/by-(?:id|path)/[\w.:@+-]+")
 
 
 class InvalidSource(ValueError):
@@ -91,7 +92,7 @@ def parse_source(url: str, policy: SourcePolicy | None = None) -> Source:
     url = url.strip()
     if not url:
         raise InvalidSource("empty source URL")
-    if re.fullmatch(r"\d{1,3}", url) or re.fullmatch(r"/dev/video\d+", url):
+    if _DEVICE.fullmatch(url):
         if policy is not None:
             policy.check_device(url)
         return Source(url, "device", policy)
@@ -165,19 +166,30 @@ def _opened_file(path: str) -> Iterator[int]:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            what = (
-                "a FIFO"
-                if stat.S_ISFIFO(mode)
-                else "a folder"
-                if stat.S_ISDIR(mode)
-                else "a device"
-                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-                else "a socket"
-            )
-            raise NotARegularFile(f"not a regular file ({what})")
+            raise NotARegularFile(f"not a regular file ({_describe(mode)})")
         yield fd
     finally:
         os.close(fd)
+
+
+def _describe(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a regular file" if stat.S_ISREG(mode) else "not a file"
+
+
+def _check_device(path: str) -> None:
+    """NotARegularFile unless the device path names a character device (OSError if none):
+    a FIFO named like a camera would block OpenCV's open like any other."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISCHR(mode):
+        raise NotARegularFile(f"not a capture device ({_describe(mode)})")
 
 
 @contextlib.contextmanager
@@ -236,6 +248,13 @@ def open_capture(source: Source, open_timeout: float, read_timeout: float) -> Ca
     ]
     if source.kind == "device":
         dev: Any = int(source.url) if source.url.isdigit() else source.url
+        if isinstance(dev, str):
+            try:
+                _check_device(dev)
+            except InvalidSource as exc:
+                raise _refusal(source, exc) from None
+            except OSError:
+                raise SourceFailure(_diagnose_local(source)) from None
         cap = cv2.VideoCapture(dev)
     elif source.kind == "file":
         try:
