@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import os
 import re
 import socket
@@ -149,7 +150,8 @@ def check_source(source: Source) -> None:
 
 
 class NotARegularFile(InvalidSource):
-    """A local source that is a FIFO, socket, device or folder."""
+    """A local source of the wrong type: a FIFO, socket, device or folder where a video file
+    is expected, anything but a character device where a capture device is."""
 
 
 @contextlib.contextmanager
@@ -160,7 +162,7 @@ def _opened_file(path: str) -> Iterator[int]:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        if exc.errno == 6:  # ENXIO: a Unix socket (or a FIFO without writer, write-only)
+        if exc.errno == errno.ENXIO:  # what opening a Unix socket answers
             raise NotARegularFile("not a regular file (a socket)") from None
         raise
     try:
@@ -214,11 +216,8 @@ def configure_ffmpeg(options: str) -> None:
     """Set OpenCV's FFmpeg capture options, process-wide (OpenCV reads them at each open);
     FFMPEG_PROTOCOLS as the protocol whitelist unless `options` names its own."""
     if "protocol_whitelist;" not in options:
-        options = (
-            f"{options}|protocol_whitelist;{FFMPEG_PROTOCOLS}"
-            if options
-            else (f"protocol_whitelist;{FFMPEG_PROTOCOLS}")
-        )
+        whitelist = f"protocol_whitelist;{FFMPEG_PROTOCOLS}"
+        options = f"{options}|{whitelist}" if options else whitelist
     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
 
 
