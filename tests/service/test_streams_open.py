@@ -18,7 +18,7 @@ import pytest
 from service_helpers import wait_until
 from xnoryolo.service.settings import CaptureConfig
 from xnoryolo.service.streams.capture import StreamCapture
-from xnoryolo.service.streams.events import ErrorKind, StreamState
+from xnoryolo.service.streams.events import ErrorKind, StateEvent, StreamState
 from xnoryolo.service.streams.scheduler import FrameScheduler
 from xnoryolo.service.streams.sources import Source, SourceFailure, open_capture
 from xnoryolo.service.streams.status import StreamStatus
@@ -76,8 +76,14 @@ class HangingOpener:
                 self.running -= 1
 
 
-def capture(opener: Any, deadline: float) -> tuple[StreamCapture, StreamStatus]:
-    status = StreamStatus("s", lambda event: None)
+def capture(
+    opener: Any, deadline: float, errors: list[str] | None = None
+) -> tuple[StreamCapture, StreamStatus]:
+    def emit(event: StateEvent) -> None:
+        if errors is not None and event.error is not None:
+            errors.append(event.error.message)
+
+    status = StreamStatus("s", emit)
     sched = FrameScheduler()
     sched.add("s")
     cap = StreamCapture(
@@ -88,16 +94,17 @@ def capture(opener: Any, deadline: float) -> tuple[StreamCapture, StreamStatus]:
 
 def test_an_open_that_hangs_is_abandoned_at_its_deadline() -> None:
     opener = HangingOpener()
-    cap, status = capture(opener, deadline=0.5)
+    errors: list[str] = []
+    cap, status = capture(opener, deadline=0.5, errors=errors)
     cap.start()
     try:
         wait_until(lambda: status.state == StreamState.OFFLINE, 10, what="offline")
         assert status.last_error is not None and status.last_error.kind == ErrorKind.TIMEOUT
-        assert "did not return" in status.last_error.message
         # the retries do not start a second open while the first still hangs
         wait_until(lambda: status.reconnects >= 3, 10, what="retries")
         assert opener.calls == 1 and opener.most_at_once == 1
-        assert "has not returned" in status.last_error.message
+        assert "did not return within 0.5 s" in errors[0]
+        assert "has not returned" in errors[-1]
         # once it returns, its capture is released, and the next open is a fresh one
         opener.release.set()
         wait_until(lambda: status.state == StreamState.ONLINE, 10, what="online")
@@ -115,9 +122,8 @@ def test_stop_does_not_wait_for_a_hanging_open() -> None:
     cap.start()
     try:
         wait_until(lambda: opener.calls == 1, 5)
-        t0 = time.monotonic()
-        cap.stop(5)
-        assert not cap.alive and time.monotonic() - t0 < 4
+        cap.stop(5)  # the open hangs for 30 s more: the thread must end without it
+        assert not cap.alive
         assert status.state == StreamState.STOPPED
     finally:
         opener.release.set()
