@@ -31,6 +31,7 @@ def svc(detector: Any, vtest_avi: Path) -> Iterator[Service]:
     settings = settings_for(
         max_upload_mb=1,
         streams=[{"url": str(vtest_avi), "id": "vt", "name": "vtest", "loop": True}],
+        sources={"media_roots": [str(vtest_avi.parent)]},  # the API adds files from there
     )
     with run_service(settings, detector) as service:
         yield service

@@ -235,7 +235,12 @@ def test_failing_sources_are_classified(
     }
     try:
         with (
-            run_service(settings_for(capture={"backoff_initial_s": 1.0}), detector) as svc,
+            run_service(
+                settings_for(
+                    capture={"backoff_initial_s": 1.0}, sources={"media_roots": [str(tmp_path)]}
+                ),
+                detector,
+            ) as svc,
             httpx.Client(base_url=svc.url, timeout=10) as c,
         ):
             for sid, (url, _) in cases.items():

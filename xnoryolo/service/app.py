@@ -25,6 +25,7 @@ from .jobs.intake import JobIntake
 from .jobs.metrics import JobsCollector
 from .jobs.service import JobService
 from .pipeline import Pipeline
+from .policy import NetworkPolicy
 from .redact import redact
 from .settings import ConfigError, ServeSettings
 from .streams.manager import StreamNotFound
@@ -110,7 +111,12 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         pipeline = Pipeline.build(live, settings)
         pipeline.start()
         job_service = JobService(
-            settings.jobs, settings.data_dir, live.detector, live, settings.limits
+            settings.jobs,
+            settings.data_dir,
+            live.detector,
+            live,
+            settings.limits,
+            NetworkPolicy.from_config(settings.sources),
         )
         job_service.start()
         pipeline.metrics.registry.register(JobsCollector(job_service))

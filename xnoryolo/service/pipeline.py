@@ -7,11 +7,13 @@ import logging
 from dataclasses import dataclass
 
 from .inference import DetectorLike, InferencePool
+from .policy import SourcePolicy
 from .publish.hub import PublishHub
 from .publish.metrics import ServiceMetrics
 from .publish.snapshots import SnapshotCache
 from .settings import ServeSettings
 from .streams.manager import StreamManager
+from .streams.memory import limit_arenas
 from .streams.scheduler import FrameScheduler
 from .streams.sources import configure_ffmpeg
 
@@ -40,6 +42,8 @@ class Pipeline:
             settings.capture,
             metrics=metrics,
             class_names=detector.names,
+            policy=SourcePolicy.from_settings(settings),
+            max_streams=settings.max_streams,
         )
         pool = InferencePool(
             detector, scheduler, manager.params, manager.on_result, workers=settings.workers
@@ -50,10 +54,11 @@ class Pipeline:
 
     def start(self) -> None:
         configure_ffmpeg(self.settings.capture.ffmpeg_options)
+        limit_arenas()  # see streams/memory.py: streams that come and go give memory back
         self.manager.start()
         self.pool.start()
         for config in self.settings.streams:
-            self.manager.add(config)
+            self.manager.add(config, trusted=True)  # the operator's own
 
     def stop(self) -> None:
         self.hub.close()

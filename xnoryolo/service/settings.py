@@ -6,6 +6,7 @@ the service, so that any part of it may take its settings from here."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import stat
@@ -79,6 +80,56 @@ class CaptureConfig(BaseModel):
     backoff_initial_s: float = Field(default=0.5, gt=0)
     backoff_max_s: float = Field(default=30.0, gt=0)
     ffmpeg_options: str = DEFAULT_FFMPEG_OPTIONS
+
+
+# Addresses no camera or video server lives at, denied to the API by default: "this host"
+# (0/8, ::), link-local (cloud metadata services answer at 169.254.169.254 and
+# fd00:ec2::254), multicast and reserved/broadcast. Loopback and private LANs stay allowed:
+# restreamers on 127.0.0.1 and cameras on the LAN are the normal case.
+DEFAULT_DENY_NETWORKS = (
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "fe80::/10",
+    "ff00::/8",
+    "fd00:ec2::254/128",
+)
+
+
+class SourcesConfig(BaseModel):
+    """What the API may open: `POST /v1/streams` sources and `url=` jobs (`sources:` in the
+    YAML file). Streams declared in the settings file are the operator's own: trusted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schemes: list[Literal["rtsp", "rtsps", "http", "https"]] = Field(
+        default=["rtsp", "rtsps", "http", "https"], description="network schemes allowed"
+    )
+    media_roots: list[Path] = Field(
+        default=[], description="folders whose video files the API may open (never data_dir)"
+    )
+    devices: list[str] = Field(
+        default=[], description="capture devices the API may open, e.g. '0' or '/dev/video0'"
+    )
+    allow_networks: list[str] = Field(
+        default=[], description="CIDRs a host must resolve into (empty: any not denied)"
+    )
+    deny_networks: list[str] = Field(
+        default=list(DEFAULT_DENY_NETWORKS), description="CIDRs no resolved address may be in"
+    )
+    resolve_timeout_s: float = Field(default=5.0, gt=0, description="host name lookups")
+
+    @field_validator("allow_networks", "deny_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR network (e.g. 192.168.1.0/24)") from None
+        return value
 
 
 class JobsConfig(BaseModel):
@@ -172,6 +223,8 @@ class ServeSettings(BaseSettings):
     )
     model: ModelSettings = Field(default_factory=ModelSettings)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    max_streams: int = Field(default=32, ge=1, le=1024, description="streams served at once")
     streams: list[StreamConfig] = []
     api_keys: Annotated[list[str], NoDecode] = []
     max_upload_mb: float = Field(default=16.0, gt=0)

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
+from ..policy import SourceRefused
 from ..settings import StreamConfig
-from ..streams.manager import StreamConflict, UnknownClasses
+from ..streams.manager import StreamConflict, StreamLimit, UnknownClasses
 from ..streams.sources import InvalidSource
 from .deps import PipelineDep
 from .schemas import StreamInfo
@@ -24,8 +25,10 @@ router = APIRouter(prefix="/v1/streams", tags=["streams"])
 def add_stream(config: StreamConfig, pipeline: PipelineDep, response: Response) -> dict[str, Any]:
     try:
         ms = pipeline.manager.add(config)
-    except StreamConflict as exc:
+    except (StreamConflict, StreamLimit) as exc:
         raise HTTPException(409, str(exc)) from None
+    except SourceRefused as exc:
+        raise HTTPException(403, str(exc)) from None
     except (InvalidSource, UnknownClasses) as exc:
         raise HTTPException(422, str(exc)) from None
     response.headers["Location"] = f"/v1/streams/{ms.id}"

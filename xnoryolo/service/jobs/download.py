@@ -1,9 +1,14 @@
-"""Fetching a `url=` job's video into its folder, bounded in size, in time and in rate.
+"""Fetching a `url=` job's video into its folder, bounded in size, in time and in rate, from
+where the network policy allows.
 
 A socket timeout only bounds each read: a peer that drips a byte every few seconds would hold
 the download forever. So a watchdog thread follows every transfer and shuts its socket down
 (which ends a blocked read at once) when the job is cancelled, when the whole download passes
-its deadline, or when it runs slower than the minimum rate over the rate window."""
+its deadline, or when it runs slower than the minimum rate over the rate window.
+
+The URL and every redirect's target are checked against the network policy first;
+credentials in the URL go to its own host as a header, never into a host name (or to a
+resolver)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import socket
 import threading
 import time
 import urllib.request
+from base64 import b64encode
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +27,8 @@ from typing import Any
 
 from xnoryolo.detector.video import Cancelled
 
-from ..redact import redact
+from ..policy import HostNotFound, NetworkPolicy, SourceRefused, check_url, redirect_refusal
+from ..redact import redact, redact_url, split_credentials
 from .layout import JobFolder
 
 
@@ -137,14 +144,55 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(functools.partial(self.conn_class, context=self._context), req)  # type: ignore[attr-defined]
 
 
-def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
-    """urllib's opener, each of its connections (redirects too) followed by `watchdog`."""
-    return urllib.request.build_opener(_HTTPHandler(watchdog), _HTTPSHandler(watchdog))
+def checked_request(
+    url: str, policy: NetworkPolicy, watchdog: _Watchdog
+) -> tuple[urllib.request.OpenerDirector, urllib.request.Request]:
+    """An opener and a request for `url`, checked against `policy` (DownloadError if it is
+    not allowed): the opener checks each redirect's target the same way, and `watchdog`
+    follows each of its connections (redirects too)."""
+    try:
+        check_url(policy, url)
+    except (SourceRefused, HostNotFound) as exc:
+        raise DownloadError(f"cannot download {redact_url(url)}: {exc}") from None
+    bare, credentials = split_credentials(url)
+    request = urllib.request.Request(bare)
+    if credentials is not None:
+        pair = f"{credentials[0]}:{credentials[1] or ''}".encode()
+        # Unredirected: a redirect to another host never carries the credentials along.
+        request.add_unredirected_header("Authorization", "Basic " + b64encode(pair).decode())
+    opener = urllib.request.build_opener(
+        _HTTPHandler(watchdog), _HTTPSHandler(watchdog), _CheckedRedirects(policy)
+    )
+    return opener, request
 
 
-def _transfer(url: str, dest: Path, rules: DownloadRules, watchdog: _Watchdog) -> None:
-    opener = _opener(watchdog)
-    with opener.open(url, timeout=rules.read_timeout_s) as resp, dest.open("wb") as f:
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to where `policy` allows (SourceRefused otherwise)."""
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        self.policy = policy
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        check_url(self.policy, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _transfer(
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    dest: Path,
+    rules: DownloadRules,
+    watchdog: _Watchdog,
+) -> None:
+    with opener.open(request, timeout=rules.read_timeout_s) as resp, dest.open("wb") as f:
         while chunk := resp.read1(1 << 16):
             watchdog.received += len(chunk)
             if watchdog.received > rules.limit_bytes:
@@ -153,23 +201,35 @@ def _transfer(url: str, dest: Path, rules: DownloadRules, watchdog: _Watchdog) -
             f.write(chunk)
 
 
-def download(url: str, folder: JobFolder, rules: DownloadRules, cancel: threading.Event) -> Path:
+def download(
+    url: str,
+    folder: JobFolder,
+    rules: DownloadRules,
+    cancel: threading.Event,
+    policy: NetworkPolicy | None = None,
+) -> Path:
     """The video at `url`, saved as the job's input; Cancelled once `cancel` is set,
-    DownloadError when it fails or breaks `rules`."""
+    DownloadError when it fails, breaks `rules` or leads where `policy` (default:
+    NetworkPolicy's default deny list) does not allow."""
     part = folder.part
     try:
         with _Watchdog(rules, cancel) as watchdog:
+            opener, request = checked_request(url, policy or NetworkPolicy(), watchdog)
             try:
-                _transfer(url, part, rules, watchdog)
+                _transfer(opener, request, part, rules, watchdog)
+            except (SourceRefused, HostNotFound) as exc:  # a redirect the policy refuses
+                raise DownloadError(
+                    f"cannot download {redact_url(url)}: {redirect_refusal(exc)}"
+                ) from None
             except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts
                 if watchdog.reason is None:
-                    reason = _one_line(exc)
-                    raise DownloadError(f"cannot download {redact(url)}: {reason}") from None
+                    reason = _one_line(redact(str(exc)))
+                    raise DownloadError(f"cannot download {redact_url(url)}: {reason}") from None
             # A socket shut down by the watchdog may also end as a short, "complete" read.
             if watchdog.reason == "cancelled":
                 raise Cancelled()
             if watchdog.reason is not None:
-                raise DownloadError(f"cannot download {redact(url)}: {watchdog.reason}")
+                raise DownloadError(f"cannot download {redact_url(url)}: {watchdog.reason}")
     except BaseException:
         part.unlink(missing_ok=True)
         raise

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from xnoryolo.detector.video import Cancelled, Progress, VideoError, VideoInfo
 
 from ..inference import DetectorLike
+from ..policy import NetworkPolicy
 from ..redact import redact
 from ..settings import JobsConfig, LimitsConfig
 from .download import DownloadError, DownloadRules, download
@@ -81,9 +82,12 @@ class JobService:
         detector: DetectorLike,
         live: LiveGate | None = None,
         limits: LimitsConfig | None = None,
+        network_policy: NetworkPolicy | None = None,
     ) -> None:
         self.config = config
         self.limits = limits or LimitsConfig()
+        # where url= inputs may come from (None: NetworkPolicy's default deny list)
+        self.network_policy = network_policy
         self.data_dir = Path(data_dir)
         self.layout = DataLayout(self.data_dir)
         self.detector = detector
@@ -326,7 +330,13 @@ class JobService:
             self._cancel[job_id] = cancel
         try:
             log.info("job %s: downloading %s", job_id, redact(rec.source))
-            download(rec.source, self.layout.folder(job_id), self.download_rules(), cancel)
+            download(
+                rec.source,
+                self.layout.folder(job_id),
+                self.download_rules(),
+                cancel,
+                self.network_policy,
+            )
             rec = store.get(job_id)
             if rec is not None and rec.state == JobState.QUEUED:
                 self._queue.put(job_id)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..redact import redact
 from ..streams.events import StreamState
 
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -78,7 +79,7 @@ class _StreamCollector(Collector):
             )
         }
         for s in self._streams():
-            lv = [s["id"], s["name"]]
+            lv = [s["id"], redact(s["name"])]  # a name may be (or hold) a URL
             fps_in.add_metric(lv, s["input_fps"])
             fps_out.add_metric(lv, s["processed_fps"])
             for st in StreamState:

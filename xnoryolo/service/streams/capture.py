@@ -1,4 +1,9 @@
-"""One capture thread per stream: open, read, supervise, reconnect forever with backoff."""
+"""One capture thread per stream: open, read, supervise, reconnect forever with backoff.
+
+Every open runs on a thread of its own under a deadline: an open that does not return in time
+is abandoned (its capture released whenever it does return) and the stream goes offline with
+a timeout, so that stopping, deleting and reconnecting the stream never wait on it. A stream
+starts no second open while its abandoned one is still running."""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import cv2
 from ..settings import CaptureConfig
 from .backoff import Backoff
 from .events import ErrorKind, Frame, SourceError, StreamState
+from .memory import return_freed_memory
 from .scheduler import FrameScheduler
 from .sources import Capture, Source, SourceFailure, open_capture
 from .status import StreamStatus
@@ -19,6 +25,66 @@ from .status import StreamStatus
 log = logging.getLogger("xnoryolo.service.capture")
 
 Opener = Callable[[Source, float, float], Capture]
+
+
+def open_deadline(settings: CaptureConfig) -> float:
+    """The longest an open may take: the probe's connect and answer, FFmpeg's own open and a
+    second probe to tell why it failed, each bounded by the open timeout, and name lookups."""
+    return 5 * settings.open_timeout_s + 5.0
+
+
+class _OpenAttempt:
+    """One call of the opener on its own thread; whoever comes last releases the capture of
+    an attempt that was abandoned."""
+
+    def __init__(self, opener: Opener, source: Source, settings: CaptureConfig, name: str):
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._cap: Capture | None = None
+        self._error: SourceError | None = None
+        self.thread = threading.Thread(
+            target=self._run,
+            args=(opener, source, settings.open_timeout_s, settings.read_timeout_s),
+            name=f"open-{name}",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def _run(
+        self, opener: Opener, source: Source, open_timeout: float, read_timeout: float
+    ) -> None:
+        cap: Capture | None = None
+        error: SourceError | None = None
+        try:
+            cap = opener(source, open_timeout, read_timeout)
+        except SourceFailure as failure:
+            error = failure.error
+        except Exception as exc:  # a bug must not leave a stream silently dead
+            log.exception("%s: open failed", source.redacted)
+            error = SourceError(ErrorKind.UNKNOWN, f"internal error: {exc}")
+        with self._lock:
+            if not self._abandoned:
+                self._cap, self._error = cap, error
+                self.done.set()
+                return
+        if cap is not None:
+            cap.release()
+
+    def outcome(self) -> Capture | SourceError:
+        with self._lock:
+            cap, self._cap = self._cap, None
+        if cap is not None:
+            return cap
+        assert self._error is not None
+        return self._error
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            cap, self._cap = self._cap, None
+        if cap is not None:
+            cap.release()
 
 
 class StreamCapture:
@@ -40,6 +106,7 @@ class StreamCapture:
         opener: Opener = open_capture,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        deadline: float | None = None,
     ) -> None:
         self.stream = stream
         self.source = source
@@ -51,6 +118,8 @@ class StreamCapture:
         self._opener = opener
         self._backoff = backoff or Backoff(settings.backoff_initial_s, settings.backoff_max_s)
         self._clock = clock
+        self._deadline = deadline if deadline is not None else open_deadline(settings)
+        self._attempt: _OpenAttempt | None = None
         self._stop = threading.Event()
         self._reconnect = threading.Event()
         self._wake = threading.Event()
@@ -77,6 +146,12 @@ class StreamCapture:
 
     # ------------------------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._supervise()
+        finally:
+            return_freed_memory()  # the decoder's buffers, freed into this thread's arena
+
+    def _supervise(self) -> None:
         first = True
         rewind = False  # a looping file starts again: no reconnect, no state change
         while not self._stop.is_set():
@@ -108,12 +183,40 @@ class StreamCapture:
             self._wake.wait(delay)
         self.status.set_state(StreamState.STOPPED, reason="stopped")
 
+    def _open(self) -> Capture | SourceError | None:
+        """The opened capture, why there is none, or None once stopped."""
+        previous = self._attempt
+        if previous is not None and previous.thread.is_alive():
+            return SourceError(
+                ErrorKind.TIMEOUT, f"{self.source.redacted}: the previous open has not returned"
+            )
+        attempt = self._attempt = _OpenAttempt(
+            self._opener, self.source, self.settings, self.stream
+        )
+        end = time.monotonic() + self._deadline
+        while not attempt.done.wait(min(0.1, max(0.0, end - time.monotonic()))):
+            if self._stop.is_set():
+                attempt.abandon()
+                return None
+            if time.monotonic() >= end:
+                attempt.abandon()
+                log.warning(
+                    "%s: the open did not return within %.0f s: abandoned",
+                    self.stream,
+                    self._deadline,
+                )
+                return SourceError(
+                    ErrorKind.TIMEOUT,
+                    f"{self.source.redacted}: the open did not return within {self._deadline:g} s",
+                )
+        self._attempt = None
+        return attempt.outcome()
+
     def _session(self) -> SourceError | None:
-        s = self.settings
-        try:
-            cap = self._opener(self.source, s.open_timeout_s, s.read_timeout_s)
-        except SourceFailure as failure:
-            return failure.error
+        opened = self._open()
+        if opened is None or isinstance(opened, SourceError):
+            return opened
+        cap = opened
         try:
             return self._read(cap)
         except cv2.error as exc:

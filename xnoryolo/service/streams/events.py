@@ -22,6 +22,7 @@ class StreamState(str, enum.Enum):
 class ErrorKind(str, enum.Enum):
     NOT_FOUND = "not_found"
     AUTH_FAILED = "auth_failed"
+    REFUSED = "refused_by_policy"
     TIMEOUT = "timeout"
     UNSUPPORTED = "unsupported_codec"
     CONNECTION_REFUSED = "connection_refused"

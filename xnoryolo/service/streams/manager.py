@@ -3,6 +3,7 @@ the publisher and the metrics it is given (declared here as the protocols it nee
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
@@ -12,11 +13,13 @@ from typing import Any, Protocol
 
 from xnoryolo.detector import Detection
 
+from ..policy import HostNotFound, SourcePolicy
+from ..redact import redact
 from ..settings import CaptureConfig, StreamConfig
 from .capture import StreamCapture
 from .events import DetectionEvent, Event, StateEvent, StreamState
 from .scheduler import FrameScheduler
-from .sources import Source, parse_source
+from .sources import Source, check_source, parse_source
 from .status import StreamStatus
 
 log = logging.getLogger("xnoryolo.service.streams")
@@ -32,6 +35,10 @@ class StreamNotFound(LookupError):
 
 class StreamConflict(ValueError):
     """A stream with this id exists."""
+
+
+class StreamLimit(RuntimeError):
+    """The service runs as many streams as it may."""
 
 
 class UnknownClasses(ValueError):
@@ -78,7 +85,7 @@ class ManagedStream:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "name": self.name,
+            "name": redact(self.name),  # a name may hold a URL
             "url": self.source.redacted,
             "kind": self.source.kind,
             "live": self.source.live,
@@ -100,6 +107,8 @@ class StreamManager:
         class_names: Sequence[str] | None = None,
         capture_factory: CaptureFactory = StreamCapture,
         watchdog_interval: float = 0.25,
+        policy: SourcePolicy | None = None,
+        max_streams: int | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.hub = hub
@@ -107,6 +116,8 @@ class StreamManager:
         self.metrics = metrics
         self.class_names = set(class_names) if class_names is not None else None
         self._capture_factory = capture_factory
+        self.policy = policy
+        self.max_streams = max_streams
         self._streams: dict[str, ManagedStream] = {}
         self._latest: dict[str, DetectionEvent] = {}
         self._lock = threading.Lock()
@@ -135,8 +146,18 @@ class StreamManager:
                 ms.status.check_stall(self.capture_settings.stall_after_s)
 
     # -- streams ---------------------------------------------------------------------------
-    def add(self, config: StreamConfig) -> ManagedStream:
-        source = parse_source(config.url)
+    def add(self, config: StreamConfig, trusted: bool = False) -> ManagedStream:
+        """A new stream, started if enabled. Unless `trusted` (the settings file's streams),
+        its source is checked against the source policy (SourceRefused) and the stream
+        counted against `max_streams` (StreamLimit)."""
+        if not trusted:
+            self._check_room()
+        source = parse_source(config.url, None if trusted else self.policy)
+        if not trusted:
+            # The host's addresses, the file's type. A host that does not resolve yet or a
+            # missing file is told by the stream's status: checked again at each connection.
+            with contextlib.suppress(HostNotFound, OSError):
+                check_source(source)
         if config.classes and self.class_names is not None:
             unknown = sorted(set(config.classes) - self.class_names)
             if unknown:
@@ -166,6 +187,8 @@ class StreamManager:
         with self._lock:
             if stream_id in self._streams:
                 raise StreamConflict(f"a stream with id {stream_id!r} exists")
+            if not trusted:
+                self._check_room(locked=True)
             self._streams[stream_id] = ms
         log.info("stream %s (%s): added, %s", stream_id, ms.name, source.redacted)
         if config.enabled:
@@ -174,6 +197,16 @@ class StreamManager:
         else:
             status.set_state(StreamState.STOPPED, reason="disabled")
         return ms
+
+    def _check_room(self, locked: bool = False) -> None:
+        if self.max_streams is None:
+            return
+        count = len(self._streams) if locked else len(self.list())
+        if count >= self.max_streams:
+            raise StreamLimit(
+                f"the service runs its maximum of {self.max_streams} streams (max_streams): "
+                "remove one first"
+            )
 
     def get(self, stream_id: str) -> ManagedStream:
         with self._lock:

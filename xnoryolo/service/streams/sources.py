@@ -1,16 +1,28 @@
 """Video sources: what a URL names, opening it with OpenCV's FFmpeg backend under explicit
-timeouts, and telling why an open failed."""
+timeouts, and telling why an open failed.
+
+OpenCV holds one process-wide lock for the whole of every FFmpeg open (captures and writers
+alike; reads and releases do not take it). An open that blocks where FFmpeg cannot interrupt
+it (a FIFO, a device, any open(2) that waits) therefore stops every other open in the
+process: other streams, uploads, jobs. So no such open may reach FFmpeg: FFmpeg's own
+protocol syntax (`async:`, `pipe:`, `concat:`, `subfile,,...:`) is no source, and a local
+file is opened here first, without blocking, checked to be a regular file and handed to
+FFmpeg as that very file (/proc/self/fd/N), so nothing can swap it for a FIFO in between."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import os
 import re
 import socket
 import ssl
+import stat
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -19,12 +31,16 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
-from ..redact import redact
+from ..policy import DEFAULT_PORTS, HostNotFound, SourcePolicy, SourceRefused, redirect_refusal
+from ..redact import AmbiguousCredentials, redact, redact_url, split_credentials
 from .events import ErrorKind, SourceError
 
 SourceKind = Literal["file", "rtsp", "http", "device"]
 
-_DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}
+# FFmpeg reads "proto:rest" (and "subfile,,opts,:rest") as a protocol, not a file name.
+_FFMPEG_PROTOCOL = re.compile(r"[A-Za-z0-9+.,-]*:")
+_DOS_PATH = re.compile(r"[A-Za-z]:[\\/]")
+_DEVICE = re.compile(r"\d{1,3}|/dev/video\d+|/dev/v4l/by-(?:id|path)/[\w.:@+-]+")
 
 
 class InvalidSource(ValueError):
@@ -41,8 +57,12 @@ class Capture(Protocol):
 
 @dataclass(frozen=True)
 class Source:
+    """What a stream reads. `policy`: the source policy its every (re)connection is checked
+    against (None: a trusted source from the settings file)."""
+
     url: str = field(repr=False)  # may hold credentials
     kind: SourceKind
+    policy: SourcePolicy | None = field(default=None, repr=False, compare=False)
 
     @property
     def live(self) -> bool:
@@ -51,47 +71,164 @@ class Source:
 
     @property
     def redacted(self) -> str:
-        return redact(self.url)
+        return redact_url(self.url) if self.kind in ("rtsp", "http") else redact(self.url)
+
+    @property
+    def bare_url(self) -> str:
+        """A network source's URL without its credentials."""
+        return split_credentials(self.url)[0]
 
     @property
     def default_name(self) -> str:
         if self.kind in ("file", "device"):
             return Path(self.url).name or self.url
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.bare_url)
         return f"{parts.hostname or ''}{parts.path or ''}" or self.redacted
 
 
-def parse_source(url: str) -> Source:
+def parse_source(url: str, policy: SourcePolicy | None = None) -> Source:
+    """The source `url` names; InvalidSource if none, SourceRefused if `policy` (the API's)
+    does not allow it. Checks only what needs no network or file access (see
+    `check_source`)."""
     url = url.strip()
     if not url:
         raise InvalidSource("empty source URL")
-    if re.fullmatch(r"\d{1,3}", url) or re.fullmatch(r"/dev/video\d+", url):
-        return Source(url, "device")
+    if _DEVICE.fullmatch(url):
+        if policy is not None:
+            policy.check_device(url)
+        return Source(url, "device", policy)
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme in ("rtsp", "rtsps"):
         kind: SourceKind = "rtsp"
     elif scheme in ("http", "https"):
         kind = "http"
     elif scheme == "file":
-        return Source(unquote(urlsplit(url).path), "file")
+        return _file_source(unquote(urlsplit(url).path), policy)
     elif scheme:
         raise InvalidSource(
             f"unsupported URL scheme {scheme!r}: use rtsp(s)://, http(s)://, a file or a device"
         )
     else:
-        kind = "file"
-    if kind != "file" and not urlsplit(url).hostname:
-        raise InvalidSource(f"{redact(url)}: no host in the URL")
-    return Source(url, kind)
+        return _file_source(url, policy)
+    try:
+        bare, _ = split_credentials(url)
+    except AmbiguousCredentials as exc:
+        raise InvalidSource(str(exc)) from None
+    if not urlsplit(bare).hostname:
+        raise InvalidSource(f"{redact_url(url)}: no host in the URL")
+    if policy is not None and scheme not in policy.schemes:
+        raise SourceRefused(f"the source policy does not allow {scheme}:// sources")
+    return Source(url, kind, policy)
+
+
+def _file_source(path: str, policy: SourcePolicy | None) -> Source:
+    if _FFMPEG_PROTOCOL.match(path) and not _DOS_PATH.match(path):
+        raise InvalidSource(
+            "FFmpeg protocol syntax ('name:...') is not a source: use rtsp(s)://, http(s)://, "
+            "a file path or a device"
+        )
+    if policy is not None:
+        policy.check_file(path)
+    return Source(path, "file", policy)
+
+
+def check_source(source: Source) -> None:
+    """`source` against its policy, with what needs the network or the file system: every
+    address of a network source's host, a file's real path and type. SourceRefused,
+    HostNotFound or InvalidSource (not a regular file); nothing for trusted sources."""
+    policy = source.policy
+    if policy is None:
+        return
+    if source.kind in ("rtsp", "http"):
+        policy.check_network(source.url)
+    elif source.kind == "file":
+        policy.check_file(source.url)
+        with contextlib.suppress(FileNotFoundError), _opened_file(source.url):
+            pass
+    else:
+        policy.check_device(source.url)
+
+
+class NotARegularFile(InvalidSource):
+    """A local source of the wrong type: a FIFO, socket, device or folder where a video file
+    is expected, anything but a character device where a capture device is."""
+
+
+@contextlib.contextmanager
+def _opened_file(path: str) -> Iterator[int]:
+    """`path` opened for reading without blocking (a FIFO opens at once with O_NONBLOCK);
+    NotARegularFile unless it is a regular file, OSError if it cannot be opened."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # what opening a Unix socket answers
+            raise NotARegularFile("not a regular file (a socket)") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"not a regular file ({_describe(mode)})")
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _describe(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a regular file" if stat.S_ISREG(mode) else "not a file"
+
+
+def _check_device(path: str) -> None:
+    """NotARegularFile unless the device path names a character device (OSError if none):
+    a FIFO named like a camera would block OpenCV's open like any other."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISCHR(mode):
+        raise NotARegularFile(f"not a capture device ({_describe(mode)})")
+
+
+@contextlib.contextmanager
+def pinned_file(source: Source) -> Iterator[str]:
+    """A name under which FFmpeg opens exactly the regular file `source` names (checked
+    against its policy by its real path), while the context lasts."""
+    with _opened_file(source.url) as fd:
+        proc = f"/proc/self/fd/{fd}"
+        if source.policy is not None:
+            real = os.readlink(proc) if os.path.exists(proc) else source.url
+            source.policy.check_file(real)
+        yield proc if os.path.exists(proc) else source.url
+
+
+# The protocols FFmpeg may use for any open in the process, also those a source opens by
+# itself (HLS segments, RTSP's transports, a playlist inside an uploaded file): no `pipe:`,
+# `fd:`, `unix:`, `async:`, `subfile:`, `concat:`, `ftp:` ...
+FFMPEG_PROTOCOLS = "file,http,https,tcp,tls,udp,rtp,srtp,rtsp,rtsps,httpproxy,crypto,data"
 
 
 def configure_ffmpeg(options: str) -> None:
-    """Set OpenCV's FFmpeg capture options, process-wide (OpenCV reads them at each open)."""
+    """Set OpenCV's FFmpeg capture options, process-wide (OpenCV reads them at each open);
+    FFMPEG_PROTOCOLS as the protocol whitelist unless `options` names its own."""
+    if "protocol_whitelist;" not in options:
+        whitelist = f"protocol_whitelist;{FFMPEG_PROTOCOLS}"
+        options = f"{options}|{whitelist}" if options else whitelist
     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = options
 
 
 def open_capture(source: Source, open_timeout: float, read_timeout: float) -> Capture:
     """An opened capture, or SourceFailure telling why not."""
+    try:
+        check_source(source)
+    except (SourceRefused, HostNotFound, InvalidSource) as exc:
+        raise _refusal(source, exc) from None
+    except OSError:
+        pass  # a file that cannot be opened: told below, as for a trusted one
     network = source.kind in ("rtsp", "http")
     if network:
         # OpenCV holds a process-wide lock for the whole of an FFmpeg open, so one dead
@@ -102,16 +239,31 @@ def open_capture(source: Source, open_timeout: float, read_timeout: float) -> Ca
         ):
             raise SourceFailure(error)
     t0 = time.monotonic()
+    params = [
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout * 1000),
+    ]
     if source.kind == "device":
         dev: Any = int(source.url) if source.url.isdigit() else source.url
+        if isinstance(dev, str):
+            try:
+                _check_device(dev)
+            except InvalidSource as exc:
+                raise _refusal(source, exc) from None
+            except OSError:
+                raise SourceFailure(_diagnose_local(source)) from None
         cap = cv2.VideoCapture(dev)
+    elif source.kind == "file":
+        try:
+            with pinned_file(source) as name:
+                cap = cv2.VideoCapture(name, cv2.CAP_FFMPEG, params)
+        except (SourceRefused, InvalidSource) as exc:
+            raise _refusal(source, exc) from None
+        except OSError:
+            raise SourceFailure(_diagnose_local(source)) from None
     else:
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(open_timeout * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(read_timeout * 1000),
-        ]
         cap = cv2.VideoCapture(source.url, cv2.CAP_FFMPEG, params)
     if cap.isOpened():
         return cap
@@ -138,8 +290,19 @@ class SourceFailure(Exception):
         self.error = error
 
 
+def _refusal(source: Source, exc: Exception) -> SourceFailure:
+    kind = (
+        ErrorKind.REFUSED
+        if isinstance(exc, SourceRefused)
+        else ErrorKind.NOT_FOUND
+        if isinstance(exc, HostNotFound)
+        else ErrorKind.UNSUPPORTED
+    )
+    return SourceFailure(SourceError(kind, f"{source.redacted}: {exc}"))
+
+
 def _has_userinfo(source: Source) -> bool:
-    return "@" in urlsplit(source.url).netloc
+    return split_credentials(source.url)[1] is not None
 
 
 def _diagnose_local(source: Source) -> SourceError:
@@ -153,17 +316,19 @@ def _diagnose_local(source: Source) -> SourceError:
         return SourceError(ErrorKind.NOT_FOUND, f"{name}: no such file")
     if not path.is_file():
         return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a regular file")
+    if not os.access(path, os.R_OK):
+        return SourceError(ErrorKind.UNKNOWN, f"{name}: not readable")
     return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video FFmpeg can decode")
 
 
 def probe(source: Source, timeout: float) -> SourceError | None:
     """Ask an RTSP or HTTP server for the stream: None when it offers it, else why not."""
     name = source.redacted
-    parts = urlsplit(source.url)
+    parts = urlsplit(source.bare_url)
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
     try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        port = parts.port or DEFAULT_PORTS[scheme]
     except ValueError:
         return SourceError(ErrorKind.NOT_FOUND, f"{name}: bad port")
     try:
@@ -186,11 +351,9 @@ def _diagnose_rtsp(
     sock: socket.socket, source: Source, host: str, timeout: float
 ) -> SourceError | None:
     name = source.redacted
-    parts = urlsplit(source.url)
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    url = parts._replace(netloc=netloc).geturl()  # credentials stay out of the probe
+    url = source.bare_url  # credentials stay out of the probe
     try:
-        if parts.scheme.lower() == "rtsps":
+        if url[:6].lower() == "rtsps:":
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE  # a probe for a status line only
@@ -216,15 +379,22 @@ def _diagnose_rtsp(
 
 def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
     name = source.redacted
-    parts = urlsplit(source.url)
-    url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    url, credentials = split_credentials(source.url)
     req = urllib.request.Request(url, method="GET")
-    if parts.username is not None:
-        user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        req.add_header("Authorization", "Basic " + base64.b64encode(user_pass.encode()).decode())
+    if credentials is not None:
+        user_pass = f"{credentials[0]}:{credentials[1] or ''}"
+        # Sent to the URL's own host only: urllib drops unredirected headers on redirects.
+        req.add_unredirected_header(
+            "Authorization", "Basic " + base64.b64encode(user_pass.encode()).decode()
+        )
+    opener = urllib.request.build_opener(_CheckedRedirects(source.policy))
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
+    except SourceRefused as exc:
+        return SourceError(ErrorKind.REFUSED, f"{name}: {redirect_refusal(exc)}")
+    except HostNotFound as exc:
+        return SourceError(ErrorKind.NOT_FOUND, f"{name}: {redirect_refusal(exc)}")
     except urllib.error.HTTPError as exc:
         return _from_status(name, exc.code)
     except TimeoutError:
@@ -234,6 +404,26 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
     if ctype.startswith(("text/html", "text/plain", "application/json", "text/xml")):
         return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video stream ({ctype})")
     return None
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Each redirect's target checked against the source's policy before it is followed."""
+
+    def __init__(self, policy: SourcePolicy | None) -> None:
+        self.policy = policy
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if self.policy is not None:
+            self.policy.network.check_url(newurl, ("http", "https"))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _from_status(name: str, status: int) -> SourceError | None:
