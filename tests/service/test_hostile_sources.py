@@ -256,7 +256,9 @@ def test_memory_comes_back_after_streams_are_deleted(
             after.append(rss_mb())
         held = [p - a for p, a in zip(peaks, after, strict=True)]
         print(f"RSS MB: base {base:.0f}, peaks {peaks}, after deletes {after}")
-        streams_mb = min(peaks) - base
+        # Earlier work in this process may have left the heap above what a delete comes back
+        # to (the trim returns that too): measure the streams from the lowest level seen.
+        streams_mb = min(peaks) - min(base, *after)
         assert min(held) > 0.4 * streams_mb, (base, peaks, after)
         assert after[-1] - after[0] < 0.4 * streams_mb, (base, peaks, after)
 
