@@ -387,3 +387,61 @@ def test_rtsps_source(detector: Any, vtest_h264: Path, tmp_path: Path) -> None:
             assert status(c, "nf")["last_error"]["kind"] == "not_found"  # probed over TLS
     finally:
         server.stop()
+
+
+class _MjpegCamera(http.server.BaseHTTPRequestHandler):
+    """An HTTP MJPEG camera sending `frame` (JPEG bytes) a few times a second."""
+
+    frame = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        for _ in range(50):
+            part = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n" + self.frame + b"\r\n"
+            try:
+                self.wfile.write(part)
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.1)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_frames_beyond_max_pixels_are_never_decoded(detector: Any, vtest_avi: Path) -> None:
+    """768x576 frames (442,368 pixels) against a limit of 100,000: the HTTP MJPEG camera is
+    refused from its first JPEG's header, before FFmpeg opens it; a file's frames are refused
+    as they are read. Neither reaches inference."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(vtest_avi))
+    ok, image = cap.read()
+    cap.release()
+    assert ok
+    _MjpegCamera.frame = cv2.imencode(".jpg", image)[1].tobytes()
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MjpegCamera)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    camera = f"http://127.0.0.1:{web.server_address[1]}/video.mjpg"
+    streams = [{"url": str(vtest_avi), "id": "file", "loop": True}, {"url": camera, "id": "cam"}]
+    settings = settings_for(streams=streams, limits={"max_pixels": 100_000})
+    try:
+        with run_service(settings, detector) as svc, httpx.Client(base_url=svc.url) as c:
+
+            def refused(sid: str) -> bool:
+                error = status(c, sid)["last_error"]
+                return error is not None and error["kind"] == "frames_too_large"
+
+            wait_until(lambda: refused("file") and refused("cam"), 30)
+            for sid in ("file", "cam"):
+                s = status(c, sid)
+                assert "768x576" in s["last_error"]["message"], s
+                assert "limits.max_pixels" in s["last_error"]["message"], s
+                assert s["frames_processed"] == 0, s
+            assert "a frame is 768x576" in status(c, "file")["last_error"]["message"]
+            assert "the stream's frames" in status(c, "cam")["last_error"]["message"]
+    finally:
+        web.shutdown()
+        web.server_close()

@@ -44,6 +44,7 @@ class Pipeline:
             class_names=detector.names,
             policy=SourcePolicy.from_settings(settings),
             max_streams=settings.max_streams,
+            max_pixels=settings.limits.max_pixels,
         )
         pool = InferencePool(
             detector, scheduler, manager.params, manager.on_result, workers=settings.workers

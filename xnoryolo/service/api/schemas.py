@@ -6,6 +6,8 @@ from pydantic import BaseModel, Field
 
 from xnoryolo.detector import Detection
 
+from ..streams.events import ErrorKind
+
 
 class DetectResult(BaseModel):
     """`POST /v1/detect`: the detections of one image. Each detection is the `Detection`
@@ -18,10 +20,7 @@ class DetectResult(BaseModel):
 
 
 class LastError(BaseModel):
-    kind: str = Field(
-        description="not_found, auth_failed, timeout, unsupported_codec, connection_refused, "
-        "disconnected, stalled, end_of_stream or unknown"
-    )
+    kind: str = Field(description="one of: " + ", ".join(k.value for k in ErrorKind))
     message: str = Field(description="what happened; credentials are redacted")
     at: float | None = Field(default=None, description="Unix time")
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import cv2
 
+from ..imagelimits import ImageRefused, check_size
 from ..settings import CaptureConfig
 from .backoff import Backoff
 from .events import ErrorKind, Frame, SourceError, StreamState
@@ -254,6 +255,11 @@ class StreamCapture:
                         ErrorKind.STALLED, f"no new frame for {now - last_fresh:.0f} s"
                     )
                 continue
+            if self.source.max_pixels is not None:
+                try:
+                    check_size(image.shape[1], image.shape[0], self.source.max_pixels, "a frame")
+                except ImageRefused as exc:
+                    return SourceError(ErrorKind.TOO_LARGE, f"{self.source.redacted}: {exc}")
             last_fresh = now
             fresh += 1
             self.status.frame_in()

@@ -25,6 +25,7 @@ class ErrorKind(str, enum.Enum):
     REFUSED = "refused_by_policy"
     TIMEOUT = "timeout"
     UNSUPPORTED = "unsupported_codec"
+    TOO_LARGE = "frames_too_large"
     CONNECTION_REFUSED = "connection_refused"
     DISCONNECTED = "disconnected"
     STALLED = "stalled"

@@ -8,7 +8,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from xnoryolo.detector import Detection
@@ -109,6 +109,7 @@ class StreamManager:
         watchdog_interval: float = 0.25,
         policy: SourcePolicy | None = None,
         max_streams: int | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.hub = hub
@@ -118,6 +119,7 @@ class StreamManager:
         self._capture_factory = capture_factory
         self.policy = policy
         self.max_streams = max_streams
+        self.max_pixels = max_pixels  # every stream's frame limit, trusted ones too
         self._streams: dict[str, ManagedStream] = {}
         self._latest: dict[str, DetectionEvent] = {}
         self._lock = threading.Lock()
@@ -152,7 +154,9 @@ class StreamManager:
         counted against `max_streams` (StreamLimit)."""
         if not trusted:
             self._check_room()
-        source = parse_source(config.url, None if trusted else self.policy)
+        source = replace(
+            parse_source(config.url, None if trusted else self.policy), max_pixels=self.max_pixels
+        )
         if not trusted:
             # The host's addresses, the file's type. A host that does not resolve yet or a
             # missing file is told by the stream's status: checked again at each connection.

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
+from ..imagelimits import ImageRefused, check_size, image_size
 from ..policy import DEFAULT_PORTS, HostNotFound, SourcePolicy, SourceRefused, redirect_refusal
 from ..redact import AmbiguousCredentials, redact, redact_url, split_credentials
 from .events import ErrorKind, SourceError
@@ -63,6 +64,8 @@ class Source:
     url: str = field(repr=False)  # may hold credentials
     kind: SourceKind
     policy: SourcePolicy | None = field(default=None, repr=False, compare=False)
+    # the largest frame (width x height) to decode: limits.max_pixels (None: no limit)
+    max_pixels: int | None = field(default=None, compare=False)
 
     @property
     def live(self) -> bool:
@@ -391,6 +394,10 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
     try:
         with opener.open(req, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
+            if source.max_pixels is not None and ctype.startswith(_JPEG_STREAMS):
+                error = _check_first_jpeg(resp, source, timeout)
+                if error is not None:
+                    return error
     except SourceRefused as exc:
         return SourceError(ErrorKind.REFUSED, f"{name}: {redirect_refusal(exc)}")
     except HostNotFound as exc:
@@ -403,6 +410,34 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
         return SourceError(ErrorKind.UNKNOWN, f"{name}: {redact(str(exc))}")
     if ctype.startswith(("text/html", "text/plain", "application/json", "text/xml")):
         return SourceError(ErrorKind.UNSUPPORTED, f"{name}: not a video stream ({ctype})")
+    return None
+
+
+# MJPEG cameras and snapshot URLs: FFmpeg would decode (allocate) a frame of whatever size the
+# first JPEG declares, so its header is read here first.
+_JPEG_STREAMS = ("multipart/x-mixed-replace", "image/jpeg")
+_JPEG_HEAD_BYTES = 64 * 1024
+
+
+def _check_first_jpeg(resp: Any, source: Source, timeout: float) -> SourceError | None:
+    """SourceError when the first JPEG of an HTTP MJPEG/JPEG answer is beyond the frame
+    limit; None when it is within it or its header cannot be read in time (FFmpeg's own
+    open then tells, and every decoded frame is checked again)."""
+    assert source.max_pixels is not None
+    head, deadline = b"", time.monotonic() + timeout
+    while len(head) < _JPEG_HEAD_BYTES and time.monotonic() < deadline:
+        chunk = resp.read1(_JPEG_HEAD_BYTES - len(head))
+        if not chunk:
+            break
+        head += chunk
+        start = head.find(b"\xff\xd8")
+        size = image_size(head[start:]) if start >= 0 else None
+        if size is not None:
+            try:
+                check_size(*size, source.max_pixels, "the stream's frames")
+            except ImageRefused as exc:
+                return SourceError(ErrorKind.TOO_LARGE, f"{source.redacted}: {exc}")
+            return None
     return None
 
 
