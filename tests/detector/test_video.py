@@ -111,3 +111,64 @@ def test_h264_via_ffmpeg(clip: Path, tmp_path: Path) -> None:
     cap.release()
     assert frame_count(tmp_path / "a.mp4") == 9
     assert [p.name for p in tmp_path.iterdir()] == ["a.mp4"]
+
+
+_ENCODER_OWNER = """
+import sys, threading
+from pathlib import Path
+from xnoryolo.detector.video import _to_h264
+threading.Thread(target=_to_h264, args=(Path(sys.argv[1]), None), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_encoder_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """A server killed mid re-encode leaves no ffmpeg behind (here a stand-in ffmpeg that
+    would sleep for a minute)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is absent: the encoder cannot be tied to its parent")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ffmpeg"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"\0")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    owner = subprocess.Popen([sys.executable, "-c", _ENCODER_OWNER, str(video)], env=env)
+
+    def sleeper() -> int | None:
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if "(sleep)" in stat and int(stat.rsplit(")", 1)[1].split()[1]) == owner.pid:
+                return int(entry.name)
+        return None
+
+    try:
+        deadline = time.monotonic() + 30
+        while (child := sleeper()) is None:
+            assert time.monotonic() < deadline, "the stand-in ffmpeg never started"
+            time.sleep(0.05)
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and "Z" not in _state(child):
+        assert time.monotonic() < deadline, "ffmpeg outlived the killed process"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

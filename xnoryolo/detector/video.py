@@ -209,7 +209,16 @@ def _to_h264(video: Path, cancel: threading.Event | None) -> str | None:
     cmd = [ffmpeg, "-v", "error", "-nostdin", "-y", "-i", str(video), "-an"]
     cmd += ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"]
     cmd += ["-movflags", "+faststart", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A killed server must not leave its encoder running: where util-linux's setpriv exists
+    # the kernel kills ffmpeg when the thread that started it dies (PR_SET_PDEATHSIG; a
+    # preexec_fn would not be safe in this threaded process). Its own session keeps a
+    # terminal's Ctrl-C for this process, which cancels and kills it itself.
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None:
+        cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         while True:
             try:
