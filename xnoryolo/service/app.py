@@ -30,6 +30,7 @@ from .redact import redact
 from .settings import ConfigError, ServeSettings
 from .streams.manager import StreamNotFound
 from .streams.sources import InvalidSource, parse_source
+from .web import PublicPageMiddleware
 
 log = logging.getLogger("xnoryolo.service")
 
@@ -139,6 +140,7 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
         summary="Real-time XNOR Tiny-YOLO detection on video streams and images",
         lifespan=lifespan,
         docs_url=None,  # api/docs.py serves it, handing the page's API key on
+        redoc_url=None,  # ReDoc loads its logo from a CDN
     )
     app.state.services = None  # until the lifespan starts them
     limits = settings.limits
@@ -151,6 +153,8 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
     app.add_middleware(
         ApiKeyMiddleware, keys=settings.api_keys, allowed_origins=settings.access.allowed_origins
     )
+    # Outermost: the web page loads without a key, so that it can ask for one.
+    app.add_middleware(PublicPageMiddleware)
 
     @app.exception_handler(StreamNotFound)
     async def _not_found(request: Request, exc: StreamNotFound) -> JSONResponse:
