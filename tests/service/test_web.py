@@ -46,7 +46,11 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 @pytest.fixture(scope="module")
 def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    settings = settings_for(data_dir=tmp_path_factory.mktemp("web-keyed"), api_keys=[KEY])
+    settings = settings_for(
+        data_dir=tmp_path_factory.mktemp("web-keyed"),
+        api_keys=[KEY],
+        streams=[{"id": "door", "url": str(DEMO), "loop": True, "fps": 5}],
+    )
     with run_service(settings, FakeDetector()) as service:
         yield service
 
@@ -186,11 +190,21 @@ def test_api_key_prompt_refuses_a_wrong_key_then_works(
     pg.fill("#key-input", KEY)
     pg.keyboard.press("Enter")
     dialog.wait_for(state="hidden")
-    pg.get_by_text("No streams yet").wait_for()
     assert pg.evaluate("sessionStorage.getItem('xnoryolo.apiKey')") == KEY
-    # The other pages work with the kept key; the docs link carries it.
-    pg.click("nav a[data-view=health]")
-    pg.locator("#health dl").wait_for()
+    # The picture (<img>) and the event stream (EventSource) carry the key in the query.
+    card = pg.locator('article[data-stream="door"]')
+    card.locator('[data-testid="state"]', has_text="online").wait_for(timeout=30_000)
+    pg.wait_for_function(
+        "img => img.naturalWidth > 0",
+        arg=card.locator('[data-testid="frame"]').element_handle(),
+        timeout=20_000,
+    )
+    pg.locator("#detections li", has_text="person 90%").first.wait_for()
+    # The other pages work with the kept key, reached by keyboard; the docs link carries it.
+    pg.locator("nav a[data-view=health]").focus()
+    pg.keyboard.press("Enter")
+    pg.locator("#health dd", has_text="ms each on average").wait_for()
+    save(shots / "health.png", pg.screenshot(full_page=True))
     docs = pg.get_by_role("link", name="API docs (Swagger UI)").get_attribute("href")
     assert docs == f"/docs?api_key={KEY}"
 

@@ -35,6 +35,15 @@ export function renderHealth(main) {
     let ready = null;
     try { ready = await (await fetch("/readyz", { headers: headers() })).json(); } catch { /* none */ }
     const info = await optional("/v1/info");
+    const metrics = await optional("/metrics");
+    // A Prometheus metric summed over its labels (one line per detector call origin).
+    const metric = (name) => {
+      if (typeof metrics !== "string") return null;
+      const re = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, "gm");
+      return [...metrics.matchAll(re)].reduce((total, m) => total + Number(m[1]), 0);
+    };
+    const count = metric("xnoryolo_inference_seconds_count");
+    const sum = metric("xnoryolo_inference_seconds_sum");
     const rows = [
       ["process", alive && alive.status === "ok" ? "answers" : "no answer"],
       ["ready", ready ? (ready.ready ? "yes" : "no: a stream has no recent result") : "–"],
@@ -42,6 +51,7 @@ export function renderHealth(main) {
       ["streams", `${streams.length} (${streams.filter((s) => s.state === "online").length} online)`],
       ["jobs", `${jobs.length} (${jobs.filter((j) => j.state === "running").length} running, ${jobs.filter((j) => j.state === "queued").length} queued)`],
     ];
+    rows.push(["inference", count ? `${count} frames, ${(1000 * sum / count).toFixed(1)} ms each on average` : "–"]);
     if (info) {
       for (const [k, v] of Object.entries(info)) rows.push([k.replaceAll("_", " "), k.endsWith("uptime_s") ? duration(v) : value(v)]);
     } else {

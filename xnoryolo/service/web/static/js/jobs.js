@@ -39,13 +39,12 @@ function upload(file, query, onProgress) {
 }
 
 export function renderJobs(main, selected) {
-  const picker = el("input", { id: "job-file", type: "file", accept: "video/*" });
+  // The file input itself is hidden behind a real button: focusable and pressable by keyboard.
+  const picker = el("input", { id: "job-file", type: "file", accept: "video/*", hidden: true });
   const drop = el("div", { class: "drop", id: "drop-zone" },
-    el("p", {}, "Drop a video here, or "),
-    el("label", { for: "job-file", class: "button secondary" }, "Pick a video"),
-    " ", picker);
-  picker.style.width = "1px";
-  picker.style.opacity = "0";
+    el("p", {}, "Drop a video here, or"),
+    el("button", { type: "button", class: "secondary", id: "job-pick", onclick: () => picker.click() }, "Pick a video"),
+    picker);
   const thresh = el("input", { id: "job-threshold", type: "number", min: "0", max: "1", step: "0.05" });
   const classes = el("input", { id: "job-classes", type: "text", placeholder: "person, car" });
   const stride = el("input", { id: "job-stride", type: "number", min: "1", step: "1", value: "1" });
