@@ -238,3 +238,26 @@ def test_phone_width(browser: Any, svc: Service, shots: Path) -> None:
     finally:
         context.close()
     assert watch.errors == [] and watch.outside == []
+
+
+def test_refused_upload_and_stream_removal_in_words(
+    keyed: Service, page: tuple[Any, PageWatch], shots: Path
+) -> None:
+    pg, _ = page
+    pg.add_init_script(f"sessionStorage.setItem('xnoryolo.apiKey', {json.dumps(KEY)})")
+    pg.goto(keyed.url + "/#/jobs")
+    # Not text: FFmpeg reads a text file as a video (its tty demuxer renders the characters).
+    not_video = {"name": "clip.bin", "mimeType": "video/mp4", "buffer": bytes(range(256)) * 8}
+    pg.set_input_files("#job-file", not_video)
+    refused = pg.locator("#upload-progress", has_text="Upload refused:")
+    refused.wait_for()
+    assert "video" in refused.inner_text()
+
+    pg.goto(keyed.url + "/#/stream/door")
+    pg.locator('[data-testid="state"]').first.wait_for()
+    remove = pg.get_by_role("button", name="Remove")
+    remove.click()
+    pg.get_by_role("button", name="Press again to remove").click()
+    pg.wait_for_url(re.compile(r"#/live$"))
+    pg.get_by_text("No streams yet").wait_for()
+    assert httpx.get(f"{keyed.url}/v1/streams", headers={"X-API-Key": KEY}).json() == []
