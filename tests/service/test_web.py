@@ -234,7 +234,7 @@ def test_phone_width(browser: Any, svc: Service, shots: Path) -> None:
             assert width <= 390, (view, width)
             if view == "live":
                 pg.locator('[data-testid="state"]').first.wait_for()
-                save(shots / "phone-live.png", pg.screenshot())
+            save(shots / f"phone-{view}.png", pg.screenshot())
     finally:
         context.close()
     assert watch.errors == [] and watch.outside == []
