@@ -207,6 +207,9 @@ def test_api_key_prompt_refuses_a_wrong_key_then_works(
     save(shots / "health.png", pg.screenshot(full_page=True))
     docs = pg.get_by_role("link", name="API docs (Swagger UI)").get_attribute("href")
     assert docs == f"/docs?api_key={KEY}"
+    # Swagger UI's own assets and the OpenAPI document load with the key the link carries.
+    pg.goto(keyed.url + docs)
+    pg.locator(".opblock-tag", has_text="streams").first.wait_for()
 
 
 def test_docs_render_with_the_network_blocked(
