@@ -337,6 +337,20 @@ def test_health_ready_metrics_docs(client: httpx.Client) -> None:
     assert client.get("/docs").status_code == 200
 
 
+def test_info_says_what_runs(client: httpx.Client, detector: Any) -> None:
+    import xnoryolo
+    from xnoryolo.kernels.backend import get_simd
+
+    info = client.get("/v1/info").json()
+    assert info["version"] == xnoryolo.__version__
+    assert info["model"] == "yolov3-tiny.weights"
+    assert info["input"] == "416x416x3" and info["classes"] == 80
+    assert info["binary_convolutions"] == "0 of 13"
+    assert (info["backend"], info["kernels"]) == ("fast", get_simd())
+    assert info["threads"] == detector.network.backend.threads
+    assert info["uptime_s"] >= 0
+
+
 def test_readyz_fails_for_a_stream_without_results(client: httpx.Client) -> None:
     r = client.post("/v1/streams", json={"url": "rtsp://127.0.0.1:9/none", "id": "dead"})
     assert r.status_code == 201

@@ -97,6 +97,7 @@ class Detector:
         if not heads:
             raise NamesError(f"{network.path}: the network has no [yolo] or [region] layer")
         self.network = network
+        self.model_name: str | None = None  # the weights file's name, where loaded from one
         self.classes = heads[0].classes
         if any(h.classes != self.classes for h in heads):
             raise NamesError(f"{network.path}: detection layers disagree on classes=")
@@ -136,7 +137,28 @@ class Detector:
             name_list: list[str] | None = read_names(names)
         else:
             name_list = packed_names(weights) if is_packed(weights) else None
-        return cls(network, name_list, **kwargs)
+        detector = cls(network, name_list, **kwargs)
+        detector.model_name = Path(weights).name
+        return detector
+
+    def info(self) -> dict[str, Any]:
+        """What runs: input size, classes, layers (and how many binary), kernels, threads."""
+        from .layers import ConvolutionalLayer
+
+        net = self.network
+        c, h, w = net.input_shape
+        convs = [ly for ly in net.layers if isinstance(ly, ConvolutionalLayer)]
+        backend = net.backend
+        return {
+            "model": self.model_name,
+            "input": f"{w}x{h}x{c}",
+            "classes": self.classes,
+            "layers": len(net.layers),
+            "binary_convolutions": f"{sum(ly.xnor for ly in convs)} of {len(convs)}",
+            "backend": backend.name if backend is not None else None,
+            "kernels": backend.path if backend is not None else None,
+            "threads": backend.threads if backend is not None else None,
+        }
 
     # ----------------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:

@@ -95,6 +95,11 @@ class FastBackend:
     def _isa(self) -> str:
         return self.simd or get_simd()
 
+    @property
+    def path(self) -> str:
+        """The SIMD path its kernels run."""
+        return self._isa()
+
     def float_conv(
         self, weights: np.ndarray, bias: np.ndarray, spec: ConvGeometry, activation: str
     ) -> xconv.FloatConv:

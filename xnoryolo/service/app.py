@@ -5,8 +5,10 @@ per resource."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -20,7 +22,7 @@ from .api.auth import ApiKeyMiddleware
 from .api.bodies import BodyLimitMiddleware
 from .api.deps import Services
 from .api.docs import declare_api_key
-from .inference import DetectorLike, LiveActivity
+from .inference import DescribedDetector, DetectorLike, LiveActivity
 from .jobs.intake import JobIntake
 from .jobs.metrics import JobsCollector
 from .jobs.service import JobService
@@ -63,6 +65,12 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
         nms=m.nms,
         max_detections=settings.limits.max_detections,
     )
+
+
+def service_info(settings: ServeSettings, detector: DetectorLike) -> dict[str, Any]:
+    """What `GET /v1/info` reports of the running service."""
+    engine = detector.info() if isinstance(detector, DescribedDetector) else {}
+    return {"version": xnoryolo.__version__, **engine}
 
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -127,6 +135,8 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
             jobs=job_service,
             intake=JobIntake(job_service, live.names),
             detect_limiter=anyio.CapacityLimiter(settings.workers),
+            info=service_info(settings, live.detector),
+            started_at=time.monotonic(),
         )
         try:
             yield

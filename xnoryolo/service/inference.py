@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,6 +26,13 @@ class DetectorLike(Protocol):
     def detect(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
     ) -> list[Detection]: ...
+
+
+@runtime_checkable
+class DescribedDetector(Protocol):
+    """A detector that can say what runs (the engine's Detector; test doubles need not)."""
+
+    def info(self) -> dict[str, Any]: ...
 
 
 class LiveActivity:

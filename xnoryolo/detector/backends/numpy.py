@@ -15,6 +15,7 @@ class NumpyBackend:
 
     name = "numpy"
     threads = 1
+    path = "reference"
 
     def float_conv(
         self, weights: np.ndarray, bias: np.ndarray, spec: ops.ConvSpec, activation: str

@@ -81,6 +81,11 @@ class Backend(Protocol):
     name: str
     threads: int
 
+    @property
+    def path(self) -> str:
+        """The arithmetic its kernels run: "reference" or the SIMD path (avx512, neon, ...)."""
+        ...
+
     def float_conv(
         self, weights: np.ndarray, bias: np.ndarray, spec: ops.ConvSpec, activation: str
     ) -> Kernel: ...

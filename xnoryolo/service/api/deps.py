@@ -4,8 +4,9 @@ dependency function each, used with FastAPI's `Depends` through the `Annotated` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, HTTPException
@@ -27,6 +28,8 @@ class Services:
     jobs: JobService
     intake: JobIntake
     detect_limiter: anyio.CapacityLimiter
+    info: Mapping[str, Any]  # what runs: version, model, engine (GET /v1/info)
+    started_at: float  # time.monotonic() at start
 
 
 def get_authenticated(conn: HTTPConnection) -> bool:
@@ -68,6 +71,7 @@ def get_detect_limiter(
     return services.detect_limiter
 
 
+ServicesDep = Annotated[Services, Depends(get_services)]
 AuthenticatedDep = Annotated[bool, Depends(get_authenticated)]
 StartedDep = Annotated[Services | None, Depends(get_started)]
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]

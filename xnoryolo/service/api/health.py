@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .deps import AuthenticatedDep, PipelineDep, StartedDep
+from .deps import AuthenticatedDep, PipelineDep, ServicesDep, StartedDep
 
 router = APIRouter(tags=["health"])
 
@@ -31,6 +34,11 @@ def readyz(started: StartedDep, authenticated: AuthenticatedDep) -> JSONResponse
     # Stream ids name cameras and places: a caller without a key learns only the answer.
     body = {"ready": ready, **detail} if authenticated else {"ready": ready}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/v1/info", summary="What runs: version, model, engine (kernels, threads), uptime")
+def info(services: ServicesDep) -> dict[str, Any]:
+    return {**services.info, "uptime_s": round(time.monotonic() - services.started_at, 1)}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
