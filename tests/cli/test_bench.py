@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from refdata import CONFIGS
-from xnoryolo.detector import ops
 from xnoryolo.bench.cfg import float_twin, resize_cfg
 from xnoryolo.cli import main
+from xnoryolo.detector import ops
 from xnoryolo.kernels.backend import FastBackend
 
 
