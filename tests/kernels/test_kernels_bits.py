@@ -123,16 +123,6 @@ POOLS = [(2, 2, 2, 1), (2, 1, 1, 1), (3, 1, 1, 2), (3, 2, 2, 2), (2, 2, 1, 0), (
 
 
 @pytest.mark.parametrize("isa", ISAS)
-def test_direct_first_conv_on_every_vector_path(isa: str) -> None:
-    """Every vector path convolves a thin first layer directly, which is what lets it run the
-    pool after it and emit sign bits (x86 and arm64 alike); the scalar paths use im2col."""
-    spec = ops.ConvSpec(3, 20, 20, 16, 3, 1, 1, 1)
-    weights = np.zeros((16, 3, 3, 3), np.float32)
-    conv = FastBackend(1, simd=isa).float_conv(weights, np.zeros(16, np.float32), spec, "leaky")
-    assert conv.direct == (isa in ("avx2", "avx512", "neon"))
-
-
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("pool", POOLS, ids=lambda p: "k{}sy{}sx{}p{}".format(*p))
 @pytest.mark.parametrize("c", [1, 16, 33, 64, 65, 130])
 def test_maxpool_bits_exact(c: int, pool: tuple[int, int, int, int], isa: str) -> None:
