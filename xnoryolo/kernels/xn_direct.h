@@ -229,34 +229,57 @@ static void xn_direct_row_neon(const float *xp, int c, int hp, int wp, const flo
         const float *w0 = W + (size_t)f0 * K;
         const int nf = F - f0 < 4 ? F - f0 : 4;
         for (ox = 0; ox < full; ox += 16) {
-            float32x4_t acc[16];
+            /* named accumulators, not an array: GCC keeps an array in memory across the tap
+             * loops and stores it back on every tap */
+            float32x4_t a00 = vdupq_n_f32(0.0f), a01 = a00, a02 = a00, a03 = a00, a10 = a00,
+                        a11 = a00, a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00,
+                        a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
             int t = 0;
-            for (q = 0; q < 16; q++) acc[q] = vdupq_n_f32(0.0f);
             for (ch = 0; ch < c; ch++)
                 for (ky = 0; ky < size; ky++) {
                     const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
                     for (kx = 0; kx < size; kx++, t++) {
-                        float32x4_t x[4];
-                        for (q = 0; q < 4; q++) x[q] = vld1q_f32(row + kx + 4 * q);
-                        for (r = 0; r < 4; r++) {
-                            const float32x4_t w = vdupq_n_f32(w0[(size_t)r * K + t]);
-                            for (q = 0; q < 4; q++)
-                                acc[4 * r + q] = vfmaq_f32(acc[4 * r + q], w, x[q]);
-                        }
+                        const float32x4_t x0 = vld1q_f32(row + kx), x1 = vld1q_f32(row + kx + 4),
+                                          x2 = vld1q_f32(row + kx + 8),
+                                          x3 = vld1q_f32(row + kx + 12);
+                        float32x4_t w = vdupq_n_f32(w0[t]);
+                        a00 = vfmaq_f32(a00, w, x0);
+                        a01 = vfmaq_f32(a01, w, x1);
+                        a02 = vfmaq_f32(a02, w, x2);
+                        a03 = vfmaq_f32(a03, w, x3);
+                        w = vdupq_n_f32(w0[(size_t)K + t]);
+                        a10 = vfmaq_f32(a10, w, x0);
+                        a11 = vfmaq_f32(a11, w, x1);
+                        a12 = vfmaq_f32(a12, w, x2);
+                        a13 = vfmaq_f32(a13, w, x3);
+                        w = vdupq_n_f32(w0[2 * (size_t)K + t]);
+                        a20 = vfmaq_f32(a20, w, x0);
+                        a21 = vfmaq_f32(a21, w, x1);
+                        a22 = vfmaq_f32(a22, w, x2);
+                        a23 = vfmaq_f32(a23, w, x3);
+                        w = vdupq_n_f32(w0[3 * (size_t)K + t]);
+                        a30 = vfmaq_f32(a30, w, x0);
+                        a31 = vfmaq_f32(a31, w, x1);
+                        a32 = vfmaq_f32(a32, w, x2);
+                        a33 = vfmaq_f32(a33, w, x3);
                     }
                 }
-            for (r = 0; r < nf; r++) {
-                float *o = out + (size_t)(f0 + r) * plane + ox;
-                for (q = 0; q < 4; q++)
-                    vst1q_f32(o + 4 * q, xn_bias_act4_neon(acc[4 * r + q], bias[f0 + r], ract));
+            {
+                const float32x4_t acc[16] = {a00, a01, a02, a03, a10, a11, a12, a13,
+                                             a20, a21, a22, a23, a30, a31, a32, a33};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    for (q = 0; q < 4; q++)
+                        vst1q_f32(o + 4 * q,
+                                  xn_bias_act4_neon(acc[4 * r + q], bias[f0 + r], ract));
+                }
             }
         }
         for (ox = full; ox < out_w; ox += 4) {
             const int n = out_w - ox < 4 ? out_w - ox : 4;
-            float32x4_t acc[4];
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
             float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f}, res[4];
             int t = 0;
-            for (r = 0; r < 4; r++) acc[r] = vdupq_n_f32(0.0f);
             for (ch = 0; ch < c; ch++)
                 for (ky = 0; ky < size; ky++) {
                     const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
@@ -268,17 +291,22 @@ static void xn_direct_row_neon(const float *xp, int c, int hp, int wp, const flo
                             memcpy(tail, row + kx, sizeof(float) * (size_t)n);
                             x0 = vld1q_f32(tail);
                         }
-                        for (r = 0; r < 4; r++)
-                            acc[r] = vfmaq_f32(acc[r], vdupq_n_f32(w0[(size_t)r * K + t]), x0);
+                        a0 = vfmaq_f32(a0, vdupq_n_f32(w0[t]), x0);
+                        a1 = vfmaq_f32(a1, vdupq_n_f32(w0[(size_t)K + t]), x0);
+                        a2 = vfmaq_f32(a2, vdupq_n_f32(w0[2 * (size_t)K + t]), x0);
+                        a3 = vfmaq_f32(a3, vdupq_n_f32(w0[3 * (size_t)K + t]), x0);
                     }
                 }
-            for (r = 0; r < nf; r++) {
-                float *o = out + (size_t)(f0 + r) * plane + ox;
-                if (n == 4) {
-                    vst1q_f32(o, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
-                } else {
-                    vst1q_f32(res, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
-                    memcpy(o, res, sizeof(float) * (size_t)n);
+            {
+                const float32x4_t acc[4] = {a0, a1, a2, a3};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    if (n == 4) {
+                        vst1q_f32(o, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
+                    } else {
+                        vst1q_f32(res, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
+                        memcpy(o, res, sizeof(float) * (size_t)n);
+                    }
                 }
             }
         }
