@@ -63,10 +63,14 @@ MIRROR=${XNORYOLO_ARM64_MIRROR:-$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' \
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 STAMP="$SUITE $PACKAGES"
 step "arm64 root"
+# mounts left by an interrupted run come off first (nothing below may delete through them)
+if [ -d "$ROOT" ]; then
+    findmnt -rn -o TARGET | { grep -F "$ROOT/" || true; } | sort -r | while read -r m; do umount -l "$m"; done
+fi
 if [ -f "$ROOT/.xnoryolo-root" ] && [ "$(cat "$ROOT/.xnoryolo-root")" = "$STAMP" ]; then
     log "   reused $ROOT"
 else
-    rm -rf "$ROOT" "$ROOT.tmp"
+    rm -rf --one-file-system "$ROOT" "$ROOT.tmp"
     mkdir -p "$CACHE"
     # binfmt runs the second stage's arm64 binaries directly (no --foreign split needed)
     debootstrap --arch=arm64 --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOT.tmp" \
@@ -117,7 +121,7 @@ in_root() { chroot "$ROOT" "${ENV[@]}" /bin/bash -euo pipefail -c "$1"; }
 # ----------------------------------------------------------------- the checkout, ../shared
 step "copy checkout"
 # tracked and untracked-but-not-ignored files: the working tree, without .venv or build outputs
-rm -rf "$ROOT/xn/src"
+rm -rf --one-file-system "$ROOT/xn/src"
 mkdir -p "$ROOT/xn/src" "$ROOT/xn/frames"
 git ls-files -z --cached --others --exclude-standard |
     tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C "$ROOT/xn/src"
