@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The project on arm64, under QEMU user-mode emulation, on an x86-64 Debian machine (root):
 # an arm64 Debian bookworm root (made once, then reused from the cache folder), the checkout
-# built and installed there with pip, the kernel tests run on the NEON path, and detections on
-# demo frames decoded once on this machine compared with this machine's.
+# built and installed there with pip, the kernel and engine tests run on the NEON path, and
+# detections on demo frames decoded once on this machine compared with this machine's.
 #
-#   XNORYOLO_ARM64_FULL=1   also the engine tests (tests/detector, with ../shared when present)
+#   XNORYOLO_ARM64_FULL=0   the kernel tests only (default 1: the engine tests too, tests/detector,
+#                           with ../shared's parity cases when present)
 #   XNORYOLO_ARM64_CACHE    the cache folder (default .cache/arm64: the root, its venv, pip's cache)
 #   XNORYOLO_ARM64_MIRROR   the Debian mirror (default: the one in this machine's apt sources)
 #
@@ -18,7 +19,7 @@ CACHE=${XNORYOLO_ARM64_CACHE:-$REPO/.cache/arm64}
 ROOT=$CACHE/root
 SUITE=bookworm
 PACKAGES=python3,python3-venv,python3-dev,gcc,libc6-dev,ca-certificates
-FULL=${XNORYOLO_ARM64_FULL:-0}
+FULL=${XNORYOLO_ARM64_FULL:-1}
 QEMU_CPU_MODEL=neoverse-n1
 SHARED=${XNORYOLO_SHARED:-$REPO/../shared}
 HOST_PY=$REPO/.venv/bin/python
@@ -195,4 +196,4 @@ done_step
 log "== times (QEMU_CPU=$QEMU_CPU_MODEL, $(nproc) host cores)"
 for t in "${TIMES[@]}"; do log "   $t"; done
 log "   total                              $(($(date +%s) - T0)) s"
-[ "$FULL" = 1 ] || log "   engine tests skipped: XNORYOLO_ARM64_FULL=1 runs tests/detector too"
+[ "$FULL" = 1 ] || log "   engine tests skipped (XNORYOLO_ARM64_FULL=0)"
