@@ -214,8 +214,8 @@ def test_float_conv(c: int, geom: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("geom", [(3, 1, 1), (3, 2, 1), (3, 1, 0), (5, 1, 2), (2, 1, 0)])
 @pytest.mark.parametrize("c", [1, 3, 4])
 def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str) -> None:
-    """First-layer shapes (C <= 4) take the direct path on AVX2/AVX-512: 4 filters x 16 pixel
-    vectors, ragged right edges, filter counts that are not multiples of 4."""
+    """First-layer shapes (C <= 4) take the direct path on AVX2, AVX-512 and NEON: filter x
+    pixel blocks of vectors, ragged right edges, filter counts that are not multiples of 4."""
     size, sy, pad = geom
     rng = np.random.default_rng(c * 7 + w + size)
     x = rng.random((c, 9, w), dtype=np.float32)
@@ -226,7 +226,7 @@ def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str)
         kernel = FastBackend(threads, simd=isa, activate=activate).float_conv(
             weights, bias, spec, act
         )
-        assert kernel.direct == (isa in ("avx2", "avx512"))
+        assert kernel.direct == (isa in ("avx2", "avx512", "neon"))
         _close(kernel(x), ops.float_conv(x, weights, bias, spec, act), 1e-5)
 
 

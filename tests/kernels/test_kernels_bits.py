@@ -156,16 +156,24 @@ def _random_network(cfg: str, threads: int, isa: str | None = None):
     return net.prepare(FastBackend(threads=threads, simd=isa))
 
 
-def test_bits_plan_of_yolov3_tiny_xnor() -> None:
-    """The float first conv runs pool 1 itself and emits its bits; convs and pools up to conv
-    12 hand bits on; conv 8 also keeps its floats for the route; conv 13 feeds a float conv
-    and a route, so it emits floats."""
-    net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 1)
+@pytest.mark.parametrize("isa", ISAS)
+def test_bits_plan_of_yolov3_tiny_xnor(isa: str) -> None:
+    """The float first conv runs pool 1 itself and emits its bits where its kernel can (the
+    direct path), else pool 1 packs the conv's floats; convs and pools up to conv 12 hand bits
+    on; conv 8 also keeps its floats for the route; conv 13 feeds a float conv and a route, so
+    it emits floats."""
+    net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 1, isa)
     plan = net.bits_plan
-    assert sorted(plan) == [*range(0, 14), 17, 18, 19, 20]
+    fused = net.layers[0].kernel.pools_to_bits(net.layers[1].bits_kernel)
+    assert fused == net.layers[0].kernel.direct
+    assert sorted(plan) == [*range(0 if fused else 1, 14), 17, 18, 19, 20]
     assert [i for i, step in plan.items() if step.want_float] == [13]  # conv 14 reads floats
-    assert plan[0].pool is net.layers[1] and plan[1].done
-    assert plan[0].layout == (net.layers[2].kernel.packed_shape, 1)
+    if fused:
+        assert plan[0].pool is net.layers[1] and plan[1].done
+        assert plan[0].layout == (net.layers[2].kernel.packed_shape, 1)
+    else:
+        assert not plan[1].done and plan[1].pool is None
+        assert plan[1].layout == (net.layers[2].kernel.packed_shape, 1)
     assert plan[2].layout == (net.layers[3].kernel.packed_shape, 0)
     # conv 8 feeds pool 9 and route 20, conv 13 route 17: natural layout, no border
     assert plan[8].layout == ((26, 26, 4), 0) and plan[13].layout == ((13, 13, 4), 0)
@@ -195,7 +203,7 @@ def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: st
             backend = FastBackend(threads, simd=isa)
             conv = backend.float_conv(weights, bias, spec, "leaky")
             mp = backend.maxpool((f, h, w), size, sy, sx, padding, out_h, out_w)
-            fusable = isa in ("avx2", "avx512") and sy == size and padding // 2 == 0
+            fusable = conv.direct and sy == size and padding // 2 == 0
             assert conv.pools_to_bits(mp) == fusable
             if not fusable:
                 continue

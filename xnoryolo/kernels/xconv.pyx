@@ -458,10 +458,11 @@ cdef class FloatConv:
         # thin inputs (RGB, or up to 32 channels): im2col would copy size*size times a large
         # input for a GEMM with a small K, so convolve directly (vector code only: the plain C
         # loop is slower than im2col + BLAS). From 64 channels up the rows of one output row
-        # no longer fit L1 and the GEMM wins.
+        # no longer fit L1 and the GEMM wins. The direct path is also what lets the first
+        # conv run the pool after it and emit sign bits (run_pooled_bits).
         self.direct = (self.groups == 1 and self.dilation == 1 and self.stride_x == 1
                        and self.c <= 32 and self.size > 1
-                       and self.isa in (XN_AVX2, XN_AVX512))
+                       and self.isa in (XN_AVX2, XN_AVX512, XN_NEON))
         if self.direct:
             fpad = _round_up(self.filters, 8)
             wd = np.zeros((fpad, self.k), dtype=np.float32)

@@ -1,6 +1,7 @@
 /* Direct float convolution for thin inputs (the first layer: C*size*size small), stride_x 1.
  * xp: zero-padded input (c, hp, wp); W: (F rounded up to 4, K) with zero rows; writes output
- * row oy (input rows iy0 ..) of every filter: out + f*plane. 4 filters x 16 pixels per step. */
+ * row oy (input rows iy0 ..) of every filter: out + f*plane. Vector variants for AVX2,
+ * AVX-512 and NEON; the portable loop is the reference for them. */
 #ifndef XNORYOLO_XN_DIRECT_H
 #define XNORYOLO_XN_DIRECT_H
 
@@ -201,6 +202,120 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
 }
 #endif
 
+#ifdef XN_HAVE_NEON
+/* bias + linear/leaky/relu on 4 accumulated values, in registers: the xn_bias_act_row
+ * operations in its order (an add, then a multiply feeding only a select), so the same floats */
+static inline float32x4_t xn_bias_act4_neon(float32x4_t v, float bias, int act) {
+    v = vaddq_f32(v, vdupq_n_f32(bias));
+    if (act == XN_LEAKY)
+        v = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(0.0f)), v, vmulq_f32(v, vdupq_n_f32(0.1f)));
+    else if (act == XN_RELU)
+        v = vbslq_f32(vcgtq_f32(v, vdupq_n_f32(0.0f)), v, vdupq_n_f32(0.0f));
+    return v;
+}
+
+/* NEON: 4 filters x 16 pixels (16 q accumulators of the 32 registers) per step, then the
+ * right edge 4 pixels at a time, the last ragged block read through a zeroed copy of its taps
+ * (no masked loads; reads stay inside the padded row). W has rows padded to a multiple of 4
+ * filters. */
+static void xn_direct_row_neon(const float *xp, int c, int hp, int wp, const float *W, int F,
+                               int size, int iy0, int out_w, float *out, size_t plane,
+                               const float *bias, int act) {
+    const int K = c * size * size;
+    const int ract = act == XN_LOGISTIC ? XN_LINEAR : act;
+    const int full = out_w & ~15;
+    int f0, ox, ch, ky, kx, r, q;
+    for (f0 = 0; f0 < F; f0 += 4) {
+        const float *w0 = W + (size_t)f0 * K;
+        const int nf = F - f0 < 4 ? F - f0 : 4;
+        for (ox = 0; ox < full; ox += 16) {
+            /* named accumulators, not an array: GCC keeps an array in memory across the tap
+             * loops and stores it back on every tap */
+            float32x4_t a00 = vdupq_n_f32(0.0f), a01 = a00, a02 = a00, a03 = a00, a10 = a00,
+                        a11 = a00, a12 = a00, a13 = a00, a20 = a00, a21 = a00, a22 = a00,
+                        a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        const float32x4_t x0 = vld1q_f32(row + kx), x1 = vld1q_f32(row + kx + 4),
+                                          x2 = vld1q_f32(row + kx + 8),
+                                          x3 = vld1q_f32(row + kx + 12);
+                        float32x4_t w = vdupq_n_f32(w0[t]);
+                        a00 = vfmaq_f32(a00, w, x0);
+                        a01 = vfmaq_f32(a01, w, x1);
+                        a02 = vfmaq_f32(a02, w, x2);
+                        a03 = vfmaq_f32(a03, w, x3);
+                        w = vdupq_n_f32(w0[(size_t)K + t]);
+                        a10 = vfmaq_f32(a10, w, x0);
+                        a11 = vfmaq_f32(a11, w, x1);
+                        a12 = vfmaq_f32(a12, w, x2);
+                        a13 = vfmaq_f32(a13, w, x3);
+                        w = vdupq_n_f32(w0[2 * (size_t)K + t]);
+                        a20 = vfmaq_f32(a20, w, x0);
+                        a21 = vfmaq_f32(a21, w, x1);
+                        a22 = vfmaq_f32(a22, w, x2);
+                        a23 = vfmaq_f32(a23, w, x3);
+                        w = vdupq_n_f32(w0[3 * (size_t)K + t]);
+                        a30 = vfmaq_f32(a30, w, x0);
+                        a31 = vfmaq_f32(a31, w, x1);
+                        a32 = vfmaq_f32(a32, w, x2);
+                        a33 = vfmaq_f32(a33, w, x3);
+                    }
+                }
+            {
+                const float32x4_t acc[16] = {a00, a01, a02, a03, a10, a11, a12, a13,
+                                             a20, a21, a22, a23, a30, a31, a32, a33};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    for (q = 0; q < 4; q++)
+                        vst1q_f32(o + 4 * q,
+                                  xn_bias_act4_neon(acc[4 * r + q], bias[f0 + r], ract));
+                }
+            }
+        }
+        for (ox = full; ox < out_w; ox += 4) {
+            const int n = out_w - ox < 4 ? out_w - ox : 4;
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            float tail[4] = {0.0f, 0.0f, 0.0f, 0.0f}, res[4];
+            int t = 0;
+            for (ch = 0; ch < c; ch++)
+                for (ky = 0; ky < size; ky++) {
+                    const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
+                    for (kx = 0; kx < size; kx++, t++) {
+                        float32x4_t x0;
+                        if (n == 4) {
+                            x0 = vld1q_f32(row + kx);
+                        } else {
+                            memcpy(tail, row + kx, sizeof(float) * (size_t)n);
+                            x0 = vld1q_f32(tail);
+                        }
+                        a0 = vfmaq_f32(a0, vdupq_n_f32(w0[t]), x0);
+                        a1 = vfmaq_f32(a1, vdupq_n_f32(w0[(size_t)K + t]), x0);
+                        a2 = vfmaq_f32(a2, vdupq_n_f32(w0[2 * (size_t)K + t]), x0);
+                        a3 = vfmaq_f32(a3, vdupq_n_f32(w0[3 * (size_t)K + t]), x0);
+                    }
+                }
+            {
+                const float32x4_t acc[4] = {a0, a1, a2, a3};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    if (n == 4) {
+                        vst1q_f32(o, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
+                    } else {
+                        vst1q_f32(res, xn_bias_act4_neon(acc[r], bias[f0 + r], ract));
+                        memcpy(o, res, sizeof(float) * (size_t)n);
+                    }
+                }
+            }
+        }
+    }
+    if (act == XN_LOGISTIC)
+        for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
+}
+#endif
+
 /* One output row of every filter, bias and activation applied. */
 static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
                           int size, int iy0, int out_w, float *out, size_t plane,
@@ -213,6 +328,12 @@ static void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const
     }
     if (isa == XN_AVX2) {
         xn_direct_row_avx2(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
+        return;
+    }
+#endif
+#ifdef XN_HAVE_NEON
+    if (isa == XN_NEON) {
+        xn_direct_row_neon(xp, c, hp, wp, W, F, size, iy0, out_w, out, plane, bias, act);
         return;
     }
 #endif
