@@ -19,9 +19,11 @@ import ipaddress
 import os
 import socket
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .redact import AmbiguousCredentials, split_credentials
@@ -178,6 +180,26 @@ def check_url(policy: NetworkPolicy, url: str) -> str:
     """The http(s) `url` of a video job checked against `policy` (also each redirect's
     target): answers its host; SourceRefused or HostNotFound otherwise."""
     return policy.check_url(url, ("http", "https"))
+
+
+class CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, each followed only to an http(s) URL `policy` allows
+    (SourceRefused or HostNotFound from the opener otherwise)."""
+
+    def __init__(self, policy: NetworkPolicy) -> None:
+        self.policy = policy
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        check_url(self.policy, newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 @dataclass(frozen=True)

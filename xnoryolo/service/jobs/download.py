@@ -27,7 +27,14 @@ from typing import Any
 
 from xnoryolo.detector.video import Cancelled
 
-from ..policy import HostNotFound, NetworkPolicy, SourceRefused, check_url, redirect_refusal
+from ..policy import (
+    CheckedRedirects,
+    HostNotFound,
+    NetworkPolicy,
+    SourceRefused,
+    check_url,
+    redirect_refusal,
+)
 from ..redact import redact, redact_url, split_credentials
 from .layout import JobFolder
 
@@ -161,28 +168,9 @@ def checked_request(
         # Unredirected: a redirect to another host never carries the credentials along.
         request.add_unredirected_header("Authorization", "Basic " + b64encode(pair).decode())
     opener = urllib.request.build_opener(
-        _HTTPHandler(watchdog), _HTTPSHandler(watchdog), _CheckedRedirects(policy)
+        _HTTPHandler(watchdog), _HTTPSHandler(watchdog), CheckedRedirects(policy)
     )
     return opener, request
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to where `policy` allows (SourceRefused otherwise)."""
-
-    def __init__(self, policy: NetworkPolicy) -> None:
-        self.policy = policy
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        check_url(self.policy, newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _transfer(

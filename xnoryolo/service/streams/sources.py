@@ -32,7 +32,14 @@ import cv2
 import numpy as np
 
 from ..imagelimits import ImageRefused, check_size, image_size
-from ..policy import DEFAULT_PORTS, HostNotFound, SourcePolicy, SourceRefused, redirect_refusal
+from ..policy import (
+    DEFAULT_PORTS,
+    CheckedRedirects,
+    HostNotFound,
+    SourcePolicy,
+    SourceRefused,
+    redirect_refusal,
+)
 from ..redact import AmbiguousCredentials, redact, redact_url, split_credentials
 from .events import ErrorKind, SourceError
 
@@ -390,7 +397,9 @@ def _diagnose_http(source: Source, timeout: float) -> SourceError | None:
         req.add_unredirected_header(
             "Authorization", "Basic " + base64.b64encode(user_pass.encode()).decode()
         )
-    opener = urllib.request.build_opener(_CheckedRedirects(source.policy))
+    # a trusted source's redirects are the operator's; the API's are checked like the URL
+    handlers = [] if source.policy is None else [CheckedRedirects(source.policy.network)]
+    opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(req, timeout=timeout) as resp:
             ctype = resp.headers.get("Content-Type", "")
@@ -439,26 +448,6 @@ def _check_first_jpeg(resp: Any, source: Source, timeout: float) -> SourceError 
                 return SourceError(ErrorKind.TOO_LARGE, f"{source.redacted}: {exc}")
             return None
     return None
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Each redirect's target checked against the source's policy before it is followed."""
-
-    def __init__(self, policy: SourcePolicy | None) -> None:
-        self.policy = policy
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: Any,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if self.policy is not None:
-            self.policy.network.check_url(newurl, ("http", "https"))
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _from_status(name: str, status: int) -> SourceError | None:
