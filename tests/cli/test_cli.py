@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -149,13 +150,15 @@ def test_bad_inputs_give_one_clear_error_line(yolov3_tiny: ModelFiles, tmp_path:
         ("--cfg", "/dev/zero: not a regular file"),
         ("--weights", "/dev/zero: not a regular file"),
         ("--names", "/dev/zero: not a regular file"),
+        ("fifo-cfg", "camera.fifo: not a regular file"),
+        ("fifo-weights", "camera.fifo: not a regular file"),
         ("huge-weights", "do not belong to this cfg"),
     ],
 )
 def test_model_files_that_are_not_files_fail_fast(
     yolov3_tiny: ModelFiles, tmp_path: Path, flag: str, pattern: str
 ) -> None:
-    """A character device (or a 64 GB sparse file) is refused before it is read."""
+    """A character device, a FIFO (or a 64 GB sparse file) is refused before it is read."""
     photo = tmp_path / "p.png"
     cv2.imwrite(str(photo), np.zeros((32, 32, 3), np.uint8))
     args = {
@@ -169,6 +172,11 @@ def test_model_files_that_are_not_files_fail_fast(
             f.write(yolov3_tiny.weights.read_bytes()[:20])
             f.truncate(64 << 30)
         args["--weights"] = huge
+    elif flag.startswith("fifo-"):
+        # opening a FIFO for reading would wait for a writer forever
+        fifo = tmp_path / "camera.fifo"
+        os.mkfifo(fifo)
+        args["--" + flag.removeprefix("fifo-")] = fifo
     else:
         args[flag] = Path("/dev/zero")
     flat = [v for kv in args.items() for v in kv]

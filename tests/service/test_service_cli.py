@@ -85,6 +85,17 @@ def test_unsafe_start_is_refused_in_one_line(
     assert len(lines) == 1 and expect in lines[0], r.stderr
 
 
+def test_config_on_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: the settings file is opened without
+    blocking and refused."""
+    fifo = tmp_path / "settings.fifo"
+    os.mkfifo(fifo)
+    r = serve("--config", str(fifo))
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "settings.fifo: not a regular file" in lines[0], r.stderr
+
+
 def test_keyless_public_opt_out_keeps_the_rest_of_the_access_block(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("host: 0.0.0.0\naccess: {allowed_origins: ['http://dash.example']}\n")

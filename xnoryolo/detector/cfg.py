@@ -10,14 +10,13 @@ trailing `#comment` is tolerated, as real cfgs carry those.
 from __future__ import annotations
 
 import difflib
-import os
-import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CfgError, CfgWarning
+from .files import UnreadableFile, read_small_file
 
 _STRIP = str.maketrans("", "", " \t\r\n\f\v")
 
@@ -178,15 +177,9 @@ MAX_CFG_BYTES = 4 << 20
 def read_cfg(path: str | Path) -> Cfg:
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise CfgError(p, None, "not a regular file: not a darknet cfg")
-            if st.st_size > MAX_CFG_BYTES:
-                raise CfgError(
-                    p, None, f"{st.st_size} bytes is too large for a darknet cfg (weights file?)"
-                )
-            data = f.read(MAX_CFG_BYTES + 1)
+        data = read_small_file(p, MAX_CFG_BYTES)
+    except UnreadableFile as exc:
+        raise CfgError(p, None, f"{exc}: not a darknet cfg") from None
     except OSError as exc:
         raise CfgError(p, None, f"cannot read cfg: {exc.strerror or exc}") from None
     try:

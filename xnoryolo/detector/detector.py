@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
-import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 from .backends import Backend
 from .decode import Candidates, correct_boxes, nms, print_order, region_candidates, yolo_candidates
 from .errors import NamesError
+from .files import UnreadableFile, read_small_file
 from .layers import RegionLayer, YoloLayer
 from .network import Network
 from .packed import is_packed, packed_names
@@ -66,14 +65,11 @@ def _c_round(v: float) -> int:
 def read_names(path: str | Path) -> list[str]:
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise NamesError(f"{p}: not a regular file: not a class-names file")
-            data = f.read(MAX_NAMES_BYTES + 1)
+        data = read_small_file(p, MAX_NAMES_BYTES)
+    except UnreadableFile as exc:
+        raise NamesError(f"{p}: {exc}: not a class-names file") from None
     except OSError as exc:
         raise NamesError(f"{p}: cannot read names: {exc.strerror or exc}") from None
-    if len(data) > MAX_NAMES_BYTES:
-        raise NamesError(f"{p}: more than {MAX_NAMES_BYTES >> 20} MB: not a class-names file")
     text = data.decode("utf-8", errors="replace")
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:

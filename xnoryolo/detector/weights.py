@@ -10,7 +10,6 @@ single float is read, so a short, over-long or mismatched file fails with the la
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import WeightsError
+from .files import UnreadableFile, open_regular
 from .layers import ConvolutionalLayer, Layer, RegionLayer, YoloLayer
 
 
@@ -80,10 +80,14 @@ class WeightsReader:
         huge or mismatched file fails at once."""
         p = Path(path)
         try:
-            with p.open("rb") as f:
+            f = open_regular(p)
+        except UnreadableFile as exc:
+            raise WeightsError(f"{p}: {exc}: not a darknet weights file") from None
+        except OSError as exc:
+            raise WeightsError(f"{p}: cannot read weights: {exc.strerror or exc}") from None
+        try:
+            with f:
                 st = os.fstat(f.fileno())
-                if not stat.S_ISREG(st.st_mode):
-                    raise WeightsError(f"{p}: not a regular file: not a darknet weights file")
                 if per_layer is not None:
                     head = parse_header(f.read(20), str(p))
                     sized = cls.__new__(cls)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +20,8 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from xnoryolo.detector.files import UnreadableFile, read_small_file
 
 # analyzeduration/probesize cut an RTSP open from ~4.7 s to ~0.2 s; setting the variable
 # replaces OpenCV's own TCP preference, hence the explicit rtsp_transport.
@@ -265,14 +265,11 @@ MAX_CONFIG_BYTES = 1 << 20
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ConfigError(f"{path}: not a regular file: not a settings file")
-            raw = f.read(MAX_CONFIG_BYTES + 1)
+        raw = read_small_file(path, MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        raise ConfigError(f"{path}: {exc}: not a settings file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than 1 MB: not a settings file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
