@@ -183,6 +183,9 @@ export function renderStream(main, id) {
     } catch (err) { message.textContent = `Reconnect failed: ${err.message}`; }
   }
 
+  // The list shows what the filter keeps: a changed filter starts it afresh.
+  for (const input of [classes, thresh]) input.addEventListener("input", () => list.replaceChildren());
+
   const remove = el("button", { class: "danger", type: "button" }, "Remove");
   remove.addEventListener("click", async () => {
     if (remove.dataset.confirm !== "yes") {  // a second press confirms
