@@ -44,6 +44,7 @@ class Detection:
     height: int
     objectness: float = 1.0
     best_class: bool = True
+    track_id: int | None = None  # set by a tracker (xnoryolo.tracking); absent from JSON if None
 
     def darknet_line(self) -> str:
         return (
@@ -53,8 +54,13 @@ class Detection:
 
     def to_json(self) -> dict[str, Any]:
         """The one JSON form of a detection (CLI, job results, events, /v1/detect; see
-        docs/detection-json.md): every field, floats rounded to 6 decimals."""
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        docs/detection-json.md): every field, floats rounded to 6 decimals; `track_id` only
+        where a tracker gave the box one."""
+        return {
+            k: round(v, 6) if isinstance(v, float) else v
+            for k, v in asdict(self).items()
+            if v is not None or k != "track_id"
+        }
 
 
 def _c_round(v: float) -> int:

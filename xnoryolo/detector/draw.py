@@ -33,6 +33,8 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection]) -> np.nd
         x1, y1 = min(w - 1, left + width), min(h - 1, top + height)
         cv2.rectangle(out, (x0, y0), (x1, y1), color, thick)
         text = ", ".join(f"{d.name} {d.prob * 100:.0f}%" for d in group)
+        if group[0].track_id is not None:  # a tracker's id leads the label
+            text = f"#{group[0].track_id} {text}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = y0 - 2 if y0 - th - base - 2 >= 0 else y0 + th + base + 2
         tx = max(0, min(x0, w - tw - 3))  # keep the label inside the frame
