@@ -84,7 +84,9 @@ def test_upload_follow_and_every_format(tmp_path: Path, media: Path, detector: A
         codec = "h264" if shutil.which("ffmpeg") else "mp4v"
         assert job["video"]["annotated_codec"] in ("avc1", codec)
         assert job["video"]["annotated_h264"] is (job["video"]["annotated_codec"] != "mp4v")
-        assert set(job["results"]) == {"detections", "detections_jsonl", "mot", "coco", "video"}
+        assert set(job["results"]) == {
+            *("detections", "detections_jsonl", "mot", "coco", "video", "summary")
+        }
         assert [j["id"] for j in client.get("/v1/jobs").json()] == [job["id"]]
         metrics = client.get("/metrics").text
         assert 'xnoryolo_jobs{state="succeeded"} 1.0' in metrics
@@ -106,7 +108,10 @@ def test_upload_follow_and_every_format(tmp_path: Path, media: Path, detector: A
 
         mot = client.get(f"{base}/detections", params={"format": "mot"}).text.splitlines()
         rows = [[float(v) for v in line.split(",")] for line in mot]
-        assert rows and all(len(r) == 10 and r[1] == -1 and r[7:] == [-1, -1, -1] for r in rows)
+        # tracking is on by default: the tracked boxes with their track ids
+        assert rows and all(len(r) == 10 and r[1] >= 1 and r[7:] == [-1, -1, -1] for r in rows)
+        tracked = {d["track_id"] for f in doc["frames"] for d in f["detections"] if "track_id" in d}
+        assert {int(r[1]) for r in rows} == tracked
         assert {int(r[0]) for r in rows} <= {f + 1 for f in range(0, 20, 2)}
         assert all(0 < r[6] <= 1 and r[4] > 0 and r[5] > 0 for r in rows)
 
@@ -119,6 +124,9 @@ def test_upload_follow_and_every_format(tmp_path: Path, media: Path, detector: A
             assert a["image_id"] in image_ids and a["category_id"] in cats
             x, y, w, h = a["bbox"]
             assert min(x, y) >= 0 and x + w <= 768 and y + h <= 576 and a["area"] == w * h
+        assert {a["track_id"] for a in coco["annotations"] if "track_id" in a} == tracked
+        summary = client.get(f"{base}/summary").json()
+        assert summary["tracks"] == len(tracked) and summary["lines"] == {} and summary["events"] == []
 
         r = client.get(f"{base}/video")
         assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"

@@ -57,6 +57,21 @@ class FrameDetector(Protocol):
     ) -> list[Detection]: ...
 
 
+class FrameAnalyser(Protocol):
+    """What `process_video` asks of an analysis beyond boxes (xnoryolo.tracking's
+    FrameAnalysis): whether a frame needs inference, track ids for the boxes of those that
+    do, and the events they cause."""
+
+    @property
+    def tracking(self) -> bool: ...
+    def wants_inference(self, image: np.ndarray, t: float) -> bool: ...
+    def hold(self, t: float) -> None: ...
+    def update(
+        self, size: tuple[int, int], detections: Sequence[Detection], t: float, frame: int
+    ) -> tuple[list[Detection], Sequence[Any]]: ...
+    def finish(self) -> Sequence[Any]: ...
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     width: int
@@ -117,6 +132,7 @@ class VideoResult:
     elapsed_s: float
     counts: Counter[str] = field(default_factory=Counter)  # best-class detections per name
     video_codec: str | None = None
+    events: list[Any] = field(default_factory=list)  # the analyser's, in order
 
     @property
     def fps(self) -> float:
@@ -252,11 +268,15 @@ def process_video(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     gate: Callable[[], None] | None = None,
+    analyser: FrameAnalyser | None = None,
+    annotate: Callable[[np.ndarray, list[Detection]], np.ndarray] = draw_detections,
 ) -> VideoResult:
     """Detect objects in every `options.stride`-th frame of `path` and write `outputs`.
 
     `progress` is called after every frame, `gate` before every detector call (background
-    jobs wait there for live streams); setting `cancel` raises Cancelled."""
+    jobs wait there for live streams); setting `cancel` raises Cancelled. An `analyser` may
+    skip inference on frames (motion gating) and gives boxes track ids; with tracking, the
+    MOT output holds the tracked boxes with their ids. `annotate` draws the video's frames."""
     path = Path(path)
     cap = _open(path)
     parts: dict[str, Path] = {}
@@ -284,6 +304,8 @@ def process_video(
         frames = processed = 0
         dets: list[Detection] = []
         counts: Counter[str] = Counter()
+        events: list[Any] = []
+        tracking = analyser is not None and analyser.tracking
         codec: str | None = None
         t0 = time.perf_counter()
         while options.max_frames is None or frames < options.max_frames:
@@ -297,20 +319,28 @@ def process_video(
                 total = info.frames
                 if options.max_frames is not None and total is not None:
                     total = min(total, options.max_frames)
-            if frames % options.stride == 0:
+            t = frames / (info.fps or 25.0)
+            if frames % options.stride == 0 and (
+                analyser is None or analyser.wants_inference(frame, t)
+            ):
                 if gate is not None:
                     gate()
                 dets = options.keep(detector.detect(frame, thresh=options.threshold))
+                if analyser is not None:
+                    dets, new = analyser.update((info.width, info.height), dets, t, frames)
+                    events.extend(new)
                 processed += 1
                 counts.update(d.name for d in dets if d.best_class)
-                _write_frame_records(files, frames, info.fps, dets)
+                _write_frame_records(files, frames, info.fps, dets, tracking)
+            elif analyser is not None and frames % options.stride == 0:
+                analyser.hold(t)  # nothing moved: the boxes drawn stay those of the last frame
             if outputs.video is not None:
                 if writer is None:
                     size = (frame.shape[1], frame.shape[0])
                     writer, codec = _open_writer(
                         parts["video"], info.fps or 25.0, size, outputs.codecs
                     )
-                writer.write(draw_detections(frame, dets))
+                writer.write(annotate(frame, dets))
             frames += 1
             if total is not None and frames > total:
                 total = frames  # the container's count was an estimate
@@ -318,6 +348,8 @@ def process_video(
                 progress(Progress(frames, total, processed, time.perf_counter() - t0))
         if info is None:
             raise VideoError("no frame could be decoded (empty or corrupt video)")
+        if analyser is not None:
+            events.extend(analyser.finish())
         for f in files.values():
             f.close()
         files.clear()
@@ -329,7 +361,7 @@ def process_video(
         if "coco" in parts:
             _write_coco(parts["jsonl"], parts["coco"], info, getattr(detector, "names", None))
         result = VideoResult(
-            info, frames, processed, time.perf_counter() - t0, counts, video_codec=codec
+            info, frames, processed, time.perf_counter() - t0, counts, codec, events
         )
         for key, target in (
             ("jsonl", outputs.jsonl),
@@ -351,7 +383,7 @@ def process_video(
 
 
 def _write_frame_records(
-    files: dict[str, Any], index: int, fps: float | None, dets: list[Detection]
+    files: dict[str, Any], index: int, fps: float | None, dets: list[Detection], tracking: bool
 ) -> None:
     if "jsonl" in files:
         record = {
@@ -361,11 +393,14 @@ def _write_frame_records(
         }
         files["jsonl"].write(json.dumps(record) + "\n")
     if "mot" in files:
-        # MOTChallenge detections: 1-based frame, id -1, one line per box (its best class).
+        # MOTChallenge: 1-based frame, one line per box (its best class). With tracking, the
+        # tracked boxes with their ids (a tracker's result file); without, every box, id -1
+        # (a detection file).
         files["mot"].writelines(
-            f"{index + 1},-1,{d.left},{d.top},{d.width},{d.height},{d.prob:.6f},-1,-1,-1\n"
+            f"{index + 1},{-1 if d.track_id is None else d.track_id},"
+            f"{d.left},{d.top},{d.width},{d.height},{d.prob:.6f},-1,-1,-1\n"
             for d in dets
-            if d.best_class
+            if d.best_class and (d.track_id is not None or not tracking)
         )
 
 
@@ -409,6 +444,7 @@ def _write_coco(records: Path, out: Path, info: VideoInfo, names: Sequence[str] 
                     "area": w * h,
                     "iscrowd": 0,
                     "score": d["prob"],
+                    **({"track_id": d["track_id"]} if "track_id" in d else {}),
                 }
             )
     classes = dict(enumerate(names)) if names else seen

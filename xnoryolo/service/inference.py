@@ -13,7 +13,7 @@ import numpy as np
 
 from xnoryolo.detector import Detection
 
-from .streams.events import DetectionEvent
+from .streams.events import DetectionEvent, Frame
 from .streams.manager import DetectParams
 from .streams.scheduler import FrameScheduler
 
@@ -79,8 +79,10 @@ class InferencePool:
         on_result: Callable[[DetectionEvent], None],
         workers: int = 1,
         clock: Callable[[], float] = time.monotonic,
+        on_held: Callable[[Frame], None] | None = None,
     ) -> None:
         self.detector = detector
+        self._on_held = on_held
         self.scheduler = scheduler
         self._params = params
         self._on_result = on_result
@@ -109,6 +111,12 @@ class InferencePool:
                 continue
             params = self._params(frame.stream)
             if params is None:  # the stream was removed meanwhile
+                continue
+            gate = params.analysis
+            t_video = frame.pts if frame.pts is not None else frame.captured
+            if gate is not None and not gate.wants_inference(frame.image, t_video):
+                if self._on_held is not None:
+                    self._on_held(frame)
                 continue
             t0 = self._clock()
             try:

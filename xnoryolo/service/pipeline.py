@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from xnoryolo.tracking.draw import draw_analysis
+
 from .inference import DetectorLike, InferencePool
 from .policy import SourcePolicy
 from .publish.hub import PublishHub
@@ -47,11 +49,21 @@ class Pipeline:
             max_pixels=settings.limits.max_pixels,
         )
         pool = InferencePool(
-            detector, scheduler, manager.params, manager.on_result, workers=settings.workers
+            detector,
+            scheduler,
+            manager.params,
+            manager.on_result,
+            workers=settings.workers,
+            on_held=manager.on_held,
         )
         metrics.watch(lambda: [ms.to_json() for ms in manager.list()])
         metrics.watch_subscribers(lambda: hub.subscribers, lambda: hub.dropped)
-        return cls(settings, detector, scheduler, hub, manager, pool, metrics, SnapshotCache())
+        snapshots = SnapshotCache(
+            annotate=lambda e: draw_analysis(
+                e.frame.image, e.detections, manager.analysis(e.stream)
+            )
+        )
+        return cls(settings, detector, scheduler, hub, manager, pool, metrics, snapshots)
 
     def start(self) -> None:
         configure_ffmpeg(self.settings.capture.ffmpeg_options)

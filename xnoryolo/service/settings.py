@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -22,6 +29,7 @@ from pydantic_settings import (
 )
 
 from xnoryolo.detector.files import UnreadableFile, read_small_file
+from xnoryolo.tracking.spec import AnalysisSpec, LineSpec, MotionSpec, TrackerSpec, ZoneSpec
 
 # analyzeduration/probesize cut an RTSP open from ~4.7 s to ~0.2 s; setting the variable
 # replaces OpenCV's own TCP preference, hence the explicit rtsp_transport.
@@ -62,6 +70,21 @@ class StreamConfig(BaseModel):
     threshold: float | None = Field(default=None, ge=0, le=1)
     loop: bool = Field(default=False, description="files: start again at the end")
     enabled: bool = True
+    # beyond boxes (xnoryolo.tracking): track ids, counting lines, dwell zones, motion gating
+    tracking: TrackerSpec = Field(default_factory=TrackerSpec, description="on, off or options")
+    lines: list[LineSpec] = Field(default=[], max_length=64, description="counting lines")
+    zones: list[ZoneSpec] = Field(default=[], max_length=64, description="dwell zones")
+    motion: MotionSpec = Field(default_factory=MotionSpec, description="on, off or options")
+
+    @model_validator(mode="after")
+    def _analysis_ok(self) -> StreamConfig:
+        self.analysis()  # line and zone names unique, lines and zones only with tracking
+        return self
+
+    def analysis(self) -> AnalysisSpec:
+        return AnalysisSpec(
+            tracking=self.tracking, lines=self.lines, zones=self.zones, motion=self.motion
+        )
 
 
 class CaptureConfig(BaseModel):

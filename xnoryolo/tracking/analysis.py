@@ -32,6 +32,10 @@ class FrameAnalysis:
         self._ids: set[int] = set()
 
     @property
+    def tracking(self) -> bool:
+        return self.tracker is not None
+
+    @property
     def active(self) -> bool:
         """Whether it does anything at all (tracking, counting or gating)."""
         return self.tracker is not None or self.gate is not None

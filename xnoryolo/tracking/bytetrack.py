@@ -92,8 +92,9 @@ class Tracker:
 
     # -- time ------------------------------------------------------------------------------
     def _predict(self, t: float, move: bool) -> None:
+        # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
-        self._t = t if self._t is None else max(self._t, t)
+        self._t = t
         if not self._tracks or steps == 0.0:
             return
         if move:

@@ -223,6 +223,16 @@ def job_detections(
 
 
 @router.get(
+    "/{job_id}/summary",
+    summary="Tracks, per line in/out counts per class, per zone visits and dwell times, frames "
+    "the motion gate skipped, and the line and zone events",
+)
+def job_summary(job_id: str, jobs: JobsDep) -> FileResponse:
+    _, path = _result(jobs, job_id, "summary")
+    return FileResponse(path, media_type="application/json", filename=f"{job_id}.summary.json")
+
+
+@router.get(
     "/{job_id}/video",
     summary="The annotated video (MP4; `video.annotated_codec` in the job tells the codec)",
     response_class=FileResponse,

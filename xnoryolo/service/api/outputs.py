@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from ..pipeline import Pipeline
 from ..publish.hub import Subscription
-from ..streams.events import DetectionEvent, Event
+from ..streams.events import DetectionEvent, Event, StateEvent
 from ..streams.manager import StreamNotFound
 from .deps import PipelineDep
 
@@ -41,7 +41,11 @@ def _subscription(
 
 
 def _event_name(event: Event) -> str:
-    return "detections" if isinstance(event, DetectionEvent) else "state"
+    if isinstance(event, DetectionEvent):
+        return "detections"
+    if isinstance(event, StateEvent):
+        return "state"
+    return str(event.to_json()["type"])  # line_crossed, zone_entered, zone_left
 
 
 async def _sse(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from xnoryolo.detector import Detection
@@ -52,3 +54,11 @@ class StreamInfo(BaseModel):
     stalls: int
     last_error: LastError | None
     latency_ms: Latency
+    tracking: bool = Field(description="boxes get track ids")
+    lines: list[dict[str, Any]] = Field(description="counting lines (as configured)")
+    zones: list[dict[str, Any]] = Field(description="dwell zones (as configured)")
+    motion: bool = Field(description="motion gating on")
+    analysis: dict[str, Any] | None = Field(
+        description="cumulative: tracks seen, per line in/out per class, per zone entered/left/"
+        "inside per class and dwell times, frames inferred and skipped by the motion gate"
+    )

@@ -4,15 +4,17 @@ layer only reads the request and turns the errors raised here into answers."""
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from xnoryolo.detector.video import VideoError, probe_video
+from xnoryolo.tracking import AnalysisSpec, LineSpec, MotionSpec, TrackerSpec, ZoneSpec
 
 from ..redact import redact
 from .layout import JobFolder
@@ -72,6 +74,14 @@ class JobOptions(BaseModel):
     stride: int = Field(default=1, ge=1, le=1000, description="detect on every n-th frame")
     video: bool = Field(default=True, description="also write the annotated MP4")
     max_frames: int | None = Field(default=None, ge=1, description="stop after this many frames")
+    track: TrackerSpec = Field(
+        default_factory=TrackerSpec, description="track ids: true/false or the tracker's options"
+    )
+    lines: list[LineSpec] = Field(default=[], max_length=64, description="counting lines")
+    zones: list[ZoneSpec] = Field(default=[], max_length=64, description="dwell zones")
+    motion: MotionSpec = Field(
+        default_factory=MotionSpec, description="motion gating: true/false or its options"
+    )
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -80,9 +90,35 @@ class JobOptions(BaseModel):
             return [c.strip() for c in value.split(",") if c.strip()] or None
         return value
 
+    @field_validator("track", "lines", "zones", "motion", mode="before")
+    @classmethod
+    def _json_field(cls, value: Any) -> Any:
+        # form fields and query parameters carry lists and objects as JSON text
+        if isinstance(value, str) and value.lstrip().startswith(("[", "{")):
+            try:
+                return json.loads(value)
+            except (ValueError, RecursionError):
+                raise ValueError("not valid JSON") from None
+        return value
+
+    @model_validator(mode="after")
+    def _analysis_ok(self) -> JobOptions:
+        self.analysis()  # names unique, lines and zones only with tracking
+        return self
+
+    def analysis(self) -> AnalysisSpec:
+        return AnalysisSpec(
+            tracking=self.track, lines=self.lines, zones=self.zones, motion=self.motion
+        )
+
     def data(self) -> JobOptionsData:
         return JobOptionsData(
-            self.threshold, self.classes, self.stride, self.video, self.max_frames
+            self.threshold,
+            self.classes,
+            self.stride,
+            self.video,
+            self.max_frames,
+            self.model_dump(mode="json", include={"track", "lines", "zones", "motion"}),
         )
 
 
@@ -106,7 +142,7 @@ class JobIntake:
                 for e in exc.errors()[:5]
             )
             raise InvalidJob(redact(problems)) from None
-        unknown = sorted(set(opts.classes or ()) - self.names)
+        unknown = sorted((set(opts.classes or ()) | opts.analysis().class_names()) - self.names)
         if unknown:
             raise InvalidJob(f"unknown class names: {', '.join(unknown)}")
         return opts

@@ -13,6 +13,7 @@ RESULT_FILES = {
     "mot": "detections.mot.txt",
     "coco": "detections.coco.json",
     "video": "annotated.mp4",
+    "summary": "summary.json",  # tracks, line counts, zone visits and their events
 }
 
 

@@ -5,10 +5,14 @@ cannot be used."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from xnoryolo.detector.video import (
     Cancelled,
@@ -21,6 +25,8 @@ from xnoryolo.detector.video import (
     probe_video,
     process_video,
 )
+from xnoryolo.tracking import AnalysisSpec, FrameAnalysis
+from xnoryolo.tracking.draw import draw_analysis
 
 from ..imagelimits import ImageRefused, check_size
 from ..inference import DetectorLike
@@ -44,6 +50,17 @@ def frame_size_error(info: VideoInfo, max_pixels: int) -> None:
         check_size(info.width, info.height, max_pixels, "each frame")
     except ImageRefused as exc:
         raise FramesTooLarge(str(exc)) from None
+
+
+def write_summary(path: Path, analysis: FrameAnalysis, events: list[Any], inferred: int) -> None:
+    """The job's analysis summary (per line in/out per class, per zone visits and dwell,
+    tracks, frames the motion gate skipped) and its events, written whole or not at all."""
+    doc = {**analysis.summary(), "frames_inferred": inferred}
+    doc["events"] = [e.to_json() for e in events]
+    part = path.with_name(f".{path.name}.part{os.getpid()}")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    part.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(part, path)
 
 
 def run_job(
@@ -77,6 +94,16 @@ def run_job(
         video_fps=info.fps,
     )
     wanted = ["jsonl", "mot", "coco"] + (["video"] if opts.get("video", True) else [])
+    analysis = FrameAnalysis(
+        AnalysisSpec(
+            tracking=opts.get("track", {}),
+            lines=opts.get("lines", []),
+            zones=opts.get("zones", []),
+            motion=opts.get("motion", {}),
+        )
+    )
+    if analysis.active:
+        wanted.append("summary")
     paths = {k: folder.result(k) for k in wanted}
     saved = [0.0]
 
@@ -116,7 +143,11 @@ def run_job(
         progress=progress,
         cancel=cancel,
         gate=gate,
+        analyser=analysis if analysis.active else None,
+        annotate=lambda image, dets: draw_analysis(image, dets, analysis),
     )
+    if analysis.active:
+        write_summary(paths["summary"], analysis, result.events, result.processed)
     finished = store.update(
         job_id,
         only_if=JobState.RUNNING,

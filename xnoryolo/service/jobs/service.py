@@ -24,7 +24,7 @@ import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -63,6 +63,8 @@ class JobOptionsData:
     stride: int
     video: bool
     max_frames: int | None
+    # track, lines, zones, motion (xnoryolo.tracking.AnalysisSpec's parts, as JSON)
+    analysis: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class JobOptionsData:
             "stride": self.stride,
             "video": self.video,
             "max_frames": self.max_frames,
+            **self.analysis,
         }
 
 

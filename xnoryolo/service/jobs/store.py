@@ -93,6 +93,7 @@ _RESULT_LINKS = {
     "mot": "detections?format=mot",
     "coco": "detections?format=coco",
     "video": "video",
+    "summary": "summary",
 }
 
 

@@ -90,6 +90,52 @@ class _StreamCollector(Collector):
             counters["reconnects"].add_metric(lv, s["reconnects"])
             counters["stalls"].add_metric(lv, s["stalls"])
         yield from (fps_in, fps_out, state, *counters.values())
+        yield from _analysis_metrics(self._streams())
+
+
+def _analysis_metrics(streams: Iterable[dict[str, Any]]) -> Iterator[Metric]:
+    """Line counts, zone visits and occupancy, frames the motion gate let go."""
+    labels = ["stream", "name"]
+    crossings = CounterMetricFamily(
+        "xnoryolo_line_crossings",
+        "Tracks across a counting line, per direction and class",
+        labels=[*labels, "line", "direction", "class"],
+    )
+    entries = CounterMetricFamily(
+        "xnoryolo_zone_entries", "Tracks into a zone, per class", labels=[*labels, "zone", "class"]
+    )
+    exits = CounterMetricFamily(
+        "xnoryolo_zone_exits", "Tracks out of a zone, per class", labels=[*labels, "zone", "class"]
+    )
+    inside = GaugeMetricFamily(
+        "xnoryolo_zone_occupancy",
+        "Tracks in a zone now, per class",
+        labels=[*labels, "zone", "class"],
+    )
+    held = CounterMetricFamily(
+        "xnoryolo_stream_motion_skipped_frames",
+        "Frames let go without inference by the motion gate",
+        labels=labels,
+    )
+    for s in streams:
+        a = s.get("analysis")
+        if not a:
+            continue
+        lv = [s["id"], redact(s["name"])]
+        for line, c in a["lines"].items():
+            for direction in ("in", "out"):
+                for cls, n in c[direction].items():
+                    crossings.add_metric([*lv, line, direction, cls], n)
+        for zone, z in a["zones"].items():
+            for cls, n in z["entered"].items():
+                entries.add_metric([*lv, zone, cls], n)
+            for cls, n in z["left"].items():
+                exits.add_metric([*lv, zone, cls], n)
+            for cls, n in z["inside"].items():
+                inside.add_metric([*lv, zone, cls], n)
+        if a["motion"] is not None:
+            held.add_metric(lv, a["motion"]["skipped"])
+    yield from (crossings, entries, exits, inside, held)
 
 
 class _SubscriberCollector(Collector):

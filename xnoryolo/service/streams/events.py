@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from xnoryolo.detector import Detection
+from xnoryolo.tracking.events import LineCrossed, ZoneEntered, ZoneLeft
 
 
 class StreamState(str, enum.Enum):
@@ -123,4 +124,18 @@ class StateEvent:
         }
 
 
-Event = DetectionEvent | StateEvent
+# Line and zone events (xnoryolo.tracking.events) carry their stream and wall-clock time.
+Event = DetectionEvent | StateEvent | LineCrossed | ZoneEntered | ZoneLeft
+
+__all__ = [
+    "DetectionEvent",
+    "ErrorKind",
+    "Event",
+    "Frame",
+    "LineCrossed",
+    "SourceError",
+    "StateEvent",
+    "StreamState",
+    "ZoneEntered",
+    "ZoneLeft",
+]

@@ -12,12 +12,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from xnoryolo.detector import Detection
+from xnoryolo.tracking import FrameAnalysis
 
 from ..policy import HostNotFound, SourcePolicy
 from ..redact import redact
 from ..settings import CaptureConfig, StreamConfig
 from .capture import StreamCapture
-from .events import DetectionEvent, Event, StateEvent, StreamState
+from .events import DetectionEvent, Event, Frame, StateEvent, StreamState
 from .scheduler import FrameScheduler
 from .sources import Source, check_source, parse_source
 from .status import StreamStatus
@@ -25,6 +26,11 @@ from .status import StreamStatus
 log = logging.getLogger("xnoryolo.service.streams")
 
 CaptureFactory = Callable[..., StreamCapture]
+
+
+def _video_time(frame: Frame) -> float:
+    """The frame's time for motion models: the source's clock where it has one."""
+    return frame.pts if frame.pts is not None else frame.captured
 
 
 class StreamNotFound(LookupError):
@@ -65,6 +71,7 @@ class DetectParams:
 
     threshold: float | None = None
     classes: frozenset[str] | None = None
+    analysis: FrameAnalysis | None = None  # motion gating before inference, tracking after
 
     def keep(self, detections: list[Detection]) -> tuple[Detection, ...]:
         if not self.classes:
@@ -93,8 +100,18 @@ class ManagedStream:
             "fps_cap": self.config.fps,
             "classes": self.config.classes,
             "threshold": self.config.threshold,
+            "tracking": self.config.tracking.enabled,
+            "lines": [x.model_dump(mode="json") for x in self.config.lines],
+            "zones": [z.model_dump(mode="json") for z in self.config.zones],
+            "motion": self.config.motion.enabled,
             **self.status.snapshot(),
+            "analysis": self.params.analysis.summary() if self.params.analysis else None,
         }
+
+
+def _analysis(config: StreamConfig) -> FrameAnalysis | None:
+    analysis = FrameAnalysis(config.analysis())
+    return analysis if analysis.active else None
 
 
 class StreamManager:
@@ -162,8 +179,9 @@ class StreamManager:
             # missing file is told by the stream's status: checked again at each connection.
             with contextlib.suppress(HostNotFound, OSError):
                 check_source(source)
-        if config.classes and self.class_names is not None:
-            unknown = sorted(set(config.classes) - self.class_names)
+        wanted = set(config.classes or ()) | config.analysis().class_names()
+        if wanted and self.class_names is not None:
+            unknown = sorted(wanted - self.class_names)
             if unknown:
                 raise UnknownClasses(f"unknown class names: {', '.join(unknown)}")
         stream_id = config.id or uuid.uuid4().hex[:12]
@@ -185,7 +203,9 @@ class StreamManager:
             status=status,
             capture=capture,
             params=DetectParams(
-                config.threshold, frozenset(config.classes) if config.classes else None
+                config.threshold,
+                frozenset(config.classes) if config.classes else None,
+                _analysis(config),
             ),
         )
         with self._lock:
@@ -269,7 +289,19 @@ class StreamManager:
     def on_result(self, event: DetectionEvent) -> None:
         with self._lock:
             ms = self._streams.get(event.stream)
-            if ms is None:
+        if ms is None:
+            return
+        found: list[Event] = []
+        analysis = ms.params.analysis
+        if analysis is not None and analysis.tracking:
+            frame = event.frame
+            dets, happened = analysis.update(
+                (frame.width, frame.height), event.detections, _video_time(frame), frame.seq
+            )
+            event = replace(event, detections=tuple(dets))
+            found = [replace(e, stream=ms.id, timestamp=frame.timestamp) for e in happened]
+        with self._lock:
+            if event.stream not in self._streams:
                 return
             self._latest[event.stream] = event
         ms.status.result(event.latency_ms)
@@ -278,6 +310,22 @@ class StreamManager:
                 event.stream, event.latency_ms / 1000.0, event.inference_ms / 1000.0
             )
         self.hub.publish(event)
+        for e in found:
+            self.hub.publish(e)
+
+    def on_held(self, frame: Frame) -> None:
+        """A frame the motion gate let go without inference."""
+        ms = self.params(frame.stream)
+        if ms is not None and ms.analysis is not None:
+            ms.analysis.hold(_video_time(frame))
+        with self._lock:
+            managed = self._streams.get(frame.stream)
+        if managed is not None:
+            managed.status.held()
+
+    def analysis(self, stream_id: str) -> FrameAnalysis | None:
+        params = self.params(stream_id)
+        return params.analysis if params is not None else None
 
     def _on_state(self, event: StateEvent) -> None:
         detail = f" ({event.reason})" if event.reason else ""

@@ -118,6 +118,12 @@ class StreamStatus:
             self._latency_sum += latency_ms
             self._out.add(now)
 
+    def held(self) -> None:
+        """A frame the motion gate let go without inference: the stream is alive."""
+        now = self._clock()
+        with self._lock:
+            self.last_result = now
+
     def result_age(self) -> float | None:
         with self._lock:
             return None if self.last_result is None else self._clock() - self.last_result
