@@ -126,7 +126,9 @@ def test_upload_follow_and_every_format(tmp_path: Path, media: Path, detector: A
             assert min(x, y) >= 0 and x + w <= 768 and y + h <= 576 and a["area"] == w * h
         assert {a["track_id"] for a in coco["annotations"] if "track_id" in a} == tracked
         summary = client.get(f"{base}/summary").json()
-        assert summary["tracks"] == len(tracked) and summary["lines"] == {} and summary["events"] == []
+        assert (
+            summary["tracks"] == len(tracked) and summary["lines"] == {} and summary["events"] == []
+        )
 
         r = client.get(f"{base}/video")
         assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"

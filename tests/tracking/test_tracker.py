@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mot_helpers import LEVELS, degrade, evaluate, load_gt, sequence_dir
 
+from mot_helpers import LEVELS, degrade, evaluate, load_gt, sequence_dir
 from xnoryolo.tracking import Tracker, TrackerSpec
 from xnoryolo.tracking.bytetrack import assign, iou_matrix
 

@@ -1,0 +1,89 @@
+"""Tracks, lines and zones on a live stream through the real app: line and zone events reach
+subscribers (the hub every output reads), counters show in the stream status and /metrics,
+the snapshot has the line drawn, settings are checked."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from crossing_clip import EXPECTED, FRAMES, ColourDetector, write_clip
+from service_helpers import run_service, settings_for
+from xnoryolo.service.settings import StreamConfig
+from xnoryolo.service.streams.events import DetectionEvent, LineCrossed, ZoneEntered, ZoneLeft
+
+LINES = [{"name": "door", "points": [[0.5, 0.02], [0.5, 0.98]]}]
+ZONES = [{"name": "left half", "points": [[0, 0], [0.5, 0], [0.5, 1], [0, 1]], "classes": ["car"]}]
+
+
+def test_stream_counts_crossings_and_publishes_line_and_zone_events(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "crossings.mp4")
+    settings = settings_for(sources={"media_roots": [str(tmp_path)]}, data_dir=tmp_path / "data")
+    with run_service(settings, ColourDetector()) as svc:
+        sub = svc.pipeline.hub.subscribe(None)
+        with httpx.Client(base_url=svc.url, timeout=10) as client:
+            body = {"url": str(clip), "id": "door", "lines": LINES, "zones": ZONES}
+            r = client.post("/v1/streams", json=body)
+            assert r.status_code == 201, r.text
+            events: list[Any] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                e = sub.get_blocking(timeout=0.5)
+                if e is not None:
+                    events.append(e)
+                if sum(isinstance(x, DetectionEvent) for x in events) >= FRAMES:
+                    break
+            crossed = [e for e in events if isinstance(e, LineCrossed)]
+            got: dict[str, dict[str, int]] = {"in": {}, "out": {}}
+            for e in crossed:
+                got[e.direction][e.name] = got[e.direction].get(e.name, 0) + 1
+            assert got == EXPECTED
+            assert all(e.stream == "door" and e.timestamp for e in crossed)
+            assert crossed[0].to_json()["type"] == "line_crossed"
+            # the car drives out of the left half; people are not watched there
+            zone = [e for e in events if isinstance(e, ZoneEntered | ZoneLeft)]
+            assert [(type(e).__name__, e.name) for e in zone] == [
+                ("ZoneEntered", "car"),
+                ("ZoneLeft", "car"),
+            ]
+            tracked = {
+                d.track_id for e in events if isinstance(e, DetectionEvent) for d in e.detections
+            }
+            assert tracked - {None} == set(range(1, 7))
+
+            status = client.get("/v1/streams/door").json()
+            assert status["analysis"]["lines"]["door"]["in"] == EXPECTED["in"]
+            assert status["tracking"] is True and status["lines"][0]["name"] == "door"
+            metrics = client.get("/metrics").text
+            assert (
+                'xnoryolo_line_crossings_total{class="person",direction="in",line="door",'
+                'name="crossings.mp4",stream="door"} 3.0'
+            ) in metrics
+            assert 'xnoryolo_zone_exits_total{class="car"' in metrics
+            r = client.get("/v1/streams/door/snapshot.jpg")
+            assert r.status_code == 200 and r.content[:2] == b"\xff\xd8"
+        sub.close()
+
+
+def test_stream_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="tracking must be enabled"):
+        StreamConfig(url="x.mp4", lines=LINES, tracking=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="outside the frame"):
+        StreamConfig.model_validate(
+            {"url": "x.mp4", "zones": [{"name": "z", "points": [[0, 0], [2, 0], [1, 1]]}]}
+        )
+    config = StreamConfig.model_validate({"url": "x.mp4", "motion": "on"})
+    assert config.motion.enabled and config.tracking.enabled
+
+
+def test_unknown_class_in_a_line_is_refused(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "c.mp4")
+    settings = settings_for(sources={"media_roots": [str(tmp_path)]}, data_dir=tmp_path / "data")
+    with run_service(settings, ColourDetector()) as svc, httpx.Client(base_url=svc.url) as client:
+        lines = [{**LINES[0], "classes": ["unicorn"]}]
+        r = client.post("/v1/streams", json={"url": str(clip), "lines": lines})
+        assert r.status_code in (400, 422) and "unicorn" in r.text
