@@ -25,7 +25,7 @@ from .cfg import resize_cfg
 from .frame import synthetic_frame
 from .network import build, resolve_threads
 from .peers import PeerTimes, opencv_frame
-from .timing import PeakSampler, time_frames, time_layers
+from .timing import PeakSampler, median_ms, time_frames, time_layers
 
 __all__ = ["add_parser", "run", "synthetic_frame"]
 
@@ -54,6 +54,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--thresh", type=float, default=0.5, help="detection threshold (default 0.5)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--tracking",
+        action="store_true",
+        help="also time motion gating, tracking, lines and zones per frame (30 objects, 10 fps)",
+    )
     p.set_defaults(run=run)
     return p
 
@@ -114,5 +119,11 @@ def run(args: argparse.Namespace) -> int:
         blas_threads_controlled=blas_threads(threads),
         layers=layers,
     )
+    if args.tracking:  # see bench/tracking.py
+        from .tracking import analysis_cost, format_cost
+
+        result["analysis"] = analysis_cost()
     print(json.dumps(result) if args.json else report.format_table(result))
+    if args.tracking and not args.json:
+        print(format_cost(result["analysis"], median_ms(frames.frame)))
     return 0

@@ -47,14 +47,29 @@ def segments_cross(
     return d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0)
 
 
-def point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
-    """Even-odd rule; poly (K, 2) pixels."""
+def points_in_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd rule for every point (N, 2) at once; poly (K, 2) pixels."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=bool)
     xs, ys = poly[:, 0], poly[:, 1]
     xj, yj = np.roll(xs, 1), np.roll(ys, 1)
-    crossing = ((ys > y) != (yj > y)) & (
-        x < (xj - xs) * (y - ys) / np.where(yj == ys, 1e-12, yj - ys) + xs
-    )
-    return bool(np.count_nonzero(crossing) % 2)
+    dy = np.where(yj == ys, 1e-12, yj - ys)
+    px, py = points[:, :1], points[:, 1:]
+    crossing = ((ys > py) != (yj > py)) & (px < (xj - xs) * (py - ys) / dy + xs)
+    return np.count_nonzero(crossing, axis=1) % 2 == 1
+
+
+def point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
+    return bool(points_in_polygon(np.array([[x, y]], dtype=np.float64), poly)[0])
+
+
+def anchor_points(obs: list[Observation], anchor: Anchor) -> np.ndarray:
+    """The anchor points (N, 2) of the observations' boxes."""
+    if not obs:
+        return np.zeros((0, 2))
+    b = np.array([o.box for o in obs], dtype=np.float64)
+    y = b[:, 3] if anchor == "bottom" else (b[:, 1] + b[:, 3]) / 2
+    return np.stack([(b[:, 0] + b[:, 2]) / 2, y], axis=1)
 
 
 @dataclass
@@ -75,10 +90,11 @@ class LineCounter:
         w, h = size
         (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
         out: list[AnalysisEvent] = []
-        for o in obs:
-            if self._classes is not None and o.name not in self._classes:
-                continue
-            p = anchor_point(o.box, self.spec.anchor)
+        if self._classes is not None:
+            obs = [o for o in obs if o.name in self._classes]
+        for o, p in zip(
+            obs, map(tuple, anchor_points(obs, self.spec.anchor).tolist()), strict=True
+        ):
             prev = self._last.get(o.track_id)
             self._last[o.track_id] = p
             if prev is None:
@@ -147,10 +163,10 @@ class ZoneWatcher:
     ) -> list[AnalysisEvent]:
         poly = self._polygon(size)
         out: list[AnalysisEvent] = []
-        for o in obs:
-            if self._classes is not None and o.name not in self._classes:
-                continue
-            inside = point_in_polygon(*anchor_point(o.box, self.spec.anchor), poly)
+        if self._classes is not None:
+            obs = [o for o in obs if o.name in self._classes]
+        inside_all = points_in_polygon(anchor_points(obs, self.spec.anchor), poly).tolist()
+        for o, inside in zip(obs, inside_all, strict=True):
             visit = self._inside.get(o.track_id)
             if inside and visit is None:
                 self._inside[o.track_id] = _Visit(o.class_id, o.name, t, t, frame)

@@ -1,0 +1,116 @@
+"""The per-frame cost of what runs around inference on a live stream: the motion gate on the
+full frame, then tracking, two counting lines and two zones over `objects` moving boxes at
+`fps`. Medians of per-frame times; `xnoryolo bench --tracking` shares them against the
+frame's inference time measured in the same run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from xnoryolo.detector import Detection
+from xnoryolo.tracking import AnalysisSpec, FrameAnalysis
+
+LINES = [
+    {"name": "across", "points": [[0.5, 0.05], [0.5, 0.95]]},
+    {"name": "along", "points": [[0.05, 0.6], [0.95, 0.6]]},
+]
+ZONES = [
+    {"name": "left", "points": [[0.05, 0.1], [0.4, 0.1], [0.4, 0.9], [0.05, 0.9]]},
+    {"name": "door", "points": [[0.6, 0.2], [0.9, 0.25], [0.85, 0.7], [0.62, 0.65]]},
+]
+
+
+def _scene(objects: int, frames: int, size: tuple[int, int], seed: int) -> list[list[Detection]]:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    pos = rng.uniform([0, 0], [w - 40, h - 90], (objects, 2))
+    vel = rng.uniform(-12, 12, (objects, 2))
+    out = []
+    for _ in range(frames):
+        pos = pos + vel
+        bounce = (pos < 0) | (pos > [w - 40, h - 90])
+        vel[bounce] *= -1
+        pos = np.clip(pos, 0, [w - 40, h - 90])
+        dets = []
+        for (x, y), s in zip(pos, rng.uniform(0.3, 0.95, objects), strict=True):
+            jx, jy = rng.normal(0, 1.5, 2)
+            left, top = int(x + jx), int(y + jy)
+            dets.append(
+                Detection(
+                    0,
+                    "person",
+                    float(s),
+                    (left + 20) / w,
+                    (top + 45) / h,
+                    40 / w,
+                    90 / h,
+                    left,
+                    top,
+                    40,
+                    90,
+                )
+            )
+        out.append(dets)
+    return out
+
+
+def analysis_cost(
+    objects: int = 30,
+    fps: float = 10.0,
+    frames: int = 300,
+    size: tuple[int, int] = (768, 576),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Median milliseconds per frame of the motion gate and of tracking + lines + zones."""
+    scene = _scene(objects, frames, size, seed)
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 255, (size[1], size[0], 3), np.uint8) for _ in range(4)]
+    for img in images:
+        cv2.GaussianBlur(img, (9, 9), 0, dst=img)
+    analysis = FrameAnalysis(
+        AnalysisSpec.model_validate({"lines": LINES, "zones": ZONES, "motion": True})
+    )
+    gate_s: list[float] = []
+    track_s: list[float] = []
+    for i, dets in enumerate(scene):
+        t = i / fps
+        t0 = time.perf_counter()
+        analysis.wants_inference(images[i % len(images)], t)
+        t1 = time.perf_counter()
+        analysis.update(size, dets, t, i)
+        t2 = time.perf_counter()
+        gate_s.append(t1 - t0)
+        track_s.append(t2 - t1)
+    warm = frames // 10
+    gate = statistics.median(gate_s[warm:]) * 1000
+    track = statistics.median(track_s[warm:]) * 1000
+    return {
+        "objects": objects,
+        "fps": fps,
+        "frames": frames,
+        "frame_size": list(size),
+        "motion_gate_ms": round(gate, 4),
+        "tracking_lines_zones_ms": round(track, 4),
+        "total_ms": round(gate + track, 4),
+        "tracks": analysis.summary()["tracks"],
+    }
+
+
+def format_cost(cost: dict[str, Any], inference_ms: float | None) -> str:
+    share = (
+        f" = {100 * cost['total_ms'] / inference_ms:.2f} % of a frame's inference "
+        f"({inference_ms:.1f} ms, same run)"
+        if inference_ms
+        else ""
+    )
+    return (
+        f"analysis per frame ({cost['objects']} objects at {cost['fps']:g} fps, 2 lines, "
+        f"2 zones, motion gate on {cost['frame_size'][0]}x{cost['frame_size'][1]}): gate "
+        f"{cost['motion_gate_ms']:.3f} ms + tracking/lines/zones "
+        f"{cost['tracking_lines_zones_ms']:.3f} ms = {cost['total_ms']:.3f} ms (medians){share}"
+    )
