@@ -4,6 +4,7 @@ the snapshot has the line drawn, settings are checked."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from crossing_clip import EXPECTED, FRAMES, ColourDetector, write_clip
-from service_helpers import run_service, settings_for
+from service_helpers import run_service, settings_for, wait_until
 from xnoryolo.service.settings import StreamConfig
 from xnoryolo.service.streams.events import DetectionEvent, LineCrossed, ZoneEntered, ZoneLeft
 
@@ -87,3 +88,33 @@ def test_unknown_class_in_a_line_is_refused(tmp_path: Path) -> None:
         lines = [{**LINES[0], "classes": ["unicorn"]}]
         r = client.post("/v1/streams", json={"url": str(clip), "lines": lines})
         assert r.status_code in (400, 422) and "unicorn" in r.text
+
+
+def test_job_with_lines_zones_and_motion_options(tmp_path: Path) -> None:
+    clip = write_clip(tmp_path / "crossings.mp4")
+    settings = settings_for(data_dir=tmp_path / "data")
+    with run_service(settings, ColourDetector()) as svc, httpx.Client(base_url=svc.url) as client:
+        form = {
+            "lines": json.dumps(LINES),
+            "zones": json.dumps(ZONES),
+            "motion": "on",
+            "video": "false",
+        }
+        with clip.open("rb") as f:
+            r = client.post("/v1/jobs", files={"file": ("c.mp4", f, "video/mp4")}, data=form)
+        assert r.status_code == 202, r.text
+        job = r.json()
+        assert job["options"]["lines"][0]["name"] == "door" and job["options"]["motion"]["enabled"]
+        done = wait_until(
+            lambda: (j := client.get(f"/v1/jobs/{job['id']}").json())["state"] == "succeeded" and j,
+            60,
+        )
+        assert "summary" in done["results"]
+        summary = client.get(f"/v1/jobs/{job['id']}/summary").json()
+        door = summary["lines"]["door"]
+        assert {"in": door["in"], "out": door["out"]} == EXPECTED
+        assert summary["motion"]["inferred"] == summary["frames_inferred"] <= FRAMES
+        kinds = [e["type"] for e in summary["events"]]
+        assert kinds.count("line_crossed") == 6 and kinds.count("zone_entered") == 1
+        bad = client.post("/v1/jobs", json={"url": "http://example.invalid/v.mp4", "lines": "[{]"})
+        assert bad.status_code == 422 and "lines" in bad.text
