@@ -13,7 +13,7 @@ import numpy as np
 from xnoryolo.detector import Detection
 
 from .bytetrack import Tracker
-from .counting import LineCounter, Observation, ZoneWatcher
+from .counting import LineCounter, Observation, Observations, ZoneWatcher
 from .events import AnalysisEvent
 from .motion import MotionGate
 from .spec import AnalysisSpec
@@ -92,12 +92,13 @@ class FrameAnalysis:
                 boxes, np.array([d.prob for d in best]), np.array([d.class_id for d in best]), t
             )
             by_box: dict[tuple[int, int, int, int], int] = {}
-            obs: list[Observation] = []
-            for d, tid, box in zip(best, result.ids.tolist(), boxes, strict=True):
+            items: list[Observation] = []
+            for d, tid, box in zip(best, result.ids.tolist(), boxes.tolist(), strict=True):
                 if tid >= 0:
                     by_box[(d.left, d.top, d.width, d.height)] = tid
-                    obs.append(Observation(tid, d.class_id, d.name, tuple(box.tolist())))
+                    items.append(Observation(tid, d.class_id, d.name, tuple(box)))
                     self._ids.add(tid)
+            obs = Observations(items, boxes[result.ids >= 0])
             events: list[AnalysisEvent] = []
             for counter in self.lines:
                 events += counter.observe(obs, size, frame, t)

@@ -73,7 +73,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
     """Minimum-cost one-to-one matching of rows to columns, pairs costing more than `limit`
     left out."""
-    if cost.size == 0:
+    if cost.size == 0 or cost.min() > limit:
         return []
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
     return [(i, int(j)) for i, j in enumerate(x) if j >= 0 and cost[i, j] <= limit]
@@ -120,8 +120,9 @@ class Tracker:
         self._predict(t, move=True)
         ids = np.full(len(boxes), -1, dtype=np.int64)
         det_of: dict[int, int] = {}  # track index -> box index
-        high = [i for i in range(len(boxes)) if scores[i] >= spec.high_thresh]
-        low = [i for i in range(len(boxes)) if spec.low_thresh <= scores[i] < spec.high_thresh]
+        high = np.flatnonzero(scores >= spec.high_thresh).tolist()
+        low = np.flatnonzero((scores >= spec.low_thresh) & (scores < spec.high_thresh)).tolist()
+        track_classes = np.array([tr.class_id for tr in self._tracks], dtype=np.int64)
         predicted = kalman.xyah_to_xyxy(self._mean[:, :4]) if self._tracks else np.zeros((0, 4))
         confirmed = [k for k, tr in enumerate(self._tracks) if tr.state != TrackState.TENTATIVE]
         tentative = [k for k, tr in enumerate(self._tracks) if tr.state == TrackState.TENTATIVE]
@@ -132,10 +133,7 @@ class Tracker:
             if not tracks or not dets:
                 return tracks, dets
             cost = 1.0 - iou_matrix(predicted[tracks], boxes[dets])
-            same = (
-                classes[dets][None, :]
-                == np.array([self._tracks[k].class_id for k in tracks])[:, None]
-            )
+            same = classes[dets][None, :] == track_classes[tracks][:, None]
             cost = np.where(same, cost, 2.0)
             pairs = assign(cost, 1.0 - min_iou)
             for r, c in pairs:

@@ -27,6 +27,31 @@ class Observation:
     box: tuple[float, float, float, float]  # x0 y0 x1 y1 pixels
 
 
+@dataclass
+class Observations:
+    """The tracked boxes of one inferred frame, with both anchor points computed once."""
+
+    items: list[Observation]
+    boxes: np.ndarray  # (N, 4) x0 y0 x1 y1
+
+    def __post_init__(self) -> None:
+        b = self.boxes.reshape(-1, 4)
+        cx = (b[:, 0] + b[:, 2]) / 2
+        self._anchors = {
+            "bottom": np.stack([cx, b[:, 3]], axis=1),
+            "center": np.stack([cx, (b[:, 1] + b[:, 3]) / 2], axis=1),
+        }
+
+    def select(
+        self, classes: frozenset[str] | None, anchor: Anchor
+    ) -> tuple[list[Observation], np.ndarray]:
+        pts = self._anchors[anchor]
+        if classes is None:
+            return self.items, pts
+        keep = [i for i, o in enumerate(self.items) if o.name in classes]
+        return [self.items[i] for i in keep], pts[keep]
+
+
 def anchor_point(box: tuple[float, float, float, float], anchor: Anchor) -> tuple[float, float]:
     x0, y0, x1, y1 = box
     return (x0 + x1) / 2, (y1 if anchor == "bottom" else (y0 + y1) / 2)
@@ -52,7 +77,7 @@ def points_in_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
     xs, ys = poly[:, 0], poly[:, 1]
-    xj, yj = np.roll(xs, 1), np.roll(ys, 1)
+    xj, yj = xs[np.arange(-1, len(xs) - 1)], ys[np.arange(-1, len(ys) - 1)]  # previous vertex
     dy = np.where(yj == ys, 1e-12, yj - ys)
     px, py = points[:, :1], points[:, 1:]
     crossing = ((ys > py) != (yj > py)) & (px < (xj - xs) * (py - ys) / dy + xs)
@@ -63,15 +88,6 @@ def point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
     return bool(points_in_polygon(np.array([[x, y]], dtype=np.float64), poly)[0])
 
 
-def anchor_points(obs: list[Observation], anchor: Anchor) -> np.ndarray:
-    """The anchor points (N, 2) of the observations' boxes."""
-    if not obs:
-        return np.zeros((0, 2))
-    b = np.array([o.box for o in obs], dtype=np.float64)
-    y = b[:, 3] if anchor == "bottom" else (b[:, 1] + b[:, 3]) / 2
-    return np.stack([(b[:, 0] + b[:, 2]) / 2, y], axis=1)
-
-
 @dataclass
 class LineCounter:
     spec: LineSpec
@@ -80,30 +96,26 @@ class LineCounter:
     )
 
     def __post_init__(self) -> None:
-        self._last: dict[int, tuple[float, float]] = {}
+        self._last: dict[int, tuple[tuple[float, float], float]] = {}  # anchor, side
         self._counted: set[tuple[int, str]] = set()
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
 
     def observe(
-        self, obs: list[Observation], size: tuple[int, int], frame: int, t: float
+        self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
         w, h = size
         (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
         out: list[AnalysisEvent] = []
-        if self._classes is not None:
-            obs = [o for o in obs if o.name in self._classes]
-        for o, p in zip(
-            obs, map(tuple, anchor_points(obs, self.spec.anchor).tolist()), strict=True
-        ):
-            prev = self._last.get(o.track_id)
-            self._last[o.track_id] = p
-            if prev is None:
+        obs_list, pts = obs.select(self._classes, self.spec.anchor)
+        sides = ((bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)).tolist()
+        for o, p, s1 in zip(obs_list, map(tuple, pts.tolist()), sides, strict=True):
+            last = self._last.get(o.track_id)
+            if s1 != 0 or last is None:  # on the line: not across yet, keep where it came from
+                self._last[o.track_id] = (p, s1)
+            if last is None:
                 continue
-            s0, s1 = _cross(ax, ay, bx, by, *prev), _cross(ax, ay, bx, by, *p)
-            if s0 == s1 or s0 * s1 > 0 or not segments_cross(prev, p, (ax, ay), (bx, by)):
-                continue
-            if s1 == 0:  # on the line: not across yet, keep the side it came from
-                self._last[o.track_id] = prev
+            prev, s0 = last
+            if s0 * s1 >= 0 or not segments_cross(prev, p, (ax, ay), (bx, by)):
                 continue
             # y grows downwards: a positive cross product is the right of A→B on the picture
             direction = "in" if s1 > 0 else "out"
@@ -159,14 +171,13 @@ class ZoneWatcher:
         return self._poly
 
     def observe(
-        self, obs: list[Observation], size: tuple[int, int], frame: int, t: float
+        self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
         poly = self._polygon(size)
         out: list[AnalysisEvent] = []
-        if self._classes is not None:
-            obs = [o for o in obs if o.name in self._classes]
-        inside_all = points_in_polygon(anchor_points(obs, self.spec.anchor), poly).tolist()
-        for o, inside in zip(obs, inside_all, strict=True):
+        obs_list, pts = obs.select(self._classes, self.spec.anchor)
+        inside_all = points_in_polygon(pts, poly).tolist()
+        for o, inside in zip(obs_list, inside_all, strict=True):
             visit = self._inside.get(o.track_id)
             if inside and visit is None:
                 self._inside[o.track_id] = _Visit(o.class_id, o.name, t, t, frame)

@@ -12,6 +12,12 @@ import numpy as np
 STEP_S = 0.1  # one step of the motion model; process noise grows with the steps predicted
 _W_POS = 1.0 / 20
 _W_VEL = 1.0 / 160
+# noise std per state and measurement component: a multiple of the box height, or fixed
+# (the aspect ratio's)
+_Q_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS, _W_VEL, _W_VEL, 0.0, _W_VEL])
+_Q_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
+_R_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS])
+_R_FIXED = np.array([0.0, 0.0, 1e-1, 0.0])
 
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
@@ -65,35 +71,19 @@ def predict(mean: np.ndarray, cov: np.ndarray, steps: np.ndarray) -> None:
     cov[:, :4, :4] = new_a
     cov[:, :4, 4:] = new_b
     cov[:, 4:, :4] = new_b.transpose(0, 2, 1)
-    h = mean[:, 3]
-    n = len(mean)
-    q = np.stack(
-        [
-            _W_POS * h,
-            _W_POS * h,
-            np.full(n, 1e-2),
-            _W_POS * h,
-            _W_VEL * h,
-            _W_VEL * h,
-            np.full(n, 1e-5),
-            _W_VEL * h,
-        ],
-        axis=1,
-    )
+    q = mean[:, 3:4] * _Q_SCALE + _Q_FIXED
     idx = np.arange(8)
     cov[:, idx, idx] += q**2 * steps[:, None]
 
 
 def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
     """Correct every track (N) with its measurement z (N, 4), in place."""
-    h = mean[:, 3]
-    n = len(mean)
-    r = np.stack([_W_POS * h, _W_POS * h, np.full(n, 1e-1), _W_POS * h], axis=1) ** 2
+    r = (mean[:, 3:4] * _R_SCALE + _R_FIXED) ** 2
     s = cov[:, :4, :4].copy()
     idx = np.arange(4)
     s[:, idx, idx] += r
     pht = cov[:, :, :4]  # P H^T, (N, 8, 4)
     gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # (N, 8, 4)
     innovation = z - mean[:, :4]
-    mean += np.einsum("nij,nj->ni", gain, innovation)
-    cov -= np.einsum("nij,njk,nlk->nil", gain, s, gain)
+    mean += (gain @ innovation[:, :, None])[:, :, 0]
+    cov -= gain @ s @ gain.transpose(0, 2, 1)
