@@ -42,13 +42,25 @@ function streamStats(s) {
     ["latency", s.latency_ms.last === null ? "–" : `${num(s.latency_ms.last, 0)} ms`],
     ["reconnects", String(s.reconnects)],
     ["last error", errorInWords(s.last_error)],
+    ...analysisRows(s.analysis),
   ]);
+}
+
+// Counting lines (in / out) and zones (inside now, entered so far), as the status counts them.
+function analysisRows(a) {
+  if (!a) return [];
+  const total = (counts) => Object.values(counts).reduce((x, y) => x + y, 0);
+  return [
+    ...Object.entries(a.lines).map(([name, c]) => [`line ${name}`, `in ${c.total_in} / out ${c.total_out}`]),
+    ...Object.entries(a.zones).map(([name, z]) => [`zone ${name}`, `${total(z.inside)} inside, ${total(z.entered)} entered`]),
+    ...(a.motion ? [["motion gate", `${a.motion.skipped} frames skipped`]] : []),
+  ];
 }
 
 function detectionLine(ev, keep = () => true) {
   const shown = ev.detections.filter(keep);
   const what = shown.length
-    ? shown.map((d) => `${d.name} ${Math.round(d.prob * 100)}%`).join(", ")
+    ? shown.map((d) => `${d.track_id ? `#${d.track_id} ` : ""}${d.name} ${Math.round(d.prob * 100)}%`).join(", ")
     : "nothing";
   const at = new Date(ev.timestamp * 1000).toLocaleTimeString();
   return { shown, node: el("li", {}, el("span", { class: "muted", text: `${at} ${ev.stream} #${ev.frame}: ` }), what) };
