@@ -1,8 +1,9 @@
 """Counting lines and dwell zones over tracks.
 
 A line counts a track when its anchor point (bottom centre or centre of the box) moves from
-one side of the segment A→B to the other across the segment itself; each track counts at most
-once each way per line, so a box jittering on the line is not counted again and again. A
+one side of the segment A→B to the other across the segment itself, and at least
+`HYSTERESIS` box heights past it; each track counts at most once each way per line, so a box
+jittering on the line is not counted again and again. A
 zone knows which tracks are inside; entering, leaving and the time inside are its events."""
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import numpy as np
 
 from .events import AnalysisEvent, LineCrossed, ZoneEntered, ZoneLeft
 from .spec import Anchor, LineSpec, ZoneSpec
+
+# A line counts a track once its anchor is this many box heights past it (see LineCounter).
+HYSTERESIS = 0.05
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Observations:
     def __post_init__(self) -> None:
         b = self.boxes.reshape(-1, 4)
         cx = (b[:, 0] + b[:, 2]) / 2
+        self._heights = b[:, 3] - b[:, 1]
         self._anchors = {
             "bottom": np.stack([cx, b[:, 3]], axis=1),
             "center": np.stack([cx, (b[:, 1] + b[:, 3]) / 2], axis=1),
@@ -44,12 +49,14 @@ class Observations:
 
     def select(
         self, classes: frozenset[str] | None, anchor: Anchor
-    ) -> tuple[list[Observation], np.ndarray]:
+    ) -> tuple[list[Observation], np.ndarray, np.ndarray]:
+        """The observations of `classes` (all where None), their anchors and box heights."""
         pts = self._anchors[anchor]
+        heights = self._heights
         if classes is None:
-            return self.items, pts
+            return self.items, pts, heights
         keep = [i for i, o in enumerate(self.items) if o.name in classes]
-        return [self.items[i] for i in keep], pts[keep]
+        return [self.items[i] for i in keep], pts[keep], heights[keep]
 
 
 def anchor_point(box: tuple[float, float, float, float], anchor: Anchor) -> tuple[float, float]:
@@ -106,16 +113,23 @@ class LineCounter:
         w, h = size
         (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
         out: list[AnalysisEvent] = []
-        obs_list, pts = obs.select(self._classes, self.spec.anchor)
-        sides = ((bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)).tolist()
+        obs_list, pts, heights = obs.select(self._classes, self.spec.anchor)
+        # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
+        # side it had, so a box wobbling on the line is not counted across and back
+        norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
+        dist = ((bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)) / norm
+        sides = np.where(
+            dist > HYSTERESIS * heights, 1.0, np.where(dist < -HYSTERESIS * heights, -1.0, 0.0)
+        ).tolist()
         for o, p, s1 in zip(obs_list, map(tuple, pts.tolist()), sides, strict=True):
+            if s1 == 0:
+                continue
             last = self._last.get(o.track_id)
-            if s1 != 0 or last is None:  # on the line: not across yet, keep where it came from
-                self._last[o.track_id] = (p, s1)
+            self._last[o.track_id] = (p, s1)
             if last is None:
                 continue
             prev, s0 = last
-            if s0 * s1 >= 0 or not segments_cross(prev, p, (ax, ay), (bx, by)):
+            if s0 == s1 or not segments_cross(prev, p, (ax, ay), (bx, by)):
                 continue
             # y grows downwards: a positive cross product is the right of A→B on the picture
             direction = "in" if s1 > 0 else "out"
@@ -175,7 +189,7 @@ class ZoneWatcher:
     ) -> list[AnalysisEvent]:
         poly = self._polygon(size)
         out: list[AnalysisEvent] = []
-        obs_list, pts = obs.select(self._classes, self.spec.anchor)
+        obs_list, pts, _ = obs.select(self._classes, self.spec.anchor)
         inside_all = points_in_polygon(pts, poly).tolist()
         for o, inside in zip(obs_list, inside_all, strict=True):
             visit = self._inside.get(o.track_id)
