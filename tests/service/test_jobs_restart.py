@@ -170,6 +170,7 @@ def test_recovery_rules(tmp_path: Path, vtest_avi: Path) -> None:
             "detections.coco.json",
             "detections.jsonl",
             "detections.mot.txt",
+            "summary.json",
         ]
         assert not (data / "jobs" / "again" / "input.avi").exists()  # inputs go once done
     finally:
