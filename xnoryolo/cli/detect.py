@@ -29,6 +29,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--letter-box", action="store_true", help="letterbox (as darknet -letter_box)")
     p.add_argument("--max-frames", type=int, default=None, help="video: stop after N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--track", action="store_true", help="video: give boxes track ids")
+    p.add_argument(
+        "--analysis",
+        metavar="YAML",
+        help="video: tracking, lines, zones and motion as a stream's settings (implies --track)",
+    )
     p.set_defaults(run=run)
 
 
@@ -89,7 +95,9 @@ def _detect_video(detector: Detector, src: Path, args: argparse.Namespace) -> in
         probe_video,
         process_video,
     )
+    from xnoryolo.tracking.draw import draw_analysis
 
+    analysis = _analysis(args)
     outputs = Outputs(
         jsonl=Path(args.json_out) if args.json_out else None,
         video=Path(args.out) if args.out else None,
@@ -109,7 +117,13 @@ def _detect_video(detector: Detector, src: Path, args: argparse.Namespace) -> in
                 bar.update(p.frames_read - bar.n)
 
             result = process_video(
-                src, detector, ProcessOptions(max_frames=args.max_frames), outputs, progress
+                src,
+                detector,
+                ProcessOptions(max_frames=args.max_frames),
+                outputs,
+                progress,
+                analyser=analysis,
+                annotate=lambda image, dets: draw_analysis(image, dets, analysis),
             )
     except NotAVideoError:
         # detect tells an image from a video by the file name: a file OpenCV cannot open at all
@@ -122,4 +136,43 @@ def _detect_video(detector: Detector, src: Path, args: argparse.Namespace) -> in
         f"{src}: {result.frames} frames in {result.elapsed_s:.1f} s ({result.fps:.1f} fps); "
         f"detections: {summary}"
     )
+    if analysis is not None:
+        done = analysis.summary()
+
+        def per_class(counts: dict[str, int]) -> str:
+            return ", ".join(f"{n} {c}" for n, c in counts.items()) or "0"
+
+        if analysis.tracking:
+            print(f"tracks: {done['tracks']}")
+        for name, c in done["lines"].items():
+            print(f"line {name}: in {per_class(c['in'])}; out {per_class(c['out'])}")
+        for name, z in done["zones"].items():
+            dwell = z["dwell_s"]
+            print(
+                f"zone {name}: entered {per_class(z['entered'])}; dwell mean {dwell['mean']} s, "
+                f"max {dwell['max']} s"
+            )
     return 0
+
+
+def _analysis(args: argparse.Namespace) -> Any:
+    """The FrameAnalysis that --track / --analysis ask for, or None."""
+    import yaml
+    from pydantic import ValidationError
+
+    from xnoryolo.tracking import AnalysisSpec, FrameAnalysis
+
+    if not args.analysis:
+        return FrameAnalysis() if args.track else None
+    path = Path(args.analysis)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return FrameAnalysis(AnalysisSpec.model_validate(data))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise UsageError(f"{path}: not a YAML file") from None
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        where = ".".join(str(x) for x in e["loc"]) or "analysis"
+        raise UsageError(f"{path}: {where}: {e['msg']}") from None
