@@ -118,3 +118,40 @@ def test_job_with_lines_zones_and_motion_options(tmp_path: Path) -> None:
         assert kinds.count("line_crossed") == 6 and kinds.count("zone_entered") == 1
         bad = client.post("/v1/jobs", json={"url": "http://example.invalid/v.mp4", "lines": "[{]"})
         assert bad.status_code == 422 and "lines" in bad.text
+
+
+class _BrokenGate:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def wants_inference(self, image: Any, t: float) -> bool:
+        self.calls += 1
+        raise RuntimeError("gate broke")
+
+
+def test_a_failing_motion_gate_infers_and_keeps_the_worker(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import numpy as np
+
+    from xnoryolo.service.inference import InferencePool
+    from xnoryolo.service.streams.events import Frame
+    from xnoryolo.service.streams.manager import DetectParams
+    from xnoryolo.service.streams.scheduler import FrameScheduler
+
+    gate = _BrokenGate()
+    sched = FrameScheduler()
+    sched.add("s")
+    done: list[DetectionEvent] = []
+    params = DetectParams(analysis=gate)  # type: ignore[arg-type]
+    pool = InferencePool(ColourDetector(), sched, lambda _: params, done.append)
+    pool.start()
+    try:
+        for seq in range(3):
+            image = np.zeros((36, 64, 3), np.uint8)
+            sched.offer(Frame("s", seq, image, time.time(), time.monotonic()))
+            wait_until(lambda n=seq: len(done) > n, 5)
+    finally:
+        pool.stop()
+    assert gate.calls == 3 and [e.frame.seq for e in done] == [0, 1, 2]
+    assert "motion gating failed" in caplog.text

@@ -35,6 +35,10 @@ class DescribedDetector(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+class MotionGated(Protocol):
+    def wants_inference(self, image: np.ndarray, t: float) -> bool: ...
+
+
 class LiveActivity:
     """The detector as live streams and image requests see it: it counts the calls in flight,
     so that job workers can wait for them."""
@@ -104,6 +108,20 @@ class InferencePool:
             if t.is_alive():
                 t.join(timeout)
 
+    def _wanted(self, frame: Frame, gate: MotionGated) -> bool:
+        """The motion gate's answer; a frame it lets go is handed to `on_held`. A gate that
+        fails infers (and says so), it never stops the worker."""
+        t = frame.pts if frame.pts is not None else frame.captured
+        try:
+            if gate.wants_inference(frame.image, t):
+                return True
+            if self._on_held is not None:
+                self._on_held(frame)
+        except Exception:
+            log.exception("%s: motion gating failed on frame %d", frame.stream, frame.seq)
+            return True
+        return False
+
     def _work(self) -> None:
         while not self._stop.is_set():
             frame = self.scheduler.take(timeout=0.25)
@@ -112,11 +130,7 @@ class InferencePool:
             params = self._params(frame.stream)
             if params is None:  # the stream was removed meanwhile
                 continue
-            gate = params.analysis
-            t_video = frame.pts if frame.pts is not None else frame.captured
-            if gate is not None and not gate.wants_inference(frame.image, t_video):
-                if self._on_held is not None:
-                    self._on_held(frame)
+            if params.analysis is not None and not self._wanted(frame, params.analysis):
                 continue
             t0 = self._clock()
             try:
