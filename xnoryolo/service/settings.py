@@ -155,6 +155,19 @@ class JobsConfig(BaseModel):
         description="where OpenCV cannot write H.264, re-encode the annotated MP4 with ffmpeg",
     )
     url_timeout_s: float = Field(default=30.0, gt=0, description="per read, for url= jobs")
+    store: str = Field(
+        default="sqlite",
+        pattern=r"^(sqlite|postgres(ql)?://.*)$",
+        description="sqlite (in data_dir, one process) or postgresql://user:pass@host/db, "
+        "shared by the API and `xnoryolo worker` processes (data_dir then a shared path)",
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a running job whose worker is silent this long is rerun"
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, description="how often a worker renews its lease (and sees cancels)"
+    )
+    poll_s: float = Field(default=0.5, gt=0, description="how often idle workers look for jobs")
 
 
 class LimitsConfig(BaseModel):

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from xnoryolo.detector.video import (
     Cancelled,
@@ -26,7 +27,14 @@ from ..imagelimits import ImageRefused, check_size
 from ..inference import DetectorLike
 from ..settings import JobsConfig
 from .layout import JobFolder
-from .store import JobRecord, JobState, JobStore, now
+from .store import JobRecord, JobState, now
+
+
+class RecordWriter(Protocol):
+    """Where a running job's progress and outcome are written."""
+
+    def update(self, job_id: str, only_if: JobState | None = None, **values: Any) -> bool: ...
+
 
 log = logging.getLogger("xnoryolo.service.jobs")
 
@@ -49,7 +57,7 @@ def frame_size_error(info: VideoInfo, max_pixels: int) -> None:
 def run_job(
     rec: JobRecord,
     folder: JobFolder,
-    store: JobStore,
+    store: RecordWriter,
     detector: DetectorLike,
     config: JobsConfig,
     cancel: threading.Event,
