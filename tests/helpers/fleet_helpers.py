@@ -58,8 +58,7 @@ class Api(Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
-            ["serve", "--config", str(config), "--port", str(self.port), "--log-level", "warning"]
-            + list(extra),
+            ["serve", "--config", str(config), "--port", str(self.port), *extra],
             log,
         )
 
