@@ -97,3 +97,18 @@ def postgres() -> Iterator[Any]:
     finally:
         server.stop()
         server.remove()
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Any]:
+    """A real Mosquitto broker on loopback with a password (tests/helpers/mqtt_broker.py)."""
+    from mqtt_broker import Broker, find_mosquitto
+
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("Mosquitto is not installed (.ci/apt-packages lists mosquitto)")
+    broker = Broker(binary)
+    try:
+        yield broker
+    finally:
+        broker.remove()
