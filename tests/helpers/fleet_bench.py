@@ -21,9 +21,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fleet_helpers import Api, Worker, fleet_config  # noqa: E402
-from jobs_helpers import cut_video  # noqa: E402
 from mqtt_broker import PASSWORD, USER, Broker, Recorder, find_mosquitto  # noqa: E402
 from pg_server import PostgresServer, find_bindir  # noqa: E402
+
+from jobs_helpers import cut_video  # noqa: E402
 from refdata import DEMO_CLIP, yolov3_tiny_files  # noqa: E402
 
 

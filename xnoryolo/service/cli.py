@@ -122,8 +122,8 @@ def run_worker(args: argparse.Namespace) -> int:
     from xnoryolo.detector.errors import XnoryoloError
 
     from .app import load_detector
-    from .jobs.pg_store import StoreUnavailable
     from .jobs.service import JobService
+    from .jobs.store import StoreUnavailable
     from .jobs.stores import is_shared
     from .policy import NetworkPolicy
     from .settings import ConfigError, load_settings

@@ -18,6 +18,7 @@ from ..redact import redact
 from .store import (
     JobRecord,
     JobState,
+    StoreUnavailable,
     check_columns,
     columns,
     decode,
@@ -80,10 +81,6 @@ RETURNING *
 """
 
 
-class StoreUnavailable(RuntimeError):
-    """The database cannot be reached (the message names it, without its password)."""
-
-
 class PostgresJobStore:
     """One connection (autocommit) behind a lock, reopened after the database went away."""
 
@@ -118,9 +115,10 @@ class PostgresJobStore:
             conn = self._connect()
             try:
                 return work(conn)
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 conn.close()  # reopened by the next call
-                raise
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+                raise StoreUnavailable(f"the job store went away: {redact(first)}") from None
 
     def _migrate(self) -> None:
         conn = self._connect()

@@ -5,6 +5,7 @@ cannot be used."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from ..imagelimits import ImageRefused, check_size
 from ..inference import DetectorLike
 from ..settings import JobsConfig
 from .layout import JobFolder
-from .store import JobRecord, JobState, now
+from .store import JobRecord, JobState, StoreUnavailable, now
 
 
 class RecordWriter(Protocol):
@@ -95,14 +96,15 @@ def run_job(
         t = time.monotonic()
         if t - saved[0] >= _PROGRESS_SAVE_S:
             saved[0] = t
-            store.update(
-                job_id,
-                only_if=JobState.RUNNING,
-                frames_done=p.frames_read,
-                frames_total=p.frames_total,
-                fps=p.fps,
-                eta_s=p.eta_s,
-            )
+            with contextlib.suppress(StoreUnavailable):  # a shared store's blip: go on
+                store.update(
+                    job_id,
+                    only_if=JobState.RUNNING,
+                    frames_done=p.frames_read,
+                    frames_total=p.frames_total,
+                    fps=p.fps,
+                    eta_s=p.eta_s,
+                )
 
     classes = opts.get("classes")
     result = process_video(

@@ -333,6 +333,11 @@ class JobService:
         worker = f"{self.worker_name}:{index}"
         failures = 0
         while not self._stop.is_set():
+            if self._store is None and not self.shared:
+                # No job yet: the embedded store (and the data dir) comes with the first one.
+                if self._wake.wait(self.config.poll_s):
+                    self._wake.clear()
+                continue
             try:
                 store = self.store
                 for job_id in store.fail_expired(self.config.max_attempts):

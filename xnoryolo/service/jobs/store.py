@@ -179,6 +179,10 @@ class JobStore(Protocol):
     def close(self) -> None: ...
 
 
+class StoreUnavailable(RuntimeError):
+    """A shared store cannot be reached (the message names it, without its password)."""
+
+
 def expired_reason(attempts: int) -> str:
     return f"its worker stopped during this job {attempts} times; given up"
 

@@ -97,6 +97,7 @@ class MqttSink:
         # Messages paho holds itself (QoS > 0 while reconnecting): bounded like the outbox.
         client.max_queued_messages_set(c.outbox)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -160,6 +161,15 @@ class MqttSink:
         self._fresh.set()
         self._connected.set()
         log.info("MQTT: connected to %s:%d", self.config.host, self.config.port)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        error = (
+            f"cannot reach the broker at {self.config.host}:{self.config.port}; retrying with "
+            "backoff"
+        )
+        if error != self.error:  # once per outage, not at every retry
+            log.warning("MQTT: %s", error)
+        self.error = error
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
