@@ -80,3 +80,35 @@ def whole_team(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(xconv, "_MIN_TEAM_US", 0.0)
     monkeypatch.setattr(xconv, "_MIN_TEAM_POOL_TAPS", 0)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster on loopback (tests/helpers/pg_server.py)."""
+    from pg_server import PostgresServer, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (.ci/apt-packages lists postgresql)")
+    pytest.importorskip("psycopg", reason="psycopg is a dependency: pip install -e .")
+    server = PostgresServer(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.remove()
+
+
+@pytest.fixture
+def mosquitto() -> Iterator[Any]:
+    """A real Mosquitto broker on loopback with a password (tests/helpers/mqtt_broker.py)."""
+    from mqtt_broker import Broker, find_mosquitto
+
+    binary = find_mosquitto()
+    if binary is None:
+        pytest.skip("Mosquitto is not installed (.ci/apt-packages lists mosquitto)")
+    broker = Broker(binary)
+    try:
+        yield broker
+    finally:
+        broker.remove()

@@ -25,6 +25,18 @@ from service_helpers import run_service, settings_for, wait_until
 pytestmark = pytest.mark.timeout(180)
 
 FINISHED = ("succeeded", "failed", "cancelled")
+STORE = {"spec": "sqlite"}  # the job store service() starts with (see the store fixture)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def store(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test on both job stores: the embedded SQLite and a PostgreSQL database."""
+    spec = "sqlite"
+    if request.param == "postgresql":
+        spec = request.getfixturevalue("postgres").new_database()
+    STORE["spec"] = spec
+    yield spec
+    STORE["spec"] = "sqlite"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +49,7 @@ def media(vtest_avi: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextlib.contextmanager
 def service(tmp_path: Path, detector: Any, **jobs: Any) -> Iterator[tuple[Any, httpx.Client]]:
+    jobs = {"store": STORE["spec"], **jobs}
     settings = settings_for(data_dir=tmp_path / "data", jobs=jobs)
     with run_service(settings, detector) as svc, httpx.Client(base_url=svc.url, timeout=30) as c:
         yield svc, c

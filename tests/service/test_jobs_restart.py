@@ -141,7 +141,8 @@ def test_killed_mid_job_runs_again_and_keeps_results(
 def test_recovery_rules(tmp_path: Path, vtest_avi: Path) -> None:
     """Straight on the job service: interrupted jobs are re-queued, up to max_attempts."""
     from xnoryolo.service.jobs.service import JobService
-    from xnoryolo.service.jobs.store import JobRecord, JobState, JobStore
+    from xnoryolo.service.jobs.sqlite_store import SqliteJobStore as JobStore
+    from xnoryolo.service.jobs.store import JobRecord, JobState
     from xnoryolo.service.settings import JobsConfig
 
     data = tmp_path / "data"
@@ -181,7 +182,8 @@ def test_recovery_rules(tmp_path: Path, vtest_avi: Path) -> None:
 def test_shutdown_mid_job_requeues_it(tmp_path: Path, vtest_avi: Path) -> None:
     from xnoryolo.detector.video import probe_video
     from xnoryolo.service.jobs.service import JobOptionsData, JobService
-    from xnoryolo.service.jobs.store import JobState, JobStore
+    from xnoryolo.service.jobs.sqlite_store import SqliteJobStore as JobStore
+    from xnoryolo.service.jobs.store import JobState
     from xnoryolo.service.settings import JobsConfig
 
     svc = JobService(JobsConfig(), tmp_path / "data", FakeDetector(delay=0.2))

@@ -109,9 +109,12 @@ def check_streams(settings: ServeSettings, names: list[str]) -> None:
             seen.add(stream.id)
 
 
-def create_app(settings: ServeSettings, detector: DetectorLike | None = None) -> FastAPI:
+def create_app(
+    settings: ServeSettings, detector: DetectorLike | None = None, run_jobs: bool = True
+) -> FastAPI:
     """The service app. `detector` defaults to the model named in `settings`; the pipeline
-    starts with the app's lifespan and stops with it."""
+    starts with the app's lifespan and stops with it. `run_jobs=False`: video jobs are only
+    accepted and served here (`xnoryolo worker` processes run them)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,6 +129,7 @@ def create_app(settings: ServeSettings, detector: DetectorLike | None = None) ->
             live,
             settings.limits,
             NetworkPolicy.from_config(settings.sources),
+            run_jobs=run_jobs,
         )
         job_service.start()
         pipeline.metrics.registry.register(JobsCollector(job_service))

@@ -26,8 +26,30 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="listen beyond loopback without API keys (anyone who can connect may use the box)",
     )
+    p.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="run no video jobs here, only accept and serve them (`xnoryolo worker` processes "
+        "run them; needs jobs.store: postgresql://...)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
+    add_worker_parser(subparsers)
+
+
+def add_worker_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "worker", help="run queued video jobs from a shared job store (jobs.store: postgresql://)"
+    )
+    p.add_argument("--config", required=True, help="YAML settings file, as for serve")
+    p.add_argument("--cfg", help="darknet .cfg file")
+    p.add_argument("--weights", help="darknet .weights file")
+    p.add_argument("--names", help="class names, one per line")
+    p.add_argument("--threads", type=int, help="detector threads")
+    p.add_argument("--jobs", type=int, help="jobs run at once by this process (jobs.workers)")
+    p.add_argument("--data-dir", help="the shared results root (every worker and the API)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(run=run_worker)
 
 
 def _setup_logging(level: str) -> None:
@@ -64,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
             access={"allow_keyless_public": True} if args.allow_keyless_public else None,
         )
         check_exposure(settings)
+        if args.no_workers and not settings.jobs.store.startswith("postgres"):
+            raise ConfigError(
+                "--no-workers needs a shared job store (jobs.store: postgresql://...): with "
+                "the embedded one nothing would run the jobs"
+            )
         detector = load_detector(settings)
         check_streams(settings, detector.names)
     except (ConfigError, XnoryoloError) as exc:
@@ -74,11 +101,71 @@ def run(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     uvicorn.run(
-        create_app(settings, detector),
+        create_app(settings, detector, run_jobs=not args.no_workers),
         host=settings.host,
         port=settings.port,
         log_config=None,
         ws="websockets-sansio",
         timeout_graceful_shutdown=3,
     )
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run jobs from the shared store until SIGTERM or SIGINT; a job running then goes back
+    to the queue for another worker."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import signal
+    import threading
+
+    from xnoryolo.detector.errors import XnoryoloError
+
+    from .app import load_detector
+    from .jobs.service import JobService
+    from .jobs.store import StoreUnavailable
+    from .jobs.stores import is_shared
+    from .policy import NetworkPolicy
+    from .settings import ConfigError, load_settings
+
+    model = {k: getattr(args, k) for k in ("cfg", "weights", "names") if getattr(args, k)}
+    _setup_logging(args.log_level)
+    log = logging.getLogger("xnoryolo.worker")
+    try:
+        settings = load_settings(
+            args.config,
+            threads=args.threads,
+            data_dir=args.data_dir,
+            model=model or None,
+            jobs={"workers": args.jobs} if args.jobs else None,
+        )
+        if not is_shared(settings.jobs.store):
+            raise ConfigError(
+                "xnoryolo worker needs a shared job store: set jobs.store: postgresql://... "
+                "(XNORYOLO_JOBS__STORE); the embedded SQLite store belongs to one serve process"
+            )
+        detector = load_detector(settings)
+        service = JobService(
+            settings.jobs,
+            settings.data_dir,
+            detector,
+            limits=settings.limits,
+            network_policy=NetworkPolicy.from_config(settings.sources),
+            fetch=False,
+        )
+        service.start()
+    except (ConfigError, XnoryoloError, StoreUnavailable) as exc:
+        print(f"xnoryolo: error: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info(
+        "worker %s: running up to %d jobs at once from the job store",
+        service.worker_name,
+        settings.jobs.workers,
+    )
+    stop.wait()
+    log.info("worker %s: stopping", service.worker_name)
+    service.stop()
     return 0

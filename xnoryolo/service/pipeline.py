@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import xnoryolo
 from xnoryolo.tracking.draw import draw_analysis
 
 from .inference import DetectorLike, InferencePool
 from .policy import SourcePolicy
 from .publish.hub import PublishHub
 from .publish.metrics import ServiceMetrics
+from .publish.mqtt import MqttCollector, MqttSink
 from .publish.snapshots import SnapshotCache
 from .settings import ServeSettings
 from .streams.manager import StreamManager
@@ -32,6 +34,7 @@ class Pipeline:
     pool: InferencePool
     metrics: ServiceMetrics
     snapshots: SnapshotCache
+    mqtt: MqttSink | None = None
 
     @classmethod
     def build(cls, detector: DetectorLike, settings: ServeSettings) -> Pipeline:
@@ -63,17 +66,30 @@ class Pipeline:
                 e.frame.image, e.detections, manager.analysis(e.stream)
             )
         )
-        return cls(settings, detector, scheduler, hub, manager, pool, metrics, snapshots)
+        mqtt = None
+        if settings.mqtt.host:
+            mqtt = MqttSink(
+                settings.mqtt,
+                hub,
+                lambda: [ms.to_json() for ms in manager.list()],
+                xnoryolo.__version__,
+            )
+            metrics.registry.register(MqttCollector(mqtt))
+        return cls(settings, detector, scheduler, hub, manager, pool, metrics, snapshots, mqtt)
 
     def start(self) -> None:
         configure_ffmpeg(self.settings.capture.ffmpeg_options)
         limit_arenas()  # see streams/memory.py: streams that come and go give memory back
         self.manager.start()
         self.pool.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
         for config in self.settings.streams:
             self.manager.add(config, trusted=True)  # the operator's own
 
     def stop(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
         self.hub.close()
         self.manager.stop()
         self.pool.stop()

@@ -178,6 +178,19 @@ class JobsConfig(BaseModel):
         description="where OpenCV cannot write H.264, re-encode the annotated MP4 with ffmpeg",
     )
     url_timeout_s: float = Field(default=30.0, gt=0, description="per read, for url= jobs")
+    store: str = Field(
+        default="sqlite",
+        pattern=r"^(sqlite|postgres(ql)?://.*)$",
+        description="sqlite (in data_dir, one process) or postgresql://user:pass@host/db, "
+        "shared by the API and `xnoryolo worker` processes (data_dir then a shared path)",
+    )
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a running job whose worker is silent this long is rerun"
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, description="how often a worker renews its lease (and sees cancels)"
+    )
+    poll_s: float = Field(default=0.5, gt=0, description="how often idle workers look for jobs")
 
 
 class LimitsConfig(BaseModel):
@@ -233,6 +246,36 @@ class AccessConfig(BaseModel):
     )
 
 
+class MqttConfig(BaseModel):
+    """Events to an MQTT broker, with Home Assistant discovery (`mqtt:`; off without a host)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str | None = Field(default=None, description="the broker (none: no MQTT)")
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = Field(default=False, description="TLS to the broker (port 8883 as a rule)")
+    ca_file: Path | None = Field(default=None, description="CA bundle (default: the system's)")
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = Field(
+        default=None, max_length=64, description="default: xnoryolo-<host name>"
+    )
+    topic_prefix: str = Field(default="xnoryolo", pattern=r"^[^#+\s]+$")
+    qos: Literal[0, 1, 2] = 0
+    retain: bool = Field(default=False, description="retain event messages (state always is)")
+    discovery: bool = Field(default=True, description="Home Assistant MQTT discovery")
+    discovery_prefix: str = Field(default="homeassistant", pattern=r"^[^#+\s]+$")
+    classes: list[str] = Field(
+        default=["person", "car"], description="per stream: a binary sensor and a count each"
+    )
+    outbox: int = Field(
+        default=1000, ge=1, le=1_000_000, description="events held while the broker is away"
+    )
+    stats_interval_s: float = Field(default=30.0, gt=0, description="stream counters, retained")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_max_s: int = Field(default=30, ge=1, le=3600)
+
+
 class ServeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="XNORYOLO_", env_nested_delimiter="__", extra="forbid"
@@ -260,6 +303,7 @@ class ServeSettings(BaseSettings):
     jobs: JobsConfig = Field(default_factory=JobsConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """What counting lines and zones report: one frozen dataclass per kind of event, each with the
 one JSON form it has everywhere (stream events, job summaries). `stream` is set by the
-service for live streams and left out for jobs; `frame` is the stream's frame number or the
-video's frame index, `t` the video time in seconds (the source's clock where it has one)."""
+service for live streams and left empty (out of the JSON) for jobs; `frame` is the stream's
+frame number or the video's frame index, `t` the video time in seconds (the source's clock
+where it has one)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def _common(kind: str, stream: str | None) -> dict[str, Any]:
-    return {"type": kind, **({"stream": stream} if stream is not None else {})}
+def _common(kind: str, stream: str) -> dict[str, Any]:
+    return {"type": kind, **({"stream": stream} if stream else {})}
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class LineCrossed:
     frame: int
     t: float
     timestamp: float | None = None  # wall-clock time (live streams)
-    stream: str | None = None
+    stream: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,7 +49,7 @@ class ZoneEntered:
     frame: int
     t: float
     timestamp: float | None = None
-    stream: str | None = None
+    stream: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +78,7 @@ class ZoneLeft:
     dwell_s: float
     reason: str = "exited"
     timestamp: float | None = None
-    stream: str | None = None
+    stream: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {

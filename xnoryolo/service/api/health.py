@@ -38,7 +38,12 @@ def readyz(started: StartedDep, authenticated: AuthenticatedDep) -> JSONResponse
 
 @router.get("/v1/info", summary="What runs: version, model, engine (kernels, threads), uptime")
 def info(services: ServicesDep) -> dict[str, Any]:
-    return {**services.info, "uptime_s": round(time.monotonic() - services.started_at, 1)}
+    mqtt = services.pipeline.mqtt
+    return {
+        **services.info,
+        "uptime_s": round(time.monotonic() - services.started_at, 1),
+        "mqtt": mqtt.status() if mqtt is not None else None,
+    }
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

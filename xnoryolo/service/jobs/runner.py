@@ -5,6 +5,7 @@ cannot be used."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from xnoryolo.detector.video import (
     Cancelled,
@@ -32,7 +33,14 @@ from ..imagelimits import ImageRefused, check_size
 from ..inference import DetectorLike
 from ..settings import JobsConfig
 from .layout import JobFolder
-from .store import JobRecord, JobState, JobStore, now
+from .store import JobRecord, JobState, StoreUnavailable, now
+
+
+class RecordWriter(Protocol):
+    """Where a running job's progress and outcome are written."""
+
+    def update(self, job_id: str, only_if: JobState | None = None, **values: Any) -> bool: ...
+
 
 log = logging.getLogger("xnoryolo.service.jobs")
 
@@ -66,7 +74,7 @@ def write_summary(path: Path, analysis: FrameAnalysis, events: list[Any], inferr
 def run_job(
     rec: JobRecord,
     folder: JobFolder,
-    store: JobStore,
+    store: RecordWriter,
     detector: DetectorLike,
     config: JobsConfig,
     cancel: threading.Event,
@@ -114,14 +122,15 @@ def run_job(
         t = time.monotonic()
         if t - saved[0] >= _PROGRESS_SAVE_S:
             saved[0] = t
-            store.update(
-                job_id,
-                only_if=JobState.RUNNING,
-                frames_done=p.frames_read,
-                frames_total=p.frames_total,
-                fps=p.fps,
-                eta_s=p.eta_s,
-            )
+            with contextlib.suppress(StoreUnavailable):  # a shared store's blip: go on
+                store.update(
+                    job_id,
+                    only_if=JobState.RUNNING,
+                    frames_done=p.frames_read,
+                    frames_total=p.frames_total,
+                    fps=p.fps,
+                    eta_s=p.eta_s,
+                )
 
     classes = opts.get("classes")
     result = process_video(

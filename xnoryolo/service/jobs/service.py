@@ -11,16 +11,26 @@ each job frame first waits, up to `live_wait_max_s`, until no live inference (st
 single-image requests) is running. A live frame then waits for at most one job frame, and jobs
 use the time the streams leave idle. `priority: equal` skips the wait.
 
-Restart safety: a job found `running` at start was interrupted by a crash; it is run again from
-the start (results are only renamed into place at the very end, so nothing half-written
-remains), unless it already took `max_attempts` starts, then it is failed with the reason."""
+Workers claim jobs from the store (`JobStore.claim`: each queued job to exactly one worker,
+also across processes with a PostgreSQL store) and hold a lease on it, renewed every
+`heartbeat_s` by a heartbeat thread; a renewal that fails means the job was cancelled (perhaps
+through the API of another process) and stops it.
+
+Restart safety: with the embedded store, a job found `running` at start was interrupted by a
+crash; with a shared store, a job whose worker let its lease run out died with its worker. Such
+a job is run again from the start (results are only renamed into place at the very end, so
+nothing half-written remains), unless it already took `max_attempts` starts, then it is failed
+with the reason."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import queue
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -38,6 +48,7 @@ from .download import DownloadError, DownloadRules, download
 from .layout import DataLayout
 from .runner import FramesTooLarge, run_job
 from .store import JobRecord, JobState, JobStore, now
+from .stores import is_shared, open_store
 
 log = logging.getLogger("xnoryolo.service.jobs")
 
@@ -86,8 +97,13 @@ class JobService:
         live: LiveGate | None = None,
         limits: LimitsConfig | None = None,
         network_policy: NetworkPolicy | None = None,
+        run_jobs: bool = True,
+        fetch: bool = True,
     ) -> None:
+        """`run_jobs=False`: jobs are only submitted and followed here (the API of a fleet);
+        `fetch=False`: url= inputs are left to the processes that fetch them (the workers)."""
         self.config = config
+        self.shared = is_shared(config.store)
         self.limits = limits or LimitsConfig()
         # where url= inputs may come from (None: NetworkPolicy's default deny list)
         self.network_policy = network_policy
@@ -98,24 +114,30 @@ class JobService:
         self._store: JobStore | None = None
         self._open_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._queue: queue.Queue[str] = queue.Queue()
+        self._wake = threading.Event()  # a job was queued here: look now, not at the next poll
         self._cancel: dict[str, threading.Event] = {}
+        self._owners: dict[str, str] = {}  # job id -> the local worker that holds its lease
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self._progress: dict[str, Progress] = {}
         self._stop = threading.Event()
         self._fetch_queue: queue.Queue[str] = queue.Queue()
         # url= inputs are fetched by threads of their own: a slow peer never holds a worker.
         self._threads = [
-            threading.Thread(target=self._work, name=f"job-worker-{i}", daemon=True)
-            for i in range(config.workers)
+            threading.Thread(target=self._work, args=(i,), name=f"job-worker-{i}", daemon=True)
+            for i in range(config.workers if run_jobs else 0)
         ] + [
             threading.Thread(target=self._fetch_loop, name=f"job-fetch-{i}", daemon=True)
-            for i in range(self.limits.download_workers)
+            for i in range(self.limits.download_workers if fetch else 0)
         ]
+        if run_jobs:
+            self._threads.append(
+                threading.Thread(target=self._heartbeat, name="job-heartbeat", daemon=True)
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         # The data dir is created by the first job, not by a service that never gets one.
-        if self.layout.db.exists():
+        if self.shared or self.layout.db.exists():
             self._open()
         for t in self._threads:
             t.start()
@@ -136,7 +158,7 @@ class JobService:
     def _open(self) -> JobStore:
         with self._open_lock:
             if self._store is None:
-                store = JobStore(self.layout.db)
+                store = open_store(self.config.store, self.layout)
                 self._recover(store)
                 self._store = store
             return self._store
@@ -149,6 +171,15 @@ class JobService:
         return self.layout.folder(job_id).path
 
     def _recover(self, store: JobStore) -> None:
+        if not self.shared:
+            self._recover_embedded(store)
+        for job_id in store.ids_in(JobState.QUEUED):
+            rec = store.get(job_id)
+            if rec is not None:
+                self._enqueue(rec)
+
+    def _recover_embedded(self, store: JobStore) -> None:
+        # One process owns the file: whatever runs at start died with the last one.
         for job_id in store.ids_in(JobState.RUNNING):
             rec = store.get(job_id)
             assert rec is not None
@@ -161,7 +192,14 @@ class JobService:
                 self._drop_input(job_id)
                 log.warning("job %s: %s", job_id, reason)
             else:
-                store.update(job_id, state=JobState.QUEUED, frames_done=0, fps=None, eta_s=None)
+                store.update(
+                    job_id,
+                    state=JobState.QUEUED,
+                    frames_done=0,
+                    fps=None,
+                    eta_s=None,
+                    lease_until=None,
+                )
                 log.warning("job %s: interrupted by a restart; runs again from the start", job_id)
         known = {r.id for r in store.list_jobs(limit=1_000_000)}
         jobs_root = self.layout.jobs
@@ -169,15 +207,15 @@ class JobService:
             for d in jobs_root.iterdir():
                 if d.name not in known:  # an upload the server died in
                     shutil.rmtree(d, ignore_errors=True)
-        for job_id in store.ids_in(JobState.QUEUED):
-            rec = store.get(job_id)
-            if rec is not None:
-                self._enqueue(rec)
 
     def _enqueue(self, rec: JobRecord) -> None:
         """A queued job to its next step: fetching its URL, or a worker."""
-        fetch = rec.source != "upload" and self.layout.folder(rec.id).find_input() is None
-        (self._fetch_queue if fetch else self._queue).put(rec.id)
+        if rec.source != "upload" and self.layout.folder(rec.id).find_input() is None:
+            if rec.ready:
+                self.store.update(rec.id, only_if=JobState.QUEUED, ready=False)
+            self._fetch_queue.put(rec.id)
+        else:
+            self._wake.set()
 
     def _clear_parts(self, job_id: str) -> None:
         results = self.layout.folder(job_id).results
@@ -216,6 +254,7 @@ class JobService:
             width=info.width if info else None,
             height=info.height if info else None,
             video_fps=info.fps if info else None,
+            ready=source == "upload",
         )
         self.store.add(rec)
         self._enqueue(rec)
@@ -269,7 +308,9 @@ class JobService:
         while True:
             with self._lock:
                 busy = job_id in self._cancel
-            if not busy:
+            rec = self.store.get(job_id)
+            held = rec is not None and rec.lease_until is not None and rec.lease_until > now()
+            if not (busy or (held and rec is not None and rec.state == JobState.RUNNING)):
                 break
             if time.monotonic() > deadline:
                 raise JobBusy(job_id)
@@ -291,16 +332,57 @@ class JobService:
             p.unlink(missing_ok=True)
 
     # -- workers ---------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, index: int) -> None:
+        worker = f"{self.worker_name}:{index}"
+        failures = 0
         while not self._stop.is_set():
-            try:
-                job_id = self._queue.get(timeout=0.25)
-            except queue.Empty:
+            if self._store is None and not self.shared:
+                # No job yet: the embedded store (and the data dir) comes with the first one.
+                if self._wake.wait(self.config.poll_s):
+                    self._wake.clear()
                 continue
             try:
-                self._run(job_id)
+                store = self.store
+                for job_id in store.fail_expired(self.config.max_attempts):
+                    log.warning("job %s: failed: its worker stopped too often", job_id)
+                    self._clear_parts(job_id)
+                    self._drop_input(job_id)
+                rec = store.claim(worker, self.config.lease_s, self.config.max_attempts)
+                failures = 0
+            except Exception as exc:  # the store is unreachable: try again, slower each time
+                failures += 1
+                if failures == 1 or failures % 20 == 0:
+                    log.error("job worker: cannot reach the job store: %s", redact(str(exc)))
+                self._stop.wait(min(30.0, self.config.poll_s * 2**failures))
+                continue
+            if rec is None:
+                if self._wake.wait(self.config.poll_s):
+                    self._wake.clear()
+                continue
+            self._wake.set()  # there may be more: let the next idle worker look too
+            try:
+                self._run(rec, worker)
             except Exception:
-                log.exception("job %s: the worker failed", job_id)
+                log.exception("job %s: the worker failed", rec.id)
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of the jobs run here; a lease lost (the job cancelled, perhaps by
+        another process) stops its job."""
+        while not self._stop.wait(self.config.heartbeat_s):
+            with self._lock:
+                held = list(self._owners.items())
+            for job_id, worker in held:
+                try:
+                    kept = self.store.renew(job_id, worker, self.config.lease_s)
+                except Exception as exc:  # unreachable: the lease may still outlive the outage
+                    log.warning("job %s: cannot renew its lease: %s", job_id, redact(str(exc)))
+                    continue
+                if not kept:
+                    with self._lock:
+                        ev = self._cancel.get(job_id)
+                    if ev is not None:
+                        log.info("job %s: no longer ours (cancelled or reclaimed)", job_id)
+                        ev.set()
 
     def download_rules(self) -> DownloadRules:
         return DownloadRules(
@@ -340,9 +422,8 @@ class JobService:
                 cancel,
                 self.network_policy,
             )
-            rec = store.get(job_id)
-            if rec is not None and rec.state == JobState.QUEUED:
-                self._queue.put(job_id)
+            if store.update(job_id, only_if=JobState.QUEUED, ready=True):
+                self._wake.set()
             else:  # cancelled as the download ended
                 self._drop_input(job_id)
         except Cancelled:
@@ -362,30 +443,21 @@ class JobService:
         if self.config.priority == "live" and self.live is not None:
             self.live.wait_idle(self.config.live_wait_max_s)
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, rec: JobRecord, worker: str) -> None:
+        """Run a job claimed by `worker` (already marked running, its attempt counted)."""
         store = self.store
-        rec = store.get(job_id)
-        if rec is None or rec.state != JobState.QUEUED:
-            return  # cancelled or deleted while queued
+        job_id = rec.id
         cancel = threading.Event()
         with self._lock:
             self._cancel[job_id] = cancel
+            self._owners[job_id] = worker
         try:
-            if not store.update(
-                job_id,
-                only_if=JobState.QUEUED,
-                state=JobState.RUNNING,
-                started_at=now(),
-                attempts=rec.attempts + 1,
-                frames_done=0,
-                error=None,
-            ):
-                return
-            log.info("job %s: running (attempt %d)", job_id, rec.attempts + 1)
+            self._clear_parts(job_id)  # a reclaimed job: what its dead worker left
+            log.info("job %s: running on %s (attempt %d)", job_id, worker, rec.attempts)
             run_job(
                 rec,
                 self.layout.folder(job_id),
-                store,
+                OwnedStore(store, worker),
                 self.detector,
                 self.config,
                 cancel,
@@ -396,32 +468,59 @@ class JobService:
             self._drop_input(job_id)
         except Cancelled:
             if self._stop.is_set() and store.update(
-                job_id, only_if=JobState.RUNNING, state=JobState.QUEUED, attempts=rec.attempts
+                job_id,
+                only_if=JobState.RUNNING,
+                owner=worker,
+                state=JobState.QUEUED,
+                attempts=rec.attempts - 1,
+                lease_until=None,
             ):
                 log.info("job %s: stopped by the shutdown; runs again at the next start", job_id)
                 return  # the input stays for the next start
             log.info("job %s: cancelled", job_id)
             self._drop_input(job_id)
         except FramesTooLarge as exc:
-            self._fail(job_id, f"the video is refused: {exc}")
+            self._fail(job_id, f"the video is refused: {exc}", owner=worker)
         except VideoError as exc:
-            self._fail(job_id, f"not a decodable video: {exc}")
+            self._fail(job_id, f"not a decodable video: {exc}", owner=worker)
         except Exception as exc:
             log.exception("job %s: failed", job_id)
-            self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
+            self._fail(job_id, f"internal error: {type(exc).__name__}: {exc}", owner=worker)
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
+                self._owners.pop(job_id, None)
                 self._progress.pop(job_id, None)
+            with contextlib.suppress(Exception):  # let go: nobody need wait for the lease
+                store.update(job_id, owner=worker, lease_until=None)
 
-    def _fail(self, job_id: str, reason: str, state: JobState = JobState.RUNNING) -> None:
+    def _fail(
+        self,
+        job_id: str,
+        reason: str,
+        state: JobState = JobState.RUNNING,
+        owner: str | None = None,
+    ) -> None:
         log.warning("job %s: failed: %s", job_id, reason)
         self.store.update(
             job_id,
             only_if=state,
+            owner=owner,
             state=JobState.FAILED,
             error=reason,
             finished_at=now(),
             eta_s=None,
         )
         self._drop_input(job_id)
+
+
+class OwnedStore:
+    """The store as one worker's job sees it: its writes land only while that worker still
+    holds the job (a worker that lost its lease never overwrites the one that took over)."""
+
+    def __init__(self, store: JobStore, worker: str) -> None:
+        self._store = store
+        self._worker = worker
+
+    def update(self, job_id: str, only_if: JobState | None = None, **values: Any) -> bool:
+        return self._store.update(job_id, only_if, self._worker, **values)

@@ -1,16 +1,15 @@
-"""Job records in SQLite (WAL, stdlib sqlite3): what each uploaded-video job asked for, where
-it stands and how it ended. Result files live beside it, one folder per job."""
+"""Job records: what each uploaded-video job asked for, where it stands and how it ended, and
+the store protocol that keeps them (sqlite_store.py: embedded, one process; pg_store.py:
+PostgreSQL, shared by any number of worker processes). Result files live in one folder per job
+under the data dir (jobs/layout.py), a path every worker and the API see."""
 
 from __future__ import annotations
 
 import enum
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..redact import redact
 
@@ -48,6 +47,9 @@ class JobRecord:
     width: int | None = None
     height: int | None = None
     video_fps: float | None = None
+    worker: str | None = None  # who runs it (or ran it last)
+    lease_until: float | None = None  # the worker holds it until then unless it renews
+    ready: bool = True  # its input is in place (a url= job is not until downloaded)
 
     def to_json(self) -> dict[str, Any]:
         total = self.frames_total
@@ -70,6 +72,7 @@ class JobRecord:
             "eta_s": round(self.eta_s, 1) if self.eta_s is not None else None,
             "error": self.error,
             "attempts": self.attempts,
+            "worker": self.worker,
             "video": {
                 "width": self.width,
                 "height": self.height,
@@ -104,123 +107,85 @@ def _needs(link: str) -> str:
 _COLUMNS = [f.name for f in fields(JobRecord)]
 _JSON_COLUMNS = {"options", "outputs"}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    state TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    source TEXT NOT NULL,
-    filename TEXT,
-    options TEXT NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    frames_done INTEGER NOT NULL DEFAULT 0,
-    frames_total INTEGER,
-    fps REAL,
-    eta_s REAL,
-    error TEXT,
-    video_codec TEXT,
-    outputs TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    width INTEGER,
-    height INTEGER,
-    video_fps REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created_at);
-"""
+
+def encode(name: str, value: Any) -> Any:
+    """A JobRecord field as a column value."""
+    if name in _JSON_COLUMNS:
+        return json.dumps(value)
+    if isinstance(value, JobState):
+        return value.value
+    return value
 
 
-class JobStore:
-    """Thread-safe: one connection behind a lock (writes are tiny and rare: progress is
-    saved at most a few times a second per job)."""
+def decode(values: dict[str, Any]) -> JobRecord:
+    """A JobRecord from a row (a mapping of column names to values)."""
+    record = {k: values[k] for k in _COLUMNS}
+    for k in _JSON_COLUMNS:
+        record[k] = json.loads(record[k])
+    record["state"] = JobState(record["state"])
+    record["ready"] = bool(record["ready"])
+    return JobRecord(**record)
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps commits atomic either way
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+def columns() -> list[str]:
+    return list(_COLUMNS)
 
-    @staticmethod
-    def _record(row: sqlite3.Row) -> JobRecord:
-        values = {k: row[k] for k in _COLUMNS}
-        for k in _JSON_COLUMNS:
-            values[k] = json.loads(values[k])
-        values["state"] = JobState(values["state"])
-        return JobRecord(**values)
 
-    def add(self, job: JobRecord) -> None:
-        values = [getattr(job, k) for k in _COLUMNS]
-        values = [
-            json.dumps(v) if k in _JSON_COLUMNS else (v.value if isinstance(v, JobState) else v)
-            for k, v in zip(_COLUMNS, values, strict=True)
-        ]
-        marks = ",".join("?" * len(_COLUMNS))
-        with self._lock:
-            self._db.execute(f"INSERT INTO jobs ({','.join(_COLUMNS)}) VALUES ({marks})", values)
+def check_columns(values: dict[str, Any]) -> None:
+    for k in values:
+        if k not in _COLUMNS or k == "id":
+            raise KeyError(k)
 
-    def get(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return self._record(row) if row is not None else None
 
-    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]:
-        query = "SELECT * FROM jobs"
-        args: list[Any] = []
-        if state is not None:
-            query += " WHERE state = ?"
-            args.append(state.value)
-        query += " ORDER BY created_at DESC LIMIT ?"
-        args.append(limit)
-        with self._lock:
-            rows = self._db.execute(query, args).fetchall()
-        return [self._record(r) for r in rows]
+class JobStore(Protocol):
+    """Where job records live. Every method is thread-safe; `claim` hands each queued job to
+    exactly one worker, also across processes where the store is shared."""
 
-    def counts(self) -> dict[JobState, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-        return {JobState(r[0]): int(r[1]) for r in rows}
+    def add(self, job: JobRecord) -> None: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def list_jobs(self, state: JobState | None = None, limit: int = 100) -> list[JobRecord]: ...
+
+    def counts(self) -> dict[JobState, int]: ...
 
     def ids_in(self, state: JobState) -> list[str]:
         """Oldest first."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM jobs WHERE state = ? ORDER BY created_at", (state.value,)
-            ).fetchall()
-        return [r[0] for r in rows]
+        ...
 
-    def update(self, job_id: str, only_if: JobState | None = None, **values: Any) -> bool:
-        """Set columns; with `only_if`, only while the job is in that state. True if it was."""
-        sets = []
-        args: list[Any] = []
-        for k, v in values.items():
-            if k not in _COLUMNS or k == "id":
-                raise KeyError(k)
-            sets.append(f"{k} = ?")
-            if k in _JSON_COLUMNS:
-                v = json.dumps(v)
-            elif isinstance(v, JobState):
-                v = v.value
-            args.append(v)
-        query = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?"
-        args.append(job_id)
-        if only_if is not None:
-            query += " AND state = ?"
-            args.append(only_if.value)
-        with self._lock:
-            return self._db.execute(query, args).rowcount == 1
+    def update(
+        self, job_id: str, only_if: JobState | None = None, owner: str | None = None, **values: Any
+    ) -> bool:
+        """Set columns; with `only_if`, only while the job is in that state; with `owner`,
+        only while that worker holds it. True if it was."""
+        ...
 
-    def delete(self, job_id: str) -> bool:
-        with self._lock:
-            return self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 1
+    def delete(self, job_id: str) -> bool: ...
+
+    def claim(self, worker: str, lease_s: float, max_attempts: int) -> JobRecord | None:
+        """The oldest job ready to run, now running for `worker` with a lease of `lease_s`
+        and one more attempt: a queued one, or one whose worker let its lease expire (fewer
+        than `max_attempts` attempts). None when there is none."""
+        ...
+
+    def renew(self, job_id: str, worker: str, lease_s: float) -> bool:
+        """Extend `worker`'s lease on a running job; False when it is no longer its own
+        (cancelled, finished, or reclaimed after the lease ran out)."""
+        ...
+
+    def fail_expired(self, max_attempts: int) -> list[str]:
+        """Fail the running jobs whose lease ran out after `max_attempts` attempts."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StoreUnavailable(RuntimeError):
+    """A shared store cannot be reached (the message names it, without its password)."""
+
+
+def expired_reason(attempts: int) -> str:
+    return f"its worker stopped during this job {attempts} times; given up"
 
 
 def now() -> float:
