@@ -155,3 +155,25 @@ def test_a_failing_motion_gate_infers_and_keeps_the_worker(
         pool.stop()
     assert gate.calls == 3 and [e.frame.seq for e in done] == [0, 1, 2]
     assert "motion gating failed" in caplog.text
+
+
+def test_line_events_reach_the_mqtt_broker(mosquitto: Any, tmp_path: Path) -> None:
+    from mqtt_broker import PASSWORD, USER, Recorder
+
+    clip = write_clip(tmp_path / "crossings.mp4")
+    mqtt = {"host": "127.0.0.1", "port": mosquitto.port, "username": USER, "password": PASSWORD}
+    settings = settings_for(
+        sources={"media_roots": [str(tmp_path)]}, data_dir=tmp_path / "data", mqtt=mqtt
+    )
+    with run_service(settings, ColourDetector()) as svc:
+        rec = Recorder(mosquitto)
+        try:
+            with httpx.Client(base_url=svc.url, timeout=10) as client:
+                body = {"url": str(clip), "id": "door", "lines": LINES}
+                assert client.post("/v1/streams", json=body).status_code == 201
+            wait_until(lambda: rec.count("xnoryolo/door/line_crossed") >= 6, 60, what="crossings")
+            event = json.loads(rec.last("xnoryolo/door/line_crossed") or b"")
+            assert event["type"] == "line_crossed" and event["line"] == "door"
+            assert event["stream"] == "door" and event["track_id"] >= 1
+        finally:
+            rec.close()
