@@ -177,3 +177,10 @@ def test_line_events_reach_the_mqtt_broker(mosquitto: Any, tmp_path: Path) -> No
             assert event["stream"] == "door" and event["track_id"] >= 1
         finally:
             rec.close()
+
+
+def test_lines_may_not_count_classes_the_stream_drops() -> None:
+    lines = [{**LINES[0], "classes": ["car"]}]
+    with pytest.raises(ValueError, match="'classes' filter drops: car"):
+        StreamConfig.model_validate({"url": "x.mp4", "classes": ["person"], "lines": lines})
+    StreamConfig.model_validate({"url": "x.mp4", "classes": ["person", "car"], "lines": lines})

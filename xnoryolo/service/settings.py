@@ -78,7 +78,8 @@ class StreamConfig(BaseModel):
 
     @model_validator(mode="after")
     def _analysis_ok(self) -> StreamConfig:
-        self.analysis()  # line and zone names unique, lines and zones only with tracking
+        # line and zone names unique, lines and zones only with tracking, classes reported
+        self.analysis().check_reported(self.classes)
         return self
 
     def analysis(self) -> AnalysisSpec:

@@ -152,6 +152,15 @@ class AnalysisSpec(BaseModel):
             raise ValueError("lines and zones count tracks: tracking must be enabled")
         return self
 
+    def check_reported(self, classes: list[str] | None) -> None:
+        """ValueError where lines or zones name classes outside the `classes` filter (boxes
+        of other classes are dropped before tracking: they would never count)."""
+        unseen = sorted(self.class_names() - set(classes)) if classes else []
+        if unseen:
+            raise ValueError(
+                f"lines or zones name classes the 'classes' filter drops: {', '.join(unseen)}"
+            )
+
     def class_names(self) -> set[str]:
         """Every class name the lines and zones name (checked against the model's)."""
         out: set[str] = set()

@@ -103,7 +103,8 @@ class JobOptions(BaseModel):
 
     @model_validator(mode="after")
     def _analysis_ok(self) -> JobOptions:
-        self.analysis()  # names unique, lines and zones only with tracking
+        # names unique, lines and zones only with tracking, their classes reported
+        self.analysis().check_reported(self.classes)
         return self
 
     def analysis(self) -> AnalysisSpec:
