@@ -149,7 +149,7 @@ class Tracker:
         rest_tracks, rest_high = match(confirmed, high, spec.match_iou)
         # 2. weak boxes only to tracks followed until the last frame
         followed = [k for k in rest_tracks if self._tracks[k].state == TrackState.TRACKED]
-        unmatched_followed, _ = match(followed, low, 0.5)
+        match(followed, low, 0.5)  # the followed tracks left unmatched become lost below
         # 3. tentative tracks to the confident boxes left (stricter)
         unmatched_tentative, rest_high = match(tentative, rest_high, 0.3)
 
@@ -183,7 +183,6 @@ class Tracker:
                 keep[k] = False
                 if tr.track_id is not None:
                     ended.append(tr.track_id)
-        del unmatched_followed
         self._tracks = [tr for k, tr in enumerate(self._tracks) if keep[k]]
         self._mean, self._cov = self._mean[keep], self._cov[keep]
 

@@ -59,11 +59,6 @@ class Observations:
         return [self.items[i] for i in keep], pts[keep], heights[keep]
 
 
-def anchor_point(box: tuple[float, float, float, float], anchor: Anchor) -> tuple[float, float]:
-    x0, y0, x1, y1 = box
-    return (x0 + x1) / 2, (y1 if anchor == "bottom" else (y0 + y1) / 2)
-
-
 def _cross(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
