@@ -1,0 +1,396 @@
+/* int8 convolution (qconv.pyx): quantise, im2col into byte panels, int32 GEMM per path, one
+ * output transform. The arithmetic is written down in kernels/README.md ("int8 layers") and
+ * in detector/quantize.py (the NumPy reference); every path computes the same int32 sums.
+ *
+ * Panels: the im2col matrix (rows k = (c, ky, kx), darknet's order, padded to a multiple of 4
+ * with zero rows) is stored XQ_PW pixels at a time, 4 taps per pixel together:
+ * pan[p / 16][k / 4][p % 16][k % 4]. One 64-byte load is 4 taps of 16 pixels, which is what
+ * vpdpbusd (4 u8 x s8 products summed into each int32 lane) and sdot want; each 32-bit lane
+ * accumulates one pixel, so no horizontal sums are needed. Weights are rows of Kp int8, the
+ * 4 taps of a lane read as one int32 and broadcast. Missing pixels of the last panel are 0. */
+#ifndef XNORYOLO_XN_INT8_H
+#define XNORYOLO_XN_INT8_H
+
+#include "xn_common.h"
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+#define XQ_PW 16
+
+enum {
+    XQ_PORTABLE = 0,
+    XQ_AVX2 = 1,
+    XQ_AVXVNNI = 2,
+    XQ_AVX512VNNI = 3,
+    XQ_NEON = 4,
+    XQ_NEONDOT = 5,
+    XQ_NPATH = 6
+};
+
+#ifdef XN_X86
+#define XQ_AVX2_TARGET "avx2"
+#define XQ_AVXVNNI_TARGET "avx2,avxvnni"
+#define XQ_AVX512_TARGET "avx512f,avx512bw,avx512vnni,avx2"
+#endif
+
+static int xq_path_supported(int path) {
+    switch (path) {
+    case XQ_PORTABLE:
+        return 1;
+#ifdef XN_X86
+    case XQ_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0;
+    case XQ_AVXVNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case XQ_AVX512VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
+#ifdef XN_HAVE_NEON
+    case XQ_NEON:
+        return 1;
+    case XQ_NEONDOT:
+#if defined(__aarch64__) && defined(__linux__)
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(XN_EMULATE_NEON)
+        return 1;
+#else
+        return 0;
+#endif
+#endif
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ quantisation */
+
+/* q = clamp(floor(x * inv + 0.5) + zero, 0, 255): float32 products and sums, no contraction,
+ * so it equals detector/quantize.py's quantize_activations to the byte. */
+XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const float lo = (float)(-zero), hi = (float)(255 - zero);
+    for (int64_t i = 0; i < n; i++) {
+        float u = x[i] * inv;
+        u = u + 0.5f;
+        /* clamp first (also maps NaN to lo), so the conversion below is in range */
+        u = u >= lo ? u : lo;
+        u = u <= hi ? u : hi;
+        int t = (int)u; /* truncation; floor for u >= 0, one more than floor below */
+        t -= (float)t > u;
+        q[i] = (uint8_t)(t + zero);
+    }
+}
+
+/* ------------------------------------------------------------------ im2col into panels */
+
+/* Panel pb (pixels pb*16 .. pb*16+15) of one group's input q (cg, h, w) bytes; `zero` fills
+ * padding taps (the quantised 0.0), pixels past n and taps past K are 0. */
+static void xq_im2col_panel(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
+                            int pad, int dil, int ow, int64_t n, int kp, uint8_t zero, int64_t pb,
+                            uint8_t *pan) {
+    const int k = cg * size * size;
+    int iy0[XQ_PW], ix0[XQ_PW], valid[XQ_PW];
+    for (int l = 0; l < XQ_PW; l++) {
+        int64_t p = pb * XQ_PW + l;
+        valid[l] = p < n;
+        int oy = valid[l] ? (int)(p / ow) : 0, ox = valid[l] ? (int)(p % ow) : 0;
+        iy0[l] = oy * sy - pad;
+        ix0[l] = ox * sx - pad;
+    }
+    for (int kk = 0; kk < kp; kk++) {
+        uint8_t *dst = pan + (int64_t)(kk >> 2) * 64 + (kk & 3);
+        if (kk >= k) {
+            for (int l = 0; l < XQ_PW; l++) dst[l * 4] = 0;
+            continue;
+        }
+        int c = kk / (size * size), r = kk % (size * size);
+        int ky = r / size, kx = r % size;
+        const uint8_t *plane = q + (int64_t)c * h * w;
+        for (int l = 0; l < XQ_PW; l++) {
+            int iy = iy0[l] + ky * dil, ix = ix0[l] + kx * dil;
+            uint8_t v = zero;
+            if (!valid[l])
+                v = 0;
+            else if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                v = plane[(int64_t)iy * w + ix];
+            dst[l * 4] = v;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ output transform */
+
+/* y = float(acc - corr) * mult + bias, then linear / leaky / relu (others: the caller's
+ * activation on the result), like quantize.py's int8_output_transform. */
+XN_NOCONTRACT static inline float xq_transform(int32_t acc, int32_t corr, float mult, float bias,
+                                               int act) {
+    float y = (float)(acc - corr) * mult;
+    y = y + bias;
+    if (act == XN_LEAKY) return y > 0.0f ? y : 0.1f * y;
+    if (act == XN_RELU) return y > 0.0f ? y : 0.0f;
+    return y;
+}
+
+/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]. */
+static void xq_store_tile(const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
+                          const int32_t *corr, const float *mult, const float *bias, int act,
+                          float *out, int32_t *out_int) {
+    int64_t m = n - p0;
+    if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
+        int f = f0 + i;
+        if (out_int) {
+            int32_t *o = out_int + (int64_t)f * n + p0;
+            for (int64_t j = 0; j < m; j++) o[j] = a[j] - corr[f];
+        } else {
+            float *o = out + (int64_t)f * n + p0;
+            for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ GEMM tiles */
+
+/* Sums of nf filters (rows of wt, kp bytes each) over np_ consecutive panels; acc[nf][np_*16]. */
+static void xq_tile_portable(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                             int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        for (int j = 0; j < np_; j++) {
+            int32_t s[XQ_PW] = {0};
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < kp / 4; g++) {
+                const uint8_t *bg = b + (int64_t)g * 64;
+                const int8_t *wg = wr + 4 * g;
+                for (int l = 0; l < XQ_PW; l++)
+                    s[l] += wg[0] * bg[4 * l] + wg[1] * bg[4 * l + 1] + wg[2] * bg[4 * l + 2] +
+                            wg[3] * bg[4 * l + 3];
+            }
+            memcpy(acc + ((int64_t)i * np_ + j) * XQ_PW, s, sizeof s);
+        }
+    }
+}
+
+static inline int32_t xq_load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#ifdef XN_X86
+/* AVX-512 VNNI: 8 filters x 2 panels (32 pixels), 16 zmm accumulators; vpdpbusd multiplies
+ * the panel's unsigned bytes by the broadcast signed weights, 4 taps per lane. */
+__attribute__((target(XQ_AVX512_TARGET))) static void
+xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 8) {
+        for (int j0 = 0; j0 < np_; j0 += 2) {
+            const int two = j0 + 1 < np_;
+            __m512i c[8][2];
+            for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_si512();
+            const uint8_t *b0 = pan + j0 * pstride, *b1 = two ? b0 + pstride : b0;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                __m512i x0 = _mm512_loadu_si512(b0 + (int64_t)g * 64);
+                __m512i x1 = _mm512_loadu_si512(b1 + (int64_t)g * 64);
+#define XQ_STEP(i)                                                                                 \
+    do {                                                                                           \
+        __m512i wv = _mm512_set1_epi32(xq_load4(w0 + (int64_t)(i)*kp + 4 * g));                    \
+        c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wv);                                            \
+        c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wv);                                            \
+    } while (0)
+                XQ_STEP(0);
+                XQ_STEP(1);
+                XQ_STEP(2);
+                XQ_STEP(3);
+                XQ_STEP(4);
+                XQ_STEP(5);
+                XQ_STEP(6);
+                XQ_STEP(7);
+#undef XQ_STEP
+            }
+            for (int i = 0; i < 8 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j0) * XQ_PW;
+                _mm512_storeu_si512(a, c[i][0]);
+                if (two) _mm512_storeu_si512(a + XQ_PW, c[i][1]);
+            }
+        }
+    }
+}
+
+/* AVX-VNNI (VEX vpdpbusd, 256-bit): 4 filters x 1 panel (two halves of 8 pixels). */
+__attribute__((target(XQ_AVXVNNI_TARGET))) static void
+xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 4) {
+        for (int j = 0; j < np_; j++) {
+            __m256i c[4][2];
+            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
+            const uint8_t *b = pan + j * pstride;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64 + 32));
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
+                    c[i][0] = _mm256_dpbusd_avx_epi32(c[i][0], x0, wv);
+                    c[i][1] = _mm256_dpbusd_avx_epi32(c[i][1], x1, wv);
+                }
+            }
+            for (int i = 0; i < 4 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
+                _mm256_storeu_si256((__m256i *)a, c[i][0]);
+                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);
+            }
+        }
+    }
+}
+
+/* AVX2: vpmaddubsw would saturate (2 x 255 x 127 > 32767), so the bytes are widened to int16
+ * and multiplied with vpmaddwd (exact). A lane then holds the sum of 2 of a pixel's 4 taps;
+ * the pairs are added once, at the end of the K loop (vphaddd). 2 filters x 1 panel. */
+__attribute__((target(XQ_AVX2_TARGET))) static void
+xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 2) {
+        for (int j = 0; j < np_; j++) {
+            __m256i c[2][4];
+            for (int i = 0; i < 2; i++)
+                for (int q = 0; q < 4; q++) c[i][q] = _mm256_setzero_si256();
+            const uint8_t *b = pan + j * pstride;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                const uint8_t *bg = b + (int64_t)g * 64;
+                __m256i x[4];
+                for (int q = 0; q < 4; q++)
+                    x[q] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16 * q)));
+                for (int i = 0; i < 2; i++) {
+                    const int8_t *wg = w0 + (int64_t)i * kp + 4 * g;
+                    __m256i wv = _mm256_cvtepi8_epi16(_mm_set1_epi32(xq_load4(wg)));
+                    for (int q = 0; q < 4; q++)
+                        c[i][q] = _mm256_add_epi32(c[i][q], _mm256_madd_epi16(x[q], wv));
+                }
+            }
+            for (int i = 0; i < 2 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
+                for (int h = 0; h < 2; h++) {
+                    /* pixels 8h .. 8h+7: lanes (p, half) of c[2h] (pixels 8h..8h+3) and c[2h+1] */
+                    __m256i s = _mm256_hadd_epi32(c[i][2 * h], c[i][2 * h + 1]);
+                    s = _mm256_permute4x64_epi64(s, 0xD8);
+                    _mm256_storeu_si256((__m256i *)(a + 8 * h), s);
+                }
+            }
+        }
+    }
+}
+#endif
+
+#ifdef XN_HAVE_NEON
+/* NEON without the dot product: bytes widened to 16 bits, vmlal into 4 lanes per pixel
+ * (its 4 taps), reduced once per tile. 1 filter x 1 panel: 16 accumulators. */
+static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                         int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        for (int j = 0; j < np_; j++) {
+            int32x4_t c[XQ_PW];
+            for (int l = 0; l < XQ_PW; l++) c[l] = vdupq_n_s32(0);
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < groups; g++) {
+                int8x8_t w8 = vreinterpret_s8_s32(vdup_n_s32(xq_load4(wr + 4 * g)));
+                int16x4_t w16 = vget_low_s16(vmovl_s8(w8));
+                const uint8_t *bg = b + (int64_t)g * 64;
+                for (int q = 0; q < 4; q++) {
+                    uint8x16_t x = vld1q_u8(bg + 16 * q);
+                    int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x)));
+                    int16x8_t hi = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(x)));
+                    c[4 * q] = vmlal_s16(c[4 * q], vget_low_s16(lo), w16);
+                    c[4 * q + 1] = vmlal_s16(c[4 * q + 1], vget_high_s16(lo), w16);
+                    c[4 * q + 2] = vmlal_s16(c[4 * q + 2], vget_low_s16(hi), w16);
+                    c[4 * q + 3] = vmlal_s16(c[4 * q + 3], vget_high_s16(hi), w16);
+                }
+            }
+            int32_t *a = acc + ((int64_t)i * np_ + j) * XQ_PW;
+            for (int l = 0; l < XQ_PW; l++) a[l] = vaddvq_s32(c[l]);
+        }
+    }
+}
+
+/* NEON with the dot product (sdot, signed x signed): the panel bytes are flipped to x - 128
+ * (xor 0x80) and 128 * sum(w) added back per filter, so the sums equal the other paths'.
+ * 1 filter x 1 panel: 4 accumulators of 4 pixels. */
+#if defined(__aarch64__)
+__attribute__((target("+dotprod")))
+#endif
+static void
+xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        int32_t wsum = 0;
+        for (int k = 0; k < kp; k++) wsum += wr[k];
+        for (int j = 0; j < np_; j++) {
+            int32x4_t c[4];
+            for (int q = 0; q < 4; q++) c[q] = vdupq_n_s32(0);
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < groups; g++) {
+                int8x16_t wv = vreinterpretq_s8_s32(vdupq_n_s32(xq_load4(wr + 4 * g)));
+                const uint8_t *bg = b + (int64_t)g * 64;
+                for (int q = 0; q < 4; q++) {
+                    int8x16_t x = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(bg + 16 * q), flip));
+                    c[q] = vdotq_s32(c[q], x, wv);
+                }
+            }
+            int32_t *a = acc + ((int64_t)i * np_ + j) * XQ_PW;
+            int32x4_t add = vdupq_n_s32(128 * wsum);
+            for (int q = 0; q < 4; q++) vst1q_s32(a + 4 * q, vaddq_s32(c[q], add));
+        }
+    }
+}
+#endif
+
+static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                    int32_t *acc) {
+    switch (path) {
+#ifdef XN_X86
+    case XQ_AVX512VNNI:
+        xq_tile_avx512vnni(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_AVXVNNI:
+        xq_tile_avxvnni(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_AVX2:
+        xq_tile_avx2(wt, kp, nf, pan, np_, acc);
+        return;
+#endif
+#ifdef XN_HAVE_NEON
+    case XQ_NEONDOT:
+        xq_tile_neondot(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_NEON:
+        xq_tile_neon(wt, kp, nf, pan, np_, acc);
+        return;
+#endif
+    default:
+        xq_tile_portable(wt, kp, nf, pan, np_, acc);
+    }
+}
+
+#endif /* XNORYOLO_XN_INT8_H */
