@@ -57,6 +57,15 @@ class Detection:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
+def _int8_kernels(network: Network) -> str:
+    """"<path>, n of m convolutions" for a network prepared int8."""
+    from .layers import ConvolutionalLayer
+
+    convs = [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]
+    path = getattr(network.backend, "int8", None) or "reference"
+    return f"{path}, {sum(ly.int8 for ly in convs)} of {len(convs)} non-binary convolutions"
+
+
 def _c_round(v: float) -> int:
     """C round(): halves away from zero."""
     return int(math.copysign(math.floor(abs(v) + 0.5), v))
@@ -125,10 +134,12 @@ class Detector:
         names: str | Path | None = None,
         backend: Backend | str = "auto",
         threads: int | None = None,
+        precision: str | None = None,
         **kwargs: Any,
     ) -> Detector:
-        """cfg may be None for a packed `.xnor` file, which embeds its cfg (and names)."""
-        network = Network.load(cfg, weights, backend, threads)
+        """cfg may be None for a packed `.xnor` file, which embeds its cfg (and names).
+        precision: "f32", "int8" or None (int8 when the file carries int8 calibration)."""
+        network = Network.load(cfg, weights, backend, threads, precision)
         if names is not None:
             name_list: list[str] | None = read_names(names)
         else:
@@ -153,6 +164,8 @@ class Detector:
             "binary_convolutions": f"{sum(ly.xnor for ly in convs)} of {len(convs)}",
             "backend": backend.name if backend is not None else None,
             "kernels": backend.path if backend is not None else None,
+            "precision": net.precision,
+            "int8_kernels": _int8_kernels(net) if net.precision == "int8" else None,
             "threads": backend.threads if backend is not None else None,
         }
 

@@ -14,11 +14,18 @@ import os
 
 import numpy as np
 
-from . import xconv
+from . import qconv, xconv
 from .blas import blas_threads
 from .protocols import Activate, ConvGeometry
 
-__all__ = ["FastBackend", "available_simd", "default_threads", "get_simd", "set_simd"]
+__all__ = [
+    "FastBackend",
+    "available_simd",
+    "default_threads",
+    "get_simd",
+    "int8_path",
+    "set_simd",
+]
 
 _simd: str | None = None
 
@@ -52,6 +59,40 @@ def get_simd() -> str:
             raise ValueError(f"XNORYOLO_SIMD={env!r}: not one of {available_simd()} on this CPU")
         return env
     return str(xconv.best_isa())
+
+
+# The int8 path each SIMD tier runs: the tier's own instructions only, so that capping
+# XNORYOLO_SIMD shows what a CPU of that tier does (avx2: vpmaddwd, no VNNI).
+_INT8_TIERS = {
+    "avx512": ("avx512vnni", "avx2"),
+    "avx2": ("avx2",),
+    "neon": ("neondot", "neon"),
+    "popcnt": ("portable",),
+    "portable": ("portable",),
+}
+
+
+def int8_path(tier: str | None = None) -> str:
+    """The int8 kernel path: XNORYOLO_INT8_SIMD when set (portable, avx2, avxvnni,
+    avx512vnni, neon, neondot); else the best of the SIMD tier `tier` (None: get_simd());
+    with no tier forced anywhere, the best this CPU has (AVX-VNNI beside AVX2 included)."""
+    env = os.environ.get("XNORYOLO_INT8_SIMD", "").strip().lower()
+    if env and env != "auto":
+        if not qconv.path_supported(env):
+            raise ValueError(
+                f"XNORYOLO_INT8_SIMD={env!r}: not one of {qconv.available_paths()} on this CPU"
+            )
+        return env
+    forced = tier is not None or _simd is not None or os.environ.get(
+        "XNORYOLO_SIMD", ""
+    ).strip().lower() not in ("", "auto")
+    if not forced:
+        order = ("avx512vnni", "avxvnni", "avx2", "neondot", "neon", "portable")
+        return next(p for p in order if qconv.path_supported(p))
+    for path in _INT8_TIERS.get(tier or get_simd(), ("portable",)):
+        if qconv.path_supported(path):
+            return path
+    return "portable"
 
 
 def default_threads(threads: int | None = None) -> int:
@@ -105,6 +146,36 @@ class FastBackend:
     ) -> xconv.FloatConv:
         return xconv.FloatConv(
             weights, bias, spec, activation, self.threads, self._isa(), activate=self._activate
+        )
+
+    @property
+    def int8(self) -> str:
+        """The int8 path its int8 kernels run (`int8_path`)."""
+        return int8_path(self.simd)
+
+    def int8_conv(
+        self,
+        qweights: np.ndarray,
+        w_scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvGeometry,
+        in_scale: float,
+        in_zero: int,
+        activation: str,
+    ) -> qconv.Int8Conv:
+        """int8 weights (F, K), per-filter scales, the input's scale and zero point (see
+        qconv.Int8Conv; detector/quantize.py is the reference)."""
+        return qconv.Int8Conv(
+            qweights,
+            w_scale,
+            bias,
+            spec,
+            in_scale,
+            in_zero,
+            activation,
+            self.threads,
+            self.int8,
+            activate=self._activate,
         )
 
     def binary_conv(
