@@ -7,7 +7,8 @@
 * Activations: one scale and zero point per layer input (`ActQuant`), calibrated on frames
   (`xnoryolo.detector.calibrate`): `q = clamp(floor(x * (1 / scale) + 0.5) + zero, 0, 255)`,
   float32 arithmetic. The network input (x = byte / 255) uses scale 1/255, zero 0: its bytes
-  are the pixels themselves (the letterbox's 0.5 grey becomes 128).
+  are the pixels themselves (the letterbox's 0.5 grey becomes 127: 1 / float32(1/255) is a
+  hair under 255).
 * Sums: `acc[f, p] = sum_taps qw[f, tap] * (q[tap] - zero)`, int32; padding taps are q = zero
   (the float 0.0), so they add nothing.
 * Output: `y = float32(acc) * (w_scale[f] * scale) + bias[f]` (two float32 roundings, no FMA),

@@ -91,37 +91,81 @@ XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, flo
 
 /* ------------------------------------------------------------------ im2col into panels */
 
-/* Panel pb (pixels pb*16 .. pb*16+15) of one group's input q (cg, h, w) bytes; `zero` fills
- * padding taps (the quantised 0.0), pixels past n and taps past K are 0. */
-static void xq_im2col_panel(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
-                            int pad, int dil, int ow, int64_t n, int kp, uint8_t zero, int64_t pb,
-                            uint8_t *pan) {
+/* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
+ * past K are 0. Each row is cut at output-row ends into runs that are one copy (stride 1) from
+ * the input row, with `zero` (the quantised 0.0) where a tap falls in the padding. */
+static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
+                           int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
+                           uint8_t *rows, int ld) {
     const int k = cg * size * size;
-    int iy0[XQ_PW], ix0[XQ_PW], valid[XQ_PW];
-    for (int l = 0; l < XQ_PW; l++) {
-        int64_t p = pb * XQ_PW + l;
-        valid[l] = p < n;
-        int oy = valid[l] ? (int)(p / ow) : 0, ox = valid[l] ? (int)(p % ow) : 0;
-        iy0[l] = oy * sy - pad;
-        ix0[l] = ox * sx - pad;
-    }
     for (int kk = 0; kk < kp; kk++) {
-        uint8_t *dst = pan + (int64_t)(kk >> 2) * 64 + (kk & 3);
+        uint8_t *dst = rows + (int64_t)kk * ld;
         if (kk >= k) {
-            for (int l = 0; l < XQ_PW; l++) dst[l * 4] = 0;
+            memset(dst, 0, (size_t)np_);
             continue;
         }
         int c = kk / (size * size), r = kk % (size * size);
         int ky = r / size, kx = r % size;
         const uint8_t *plane = q + (int64_t)c * h * w;
-        for (int l = 0; l < XQ_PW; l++) {
-            int iy = iy0[l] + ky * dil, ix = ix0[l] + kx * dil;
-            uint8_t v = zero;
-            if (!valid[l])
-                v = 0;
-            else if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                v = plane[(int64_t)iy * w + ix];
-            dst[l * 4] = v;
+        int64_t p = p0, end = p0 + np_;
+        while (p < end) {
+            int oy = (int)(p / ow), ox0 = (int)(p % ow);
+            int64_t run = ow - ox0;
+            if (run > end - p) run = end - p;
+            uint8_t *d = dst + (p - p0);
+            int iy = oy * sy - pad + ky * dil;
+            if (iy < 0 || iy >= h) {
+                memset(d, zero, (size_t)run);
+            } else {
+                const uint8_t *src = plane + (int64_t)iy * w;
+                int ix = ox0 * sx - pad + kx * dil;
+                int64_t i = 0;
+                /* left padding, the in-image run, right padding */
+                for (; i < run && ix + i * sx < 0; i++) d[i] = zero;
+                if (sx == 1) {
+                    int64_t n = run - i;
+                    if (ix + i + n > w) n = w - (ix + i);
+                    if (n > 0) {
+                        memcpy(d + i, src + ix + i, (size_t)n);
+                        i += n;
+                    }
+                } else {
+                    for (; i < run && ix + i * sx < w; i++) d[i] = src[ix + i * sx];
+                }
+                for (; i < run; i++) d[i] = zero;
+            }
+            p += run;
+        }
+    }
+}
+
+/* rows (kp x ld bytes, np_ pixels used) -> panels of 16 pixels x 4 taps; missing pixels 0. */
+static void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t *pan) {
+    const int npan = (np_ + XQ_PW - 1) / XQ_PW;
+    for (int j = 0; j < npan; j++) {
+        uint8_t *pj = pan + (int64_t)j * kp * XQ_PW;
+        const int m = np_ - j * XQ_PW < XQ_PW ? np_ - j * XQ_PW : XQ_PW;
+        for (int g = 0; g < kp / 4; g++) {
+            const uint8_t *r0 = rows + (int64_t)(4 * g) * ld + j * XQ_PW;
+            uint8_t *d = pj + (int64_t)g * 64;
+#ifdef XN_X86
+            if (m == XQ_PW) {
+                /* SSE2 (every x86-64): 4 rows of 16 bytes -> 16 pixels of 4 bytes */
+                __m128i a = _mm_loadu_si128((const __m128i *)r0);
+                __m128i b = _mm_loadu_si128((const __m128i *)(r0 + ld));
+                __m128i c = _mm_loadu_si128((const __m128i *)(r0 + 2 * ld));
+                __m128i e = _mm_loadu_si128((const __m128i *)(r0 + 3 * ld));
+                __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+                __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
+                _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(ab_lo, ce_lo));
+                _mm_storeu_si128((__m128i *)(d + 16), _mm_unpackhi_epi16(ab_lo, ce_lo));
+                _mm_storeu_si128((__m128i *)(d + 32), _mm_unpacklo_epi16(ab_hi, ce_hi));
+                _mm_storeu_si128((__m128i *)(d + 48), _mm_unpackhi_epi16(ab_hi, ce_hi));
+                continue;
+            }
+#endif
+            for (int l = 0; l < XQ_PW; l++)
+                for (int t = 0; t < 4; t++) d[4 * l + t] = l < m ? r0[(int64_t)t * ld + l] : 0;
         }
     }
 }
@@ -139,10 +183,56 @@ XN_NOCONTRACT static inline float xq_transform(int32_t acc, int32_t corr, float 
     return y;
 }
 
-/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]. */
-static void xq_store_tile(const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
-                          const int32_t *corr, const float *mult, const float *bias, int act,
-                          float *out, int32_t *out_int) {
+#ifdef XN_X86
+/* The transform of one row, 16 (8) lanes at a time: the same operations in the same order as
+ * xq_transform, so the same floats. */
+__attribute__((target(XQ_AVX512_TARGET))) XN_NOCONTRACT static void
+xq_store_row_avx512(const int32_t *a, int64_t m, int32_t corr, float mult, float bias, int act,
+                    float *o) {
+    const __m512i vc = _mm512_set1_epi32(corr);
+    const __m512 vm = _mm512_set1_ps(mult), vb = _mm512_set1_ps(bias);
+    const __m512 z = _mm512_setzero_ps(), tenth = _mm512_set1_ps(0.1f);
+    for (int64_t j = 0; j < m; j += 16) {
+        __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+        __m512i v = _mm512_maskz_loadu_epi32(k, a + j);
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, vc)), vm);
+        y = _mm512_add_ps(y, vb);
+        __mmask16 pos = _mm512_cmp_ps_mask(y, z, _CMP_GT_OQ);
+        if (act == XN_LEAKY)
+            y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(tenth, y), y);
+        else if (act == XN_RELU)
+            y = _mm512_mask_blend_ps(pos, z, y);
+        _mm512_mask_storeu_ps(o + j, k, y);
+    }
+}
+
+__attribute__((target(XQ_AVX2_TARGET))) XN_NOCONTRACT static void
+xq_store_row_avx2(const int32_t *a, int64_t m, int32_t corr, float mult, float bias, int act,
+                  float *o) {
+    const __m256i vc = _mm256_set1_epi32(corr);
+    const __m256 vm = _mm256_set1_ps(mult), vb = _mm256_set1_ps(bias);
+    const __m256 z = _mm256_setzero_ps(), tenth = _mm256_set1_ps(0.1f);
+    int64_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(a + j));
+        __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vc)), vm);
+        y = _mm256_add_ps(y, vb);
+        __m256 pos = _mm256_cmp_ps(y, z, _CMP_GT_OQ);
+        if (act == XN_LEAKY)
+            y = _mm256_blendv_ps(_mm256_mul_ps(tenth, y), y, pos);
+        else if (act == XN_RELU)
+            y = _mm256_blendv_ps(z, y, pos);
+        _mm256_storeu_ps(o + j, y);
+    }
+    for (; j < m; j++) o[j] = xq_transform(a[j], corr, mult, bias, act);
+}
+#endif
+
+/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]:
+ * the transform into out (F, n) floats, or the sums less the zero-point term into out_int. */
+static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                          int64_t n, const int32_t *corr, const float *mult, const float *bias,
+                          int act, float *out, int32_t *out_int) {
     int64_t m = n - p0;
     if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
     for (int i = 0; i < nf; i++) {
@@ -151,10 +241,21 @@ static void xq_store_tile(const int32_t *acc, int nf, int np_, int f0, int64_t p
         if (out_int) {
             int32_t *o = out_int + (int64_t)f * n + p0;
             for (int64_t j = 0; j < m; j++) o[j] = a[j] - corr[f];
-        } else {
-            float *o = out + (int64_t)f * n + p0;
-            for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
+            continue;
         }
+        float *o = out + (int64_t)f * n + p0;
+#ifdef XN_X86
+        if (path == XQ_AVX512VNNI) {
+            xq_store_row_avx512(a, m, corr[f], mult[f], bias[f], act, o);
+            continue;
+        }
+        if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+            xq_store_row_avx2(a, m, corr[f], mult[f], bias[f], act, o);
+            continue;
+        }
+#endif
+        (void)path;
+        for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
     }
 }
 
@@ -390,6 +491,44 @@ static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *p
 #endif
     default:
         xq_tile_portable(wt, kp, nf, pan, np_, acc);
+    }
+}
+
+/* ------------------------------------------------------------------ sign bits, pooled */
+
+/* Sign bits of a tile's outputs: the transform is monotone in the sum (mult > 0) and linear,
+ * leaky and relu keep the sign, so y > 0 exactly when acc >= thr[f] (found at load by
+ * evaluating the transform, Int8Conv.sign_thresholds). Word f / 64 of pixel p - mbase in m
+ * (cw words a pixel) gets bit f % 64; pixels p0 .. min(p0 + 16 np_, pend) - 1. */
+static void xq_bits_tile(const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t pend,
+                         const int32_t *thr, uint64_t *m, int cw, int64_t mbase) {
+    int64_t cnt = pend - p0;
+    if (cnt > (int64_t)np_ * XQ_PW) cnt = (int64_t)np_ * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
+        const int f = f0 + i;
+        const int32_t t = thr[f];
+        const uint64_t bit = (uint64_t)1 << (f & 63);
+        uint64_t *mw = m + (p0 - mbase) * cw + (f >> 6);
+        for (int64_t j = 0; j < cnt; j++) mw[j * cw] |= a[j] >= t ? bit : 0;
+    }
+}
+
+/* One pooled row of sign bits: the OR of each window's in-image taps (darknet's maxpool
+ * ignores taps outside the image; the max of signs is the OR of their bits) over nr rows of
+ * ow pixels of m, into dst[px * cw + word] for px < pw. */
+static void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
+                             uint64_t *dst) {
+    for (int px = 0; px < pw; px++) {
+        for (int wd = 0; wd < cw; wd++) {
+            uint64_t v = 0;
+            for (int r = 0; r < nr; r++)
+                for (int kx = 0; kx < size; kx++) {
+                    int ox = px * sx + kx;
+                    if (ox < ow) v |= m[((int64_t)r * ow + ox) * cw + wd];
+                }
+            dst[(int64_t)px * cw + wd] = v;
+        }
     }
 }
 
