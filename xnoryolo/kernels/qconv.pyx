@@ -107,7 +107,7 @@ cdef class Int8Conv:
         self.rows_ = np.zeros((self.threads, BLOCK * XQ_PW * self.kp + 64), np.uint8)
         self.acc_ = np.zeros((self.threads, TF * BLOCK * XQ_PW), np.int32)
         thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
-        self.thr_ = np.clip(thr, -(1 << 31), (1 << 31) - 1).astype(np.int32)
+        self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
 
     @property
     def path_name(self):
@@ -184,7 +184,7 @@ cdef class Int8Conv:
                         if nf > TF:
                             nf = TF
                         xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, npb, acc)
-                        xq_bits_tile(acc, nf, npb, f0, p0, q1, &self.thr_[0], &mm[t, 0], cw,
+                        xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0], &mm[t, 0], cw,
                                      q0)
                     p0 = p0 + npix
                 xq_pool_bits_row(&mm[t, 0], cw, nr, self.out_w, ps, psx, pw,

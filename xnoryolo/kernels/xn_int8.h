@@ -500,10 +500,75 @@ static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *p
  * leaky and relu keep the sign, so y > 0 exactly when acc >= thr[f] (found at load by
  * evaluating the transform, Int8Conv.sign_thresholds). Word f / 64 of pixel p - mbase in m
  * (cw words a pixel) gets bit f % 64; pixels p0 .. min(p0 + 16 np_, pend) - 1. */
-static void xq_bits_tile(const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t pend,
-                         const int32_t *thr, uint64_t *m, int cw, int64_t mbase) {
+#ifdef XN_X86
+/* One word a pixel (up to 64 filters): a filter's compare mask over 16 pixels ORs its bit
+ * into 16 pixel words held in two registers. */
+__attribute__((target(XQ_AVX512_TARGET))) static void
+xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
+                    uint64_t *mw) {
+    for (int64_t j = 0; j < cnt; j += 16) {
+        const __mmask16 live =
+            cnt - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt - j)) - 1);
+        __m512i lo = _mm512_maskz_loadu_epi64((__mmask8)live, mw + j);
+        __m512i hi = _mm512_maskz_loadu_epi64((__mmask8)(live >> 8), mw + j + 8);
+        for (int i = 0; i < nf; i++) {
+            const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
+            __mmask16 m = _mm512_mask_cmpge_epi32_mask(live, _mm512_maskz_loadu_epi32(live, a),
+                                                       _mm512_set1_epi32(thr[f0 + i]));
+            const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << ((f0 + i) & 63)));
+            lo = _mm512_mask_or_epi64(lo, (__mmask8)m, lo, bit);
+            hi = _mm512_mask_or_epi64(hi, (__mmask8)(m >> 8), hi, bit);
+        }
+        _mm512_mask_storeu_epi64(mw + j, (__mmask8)live, lo);
+        _mm512_mask_storeu_epi64(mw + j + 8, (__mmask8)(live >> 8), hi);
+    }
+}
+
+/* The same with 256-bit registers: 16 pixel words in four, the compare widened to 64 bits. */
+__attribute__((target(XQ_AVX2_TARGET))) static void
+xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
+                  uint64_t *mw) {
+    int64_t j = 0;
+    for (; j + 16 <= cnt; j += 16) {
+        __m256i w[4];
+        for (int q = 0; q < 4; q++) w[q] = _mm256_loadu_si256((const __m256i *)(mw + j + 4 * q));
+        for (int i = 0; i < nf; i++) {
+            const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
+            const __m256i t = _mm256_set1_epi32(thr[f0 + i] - 1); /* a >= t <=> a > t - 1 */
+            const __m256i bit = _mm256_set1_epi64x((long long)((uint64_t)1 << ((f0 + i) & 63)));
+            for (int h = 0; h < 2; h++) {
+                __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * h)), t);
+                __m256i g0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(gt));
+                __m256i g1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(gt, 1));
+                w[2 * h] = _mm256_or_si256(w[2 * h], _mm256_and_si256(g0, bit));
+                w[2 * h + 1] = _mm256_or_si256(w[2 * h + 1], _mm256_and_si256(g1, bit));
+            }
+        }
+        for (int q = 0; q < 4; q++) _mm256_storeu_si256((__m256i *)(mw + j + 4 * q), w[q]);
+    }
+    for (; j < cnt; j++)
+        for (int i = 0; i < nf; i++)
+            mw[j] |= acc[(int64_t)i * np_ * XQ_PW + j] >= thr[f0 + i]
+                         ? (uint64_t)1 << ((f0 + i) & 63)
+                         : 0;
+}
+#endif
+
+static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                         int64_t pend, const int32_t *thr, uint64_t *m, int cw, int64_t mbase) {
     int64_t cnt = pend - p0;
     if (cnt > (int64_t)np_ * XQ_PW) cnt = (int64_t)np_ * XQ_PW;
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI && cw == 1) {
+        xq_bits_tile_avx512(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+        return;
+    }
+    if ((path == XQ_AVX2 || path == XQ_AVXVNNI) && cw == 1) {
+        xq_bits_tile_avx2(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+        return;
+    }
+#endif
+    (void)path;
     for (int i = 0; i < nf; i++) {
         const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
         const int f = f0 + i;
