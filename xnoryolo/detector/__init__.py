@@ -1,5 +1,6 @@
 """Darknet engine: cfg + weights -> layer outputs and detections identical to darknet's."""
 
+from . import calibrate, packed, quantize
 from .cfg import Cfg, read_cfg
 from .detector import Detection, Detector, read_names
 from .errors import (
