@@ -78,8 +78,7 @@ def say_precision(detector: Detector) -> None:
     info = detector.info()
     if info.get("precision") == "int8":
         print(
-            f"xnoryolo: running int8 ({info['int8_kernels']}); --precision f32 for darknet "
-            "parity",
+            f"xnoryolo: running int8 ({info['int8_kernels']}); --precision f32 for darknet parity",
             file=sys.stderr,
         )
 

@@ -91,6 +91,7 @@ def run_pack(args: argparse.Namespace) -> int:
     if args.calibrate is None and (args.frame_range or args.percentile is not None):
         raise UsageError("--range and --percentile go with --calibrate")
     net = Network.load(args.cfg, args.weights, "numpy", precision="f32")
+    names: list[str] | None
     if args.names:
         names = read_names(args.names)
     else:

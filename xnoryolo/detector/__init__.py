@@ -1,6 +1,5 @@
 """Darknet engine: cfg + weights -> layer outputs and detections identical to darknet's."""
 
-from . import calibrate, packed, quantize
 from .cfg import Cfg, read_cfg
 from .detector import Detection, Detector, read_names
 from .errors import (

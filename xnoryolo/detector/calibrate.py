@@ -67,7 +67,9 @@ def measure(
         if ly.index == 0:
             quants[0] = INPUT_QUANT
         else:
-            quants[ly.index] = range_quant(np.mean(lows[ly.index]), np.mean(highs[ly.index]))
+            quants[ly.index] = range_quant(
+                float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index]))
+            )
     return quants, frames
 
 

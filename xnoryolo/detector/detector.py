@@ -58,7 +58,7 @@ class Detection:
 
 
 def _int8_kernels(network: Network) -> str:
-    """"<path>, n of m convolutions" for a network prepared int8."""
+    """ "<path>, n of m convolutions" for a network prepared int8."""
     from .layers import ConvolutionalLayer
 
     convs = [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]

@@ -16,7 +16,6 @@ from .backends import Backend, get_backend
 from .bits_plan import BitsPlan, plan_bits
 from .cfg import Cfg, Section, parse_cfg_text, read_cfg
 from .errors import CfgError, WeightsError
-from .quantize import check_precision
 from .layers import (
     BuildContext,
     ConvolutionalLayer,
@@ -28,6 +27,7 @@ from .layers import (
     YoloLayer,
     build_layer,
 )
+from .quantize import check_precision
 from .weights import WeightsHeader, WeightsReader
 
 # [net] keys used only for training/augmentation: read by darknet, ignored at inference.

@@ -74,9 +74,7 @@ def quantize_activations(x: np.ndarray, quant: ActQuant) -> np.ndarray:
     return (f + quant.zero).astype(np.uint8)
 
 
-def int8_sums(
-    x: np.ndarray, qweights: np.ndarray, quant: ActQuant, spec: ConvSpec
-) -> np.ndarray:
+def int8_sums(x: np.ndarray, qweights: np.ndarray, quant: ActQuant, spec: ConvSpec) -> np.ndarray:
     """int32 (F, out_h, out_w): sum of qw * (q - zero) over each window (padding: q = zero)."""
     q = quantize_activations(x, quant).astype(np.float64) - quant.zero
     g = spec.groups

@@ -83,9 +83,11 @@ def int8_path(tier: str | None = None) -> str:
                 f"XNORYOLO_INT8_SIMD={env!r}: not one of {qconv.available_paths()} on this CPU"
             )
         return env
-    forced = tier is not None or _simd is not None or os.environ.get(
-        "XNORYOLO_SIMD", ""
-    ).strip().lower() not in ("", "auto")
+    forced = (
+        tier is not None
+        or _simd is not None
+        or os.environ.get("XNORYOLO_SIMD", "").strip().lower() not in ("", "auto")
+    )
     if not forced:
         order = ("avx512vnni", "avxvnni", "avx2", "neondot", "neon", "portable")
         return next(p for p in order if qconv.path_supported(p))

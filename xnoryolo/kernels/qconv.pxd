@@ -27,8 +27,8 @@ cdef extern from "xn_int8.h" nogil:
     void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
                        const int32_t *corr, const float *mult, const float *bias, int act,
                        float *out, int32_t *out_int)
-    void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t pend,
-                      const int32_t *thr, uint64_t *m, int cw, int64_t mbase)
+    void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                      int64_t pend, const int32_t *thr, uint64_t *m, int cw, int64_t mbase)
     void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
                           uint64_t *dst)
 

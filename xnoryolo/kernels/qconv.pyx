@@ -6,7 +6,7 @@ the NumPy reference is detector/quantize.py's int8_conv)."""
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memset
 
 cimport numpy as cnp
@@ -149,7 +149,6 @@ cdef class Int8Conv:
         masks = np.zeros((self.threads, rowpix * cw + 64), np.uint64)
         cdef uint64_t[:, ::1] mm = masks
         cdef int64_t plane = <int64_t>self.h * self.w
-        cdef int64_t n = <int64_t>self.out_h * self.out_w
         cdef int pad = self.padding * self.dilation
         cdef int fg = self.filters
         cdef int py, t, nr, f0, nf, npix, npb, ld = BLOCK * XQ_PW
@@ -184,8 +183,8 @@ cdef class Int8Conv:
                         if nf > TF:
                             nf = TF
                         xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, npb, acc)
-                        xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0], &mm[t, 0], cw,
-                                     q0)
+                        xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0],
+                                     &mm[t, 0], cw, q0)
                     p0 = p0 + npix
                 xq_pool_bits_row(&mm[t, 0], cw, nr, self.out_w, ps, psx, pw,
                                  &om[py + out_pad, out_pad, 0])

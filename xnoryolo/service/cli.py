@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from .app import check_exposure, check_streams, create_app, load_detector
     from .settings import ConfigError, load_settings
 
-    model = {k: getattr(args, k) for k in ("cfg", "weights", "names", "precision") if getattr(args, k)}
+    keys = ("cfg", "weights", "names", "precision")
+    model = {k: getattr(args, k) for k in keys if getattr(args, k)}
     try:
         settings = load_settings(
             args.config,

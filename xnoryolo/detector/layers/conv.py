@@ -9,10 +9,10 @@ from typing import ClassVar
 import numpy as np
 
 from .. import ops
-from ..quantize import ActQuant, quantize_weights
 from ..activations import DARKNET_CPU_ZERO
 from ..backends import Backend, BitsConv, Kernel, PoolingConv
 from ..cfg import Section
+from ..quantize import ActQuant, quantize_weights
 from .base import (
     F32,
     BitsStep,
