@@ -4,6 +4,12 @@ runs, over channels, odd sizes, strides, borders, groups, zero points and thread
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -166,3 +172,52 @@ def test_int8_path_follows_the_simd_tier(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("XNORYOLO_INT8_SIMD", "sse9")
     with pytest.raises(ValueError, match="XNORYOLO_INT8_SIMD"):
         kb.int8_path()
+
+
+# ------------------------------------------------------------- NEON, emulated on any machine
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+KERNELS = Path(qconv.__file__).resolve().parent
+
+
+def _cc() -> str:
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if cc is None:
+        pytest.skip("no C compiler on PATH to build the emulated NEON check")
+    return cc
+
+
+def test_int8_neon_tiles_match_portable(tmp_path: Path) -> None:
+    """The NEON tiles (with and without sdot) on plain-C intrinsics (neon_emu_int8.h), x86
+    macros off, against the portable tile; on arm64 the real ones run in the tests above."""
+    exe = tmp_path / "int8_neon_check"
+    build = subprocess.run(
+        [_cc(), "-O1", "-Wall", "-Werror", "-Wno-unused-function", f"-I{KERNELS}",
+         f"-I{HELPERS}", str(HELPERS / "int8_neon_check.c"), "-o", str(exe)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=False, timeout=60)
+    assert run.returncode == 0 and "0 mismatches" in run.stdout, run.stdout + run.stderr
+
+
+def test_int8_module_builds_without_x86(tmp_path: Path) -> None:
+    """qconv's generated C with the x86 macros off: every function it calls is declared on
+    every platform (else the arm64 import fails on an undefined symbol)."""
+    python_h = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not python_h.is_file():
+        pytest.skip(f"{python_h} is absent (no Python development headers)")
+    pytest.importorskip("Cython", reason="no Cython to generate qconv's C")
+    source = tmp_path / "qconv.c"
+    gen = subprocess.run(
+        [sys.executable, "-m", "cython", "-3", str(KERNELS / "qconv.pyx"), "-o", str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    build = subprocess.run(
+        [_cc(), "-fsyntax-only", "-Werror=implicit-function-declaration",
+         "-DNPY_NO_DEPRECATED_API=NPY_1_7_API_VERSION", f'-DXN_GENERATED_C="{source}"',
+         f"-I{python_h.parent}", f"-I{np.get_include()}", f"-I{KERNELS}", f"-I{HELPERS}",
+         str(HELPERS / "non_x86_check.c")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr

@@ -126,6 +126,7 @@ class FastBackend:
         simd: str | None = None,
         *,
         activate: Activate | None = None,
+        int8: str | None = None,
     ) -> None:
         self.threads = default_threads(threads)
         self._activate = activate
@@ -134,6 +135,9 @@ class FastBackend:
         if simd is not None and (simd not in xconv.isa_names() or not xconv.isa_supported(simd)):
             raise ValueError(f"SIMD path {simd!r} is not available: {available_simd()}")
         self.simd = simd
+        if int8 is not None and not qconv.path_supported(int8):
+            raise ValueError(f"int8 path {int8!r} is not available: {qconv.available_paths()}")
+        self.int8_simd = int8
 
     def _isa(self) -> str:
         return self.simd or get_simd()
@@ -152,8 +156,8 @@ class FastBackend:
 
     @property
     def int8(self) -> str:
-        """The int8 path its int8 kernels run (`int8_path`)."""
-        return int8_path(self.simd)
+        """The int8 path its int8 kernels run: the constructor's `int8`, else `int8_path`."""
+        return self.int8_simd or int8_path(self.simd)
 
     def int8_conv(
         self,

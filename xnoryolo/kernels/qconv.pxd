@@ -35,7 +35,7 @@ cdef extern from "xn_int8.h" nogil:
 
 cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
-    cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero
+    cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero, block
     cdef readonly float in_scale
     cdef readonly str activation
     cdef int act

@@ -13,8 +13,9 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-# Panels per work item: 4 x 16 pixels, fewer where that leaves threads idle.
-DEF BLOCK = 4
+# Bytes of im2col panels per work item: thin layers get long pixel blocks (few, long
+# copies per im2col row), deep ones 4 panels; fewer where that leaves threads idle.
+DEF BLOCK_BYTES = 65536
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
 
@@ -103,9 +104,10 @@ cdef class Int8Conv:
         self.mult_ = np.asarray(w_scale, np.float32) * np.float32(in_scale)
         self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
         self.q_ = np.empty((self.c, self.h * self.w), np.uint8)
-        self.pan_ = np.zeros((self.threads, BLOCK * XQ_PW * self.kp + 64), np.uint8)
-        self.rows_ = np.zeros((self.threads, BLOCK * XQ_PW * self.kp + 64), np.uint8)
-        self.acc_ = np.zeros((self.threads, TF * BLOCK * XQ_PW), np.int32)
+        self.block = max(4, min(64, BLOCK_BYTES // (self.kp * XQ_PW)))
+        self.pan_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
+        self.rows_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
+        self.acc_ = np.zeros((self.threads, TF * self.block * XQ_PW), np.int32)
         thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
         self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
 
@@ -151,7 +153,7 @@ cdef class Int8Conv:
         cdef int64_t plane = <int64_t>self.h * self.w
         cdef int pad = self.padding * self.dilation
         cdef int fg = self.filters
-        cdef int py, t, nr, f0, nf, npix, npb, ld = BLOCK * XQ_PW
+        cdef int py, t, nr, f0, nf, npix, npb, ld = self.block * XQ_PW
         cdef int64_t c_, q0, q1, p0
         cdef uint8_t *pan
         cdef int32_t *acc
@@ -208,7 +210,7 @@ cdef class Int8Conv:
             fo = &outf[0, 0]
         cdef int64_t plane = <int64_t>self.h * self.w
         cdef int64_t npan = (n + XQ_PW - 1) // XQ_PW
-        cdef int block = BLOCK
+        cdef int block = self.block
         while block > 1 and (npan + block - 1) // block < 2 * self.threads:
             block //= 2
         cdef int64_t nblk = (npan + block - 1) // block

@@ -13,6 +13,11 @@
 
 #include "xn_common.h"
 
+#if defined(XN_EMULATE_NEON) && !defined(__aarch64__)
+/* tests only: the int8 NEON intrinsics in plain C (tests/helpers/neon_emu_int8.h) */
+#include "neon_emu_int8.h"
+#endif
+
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -435,7 +440,9 @@ static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, i
 /* NEON with the dot product (sdot, signed x signed): the panel bytes are flipped to x - 128
  * (xor 0x80) and 128 * sum(w) added back per filter, so the sums equal the other paths'.
  * 1 filter x 1 panel: 4 accumulators of 4 pixels. */
-#if defined(__aarch64__)
+#if defined(__aarch64__) && defined(__clang__)
+__attribute__((target("dotprod")))
+#elif defined(__aarch64__)
 __attribute__((target("+dotprod")))
 #endif
 static void
