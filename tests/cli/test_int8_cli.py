@@ -76,3 +76,17 @@ def test_int8_needs_calibration_and_flags_are_checked(
     r = xnoryolo("pack", "--cfg", cfg, "--weights", weights, "--out", out,
                  "--calibrate", tmp_path / "missing")  # fmt: skip
     assert r.returncode == 2 and "missing" in r.stderr and not out.exists()
+
+
+def test_serve_precision_flag(files: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """serve --precision reaches model.precision: int8 on an uncalibrated model is refused
+    before the server starts (a calibrated one is served like any other)."""
+    cfg, weights, _ = files
+    r = xnoryolo("serve", "--cfg", cfg, "--weights", weights, "--precision", "int8",
+                 "--data-dir", tmp_path / "data", timeout=60)  # fmt: skip
+    assert r.returncode == 2
+    assert "int8 calibration" in r.stderr and "Traceback" not in r.stderr
+    config = tmp_path / "serve.yaml"
+    config.write_text("model:\n  precision: int4\n")
+    r = xnoryolo("serve", "--config", config, "--data-dir", tmp_path / "data", timeout=60)
+    assert r.returncode == 2 and "precision" in r.stderr
