@@ -3,7 +3,9 @@
 
 Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
 SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels
-keep the path that was selected when they were built. Both variables are read here only.
+keep the path that was selected when they were built. The int8 kernels (qconv) run the best
+int8 path of that tier, or `XNORYOLO_INT8_SIMD=portable|avx2|avxvnni|avx512vnni|neon|neondot`
+(`int8_path`). Both variables are read here only.
 Activations the kernels do not fuse (all but linear, leaky, relu and logistic) are computed by
 the `activate` function the caller injects; without one, building such a kernel raises.
 """
