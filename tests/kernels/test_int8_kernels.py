@@ -86,7 +86,7 @@ def test_int8_groups_and_big_k(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("shape", [(3, 20, 26, 16), (5, 17, 11, 70), (3, 9, 9, 8)])
+@pytest.mark.parametrize("shape", [(3, 20, 26, 16), (5, 17, 11, 70), (16, 9, 9, 8)])
 def test_int8_pooled_bits_match_conv_then_pool(shape: tuple[int, ...], path: str) -> None:
     """Sign bits of maxpool(conv(x)) from the int8 sums and thresholds, as run apart."""
     c, h, w, f = shape
@@ -109,6 +109,18 @@ def test_int8_pooled_bits_match_conv_then_pool(shape: tuple[int, ...], path: str
                 out = np.zeros(shp, np.uint64)
                 k.run_pooled_bits(x, pool, out, pad)
                 assert np.array_equal(out, ops.pack_signs(pooled, shp, pad)), (act, pad)
+
+
+def test_amx_keeps_thin_layers_on_vnni() -> None:
+    if not qconv.path_supported("amx"):
+        pytest.skip("this CPU (or OS) has no AMX-INT8")
+    one = np.ones(4, np.float32)
+    thin = qconv.Int8Conv(np.ones((4, 27), np.int8), one, one, ops.ConvSpec(3, 5, 5, 4, 3),
+                          0.1, 0, "linear", 1, "amx")  # fmt: skip
+    deep = qconv.Int8Conv(np.ones((4, 144), np.int8), one, one, ops.ConvSpec(16, 5, 5, 4, 3),
+                          0.1, 0, "linear", 1, "amx")  # fmt: skip
+    assert (thin.path_name, thin.kp) == ("avx512vnni", 28)
+    assert (deep.path_name, deep.kp) == ("amx", 192)
 
 
 def test_sign_thresholds_are_exact() -> None:

@@ -4,7 +4,8 @@
 Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
 SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels
 keep the path that was selected when they were built. The int8 kernels (qconv) run the best
-int8 path of that tier, or `XNORYOLO_INT8_SIMD=portable|avx2|avxvnni|avx512vnni|neon|neondot`
+int8 path of that tier, or
+`XNORYOLO_INT8_SIMD=portable|avx2|avxvnni|avx512vnni|amx|neon|neondot`
 (`int8_path`). Both variables are read here only.
 Activations the kernels do not fuse (all but linear, leaky, relu and logistic) are computed by
 the `activate` function the caller injects; without one, building such a kernel raises.
@@ -66,7 +67,7 @@ def get_simd() -> str:
 # The int8 path each SIMD tier runs: the tier's own instructions only, so that capping
 # XNORYOLO_SIMD shows what a CPU of that tier does (avx2: vpmaddwd, no VNNI).
 _INT8_TIERS = {
-    "avx512": ("avx512vnni", "avx2"),
+    "avx512": ("amx", "avx512vnni", "avx2"),
     "avx2": ("avx2",),
     "neon": ("neondot", "neon"),
     "popcnt": ("portable",),
@@ -76,7 +77,7 @@ _INT8_TIERS = {
 
 def int8_path(tier: str | None = None) -> str:
     """The int8 kernel path: XNORYOLO_INT8_SIMD when set (portable, avx2, avxvnni,
-    avx512vnni, neon, neondot); else the best of the SIMD tier `tier` (None: get_simd());
+    avx512vnni, amx, neon, neondot); else the best of the SIMD tier `tier` (None: get_simd());
     with no tier forced anywhere, the best this CPU has (AVX-VNNI beside AVX2 included)."""
     env = os.environ.get("XNORYOLO_INT8_SIMD", "").strip().lower()
     if env and env != "auto":
@@ -91,7 +92,7 @@ def int8_path(tier: str | None = None) -> str:
         or os.environ.get("XNORYOLO_SIMD", "").strip().lower() not in ("", "auto")
     )
     if not forced:
-        order = ("avx512vnni", "avxvnni", "avx2", "neondot", "neon", "portable")
+        order = ("amx", "avx512vnni", "avxvnni", "avx2", "neondot", "neon", "portable")
         return next(p for p in order if qconv.path_supported(p))
     for path in _INT8_TIERS.get(tier or get_simd(), ("portable",)):
         if qconv.path_supported(path):

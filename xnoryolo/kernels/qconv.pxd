@@ -11,6 +11,7 @@ cdef extern from "xn_int8.h" nogil:
         XQ_AVX512VNNI
         XQ_NEON
         XQ_NEONDOT
+        XQ_AMX
         XQ_NPATH
         XN_LINEAR
         XN_LEAKY

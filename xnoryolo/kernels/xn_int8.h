@@ -18,6 +18,11 @@
 #include "neon_emu_int8.h"
 #endif
 
+#if defined(XN_X86) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -34,13 +39,34 @@ enum {
     XQ_AVX512VNNI = 3,
     XQ_NEON = 4,
     XQ_NEONDOT = 5,
-    XQ_NPATH = 6
+    XQ_AMX = 6,
+    XQ_NPATH = 7
 };
 
 #ifdef XN_X86
 #define XQ_AVX2_TARGET "avx2"
 #define XQ_AVXVNNI_TARGET "avx2,avxvnni"
 #define XQ_AVX512_TARGET "avx512f,avx512bw,avx512vnni,avx2"
+#define XQ_AMX_TARGET "amx-tile,amx-int8,avx512f,avx512bw,avx512vnni,avx2"
+
+/* AMX needs the CPU (CPUID 7.0 EDX bits 24, 25: AMX-TILE, AMX-INT8) and, on Linux, the
+ * process's permission for the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once;
+ * it covers every thread of the process). */
+static int xq_amx_ready(void) {
+#ifdef __linux__
+    static int state = -1;
+    if (state < 0) {
+        unsigned a, b, c, d;
+        int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 25));
+        if (ok) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                             18 /* XFEATURE_XTILEDATA */) == 0;
+        state = ok;
+    }
+    return state;
+#else
+    return 0;
+#endif
+}
 #endif
 
 static int xq_path_supported(int path) {
@@ -58,6 +84,8 @@ static int xq_path_supported(int path) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vnni");
+    case XQ_AMX:
+        return xq_path_supported(XQ_AVX512VNNI) && xq_amx_ready();
 #endif
 #ifdef XN_HAVE_NEON
     case XQ_NEON:
@@ -250,7 +278,7 @@ static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0,
         }
         float *o = out + (int64_t)f * n + p0;
 #ifdef XN_X86
-        if (path == XQ_AVX512VNNI) {
+        if (path == XQ_AVX512VNNI || path == XQ_AMX) {
             xq_store_row_avx512(a, m, corr[f], mult[f], bias[f], act, o);
             continue;
         }
@@ -333,6 +361,61 @@ xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_
             }
         }
     }
+}
+
+/* AMX: one 16 x 16 int32 tile per (16 filters, panel), TDPBSUD (signed weights x unsigned
+ * activations, 4 taps a lane) over 64 taps at a time: the A tile is 16 weight rows of 64
+ * bytes, the B tile 16 tap groups of one panel (16 pixels x 4 taps, contiguous): the panel
+ * layout is AMX's B layout. kp is a multiple of 64 and weights have 16 rows per tile on this
+ * path. Tiles 0-1 sums, 2 weights, 3-4 panels. */
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} xq_tilecfg;
+
+__attribute__((target(XQ_AMX_TARGET))) static void
+xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    xq_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 5; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    (void)nf; /* always 16 rows: padded weights give sums nobody reads */
+    _tile_loadconfig(&cfg);
+    /* the tile loads are asm statements that only see pointers: the panels' stores first */
+    __asm__ volatile("" ::: "memory");
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const long cstride = (long)np_ * XQ_PW * 4;
+    int j = 0;
+    for (; j + 2 <= np_; j += 2) {
+        const uint8_t *b0 = pan + j * pstride, *b1 = b0 + pstride;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int k = 0; k < kp; k += 64) {
+            _tile_loadd(2, wt + k, (long)kp);
+            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
+            _tile_loadd(4, b1 + (int64_t)k * 16, 64L);
+            _tile_dpbsud(0, 2, 3);
+            _tile_dpbsud(1, 2, 4);
+        }
+        _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+        _tile_stored(1, acc + (int64_t)(j + 1) * XQ_PW, cstride);
+    }
+    if (j < np_) {
+        const uint8_t *b0 = pan + j * pstride;
+        _tile_zero(0);
+        for (int k = 0; k < kp; k += 64) {
+            _tile_loadd(2, wt + k, (long)kp);
+            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
+            _tile_dpbsud(0, 2, 3);
+        }
+        _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+    }
+    _tile_release();
 }
 
 /* AVX-VNNI (VEX vpdpbusd, 256-bit): 4 filters x 1 panel (two halves of 8 pixels). */
@@ -478,6 +561,9 @@ static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *p
                     int32_t *acc) {
     switch (path) {
 #ifdef XN_X86
+    case XQ_AMX:
+        xq_tile_amx(wt, kp, nf, pan, np_, acc);
+        return;
     case XQ_AVX512VNNI:
         xq_tile_avx512vnni(wt, kp, nf, pan, np_, acc);
         return;
@@ -566,7 +652,7 @@ static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, 
     int64_t cnt = pend - p0;
     if (cnt > (int64_t)np_ * XQ_PW) cnt = (int64_t)np_ * XQ_PW;
 #ifdef XN_X86
-    if (path == XQ_AVX512VNNI && cw == 1) {
+    if ((path == XQ_AVX512VNNI || path == XQ_AMX) && cw == 1) {
         xq_bits_tile_avx512(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
         return;
     }
