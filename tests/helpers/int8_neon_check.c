@@ -23,7 +23,7 @@ int main(void) {
         for (int i = 0; i < kp * XQ_PW * np_; i++) pan[i] = (uint8_t)(trial % 3 ? rand() : 255);
         xq_tile(XQ_PORTABLE, w, kp, nf, pan, np_, ref);
         for (int path = XQ_NEON; path <= XQ_NEONDOT; path++) {
-            if (!xq_path_supported(path)) return 2;
+            if (!xq_path_supported(path)) continue; /* a real arm64 CPU without sdot */
             xq_tile(path, w, kp, nf, pan, np_, got);
             for (int i = 0; i < nf * XQ_PW * np_; i++) bad += got[i] != ref[i];
         }
