@@ -526,7 +526,7 @@ static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, i
 #if defined(__aarch64__) && defined(__clang__)
 __attribute__((target("dotprod")))
 #elif defined(__aarch64__)
-__attribute__((target("+dotprod")))
+__attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 static void
 xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
