@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .preprocess import preprocess
 
 F32 = np.float32
 MAX_NAMES_BYTES = 1 << 20
+log = logging.getLogger("xnoryolo.detector")
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,8 @@ class Detector:
             name_list = packed_names(weights) if is_packed(weights) else None
         detector = cls(network, name_list, **kwargs)
         detector.model_name = Path(weights).name
+        if network.precision == "int8":
+            log.info("%s runs int8 (%s)", detector.model_name, _int8_kernels(network))
         return detector
 
     def info(self) -> dict[str, Any]:
