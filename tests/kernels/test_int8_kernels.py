@@ -62,7 +62,8 @@ def test_int8_sums_and_floats_exact(c: int, geom: tuple[int, ...], path: str) ->
     sums = quantize.int8_sums(x, qw, quant, spec)
     for act in ("leaky", "linear", "relu", "logistic"):
         ref = quantize.int8_conv(x, qw, ws, bias, spec, quant, act)
-        for threads in (1, 2):
+        # the threads split pixels, whatever the activation: 2 threads once (lean under QEMU)
+        for threads in (1, 2) if act == "leaky" else (1,):
             k = qconv.Int8Conv(
                 qw, ws, bias, spec, quant.scale, quant.zero, act, threads, path, activate=activate
             )
