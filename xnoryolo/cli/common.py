@@ -60,6 +60,27 @@ def add_model_args(p: argparse.ArgumentParser, names: bool = True, required: boo
         default=None,
         help="worker threads (default: XNORYOLO_THREADS or all cores)",
     )
+    add_precision_arg(p)
+
+
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=["f32", "int8"],
+        default=None,
+        help="f32: darknet parity; int8: the non-binary convolutions in int8, for a model "
+        "calibrated with `xnoryolo pack --calibrate` (default: int8 for such a model, else f32)",
+    )
+
+
+def say_precision(detector: Detector) -> None:
+    """One stderr line when a model runs int8 (its results then differ a little from f32)."""
+    info = detector.info()
+    if info.get("precision") == "int8":
+        print(
+            f"xnoryolo: running int8 ({info['int8_kernels']}); --precision f32 for darknet parity",
+            file=sys.stderr,
+        )
 
 
 def load_detector(args: argparse.Namespace, **kwargs: Any) -> Detector:
@@ -77,9 +98,17 @@ def load_detector(args: argparse.Namespace, **kwargs: Any) -> Detector:
             "scene only, see xnoryolo/configs/default/MODEL.md); pass --cfg/--weights for your own",
             file=sys.stderr,
         )
-    return Detector.from_files(
-        args.cfg, args.weights, args.names, backend=args.backend, threads=args.threads, **kwargs
+    detector = Detector.from_files(
+        args.cfg,
+        args.weights,
+        args.names,
+        backend=args.backend,
+        threads=args.threads,
+        precision=getattr(args, "precision", None),
+        **kwargs,
     )
+    say_precision(detector)
+    return detector
 
 
 # --------------------------------------------------------------------------- what a user sees

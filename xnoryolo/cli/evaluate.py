@@ -11,7 +11,7 @@ from typing import Any
 
 from xnoryolo import evaluate as metric
 
-from .common import UsageError, write_atomic
+from .common import UsageError, add_precision_arg, say_precision, write_atomic
 
 
 def add_parser(sub: Any) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
         description=metric.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--cfg", required=True, help="model .cfg")
+    p.add_argument("--cfg", help="model .cfg (a packed .xnor --weights embeds its own)")
     p.add_argument("--weights", required=True, help="model .weights or packed .xnor")
     p.add_argument("--names", help="class names (default: class numbers)")
     p.add_argument("--data", nargs="+", required=True, help="videos, images or image dirs")
@@ -40,6 +40,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", dest="json_out", help="write the result as JSON")
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.add_argument("--threads", type=int, default=None)
+    add_precision_arg(p)  # the model's; a teacher always runs f32
     p.set_defaults(run=run)
 
 
@@ -55,13 +56,20 @@ def run(args: argparse.Namespace) -> int:
     sources = open_sources(args.data)
     start, stop = parse_range(args.frames)
     model = Detector.from_files(
-        args.cfg, args.weights, args.names, args.backend, args.threads, thresh=args.thresh
+        args.cfg,
+        args.weights,
+        args.names,
+        args.backend,
+        args.threads,
+        precision=args.precision,
+        thresh=args.thresh,
     )
+    say_precision(model)
     model.nms = args.nms
     teacher = None
     if args.teacher_cfg:
         teacher = Detector.from_files(
-            args.teacher_cfg, args.teacher_weights, None, args.backend, args.threads
+            args.teacher_cfg, args.teacher_weights, None, args.backend, args.threads, "f32"
         )
         teacher.thresh, teacher.nms = args.gt_thresh, args.nms
     preds: list[list[metric.Box]] = []

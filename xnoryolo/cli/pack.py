@@ -11,15 +11,39 @@ from typing import Any
 
 import numpy as np
 
-from .common import write_atomic
+from .common import UsageError, write_atomic
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("pack", help="pack cfg + darknet .weights into a compact .xnor file")
-    p.add_argument("--cfg", required=True)
-    p.add_argument("--weights", required=True, help="darknet .weights")
+    p = sub.add_parser(
+        "pack",
+        help="pack cfg + darknet .weights into a compact .xnor file (optionally calibrated "
+        "for int8)",
+    )
+    p.add_argument("--cfg", help="darknet .cfg (default: the one a .xnor --weights embeds)")
+    p.add_argument("--weights", required=True, help="darknet .weights (or a .xnor to repack)")
     p.add_argument("--names", help="class names to embed")
     p.add_argument("--out", required=True, help="output .xnor file")
+    p.add_argument(
+        "--calibrate",
+        metavar="VIDEO_OR_DIR",
+        help="measure int8 activation scales on frames of this video, image or image "
+        "directory and store them (the model then runs int8 by default)",
+    )
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=64,
+        help="--calibrate: how many frames, evenly spread over --range (default 64)",
+    )
+    p.add_argument("--range", dest="frame_range", help="--calibrate: frames A:B only (e.g. 0:600)")
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=None,
+        help="--calibrate: activation range percentile per frame (default 99.99)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="--calibrate: threads")
     p.set_defaults(run=run_pack)
 
     p = sub.add_parser("unpack", help="convert a .xnor file back to cfg + darknet .weights")
@@ -40,7 +64,7 @@ def verify_same(original: Any, packed: Any) -> None:
     for a, b in zip(original.layers, packed.layers, strict=True):
         if isinstance(a, ConvolutionalLayer):
             assert isinstance(b, ConvolutionalLayer)
-            ok = _same(a.folded_bias, b.folded_bias)
+            ok = _same(a.folded_bias, b.folded_bias) and a.act_quant == b.act_quant
             if a.xnor:
                 ok = ok and _same(a.signs, b.signs) and _same(a.scale, b.scale)
             else:
@@ -55,18 +79,59 @@ def verify_same(original: Any, packed: Any) -> None:
 
 def run_pack(args: argparse.Namespace) -> int:
     from xnoryolo.detector import Network, read_names
-    from xnoryolo.detector.packed import pack
+    from xnoryolo.detector.packed import is_packed, pack, packed_names, read_packed
 
-    cfg_text = Path(args.cfg).read_text()
-    net = Network.load(args.cfg, args.weights, "numpy")
-    names = read_names(args.names) if args.names else None
-    data = pack(net, cfg_text, names)
+    packed_in = is_packed(args.weights)
+    if args.cfg is not None:
+        cfg_text = Path(args.cfg).read_text()
+    elif packed_in:
+        cfg_text = read_packed(Path(args.weights))[0]["cfg"]
+    else:
+        raise UsageError("--cfg is needed with darknet .weights")
+    if args.calibrate is None and (args.frame_range or args.percentile is not None):
+        raise UsageError("--range and --percentile go with --calibrate")
+    net = Network.load(args.cfg, args.weights, "numpy", precision="f32")
+    names: list[str] | None
+    if args.names:
+        names = read_names(args.names)
+    else:
+        names = packed_names(args.weights) if packed_in else None
+    calibration = None
+    if args.calibrate is not None:
+        calibration = _calibrate(net, args)
+    data = pack(net, cfg_text, names, calibration)
     out = Path(args.out)
     write_atomic(out, data)
-    verify_same(net, Network.from_packed(out, "numpy"))
+    verify_same(net, Network.from_packed(out, "numpy", precision="f32"))
     src = Path(args.weights).stat().st_size
     print(f"wrote {out}: {len(data)} bytes ({len(data) / src:.1%} of {src}); verified identical")
     return 0
+
+
+def _calibrate(net: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the int8 input quantisation of `net`'s non-binary convs on frames (a fast f32
+    copy of it runs them) and give it to `net`; returns the header's calibration record."""
+    from xnoryolo.detector import Detector, Network, calibrate
+    from xnoryolo.detector.video import iter_frames, open_source, parse_range
+
+    if args.frames < 1:
+        raise UsageError("--frames must be >= 1")
+    percentile = calibrate.DEFAULT_PERCENTILE if args.percentile is None else args.percentile
+    if not 50.0 < percentile <= 100.0:
+        raise UsageError("--percentile must be in (50, 100]")
+    source = open_source(args.calibrate)
+    start, stop = parse_range(args.frame_range)
+    end = source.count if stop is None else min(stop, source.count)
+    if end <= start:
+        raise UsageError(f"{args.calibrate}: no frames in range {start}:{end}")
+    picks = np.unique(np.linspace(start, end - 1, min(args.frames, end - start)).round())
+    runner = Network.load(args.cfg, args.weights, "auto", args.threads, precision="f32")
+    detector = Detector(runner)
+    tensors = (detector.preprocess(f) for _, f in iter_frames(source, picks.astype(int).tolist()))
+    quants, frames = calibrate.measure(runner, tensors, percentile)
+    calibrate.apply(net, quants)
+    print(f"calibrated int8 on {frames} frames of {source.name}")
+    return {"frames": frames, "source": source.name, "percentile": percentile}
 
 
 def run_unpack(args: argparse.Namespace) -> int:
@@ -75,7 +140,7 @@ def run_unpack(args: argparse.Namespace) -> int:
 
     src = Path(args.packed)
     header, _ = read_header(src.read_bytes(), str(src))
-    net = Network.from_packed(src, "numpy")
+    net = Network.from_packed(src, "numpy", precision="f32")
     out = Path(args.out)
     stem = args.stem or src.stem
     cfg, weights = out / f"{stem}.cfg", out / f"{stem}.weights"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from .preprocess import preprocess
 
 F32 = np.float32
 MAX_NAMES_BYTES = 1 << 20
+log = logging.getLogger("xnoryolo.detector")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,15 @@ class Detection:
             for k, v in asdict(self).items()
             if v is not None or k != "track_id"
         }
+
+
+def _int8_kernels(network: Network) -> str:
+    """ "<path>, n of m convolutions" for a network prepared int8."""
+    from .layers import ConvolutionalLayer
+
+    convs = [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]
+    path = getattr(network.backend, "int8", None) or "reference"
+    return f"{path}, {sum(ly.int8 for ly in convs)} of {len(convs)} non-binary convolutions"
 
 
 def _c_round(v: float) -> int:
@@ -131,16 +142,20 @@ class Detector:
         names: str | Path | None = None,
         backend: Backend | str = "auto",
         threads: int | None = None,
+        precision: str | None = None,
         **kwargs: Any,
     ) -> Detector:
-        """cfg may be None for a packed `.xnor` file, which embeds its cfg (and names)."""
-        network = Network.load(cfg, weights, backend, threads)
+        """cfg may be None for a packed `.xnor` file, which embeds its cfg (and names).
+        precision: "f32", "int8" or None (int8 when the file carries int8 calibration)."""
+        network = Network.load(cfg, weights, backend, threads, precision)
         if names is not None:
             name_list: list[str] | None = read_names(names)
         else:
             name_list = packed_names(weights) if is_packed(weights) else None
         detector = cls(network, name_list, **kwargs)
         detector.model_name = Path(weights).name
+        if network.precision == "int8":
+            log.info("%s runs int8 (%s)", detector.model_name, _int8_kernels(network))
         return detector
 
     def info(self) -> dict[str, Any]:
@@ -159,6 +174,8 @@ class Detector:
             "binary_convolutions": f"{sum(ly.xnor for ly in convs)} of {len(convs)}",
             "backend": backend.name if backend is not None else None,
             "kernels": backend.path if backend is not None else None,
+            "precision": net.precision,
+            "int8_kernels": _int8_kernels(net) if net.precision == "int8" else None,
             "threads": backend.threads if backend is not None else None,
         }
 

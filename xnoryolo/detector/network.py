@@ -27,6 +27,7 @@ from .layers import (
     YoloLayer,
     build_layer,
 )
+from .quantize import check_precision
 from .weights import WeightsHeader, WeightsReader
 
 # [net] keys used only for training/augmentation: read by darknet, ignored at inference.
@@ -57,6 +58,7 @@ class Network:
     layers: list[Layer]
     header: WeightsHeader | None = None
     backend: Backend | None = None
+    precision: str = "f32"
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -101,13 +103,40 @@ class Network:
         self.header = reader.header
         return reader.header
 
-    def prepare(self, backend: Backend | str = "auto", threads: int | None = None) -> Network:
-        """Fold BN, binarize XNOR weights and build kernels; call after load_weights()."""
+    def prepare(
+        self,
+        backend: Backend | str = "auto",
+        threads: int | None = None,
+        precision: str | None = None,
+    ) -> Network:
+        """Fold BN, binarize XNOR weights and build kernels; call after load_weights().
+
+        precision: "f32" (darknet parity), "int8" (the non-binary convs run int8: needs a
+        calibrated network, `calibrate.calibrate`) or None: int8 when calibrated, else f32."""
         self.backend = get_backend(backend, threads) if isinstance(backend, str) else backend
+        calibrated = self.calibrated
+        if precision is None:
+            precision = "int8" if calibrated else "f32"
+        self.precision = check_precision(precision)
+        if precision == "int8" and not calibrated:
+            raise WeightsError(
+                f"{self.path}: precision int8 needs int8 calibration, which this model has "
+                "not: calibrate it on frames (xnoryolo pack --calibrate VIDEO_OR_DIR), or run f32"
+            )
         for layer in self.layers:
+            if isinstance(layer, ConvolutionalLayer):
+                layer.int8 = precision == "int8" and not layer.xnor and layer.act_quant is not None
             layer.prepare(self.backend)
         self.__dict__.pop("bits_plan", None)  # kernels changed: plan again on first use
         return self
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether some non-binary conv has the calibrated quantisation of its input."""
+        return any(
+            isinstance(ly, ConvolutionalLayer) and not ly.xnor and ly.act_quant is not None
+            for ly in self.layers
+        )
 
     @classmethod
     def load(
@@ -116,19 +145,21 @@ class Network:
         weights: str | Path | bytes | None,
         backend: Backend | str = "auto",
         threads: int | None = None,
+        precision: str | None = None,
     ) -> Network:
         """A prepared network from a cfg and darknet `.weights`, or from a packed `.xnor` file
-        (which embeds its cfg: `cfg` may then be None, else it replaces the embedded one)."""
+        (which embeds its cfg: `cfg` may then be None, else it replaces the embedded one).
+        precision: see prepare() (a packed file with int8 calibration runs int8 by default)."""
         if weights is not None and packed.is_packed(weights):
             assert isinstance(weights, str | Path)
-            return cls.from_packed(weights, backend, threads, cfg)
+            return cls.from_packed(weights, backend, threads, cfg, precision)
         if cfg is None:
             raise WeightsError("no cfg given (only a packed .xnor file carries its own)")
         network = cls.from_cfg(cfg)
         if weights is None:
             raise WeightsError("no weights given")
         network.load_weights(weights)
-        return network.prepare(backend, threads)
+        return network.prepare(backend, threads, precision)
 
     @classmethod
     def from_packed(
@@ -137,6 +168,7 @@ class Network:
         backend: Backend | str = "auto",
         threads: int | None = None,
         cfg: str | Path | None = None,
+        precision: str | None = None,
     ) -> Network:
         """A prepared network from a `.xnor` file (detector.packed); `cfg` (optional) replaces
         the embedded cfg, e.g. to run at another input size (layer shapes must still fit)."""
@@ -146,7 +178,7 @@ class Network:
         network = cls.from_cfg(parsed)
         packed.fill(network.layers, header, body, str(p))
         network.header = WeightsHeader(0, 2, 5, int(header.get("seen", 0)))
-        return network.prepare(backend, threads)
+        return network.prepare(backend, threads, precision)
 
     # ---------------------------------------------------------------- running
     @property

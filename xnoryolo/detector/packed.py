@@ -45,6 +45,7 @@ import numpy as np
 
 from .errors import WeightsError
 from .layers import BatchnormLayer, ConvolutionalLayer, Layer, ShortcutLayer
+from .quantize import ActQuant
 from .weights import WeightsHeader
 
 MAGIC = b"XNORYOLO"
@@ -92,8 +93,15 @@ def _folded(layer: ConvolutionalLayer) -> tuple[np.ndarray, np.ndarray]:
     return layer.fold_batchnorm()
 
 
-def pack(network: LoadedNetwork, cfg_text: str, names: list[str] | None = None) -> bytes:
-    """Bytes of a `.xnor` file for a network with loaded weights (prepared or not)."""
+def pack(
+    network: LoadedNetwork,
+    cfg_text: str,
+    names: list[str] | None = None,
+    calibration: dict[str, Any] | None = None,
+) -> bytes:
+    """Bytes of a `.xnor` file for a network with loaded weights (prepared or not); the float
+    convs' int8 input quantisation (`act_quant`) goes with them, `calibration` (how it was
+    measured: frames, source, percentile) into the header."""
     blocks: list[bytes] = []
     table: list[dict[str, Any]] = []
     offset = 0
@@ -118,6 +126,8 @@ def pack(network: LoadedNetwork, cfg_text: str, names: list[str] | None = None) 
                 dtype = "<f2" if lossless else "<f4"
                 data = _pad4(flat.astype(dtype).tobytes()) + np.asarray(b, "<f4").tobytes()
                 entry.update(kind="float", dtype=dtype[1:])
+                if layer.act_quant is not None:
+                    entry["int8"] = layer.act_quant.to_json()
         elif isinstance(layer, ShortcutLayer) and layer.weight_floats():
             raise WeightsError(f"{layer.where}: weighted [shortcut] is not supported by pack")
         elif isinstance(layer, BatchnormLayer):
@@ -132,7 +142,15 @@ def pack(network: LoadedNetwork, cfg_text: str, names: list[str] | None = None) 
         blocks.append(data)
         offset += len(data)
     seen = network.header.seen if network.header is not None else 0
-    header = {"version": VERSION, "cfg": cfg_text, "names": names, "seen": seen, "layers": table}
+    header: dict[str, Any] = {
+        "version": VERSION,
+        "cfg": cfg_text,
+        "names": names,
+        "seen": seen,
+        "layers": table,
+    }
+    if calibration is not None:
+        header["calibration"] = calibration
     hjson = json.dumps(header, separators=(",", ":")).encode()
     hjson += b" " * (-len(hjson) % 8)
     return MAGIC + struct.pack("<II", VERSION, len(hjson)) + hjson + b"".join(blocks)
@@ -227,6 +245,7 @@ def fill(layers: Sequence[Layer], header: dict[str, Any], body: memoryview, wher
                 raise WeightsError(f"{where}: {layer.where}: float block has {size} bytes")
             w = np.frombuffer(block, dtype, f * k).astype(F32)
             bias = np.frombuffer(block, "<f4", f, nw).astype(F32)
+            layer.act_quant = _act_quant(e.get("int8"), f"{where}: {layer.where}")
         layer.weights = w.reshape(shape)
         layer.biases = bias
         layer.bn = None
@@ -234,6 +253,15 @@ def fill(layers: Sequence[Layer], header: dict[str, Any], body: memoryview, wher
         raise WeightsError(f"{where}: blocks for layers {sorted(entries)} that this cfg lacks")
     if end != len(body):
         raise WeightsError(f"{where}: {len(body) - end} bytes left over after the last block")
+
+
+def _act_quant(entry: Any, where: str) -> ActQuant | None:
+    if entry is None:
+        return None
+    try:
+        return ActQuant(float(entry["scale"]), int(entry["zero"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise WeightsError(f"{where}: bad int8 entry {entry!r}: {exc}") from None
 
 
 def packed_names(path: str | Path) -> list[str] | None:

@@ -3,7 +3,10 @@
 
 Thread count: constructor argument, else `XNORYOLO_THREADS`, else all cores.
 SIMD path: `set_simd(name)` or `XNORYOLO_SIMD=auto|portable|popcnt|avx2|avx512|neon`; kernels
-keep the path that was selected when they were built. Both variables are read here only.
+keep the path that was selected when they were built. The int8 kernels (qconv) run the best
+int8 path of that tier, or
+`XNORYOLO_INT8_SIMD=portable|avx2|avxvnni|avx512vnni|amx|neon|neondot`
+(`int8_path`). Both variables are read here only.
 Activations the kernels do not fuse (all but linear, leaky, relu and logistic) are computed by
 the `activate` function the caller injects; without one, building such a kernel raises.
 """
@@ -14,11 +17,18 @@ import os
 
 import numpy as np
 
-from . import xconv
+from . import qconv, xconv
 from .blas import blas_threads
 from .protocols import Activate, ConvGeometry
 
-__all__ = ["FastBackend", "available_simd", "default_threads", "get_simd", "set_simd"]
+__all__ = [
+    "FastBackend",
+    "available_simd",
+    "default_threads",
+    "get_simd",
+    "int8_path",
+    "set_simd",
+]
 
 _simd: str | None = None
 
@@ -54,6 +64,42 @@ def get_simd() -> str:
     return str(xconv.best_isa())
 
 
+# The int8 path each SIMD tier runs: the tier's own instructions only, so that capping
+# XNORYOLO_SIMD shows what a CPU of that tier does (avx2: vpmaddwd, no VNNI).
+_INT8_TIERS = {
+    "avx512": ("amx", "avx512vnni", "avx2"),
+    "avx2": ("avx2",),
+    "neon": ("neondot", "neon"),
+    "popcnt": ("portable",),
+    "portable": ("portable",),
+}
+
+
+def int8_path(tier: str | None = None) -> str:
+    """The int8 kernel path: XNORYOLO_INT8_SIMD when set (portable, avx2, avxvnni,
+    avx512vnni, amx, neon, neondot); else the best of the SIMD tier `tier` (None: get_simd());
+    with no tier forced anywhere, the best this CPU has (AVX-VNNI beside AVX2 included)."""
+    env = os.environ.get("XNORYOLO_INT8_SIMD", "").strip().lower()
+    if env and env != "auto":
+        if not qconv.path_supported(env):
+            raise ValueError(
+                f"XNORYOLO_INT8_SIMD={env!r}: not one of {qconv.available_paths()} on this CPU"
+            )
+        return env
+    forced = (
+        tier is not None
+        or _simd is not None
+        or os.environ.get("XNORYOLO_SIMD", "").strip().lower() not in ("", "auto")
+    )
+    if not forced:
+        order = ("amx", "avx512vnni", "avxvnni", "avx2", "neondot", "neon", "portable")
+        return next(p for p in order if qconv.path_supported(p))
+    for path in _INT8_TIERS.get(tier or get_simd(), ("portable",)):
+        if qconv.path_supported(path):
+            return path
+    return "portable"
+
+
 def default_threads(threads: int | None = None) -> int:
     """`threads` when given, else XNORYOLO_THREADS, else all cores; each must be >= 1."""
     if threads is not None:
@@ -83,6 +129,7 @@ class FastBackend:
         simd: str | None = None,
         *,
         activate: Activate | None = None,
+        int8: str | None = None,
     ) -> None:
         self.threads = default_threads(threads)
         self._activate = activate
@@ -91,6 +138,9 @@ class FastBackend:
         if simd is not None and (simd not in xconv.isa_names() or not xconv.isa_supported(simd)):
             raise ValueError(f"SIMD path {simd!r} is not available: {available_simd()}")
         self.simd = simd
+        if int8 is not None and not qconv.path_supported(int8):
+            raise ValueError(f"int8 path {int8!r} is not available: {qconv.available_paths()}")
+        self.int8_simd = int8
 
     def _isa(self) -> str:
         return self.simd or get_simd()
@@ -105,6 +155,36 @@ class FastBackend:
     ) -> xconv.FloatConv:
         return xconv.FloatConv(
             weights, bias, spec, activation, self.threads, self._isa(), activate=self._activate
+        )
+
+    @property
+    def int8(self) -> str:
+        """The int8 path its int8 kernels run: the constructor's `int8`, else `int8_path`."""
+        return self.int8_simd or int8_path(self.simd)
+
+    def int8_conv(
+        self,
+        qweights: np.ndarray,
+        w_scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ConvGeometry,
+        in_scale: float,
+        in_zero: int,
+        activation: str,
+    ) -> qconv.Int8Conv:
+        """int8 weights (F, K), per-filter scales, the input's scale and zero point (see
+        qconv.Int8Conv; detector/quantize.py is the reference)."""
+        return qconv.Int8Conv(
+            qweights,
+            w_scale,
+            bias,
+            spec,
+            in_scale,
+            in_zero,
+            activation,
+            self.threads,
+            self.int8,
+            activate=self._activate,
         )
 
     def binary_conv(

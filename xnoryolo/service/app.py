@@ -61,6 +61,7 @@ def load_detector(settings: ServeSettings) -> DetectorLike:
         names,
         backend=m.backend,
         threads=settings.threads,
+        precision=m.precision,
         thresh=m.thresh,
         nms=m.nms,
         max_detections=settings.limits.max_detections,

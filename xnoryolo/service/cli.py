@@ -15,6 +15,11 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--cfg", help="darknet .cfg file")
     p.add_argument("--weights", help="darknet .weights file")
     p.add_argument("--names", help="class names, one per line")
+    p.add_argument(
+        "--precision",
+        choices=["f32", "int8"],
+        help="f32 (darknet parity) or int8 (a calibrated model; its default)",
+    )
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")
     p.add_argument("--threads", type=int, help="detector threads")
@@ -73,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     from .app import check_exposure, check_streams, create_app, load_detector
     from .settings import ConfigError, load_settings
 
-    model = {k: getattr(args, k) for k in ("cfg", "weights", "names") if getattr(args, k)}
+    keys = ("cfg", "weights", "names", "precision")
+    model = {k: getattr(args, k) for k in keys if getattr(args, k)}
     try:
         settings = load_settings(
             args.config,

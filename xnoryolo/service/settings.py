@@ -47,6 +47,9 @@ class ModelSettings(BaseModel):
     weights: Path | None = None
     names: Path | None = None
     backend: str = "auto"
+    # f32: darknet parity; int8: the non-binary convs in int8 (needs a calibrated model);
+    # unset: int8 when the model carries int8 calibration, else f32
+    precision: Literal["f32", "int8"] | None = None
     thresh: float = Field(default=0.25, ge=0, le=1)
     nms: float = Field(default=0.45, ge=0, le=1)
 

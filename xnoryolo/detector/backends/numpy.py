@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 
-from .. import ops
+from .. import ops, quantize
 from .protocols import Kernel
 
 
@@ -21,6 +21,26 @@ class NumpyBackend:
         self, weights: np.ndarray, bias: np.ndarray, spec: ops.ConvSpec, activation: str
     ) -> Kernel:
         return partial(ops.float_conv, weights=weights, bias=bias, spec=spec, activation=activation)
+
+    def int8_conv(
+        self,
+        qweights: np.ndarray,
+        w_scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ops.ConvSpec,
+        in_scale: float,
+        in_zero: int,
+        activation: str,
+    ) -> Kernel:
+        return partial(
+            quantize.int8_conv,
+            qweights=qweights,
+            w_scale=w_scale,
+            bias=bias,
+            spec=spec,
+            quant=quantize.ActQuant(in_scale, in_zero),
+            activation=activation,
+        )
 
     def binary_conv(
         self,

@@ -90,6 +90,20 @@ class Backend(Protocol):
         self, weights: np.ndarray, bias: np.ndarray, spec: ops.ConvSpec, activation: str
     ) -> Kernel: ...
 
+    def int8_conv(
+        self,
+        qweights: np.ndarray,
+        w_scale: np.ndarray,
+        bias: np.ndarray,
+        spec: ops.ConvSpec,
+        in_scale: float,
+        in_zero: int,
+        activation: str,
+    ) -> Kernel:
+        """The int8 convolution of detector/quantize.py: int8 weights (F, K) with per-filter
+        scales, the input quantised with `in_scale` / `in_zero`, int32 sums, float output."""
+        ...
+
     def binary_conv(
         self,
         signs: np.ndarray,

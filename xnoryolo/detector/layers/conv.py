@@ -12,6 +12,7 @@ from .. import ops
 from ..activations import DARKNET_CPU_ZERO
 from ..backends import Backend, BitsConv, Kernel, PoolingConv
 from ..cfg import Section
+from ..quantize import ActQuant, quantize_weights
 from .base import (
     F32,
     BitsStep,
@@ -50,6 +51,10 @@ class ConvolutionalLayer(Layer):
     signs: np.ndarray | None = None
     scale: np.ndarray | None = None
     folded_bias: np.ndarray | None = None
+    # int8 (non-binary convs): how its input is quantised (calibrated, or the exact pixel
+    # grid for the network input), and whether prepare() builds the int8 kernel
+    act_quant: ActQuant | None = None
+    int8: bool = False
 
     @classmethod
     def build(cls, section: Section, ctx: BuildContext) -> ConvolutionalLayer:
@@ -194,7 +199,11 @@ class ConvolutionalLayer(Layer):
     def prepare(self, backend: Backend) -> None:
         if self.weights is None:
             self._init_unloaded()
-        weights, bias = self.fold_batchnorm()
+        if self.folded_bias is not None:  # prepared before: weights hold the folded form
+            assert self.weights is not None
+            weights, bias = self.weights, self.folded_bias
+        else:
+            weights, bias = self.fold_batchnorm()
         self.folded_bias = bias
         act = self.effective_activation
         if self.xnor:
@@ -203,7 +212,13 @@ class ConvolutionalLayer(Layer):
             self.bits_kernel = kernel if isinstance(kernel, BitsConv) else None
             self.pooling_kernel = None
         else:
-            kernel = backend.float_conv(weights, bias, self.spec, act)
+            if self.int8:
+                assert self.act_quant is not None, "int8 needs the input's quantisation"
+                qw, w_scale = quantize_weights(weights)
+                q = self.act_quant
+                kernel = backend.int8_conv(qw, w_scale, bias, self.spec, q.scale, q.zero, act)
+            else:
+                kernel = backend.float_conv(weights, bias, self.spec, act)
             self.bits_kernel = None
             self.pooling_kernel = kernel if isinstance(kernel, PoolingConv) else None
         self.kernel = kernel

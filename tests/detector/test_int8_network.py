@@ -1,0 +1,189 @@
+"""precision="int8" through Network / Detector / packed files: the fast kernels and the NumPy
+reference give identical outputs, calibration travels in .xnor files, f32 stays as it was."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from netgen import TINY, write_model
+from xnoryolo.detector import Detector, Network, WeightsError, calibrate, packed, quantize
+from xnoryolo.detector.layers import ConvolutionalLayer
+from xnoryolo.detector.preprocess import preprocess
+
+# first conv -> maxpool -> binary convs -> float head: the XNOR layout in small
+XNOR = """[net]
+width=64
+height=48
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=18
+size=1
+activation=linear
+
+[yolo]
+mask=0,1
+anchors=4,5, 8,9, 12,14
+classes=4
+num=3
+"""
+
+
+def _frames(n: int, h: int = 40, w: int = 57) -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    out = []
+    for _ in range(n):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        img[: h // 2] = img[: h // 2] // 4 + 100  # some structure, not only noise
+        out.append(img)
+    return out
+
+
+def _tensors(net: Network, letter_box: bool = True) -> list[np.ndarray]:
+    c, h, w = net.input_shape
+    return [preprocess(f, w, h, c, letter_box) for f in _frames(4)]
+
+
+@pytest.fixture(params=["tiny", "xnor"])
+def model(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
+    return write_model(tmp_path, TINY if request.param == "tiny" else XNOR, seed=4)
+
+
+def _calibrated(cfg: Path, weights: Path, backend: str) -> Network:
+    net = Network.load(cfg, weights, backend, threads=2, precision="f32")
+    calibrate.calibrate(net, _tensors(net))
+    return net
+
+
+def test_fast_and_reference_int8_agree_exactly(model: tuple[Path, Path]) -> None:
+    fast = _calibrated(*model, "fast")
+    ref = _calibrated(*model, "numpy")
+    assert fast.precision == ref.precision == "int8"
+    convs = [ly for ly in fast.layers if isinstance(ly, ConvolutionalLayer)]
+    assert all(ly.int8 != ly.xnor for ly in convs)
+    assert convs[0].act_quant == quantize.INPUT_QUANT
+    for x in _tensors(fast):
+        a = fast.forward(x, keep=False)  # bits plan: the first conv's pool in bits, if any
+        b = ref.forward(x, keep=True)
+        for d in fast.detection_layers:
+            assert np.array_equal(a[d.index], b[d.index])
+
+
+def test_int8_is_close_to_f32_and_f32_is_unchanged(model: tuple[Path, Path]) -> None:
+    f32 = Network.load(*model, "fast", threads=1)
+    assert f32.precision == "f32"  # not calibrated: f32
+    int8 = _calibrated(*model, "fast")
+    again = Network.load(*model, "fast", threads=1)
+    int8.prepare(int8.backend, precision="f32")  # back to f32: the same floats as never int8
+    for x in _tensors(f32):
+        a, b = f32.forward(x), int8.forward(x)
+        for d in f32.detection_layers:
+            assert np.array_equal(a[d.index], b[d.index])
+            assert np.array_equal(a[d.index], again.forward(x)[d.index])
+    int8.prepare(int8.backend, precision="int8")
+    x = _tensors(f32)[0]
+    for d in f32.detection_layers:
+        y, ref = int8.forward(x)[d.index], f32.forward(x)[d.index]
+        assert np.abs(y - ref).max() < 0.25 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_int8_without_calibration_is_refused(model: tuple[Path, Path]) -> None:
+    with pytest.raises(WeightsError, match="calibrat"):
+        Network.load(*model, "numpy", precision="int8")
+    with pytest.raises(ValueError, match="precision"):
+        Network.load(*model, "numpy", precision="f16")
+
+
+def test_calibration_travels_in_packed_files(model: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = model
+    net = _calibrated(cfg, weights, "numpy")
+    plain = tmp_path / "plain.xnor"
+    plain.write_bytes(packed.pack(Network.load(cfg, weights, "numpy"), cfg.read_text()))
+    cal = tmp_path / "cal.xnor"
+    record = {"frames": 4, "source": "noise", "percentile": 99.99}
+    cal.write_bytes(packed.pack(net, cfg.read_text(), None, record))
+    header, _ = packed.read_packed(cal)
+    assert header["calibration"] == record and header["version"] == 1
+    loaded = Network.load(None, cal, "numpy")
+    assert loaded.precision == "int8"  # calibrated: int8 by default
+    assert Network.load(None, plain, "numpy").precision == "f32"  # as before
+    for a, b in zip(net.layers, loaded.layers, strict=True):
+        if isinstance(a, ConvolutionalLayer):
+            assert isinstance(b, ConvolutionalLayer) and a.act_quant == b.act_quant
+    x = _tensors(net)[1]
+    for d in net.detection_layers:
+        assert np.array_equal(net.forward(x)[d.index], loaded.forward(x)[d.index])
+    f32 = Network.load(None, cal, "numpy", precision="f32")
+    orig = Network.load(cfg, weights, "numpy")
+    for d in net.detection_layers:
+        assert np.array_equal(f32.forward(x)[d.index], orig.forward(x)[d.index])
+
+
+def test_detector_says_which_precision_runs(model: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = model
+    cal = tmp_path / "cal.xnor"
+    cal.write_bytes(packed.pack(_calibrated(cfg, weights, "numpy"), cfg.read_text()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        det = Detector.from_files(None, cal, backend="fast", threads=1)
+    info = det.info()
+    assert info["precision"] == "int8"
+    assert "non-binary convolutions" in info["int8_kernels"]
+    img = _frames(1)[0]
+    ref = Detector.from_files(None, cal, backend="numpy")
+    assert [d.to_json() for d in det.detect(img)] == [d.to_json() for d in ref.detect(img)]
+    f32 = Detector.from_files(None, cal, backend="fast", precision="f32")
+    assert f32.info()["precision"] == "f32" and f32.info()["int8_kernels"] is None
+
+
+def test_bad_int8_entry_is_a_clear_error(tmp_path: Path) -> None:
+    cfg, weights = write_model(tmp_path, TINY)
+    net = Network.load(cfg, weights, "numpy")
+    net.layers[0].act_quant = quantize.ActQuant(0.5, 3)  # type: ignore[attr-defined]
+    data = packed.pack(net, cfg.read_text()).replace(b'"zero":3', b'"zero":"x"')
+    bad = tmp_path / "bad.xnor"
+    bad.write_bytes(data)
+    with pytest.raises(WeightsError, match="int8"):
+        Network.load(None, bad, "numpy")
+
+
+def test_range_quant() -> None:
+    q = calibrate.range_quant(-1.0, 3.0)
+    assert q.zero == 64 and abs(q.scale - 4.0 / 255) < 1e-9
+    assert calibrate.range_quant(0.5, 2.0).zero == 0  # the range always holds 0.0
+    assert calibrate.range_quant(0.0, 0.0) == quantize.ActQuant(1.0, 0)
+    with pytest.raises(ValueError):
+        quantize.ActQuant(0.0, 0)

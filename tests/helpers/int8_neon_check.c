@@ -1,0 +1,37 @@
+/* The int8 kernel's NEON tiles (with and without sdot) on emulated intrinsics against the
+ * portable tile: random weights and panels, odd filter and panel counts; prints the number
+ * of mismatching sums (tests/kernels/test_int8_kernels.py). Built with the x86 macros off. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#undef __x86_64__
+#undef __i386__
+#define XN_EMULATE_NEON 1
+#include "xn_int8.h"
+
+int main(void) {
+    long bad = 0;
+    srand(7);
+    for (int trial = 0; trial < 40; trial++) {
+        int kp = 4 * (1 + rand() % 40), nf = 1 + rand() % 9, np_ = 1 + rand() % 4;
+        int8_t *w = malloc((size_t)kp * 16);
+        uint8_t *pan = malloc((size_t)kp * XQ_PW * np_);
+        int32_t *ref = malloc(sizeof(int32_t) * 16 * XQ_PW * np_);
+        int32_t *got = malloc(sizeof(int32_t) * 16 * XQ_PW * np_);
+        for (int i = 0; i < kp * 16; i++) w[i] = (int8_t)(rand() % 255 - 127);
+        for (int i = 0; i < kp * XQ_PW * np_; i++) pan[i] = (uint8_t)(trial % 3 ? rand() : 255);
+        xq_tile(XQ_PORTABLE, w, kp, nf, pan, np_, ref);
+        for (int path = XQ_NEON; path <= XQ_NEONDOT; path++) {
+            if (!xq_path_supported(path)) continue; /* a real arm64 CPU without sdot */
+            xq_tile(path, w, kp, nf, pan, np_, got);
+            for (int i = 0; i < nf * XQ_PW * np_; i++) bad += got[i] != ref[i];
+        }
+        free(w);
+        free(pan);
+        free(ref);
+        free(got);
+    }
+    printf("%ld mismatches\n", bad);
+    return bad != 0;
+}

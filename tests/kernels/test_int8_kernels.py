@@ -1,0 +1,236 @@
+"""int8 kernel (xnoryolo.kernels.qconv) against its NumPy reference (detector.quantize): the
+same int32 sums, the same floats and the same pooled sign bits on every int8 path this CPU
+runs, over channels, odd sizes, strides, borders, groups, zero points and thread counts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xnoryolo.detector import ops, quantize
+from xnoryolo.detector.activations import activate
+from xnoryolo.kernels import backend as kb
+from xnoryolo.kernels import qconv, xconv
+
+
+def _paths() -> list:
+    out = []
+    for name in qconv.path_names():
+        marks = (
+            []
+            if qconv.path_supported(name)
+            else [pytest.mark.skip(reason=f"this CPU (or build) has no int8 {name} path")]
+        )
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+PATHS = _paths()
+CHANNELS = [1, 3, 4, 5, 16, 33, 64, 130]
+# (size, stride_y, stride_x, padding, dilation)
+GEOMETRIES = [(1, 1, 1, 0, 1), (3, 1, 1, 1, 1), (3, 2, 2, 1, 1), (3, 1, 1, 2, 1), (3, 1, 2, 0, 2)]
+
+
+def _case(c: int, h: int, w: int, f: int, size: int, groups: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((c, h, w)).astype(np.float32) * 2
+    x[0, 0, 0] = 1e9  # clamped to 255
+    x.flat[-1] = -1e9  # clamped to 0
+    folded = rng.standard_normal((f, c // groups, size, size)).astype(np.float32)
+    folded[0] = 0.0  # an all-zero filter: scale 1, every weight 0
+    bias = rng.standard_normal(f).astype(np.float32)
+    return x, folded, bias
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "k{}s{}x{}p{}d{}".format(*g))
+@pytest.mark.parametrize("c", CHANNELS)
+def test_int8_sums_and_floats_exact(c: int, geom: tuple[int, ...], path: str) -> None:
+    size, sy, sx, pad, dil = geom
+    h, w = (7, 19) if c < 64 else (5, 6)
+    f = 21 if c < 64 else 37
+    spec = ops.ConvSpec(c, h, w, f, size, sy, sx, pad, dil)
+    x, folded, bias = _case(c, h, w, f, size, 1, c)
+    qw, ws = quantize.quantize_weights(folded)
+    quant = quantize.ActQuant(0.021, 7 + c)
+    sums = quantize.int8_sums(x, qw, quant, spec)
+    for act in ("leaky", "linear", "relu", "logistic"):
+        ref = quantize.int8_conv(x, qw, ws, bias, spec, quant, act)
+        # the threads split pixels, whatever the activation: 2 threads once (lean under QEMU)
+        for threads in (1, 2) if act == "leaky" else (1,):
+            k = qconv.Int8Conv(
+                qw, ws, bias, spec, quant.scale, quant.zero, act, threads, path, activate=activate
+            )
+            assert np.array_equal(k.run_int(x), sums)
+            y = k(x)
+            assert y.dtype == np.float32 and y.shape == ref.shape
+            assert np.array_equal(y, ref, equal_nan=True), (act, threads)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_int8_groups_and_big_k(path: str) -> None:
+    for c, h, w, f, size, groups in ((8, 6, 5, 12, 3, 4), (300, 4, 3, 9, 3, 1)):
+        spec = ops.ConvSpec(c, h, w, f, size, 1, 1, 1, 1, groups)
+        x, folded, bias = _case(c, h, w, f, size, groups, 5)
+        qw, ws = quantize.quantize_weights(folded)
+        quant = quantize.ActQuant(0.05, 128)
+        ref = quantize.int8_conv(x, qw, ws, bias, spec, quant, "leaky")
+        k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "leaky", 3, path)
+        assert np.array_equal(k.run_int(x), quantize.int8_sums(x, qw, quant, spec))
+        assert np.array_equal(k(x), ref)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(3, 20, 26, 16), (5, 17, 11, 70), (16, 9, 9, 8)])
+def test_int8_pooled_bits_match_conv_then_pool(shape: tuple[int, ...], path: str) -> None:
+    """Sign bits of maxpool(conv(x)) from the int8 sums and thresholds, as run apart."""
+    c, h, w, f = shape
+    spec = ops.ConvSpec(c, h, w, f, 3, 1, 1, 1)
+    x, folded, bias = _case(c, h, w, f, 3, 1, h)
+    x = np.abs(x)  # pixels
+    qw, ws = quantize.quantize_weights(folded)
+    # biases around the sums' range, so both signs and the exact threshold occur
+    bias = bias * 20
+    quant = quantize.INPUT_QUANT
+    for act in ("leaky", "relu", "linear"):
+        y = quantize.int8_conv(x, qw, ws, bias, spec, quant, act)
+        for threads in (1, 2):
+            pool = xconv.MaxPool(f, h, w, 2, 2, 2, 1, (h + 1) // 2, (w + 1) // 2, threads)
+            pooled = ops.maxpool(y, 2, 2, 2, 1, pool.out_h, pool.out_w)
+            for pad in (0, 1):
+                shp = (pool.out_h + 2 * pad, pool.out_w + 2 * pad, (f + 63) // 64)
+                k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, act, threads, path)
+                assert k.pools_to_bits(pool)
+                out = np.zeros(shp, np.uint64)
+                k.run_pooled_bits(x, pool, out, pad)
+                assert np.array_equal(out, ops.pack_signs(pooled, shp, pad)), (act, pad)
+
+
+def test_amx_keeps_thin_layers_on_vnni() -> None:
+    if not qconv.path_supported("amx"):
+        pytest.skip("this CPU (or OS) has no AMX-INT8")
+    one = np.ones(4, np.float32)
+    thin = qconv.Int8Conv(np.ones((4, 27), np.int8), one, one, ops.ConvSpec(3, 5, 5, 4, 3),
+                          0.1, 0, "linear", 1, "amx")  # fmt: skip
+    deep = qconv.Int8Conv(np.ones((4, 144), np.int8), one, one, ops.ConvSpec(16, 5, 5, 4, 3),
+                          0.1, 0, "linear", 1, "amx")  # fmt: skip
+    assert (thin.path_name, thin.kp) == ("avx512vnni", 28)
+    assert (deep.path_name, deep.kp) == ("amx", 192)
+
+
+def test_sign_thresholds_are_exact() -> None:
+    rng = np.random.default_rng(1)
+    mult = rng.uniform(1e-6, 1e-2, 64).astype(np.float32)
+    bias = rng.normal(0, 5, 64).astype(np.float32)
+    bias[:2] = (1e9, -1e9)  # always, never
+    thr = qconv.sign_thresholds(mult, bias)
+    for t, m, b in zip(thr, mult, bias, strict=True):
+        if t <= -(1 << 30):
+            assert np.float32(-(1 << 30)) * m + b > 0
+        elif t > 1 << 30:
+            assert not np.float32(1 << 30) * m + b > 0
+        else:
+            assert np.float32(t) * m + b > 0 and not np.float32(t - 1) * m + b > 0
+
+
+def test_quantize_activations_rounds_like_the_kernel() -> None:
+    x = np.array([0.0, 0.5, 127.5 / 255, 1.0, -0.1, 3.0, np.nan, -np.inf], np.float32)
+    q = quantize.quantize_activations(x, quantize.INPUT_QUANT)
+    # 1 / float32(1/255) is a hair under 255: the bytes stay exact, the grey 0.5 is 127
+    assert q.tolist() == [0, 127, 127, 255, 0, 255, 0, 0]
+    k = qconv.Int8Conv(
+        np.ones((1, 1), np.int8),
+        np.ones(1, np.float32),
+        np.zeros(1, np.float32),
+        ops.ConvSpec(1, 1, x.size, 1, 1),
+        quantize.INPUT_SCALE,
+        0,
+        "linear",
+        1,
+        "portable",
+    )
+    assert k.run_int(x[None, None, :]).ravel().tolist() == q.tolist()
+
+
+def test_bad_arguments_are_refused() -> None:
+    spec = ops.ConvSpec(2, 3, 3, 1, 1)
+    w = np.ones((1, 2), np.int8)
+    one = np.ones(1, np.float32)
+    with pytest.raises(ValueError, match="not available"):
+        qconv.Int8Conv(w, one, one, spec, 0.1, 0, "linear", 1, "sse9")
+    with pytest.raises(ValueError, match="zero point"):
+        qconv.Int8Conv(w, one, one, spec, 0.1, 256, "linear", 1, "portable")
+    with pytest.raises(ValueError, match="activate"):
+        qconv.Int8Conv(w, one, one, spec, 0.1, 0, "mish", 1, "portable")
+    k = qconv.Int8Conv(w, one, one, spec, 0.1, 0, "linear", 1, "portable")
+    with pytest.raises(ValueError, match="input shape"):
+        k(np.zeros((2, 3, 4), np.float32))
+
+
+def test_int8_path_follows_the_simd_tier(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XNORYOLO_INT8_SIMD", raising=False)
+    assert kb.int8_path("portable") == "portable"
+    assert kb.int8_path("popcnt") == "portable"
+    if qconv.path_supported("avx2"):
+        assert kb.int8_path("avx2") == "avx2"  # the AVX2 tier: no VNNI
+    monkeypatch.setenv("XNORYOLO_INT8_SIMD", "portable")
+    assert kb.int8_path("avx512") == "portable"
+    assert kb.FastBackend(1).int8 == "portable"
+    monkeypatch.setenv("XNORYOLO_INT8_SIMD", "sse9")
+    with pytest.raises(ValueError, match="XNORYOLO_INT8_SIMD"):
+        kb.int8_path()
+
+
+# ------------------------------------------------------------- NEON, emulated on any machine
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
+KERNELS = Path(qconv.__file__).resolve().parent
+
+
+def _cc() -> str:
+    cc = next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    if cc is None:
+        pytest.skip("no C compiler on PATH to build the emulated NEON check")
+    return cc
+
+
+def test_int8_neon_tiles_match_portable(tmp_path: Path) -> None:
+    """The NEON tiles (with and without sdot) on plain-C intrinsics (neon_emu_int8.h), x86
+    macros off, against the portable tile; on arm64 the real ones run in the tests above."""
+    exe = tmp_path / "int8_neon_check"
+    build = subprocess.run(
+        [_cc(), "-O1", "-Wall", "-Werror", "-Wno-unused-function", f"-I{KERNELS}",
+         f"-I{HELPERS}", str(HELPERS / "int8_neon_check.c"), "-o", str(exe)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=False, timeout=60)
+    assert run.returncode == 0 and "0 mismatches" in run.stdout, run.stdout + run.stderr
+
+
+def test_int8_module_builds_without_x86(tmp_path: Path) -> None:
+    """qconv's generated C with the x86 macros off: every function it calls is declared on
+    every platform (else the arm64 import fails on an undefined symbol)."""
+    python_h = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not python_h.is_file():
+        pytest.skip(f"{python_h} is absent (no Python development headers)")
+    pytest.importorskip("Cython", reason="no Cython to generate qconv's C")
+    source = tmp_path / "qconv.c"
+    gen = subprocess.run(
+        [sys.executable, "-m", "cython", "-3", str(KERNELS / "qconv.pyx"), "-o", str(source)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert gen.returncode == 0, gen.stderr
+    build = subprocess.run(
+        [_cc(), "-fsyntax-only", "-Werror=implicit-function-declaration",
+         "-DNPY_NO_DEPRECATED_API=NPY_1_7_API_VERSION", f'-DXN_GENERATED_C="{source}"',
+         f"-I{python_h.parent}", f"-I{np.get_include()}", f"-I{KERNELS}", f"-I{HELPERS}",
+         str(HELPERS / "non_x86_check.c")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr

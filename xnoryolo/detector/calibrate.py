@@ -1,0 +1,98 @@
+"""int8 calibration: the scale and zero point of every non-binary conv's input, measured on
+real frames with the network in f32 (detector/quantize.py says how they are used).
+
+The network input needs no measuring: it is byte / 255, so its quantisation is the pixel grid
+(`quantize.INPUT_QUANT`). Every other input gets the range [lo, hi] (always holding 0.0, so
+that padding is exact) from the mean over frames of each frame's `percentile` / 100 -
+`percentile` percentiles, mapped onto 0..255: scale = (hi - lo) / 255, zero = round(-lo /
+scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .layers import ConvolutionalLayer
+from .quantize import INPUT_QUANT, ActQuant
+
+if TYPE_CHECKING:
+    from .network import Network
+
+DEFAULT_PERCENTILE = 99.99
+
+
+def _targets(network: Network) -> list[ConvolutionalLayer]:
+    return [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]
+
+
+def range_quant(lo: float, hi: float) -> ActQuant:
+    """The uint8 quantisation of [min(lo, 0), max(hi, 0)]."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if not hi > lo:
+        return ActQuant(1.0, 0)
+    scale = float(np.float32((hi - lo) / 255.0))
+    zero = int(np.clip(round(-lo / scale), 0, 255))
+    return ActQuant(scale, zero)
+
+
+def measure(
+    network: Network, tensors: Iterable[np.ndarray], percentile: float = DEFAULT_PERCENTILE
+) -> tuple[dict[int, ActQuant], int]:
+    """(quantisation per non-binary conv index, frames used) from network input tensors
+    ((c, h, w) float32, as Detector.preprocess makes them); the network runs as prepared
+    (prepare it f32 first)."""
+    if not 50.0 < percentile <= 100.0:
+        raise ValueError(f"percentile {percentile} must be in (50, 100]")
+    targets = _targets(network)
+    lows: dict[int, list[float]] = {ly.index: [] for ly in targets}
+    highs: dict[int, list[float]] = {ly.index: [] for ly in targets}
+    frames = 0
+    for tensor in tensors:
+        outputs = network.forward(tensor, keep=True)
+        frames += 1
+        for ly in targets:
+            if ly.index == 0:
+                continue
+            x = outputs[ly.index - 1].ravel()
+            lo, hi = np.percentile(x, [100.0 - percentile, percentile])
+            lows[ly.index].append(float(lo))
+            highs[ly.index].append(float(hi))
+    if frames == 0:
+        raise ValueError("no frames to calibrate on")
+    quants = {}
+    for ly in targets:
+        if ly.index == 0:
+            quants[0] = INPUT_QUANT
+        else:
+            quants[ly.index] = range_quant(
+                float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index]))
+            )
+    return quants, frames
+
+
+def apply(network: Network, quants: dict[int, ActQuant]) -> None:
+    """Give the convs their input quantisation (prepare() again to build int8 kernels)."""
+    for ly in _targets(network):
+        ly.act_quant = quants.get(ly.index)
+
+
+def calibrate(
+    network: Network,
+    tensors: Iterable[np.ndarray],
+    percentile: float = DEFAULT_PERCENTILE,
+    precision: str = "int8",
+) -> int:
+    """Calibrate a prepared network on input tensors and prepare it again in `precision`
+    (same backend); returns how many frames were used. What `xnoryolo pack --calibrate` and
+    distillation call."""
+    backend = network.backend
+    assert backend is not None, "prepare() the network first"
+    if network.precision != "f32":
+        network.prepare(backend, precision="f32")
+    quants, frames = measure(network, tensors, percentile)
+    apply(network, quants)
+    network.prepare(backend, precision=precision)
+    return frames

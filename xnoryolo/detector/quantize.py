@@ -1,0 +1,117 @@
+"""int8 arithmetic of the non-binary convolutions: the written contract and NumPy reference of
+`xnoryolo.kernels.qconv.Int8Conv` (same signature, same integers, same floats).
+
+* Weights: per output channel, symmetric: `w_scale[f] = max|w'[f]| / 127` (1 where a filter is
+  all zero), `qw = clip(rint(w' / w_scale), -127, 127)` as int8, computed once from the
+  BN-folded float32 weights (so a packed file needs only its float weights and the scales).
+* Activations: one scale and zero point per layer input (`ActQuant`), calibrated on frames
+  (`xnoryolo.detector.calibrate`): `q = clamp(floor(x * (1 / scale) + 0.5) + zero, 0, 255)`,
+  float32 arithmetic. The network input (x = byte / 255) uses scale 1/255, zero 0: its bytes
+  are the pixels themselves (the letterbox's 0.5 grey becomes 127: 1 / float32(1/255) is a
+  hair under 255).
+* Sums: `acc[f, p] = sum_taps qw[f, tap] * (q[tap] - zero)`, int32; padding taps are q = zero
+  (the float 0.0), so they add nothing.
+* Output: `y = float32(acc) * (w_scale[f] * scale) + bias[f]` (two float32 roundings, no FMA),
+  then the activation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import activate
+from .ops import ConvSpec, im2col
+
+F32 = np.float32
+PRECISIONS = ("f32", "int8")
+# The network input: byte / 255, so its bytes are exact integers of this scale.
+INPUT_SCALE = float(F32(1) / F32(255))
+
+
+@dataclass(frozen=True)
+class ActQuant:
+    """How one layer's float input is quantised to uint8: q = round(x / scale) + zero."""
+
+    scale: float
+    zero: int
+
+    def __post_init__(self) -> None:
+        if not (self.scale > 0 and np.isfinite(self.scale)):
+            raise ValueError(f"activation scale {self.scale} must be a positive finite number")
+        if not 0 <= self.zero <= 255:
+            raise ValueError(f"zero point {self.zero} is not in 0..255")
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"scale": float(self.scale), "zero": int(self.zero)}
+
+
+INPUT_QUANT = ActQuant(INPUT_SCALE, 0)
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return precision
+
+
+def quantize_weights(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BN-folded float weights (F, ...) -> (int8 (F, K) in (c, ky, kx) order, scale f32 (F,))."""
+    w = np.asarray(folded, F32).reshape(folded.shape[0], -1)
+    peak = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], F32)
+    scale = np.where(peak > 0, peak / F32(127), F32(1)).astype(F32)
+    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def quantize_activations(x: np.ndarray, quant: ActQuant) -> np.ndarray:
+    """float32 x -> uint8 q = clamp(floor(x * (1/scale) + 0.5) + zero, 0, 255)."""
+    inv = F32(1) / F32(quant.scale)
+    u = np.asarray(x, F32) * inv + F32(0.5)
+    u = np.nan_to_num(u, nan=-np.inf)
+    f = np.clip(np.floor(u), -quant.zero, 255 - quant.zero)
+    return (f + quant.zero).astype(np.uint8)
+
+
+def int8_sums(x: np.ndarray, qweights: np.ndarray, quant: ActQuant, spec: ConvSpec) -> np.ndarray:
+    """int32 (F, out_h, out_w): sum of qw * (q - zero) over each window (padding: q = zero)."""
+    q = quantize_activations(x, quant).astype(np.float64) - quant.zero
+    g = spec.groups
+    cg, fg = spec.c // g, spec.filters // g
+    wmat = np.asarray(qweights, np.float64).reshape(spec.filters, -1)
+    out = np.empty((spec.filters, spec.out_h * spec.out_w), np.float64)
+    for j in range(g):
+        cols = im2col(
+            q[j * cg : (j + 1) * cg], spec, 0.0, spec.padding * spec.dilation, spec.dilation
+        )
+        # float64 sums of integers below 2**53 are exact
+        np.matmul(wmat[j * fg : (j + 1) * fg], cols, out=out[j * fg : (j + 1) * fg])
+    return out.astype(np.int32).reshape(spec.filters, spec.out_h, spec.out_w)
+
+
+def int8_multipliers(w_scale: np.ndarray, quant: ActQuant) -> np.ndarray:
+    """w_scale[f] * scale in float32: what turns a filter's sums back into floats."""
+    return np.asarray(w_scale, F32) * F32(quant.scale)
+
+
+def int8_output_transform(
+    sums: np.ndarray, mult: np.ndarray, bias: np.ndarray, activation: str
+) -> np.ndarray:
+    y = sums.astype(F32) * mult[:, None, None]
+    y = y + np.asarray(bias, F32)[:, None, None]
+    return activate(y, activation)
+
+
+def int8_conv(
+    x: np.ndarray,
+    qweights: np.ndarray,
+    w_scale: np.ndarray,
+    bias: np.ndarray,
+    spec: ConvSpec,
+    quant: ActQuant,
+    activation: str,
+) -> np.ndarray:
+    """The reference int8 convolution: x (C,H,W) f32 -> (F, out_h, out_w) f32."""
+    sums = int8_sums(x, qweights, quant, spec)
+    return int8_output_transform(sums, int8_multipliers(w_scale, quant), bias, activation)

@@ -1,0 +1,53 @@
+# Contract of the int8 convolution kernel (see kernels/README.md, "int8 layers").
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+
+
+cdef extern from "xn_int8.h" nogil:
+    enum:
+        XQ_PW
+        XQ_PORTABLE
+        XQ_AVX2
+        XQ_AVXVNNI
+        XQ_AVX512VNNI
+        XQ_NEON
+        XQ_NEONDOT
+        XQ_AMX
+        XQ_NPATH
+        XN_LINEAR
+        XN_LEAKY
+        XN_RELU
+
+    int xq_path_supported(int path)
+    void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero)
+    void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
+                        int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
+                        uint8_t *rows, int ld)
+    void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t *pan)
+    void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                 int32_t *acc)
+    void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
+                       const int32_t *corr, const float *mult, const float *bias, int act,
+                       float *out, int32_t *out_int)
+    void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                      int64_t pend, const int32_t *thr, uint64_t *m, int cw, int64_t mbase)
+    void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
+                          uint64_t *dst)
+
+
+cdef class Int8Conv:
+    cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
+    cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero, block
+    cdef readonly float in_scale
+    cdef readonly str activation
+    cdef int act
+    cdef float inv
+    cdef object activate_
+    cdef int8_t[:, :, ::1] wt      # (groups, fgp, kp): rows padded to 8 filters, taps to 4
+    cdef int32_t[::1] corr_
+    cdef float[::1] mult_, bias_
+    cdef int32_t[::1] thr_         # sign thresholds on the raw sums (pooled bits)
+    cdef uint8_t[:, ::1] q_        # (c, h*w) quantised input
+    cdef uint8_t[:, ::1] pan_      # per thread: one block of panels
+    cdef uint8_t[:, ::1] rows_     # per thread: the block's im2col rows
+    cdef int32_t[:, ::1] acc_      # per thread: one tile of sums
+    cdef object _run(self, x, bint want_int)

@@ -1,0 +1,261 @@
+# cython: language_level=3
+"""int8 convolution: per-output-channel symmetric int8 weights, uint8 activations with one
+scale and zero point, int32 sums, a fused output transform (kernels/README.md, "int8 layers";
+the NumPy reference is detector/quantize.py's int8_conv)."""
+
+import numpy as np
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.string cimport memset
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+# Bytes of im2col panels per work item: thin layers get long pixel blocks (few, long
+# copies per im2col row), deep ones 4 panels; fewer where that leaves threads idle.
+DEF BLOCK_BYTES = 65536
+# Fewer taps than this run AVX-512 VNNI on the amx path: padded to 64 taps, a thin first layer
+# (27 taps) took 13x the VNNI time; 144 taps (3x3x16) were 1.2x faster on AMX.
+DEF AMX_MIN_TAPS = 128
+# Filters per output transform call (a multiple of every tile's filter count).
+DEF TF = 16
+
+_PATHS = ("portable", "avx2", "avxvnni", "avx512vnni", "neon", "neondot", "amx")
+_ACTS = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU}
+
+
+def path_names():
+    """Every int8 path this module knows, portable first."""
+    return _PATHS
+
+
+def path_supported(str name):
+    """Whether this CPU (and build) runs int8 path `name`."""
+    return name in _PATHS and xq_path_supported(_PATHS.index(name)) != 0
+
+
+def available_paths():
+    return [p for p in _PATHS if path_supported(p)]
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def sign_thresholds(mult, bias):
+    """Per filter, the least sum s (less the zero-point term) whose output
+    float32(s) * mult + bias is > 0: found by bisection on that very float expression, which
+    is monotone in s (mult > 0). 2**30 + 1: never; -2**30: always (sums stay within +-2**30)."""
+    m = np.asarray(mult, np.float32)
+    b = np.asarray(bias, np.float32)
+    lo = np.full(m.shape, -(1 << 30), np.int64)
+    hi = np.full(m.shape, (1 << 30) + 1, np.int64)
+    # invariant: positive(hi) or hi == 2**30 + 1; not positive(lo) or lo == -2**30 (checked below)
+    always = (lo.astype(np.float32) * m + b) > 0
+    for _ in range(32):
+        mid = (lo + hi) // 2
+        pos = (mid.astype(np.float32) * m + b) > 0
+        hi = np.where(pos, mid, hi)
+        lo = np.where(pos, lo, mid)
+    return np.where(always, -(1 << 30), hi)
+
+
+cdef class Int8Conv:
+    """x float32 (C, H, W) -> float32 (F, out_h, out_w): quantise x (scale, zero point),
+    int32 sums with the int8 weights, then float(sum - zero * sum(w)) * w_scale * in_scale
+    + bias and the activation (linear, leaky, relu fused; others through `activate`)."""
+
+    def __init__(self, qweights, w_scale, bias, spec, float in_scale, int in_zero,
+                 str activation, int threads, str path, activate=None):
+        if path not in _PATHS or not path_supported(path):
+            raise ValueError(f"int8 path {path!r} is not available: {available_paths()}")
+        if not 0 <= in_zero <= 255:
+            raise ValueError(f"zero point {in_zero} is not in 0..255")
+        if not in_scale > 0:
+            raise ValueError(f"activation scale {in_scale} must be > 0")
+        self.c, self.h, self.w = spec.c, spec.h, spec.w
+        self.filters, self.size = spec.filters, spec.size
+        self.stride_y, self.stride_x = spec.stride_y, spec.stride_x
+        self.padding, self.dilation, self.groups = spec.padding, spec.dilation, spec.groups
+        self.out_h, self.out_w = spec.out_h, spec.out_w
+        self.threads = max(1, threads)
+        self.path = _PATHS.index(path)
+        self.activation = activation
+        if activation in _ACTS:
+            self.act = _ACTS[activation]
+            self.activate_ = None
+        else:
+            if activate is None:
+                raise ValueError(f"activation {activation!r} needs an activate function")
+            self.act = XN_LINEAR
+            self.activate_ = activate
+        cg = self.c // self.groups
+        fg = self.filters // self.groups
+        self.k = cg * self.size * self.size
+        if self.path == XQ_AMX and self.k < AMX_MIN_TAPS:
+            self.path = XQ_AVX512VNNI
+        # AMX takes 64 taps and 16 filters a step (zero padded); the others 4 taps, 8 filters
+        step = 64 if self.path == XQ_AMX else 4
+        self.kp = _ceil(self.k, step) * step
+        self.fgp = _ceil(fg, 16) * 16
+        qw = np.asarray(qweights, dtype=np.int8).reshape(self.filters, self.k)
+        wt = np.zeros((self.groups, self.fgp, self.kp), np.int8)
+        wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
+        self.wt = wt
+        self.zero = in_zero
+        self.in_scale = in_scale
+        self.inv = np.float32(1) / np.float32(in_scale)
+        self.corr_ = (in_zero * qw.astype(np.int64).sum(axis=1)).astype(np.int32)
+        self.mult_ = np.asarray(w_scale, np.float32) * np.float32(in_scale)
+        self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
+        self.q_ = np.empty((self.c, self.h * self.w), np.uint8)
+        self.block = max(4, min(64, BLOCK_BYTES // (self.kp * XQ_PW)))
+        self.pan_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
+        self.rows_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
+        self.acc_ = np.zeros((self.threads, TF * self.block * XQ_PW), np.int32)
+        thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
+        self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
+
+    @property
+    def path_name(self):
+        return _PATHS[self.path]
+
+    def __call__(self, x):
+        return self._run(x, False)
+
+    def run_int(self, x):
+        """The int32 sums sum(w * (q - zero)) per (filter, pixel), (F, out_h, out_w)."""
+        return self._run(x, True)
+
+    def pools_to_bits(self, pool):
+        """Whether run_pooled_bits can take `pool` (a MaxPool kernel) over: a native
+        activation (its sign is the transform's), one group, and pool windows that tile this
+        output's rows with no offset, so each conv row is computed once."""
+        return (self.activate_ is None and self.groups == 1 and pool.c == self.filters
+                and pool.h == self.out_h and pool.w == self.out_w
+                and pool.stride_y == pool.size and pool.padding // 2 == 0)
+
+    def run_pooled_bits(self, x, pool, out, int out_pad=0):
+        """This conv then `pool`, as the pool's sign bits into pixel (y + out_pad,
+        x + out_pad) of `out` (uint64 (hp, wp, ceil(F/64)), border left as it is): the sums
+        under one pooled row are compared with the sign thresholds, ORed over the windows and
+        packed; no float is computed. The same bits as the two layers run apart."""
+        if not self.pools_to_bits(pool):
+            raise ValueError("this pool cannot be fused into this convolution")
+        cdef const float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
+        if tuple(x.shape) != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {tuple(x.shape)} != {(self.c, self.h, self.w)}")
+        cdef int cw = (self.filters + 63) // 64
+        cdef int ps = pool.size, psx = pool.stride_x, pw = pool.out_w, ph = pool.out_h
+        if (out.dtype != np.uint64 or out.ndim != 3 or out.shape[2] != cw
+                or out.shape[0] < ph + 2 * out_pad or out.shape[1] < pw + 2 * out_pad):
+            raise ValueError(f"bits buffer {out.dtype} {out.shape} does not fit "
+                             f"({ph} + 2*{out_pad}, {pw} + 2*{out_pad}, {cw}) uint64")
+        cdef uint64_t[:, :, ::1] om = out
+        cdef int64_t rowpix = <int64_t>ps * self.out_w
+        masks = np.zeros((self.threads, rowpix * cw + 64), np.uint64)
+        cdef uint64_t[:, ::1] mm = masks
+        cdef int64_t plane = <int64_t>self.h * self.w
+        cdef int pad = self.padding * self.dilation
+        cdef int fg = self.filters
+        cdef int py, t, nr, f0, nf, npix, npb, ld = self.block * XQ_PW
+        cdef int64_t c_, q0, q1, p0
+        cdef uint8_t *pan
+        cdef int32_t *acc
+        with nogil:
+            for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
+                xq_quantize(&xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv, self.zero)
+            for py in prange(ph, num_threads=self.threads, schedule="dynamic"):
+                t = threadid()
+                pan = &self.pan_[t, 0]
+                acc = &self.acc_[t, 0]
+                nr = ps
+                if py * ps + nr > self.out_h:
+                    nr = self.out_h - py * ps
+                q0 = <int64_t>py * ps * self.out_w
+                q1 = q0 + <int64_t>nr * self.out_w
+                memset(&mm[t, 0], 0, <size_t>(q1 - q0) * cw * 8)
+                p0 = q0
+                while p0 < q1:
+                    npix = ld
+                    if p0 + npix > q1:
+                        npix = <int>(q1 - p0)
+                    npb = (npix + XQ_PW - 1) // XQ_PW
+                    xq_im2col_rows(&self.q_[0, 0], self.c, self.h, self.w, self.size,
+                                   self.stride_y, self.stride_x, pad, self.dilation, self.out_w,
+                                   p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0], ld)
+                    xq_interleave(&self.rows_[t, 0], ld, npix, self.kp, pan)
+                    for f0 in range(0, fg, TF):
+                        nf = fg - f0
+                        if nf > TF:
+                            nf = TF
+                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, npb, acc)
+                        xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0],
+                                     &mm[t, 0], cw, q0)
+                    p0 = p0 + npix
+                xq_pool_bits_row(&mm[t, 0], cw, nr, self.out_w, ps, psx, pw,
+                                 &om[py + out_pad, out_pad, 0])
+        return out
+
+    cdef object _run(self, x, bint want_int):
+        cdef const float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
+        if tuple(x.shape) != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {tuple(x.shape)} != {(self.c, self.h, self.w)}")
+        cdef int64_t n = <int64_t>self.out_h * self.out_w
+        out_arr = np.empty((self.filters, n), np.int32 if want_int else np.float32)
+        cdef float[:, ::1] outf
+        cdef int32_t[:, ::1] outi
+        cdef float *fo = NULL
+        cdef int32_t *io = NULL
+        if want_int:
+            outi = out_arr
+            io = &outi[0, 0]
+        else:
+            outf = out_arr
+            fo = &outf[0, 0]
+        cdef int64_t plane = <int64_t>self.h * self.w
+        cdef int64_t npan = (n + XQ_PW - 1) // XQ_PW
+        cdef int block = self.block
+        while block > 1 and (npan + block - 1) // block < 2 * self.threads:
+            block //= 2
+        cdef int64_t nblk = (npan + block - 1) // block
+        cdef int cg = self.c // self.groups, fg = self.filters // self.groups
+        cdef int pad = self.padding * self.dilation
+        cdef int g, t, f0, nf, npb, npix
+        cdef int64_t b, p0
+        cdef uint8_t *pan
+        cdef int32_t *acc
+        cdef int64_t c_
+        with nogil:
+            for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
+                xq_quantize(&xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv, self.zero)
+            for g in range(self.groups):
+                for b in prange(nblk, num_threads=self.threads, schedule="dynamic"):
+                    t = threadid()
+                    pan = &self.pan_[t, 0]
+                    acc = &self.acc_[t, 0]
+                    npb = block
+                    if (b + 1) * block > npan:
+                        npb = <int>(npan - b * block)
+                    p0 = b * block * XQ_PW
+                    npix = npb * XQ_PW
+                    if p0 + npix > n:
+                        npix = <int>(n - p0)
+                    xq_im2col_rows(&self.q_[g * cg, 0], cg, self.h, self.w, self.size,
+                                   self.stride_y, self.stride_x, pad, self.dilation, self.out_w,
+                                   p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0],
+                                   block * XQ_PW)
+                    xq_interleave(&self.rows_[t, 0], block * XQ_PW, npix, self.kp, pan)
+                    for f0 in range(0, fg, TF):
+                        nf = fg - f0
+                        if nf > TF:
+                            nf = TF
+                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, nf, pan, npb, acc)
+                        xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n, &self.corr_[0],
+                                      &self.mult_[0], &self.bias_[0], self.act, fo, io)
+        out = out_arr.reshape(self.filters, self.out_h, self.out_w)
+        if self.activate_ is not None and not want_int:
+            out = self.activate_(out, self.activation)
+        return out

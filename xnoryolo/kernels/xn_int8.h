@@ -1,0 +1,693 @@
+/* int8 convolution (qconv.pyx): quantise, im2col into byte panels, int32 GEMM per path, one
+ * output transform. The arithmetic is written down in kernels/README.md ("int8 layers") and
+ * in detector/quantize.py (the NumPy reference); every path computes the same int32 sums.
+ *
+ * Panels: the im2col matrix (rows k = (c, ky, kx), darknet's order, padded to a multiple of 4
+ * with zero rows) is stored XQ_PW pixels at a time, 4 taps per pixel together:
+ * pan[p / 16][k / 4][p % 16][k % 4]. One 64-byte load is 4 taps of 16 pixels, which is what
+ * vpdpbusd (4 u8 x s8 products summed into each int32 lane) and sdot want; each 32-bit lane
+ * accumulates one pixel, so no horizontal sums are needed. Weights are rows of Kp int8, the
+ * 4 taps of a lane read as one int32 and broadcast. Missing pixels of the last panel are 0. */
+#ifndef XNORYOLO_XN_INT8_H
+#define XNORYOLO_XN_INT8_H
+
+#include "xn_common.h"
+
+#if defined(XN_EMULATE_NEON) && !defined(__aarch64__)
+/* tests only: the int8 NEON intrinsics in plain C (tests/helpers/neon_emu_int8.h) */
+#include "neon_emu_int8.h"
+#endif
+
+#if defined(XN_X86) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+#define XQ_PW 16
+
+enum {
+    XQ_PORTABLE = 0,
+    XQ_AVX2 = 1,
+    XQ_AVXVNNI = 2,
+    XQ_AVX512VNNI = 3,
+    XQ_NEON = 4,
+    XQ_NEONDOT = 5,
+    XQ_AMX = 6,
+    XQ_NPATH = 7
+};
+
+#ifdef XN_X86
+#define XQ_AVX2_TARGET "avx2"
+#define XQ_AVXVNNI_TARGET "avx2,avxvnni"
+#define XQ_AVX512_TARGET "avx512f,avx512bw,avx512vnni,avx2"
+#define XQ_AMX_TARGET "amx-tile,amx-int8,avx512f,avx512bw,avx512vnni,avx2"
+
+/* AMX needs the CPU (CPUID 7.0 EDX bits 24, 25: AMX-TILE, AMX-INT8) and, on Linux, the
+ * process's permission for the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, asked once;
+ * it covers every thread of the process). */
+static int xq_amx_ready(void) {
+#ifdef __linux__
+    static int state = -1;
+    if (state < 0) {
+        unsigned a, b, c, d;
+        int ok = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 24)) && (d & (1u << 25));
+        if (ok) ok = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                             18 /* XFEATURE_XTILEDATA */) == 0;
+        state = ok;
+    }
+    return state;
+#else
+    return 0;
+#endif
+}
+#endif
+
+static int xq_path_supported(int path) {
+    switch (path) {
+    case XQ_PORTABLE:
+        return 1;
+#ifdef XN_X86
+    case XQ_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0;
+    case XQ_AVXVNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case XQ_AVX512VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vnni");
+    case XQ_AMX:
+        return xq_path_supported(XQ_AVX512VNNI) && xq_amx_ready();
+#endif
+#ifdef XN_HAVE_NEON
+    case XQ_NEON:
+        return 1;
+    case XQ_NEONDOT:
+#if defined(__aarch64__) && defined(__linux__)
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(XN_EMULATE_NEON)
+        return 1;
+#else
+        return 0;
+#endif
+#endif
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ quantisation */
+
+/* q = clamp(floor(x * inv + 0.5) + zero, 0, 255): float32 products and sums, no contraction,
+ * so it equals detector/quantize.py's quantize_activations to the byte. */
+XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const float lo = (float)(-zero), hi = (float)(255 - zero);
+    for (int64_t i = 0; i < n; i++) {
+        float u = x[i] * inv;
+        u = u + 0.5f;
+        /* clamp first (also maps NaN to lo), so the conversion below is in range */
+        u = u >= lo ? u : lo;
+        u = u <= hi ? u : hi;
+        int t = (int)u; /* truncation; floor for u >= 0, one more than floor below */
+        t -= (float)t > u;
+        q[i] = (uint8_t)(t + zero);
+    }
+}
+
+/* ------------------------------------------------------------------ im2col into panels */
+
+/* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
+ * past K are 0. Each row is cut at output-row ends into runs that are one copy (stride 1) from
+ * the input row, with `zero` (the quantised 0.0) where a tap falls in the padding. */
+static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
+                           int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
+                           uint8_t *rows, int ld) {
+    const int k = cg * size * size;
+    for (int kk = 0; kk < kp; kk++) {
+        uint8_t *dst = rows + (int64_t)kk * ld;
+        if (kk >= k) {
+            memset(dst, 0, (size_t)np_);
+            continue;
+        }
+        int c = kk / (size * size), r = kk % (size * size);
+        int ky = r / size, kx = r % size;
+        const uint8_t *plane = q + (int64_t)c * h * w;
+        int64_t p = p0, end = p0 + np_;
+        while (p < end) {
+            int oy = (int)(p / ow), ox0 = (int)(p % ow);
+            int64_t run = ow - ox0;
+            if (run > end - p) run = end - p;
+            uint8_t *d = dst + (p - p0);
+            int iy = oy * sy - pad + ky * dil;
+            if (iy < 0 || iy >= h) {
+                memset(d, zero, (size_t)run);
+            } else {
+                const uint8_t *src = plane + (int64_t)iy * w;
+                int ix = ox0 * sx - pad + kx * dil;
+                int64_t i = 0;
+                /* left padding, the in-image run, right padding */
+                for (; i < run && ix + i * sx < 0; i++) d[i] = zero;
+                if (sx == 1) {
+                    int64_t n = run - i;
+                    if (ix + i + n > w) n = w - (ix + i);
+                    if (n > 0) {
+                        memcpy(d + i, src + ix + i, (size_t)n);
+                        i += n;
+                    }
+                } else {
+                    for (; i < run && ix + i * sx < w; i++) d[i] = src[ix + i * sx];
+                }
+                for (; i < run; i++) d[i] = zero;
+            }
+            p += run;
+        }
+    }
+}
+
+/* rows (kp x ld bytes, np_ pixels used) -> panels of 16 pixels x 4 taps; missing pixels 0. */
+static void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t *pan) {
+    const int npan = (np_ + XQ_PW - 1) / XQ_PW;
+    for (int j = 0; j < npan; j++) {
+        uint8_t *pj = pan + (int64_t)j * kp * XQ_PW;
+        const int m = np_ - j * XQ_PW < XQ_PW ? np_ - j * XQ_PW : XQ_PW;
+        for (int g = 0; g < kp / 4; g++) {
+            const uint8_t *r0 = rows + (int64_t)(4 * g) * ld + j * XQ_PW;
+            uint8_t *d = pj + (int64_t)g * 64;
+#ifdef XN_X86
+            if (m == XQ_PW) {
+                /* SSE2 (every x86-64): 4 rows of 16 bytes -> 16 pixels of 4 bytes */
+                __m128i a = _mm_loadu_si128((const __m128i *)r0);
+                __m128i b = _mm_loadu_si128((const __m128i *)(r0 + ld));
+                __m128i c = _mm_loadu_si128((const __m128i *)(r0 + 2 * ld));
+                __m128i e = _mm_loadu_si128((const __m128i *)(r0 + 3 * ld));
+                __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+                __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
+                _mm_storeu_si128((__m128i *)d, _mm_unpacklo_epi16(ab_lo, ce_lo));
+                _mm_storeu_si128((__m128i *)(d + 16), _mm_unpackhi_epi16(ab_lo, ce_lo));
+                _mm_storeu_si128((__m128i *)(d + 32), _mm_unpacklo_epi16(ab_hi, ce_hi));
+                _mm_storeu_si128((__m128i *)(d + 48), _mm_unpackhi_epi16(ab_hi, ce_hi));
+                continue;
+            }
+#endif
+            for (int l = 0; l < XQ_PW; l++)
+                for (int t = 0; t < 4; t++) d[4 * l + t] = l < m ? r0[(int64_t)t * ld + l] : 0;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ output transform */
+
+/* y = float(acc - corr) * mult + bias, then linear / leaky / relu (others: the caller's
+ * activation on the result), like quantize.py's int8_output_transform. */
+XN_NOCONTRACT static inline float xq_transform(int32_t acc, int32_t corr, float mult, float bias,
+                                               int act) {
+    float y = (float)(acc - corr) * mult;
+    y = y + bias;
+    if (act == XN_LEAKY) return y > 0.0f ? y : 0.1f * y;
+    if (act == XN_RELU) return y > 0.0f ? y : 0.0f;
+    return y;
+}
+
+#ifdef XN_X86
+/* The transform of one row, 16 (8) lanes at a time: the same operations in the same order as
+ * xq_transform, so the same floats. */
+__attribute__((target(XQ_AVX512_TARGET))) XN_NOCONTRACT static void
+xq_store_row_avx512(const int32_t *a, int64_t m, int32_t corr, float mult, float bias, int act,
+                    float *o) {
+    const __m512i vc = _mm512_set1_epi32(corr);
+    const __m512 vm = _mm512_set1_ps(mult), vb = _mm512_set1_ps(bias);
+    const __m512 z = _mm512_setzero_ps(), tenth = _mm512_set1_ps(0.1f);
+    for (int64_t j = 0; j < m; j += 16) {
+        __mmask16 k = m - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (m - j)) - 1);
+        __m512i v = _mm512_maskz_loadu_epi32(k, a + j);
+        __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(v, vc)), vm);
+        y = _mm512_add_ps(y, vb);
+        __mmask16 pos = _mm512_cmp_ps_mask(y, z, _CMP_GT_OQ);
+        if (act == XN_LEAKY)
+            y = _mm512_mask_blend_ps(pos, _mm512_mul_ps(tenth, y), y);
+        else if (act == XN_RELU)
+            y = _mm512_mask_blend_ps(pos, z, y);
+        _mm512_mask_storeu_ps(o + j, k, y);
+    }
+}
+
+__attribute__((target(XQ_AVX2_TARGET))) XN_NOCONTRACT static void
+xq_store_row_avx2(const int32_t *a, int64_t m, int32_t corr, float mult, float bias, int act,
+                  float *o) {
+    const __m256i vc = _mm256_set1_epi32(corr);
+    const __m256 vm = _mm256_set1_ps(mult), vb = _mm256_set1_ps(bias);
+    const __m256 z = _mm256_setzero_ps(), tenth = _mm256_set1_ps(0.1f);
+    int64_t j = 0;
+    for (; j + 8 <= m; j += 8) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(a + j));
+        __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vc)), vm);
+        y = _mm256_add_ps(y, vb);
+        __m256 pos = _mm256_cmp_ps(y, z, _CMP_GT_OQ);
+        if (act == XN_LEAKY)
+            y = _mm256_blendv_ps(_mm256_mul_ps(tenth, y), y, pos);
+        else if (act == XN_RELU)
+            y = _mm256_blendv_ps(z, y, pos);
+        _mm256_storeu_ps(o + j, y);
+    }
+    for (; j < m; j++) o[j] = xq_transform(a[j], corr, mult, bias, act);
+}
+#endif
+
+/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]:
+ * the transform into out (F, n) floats, or the sums less the zero-point term into out_int. */
+static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                          int64_t n, const int32_t *corr, const float *mult, const float *bias,
+                          int act, float *out, int32_t *out_int) {
+    int64_t m = n - p0;
+    if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
+        int f = f0 + i;
+        if (out_int) {
+            int32_t *o = out_int + (int64_t)f * n + p0;
+            for (int64_t j = 0; j < m; j++) o[j] = a[j] - corr[f];
+            continue;
+        }
+        float *o = out + (int64_t)f * n + p0;
+#ifdef XN_X86
+        if (path == XQ_AVX512VNNI || path == XQ_AMX) {
+            xq_store_row_avx512(a, m, corr[f], mult[f], bias[f], act, o);
+            continue;
+        }
+        if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+            xq_store_row_avx2(a, m, corr[f], mult[f], bias[f], act, o);
+            continue;
+        }
+#endif
+        (void)path;
+        for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
+    }
+}
+
+/* ------------------------------------------------------------------ GEMM tiles */
+
+/* Sums of nf filters (rows of wt, kp bytes each) over np_ consecutive panels; acc[nf][np_*16]. */
+static void xq_tile_portable(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                             int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        for (int j = 0; j < np_; j++) {
+            int32_t s[XQ_PW] = {0};
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < kp / 4; g++) {
+                const uint8_t *bg = b + (int64_t)g * 64;
+                const int8_t *wg = wr + 4 * g;
+                for (int l = 0; l < XQ_PW; l++)
+                    s[l] += wg[0] * bg[4 * l] + wg[1] * bg[4 * l + 1] + wg[2] * bg[4 * l + 2] +
+                            wg[3] * bg[4 * l + 3];
+            }
+            memcpy(acc + ((int64_t)i * np_ + j) * XQ_PW, s, sizeof s);
+        }
+    }
+}
+
+static inline int32_t xq_load4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#ifdef XN_X86
+/* AVX-512 VNNI: 8 filters x 2 panels (32 pixels), 16 zmm accumulators; vpdpbusd multiplies
+ * the panel's unsigned bytes by the broadcast signed weights, 4 taps per lane. */
+__attribute__((target(XQ_AVX512_TARGET))) static void
+xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 8) {
+        for (int j0 = 0; j0 < np_; j0 += 2) {
+            const int two = j0 + 1 < np_;
+            __m512i c[8][2];
+            for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_si512();
+            const uint8_t *b0 = pan + j0 * pstride, *b1 = two ? b0 + pstride : b0;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                __m512i x0 = _mm512_loadu_si512(b0 + (int64_t)g * 64);
+                __m512i x1 = _mm512_loadu_si512(b1 + (int64_t)g * 64);
+#define XQ_STEP(i)                                                                                 \
+    do {                                                                                           \
+        __m512i wv = _mm512_set1_epi32(xq_load4(w0 + (int64_t)(i)*kp + 4 * g));                    \
+        c[i][0] = _mm512_dpbusd_epi32(c[i][0], x0, wv);                                            \
+        c[i][1] = _mm512_dpbusd_epi32(c[i][1], x1, wv);                                            \
+    } while (0)
+                XQ_STEP(0);
+                XQ_STEP(1);
+                XQ_STEP(2);
+                XQ_STEP(3);
+                XQ_STEP(4);
+                XQ_STEP(5);
+                XQ_STEP(6);
+                XQ_STEP(7);
+#undef XQ_STEP
+            }
+            for (int i = 0; i < 8 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j0) * XQ_PW;
+                _mm512_storeu_si512(a, c[i][0]);
+                if (two) _mm512_storeu_si512(a + XQ_PW, c[i][1]);
+            }
+        }
+    }
+}
+
+/* AMX: one 16 x 16 int32 tile per (16 filters, panel), TDPBSUD (signed weights x unsigned
+ * activations, 4 taps a lane) over 64 taps at a time: the A tile is 16 weight rows of 64
+ * bytes, the B tile 16 tap groups of one panel (16 pixels x 4 taps, contiguous): the panel
+ * layout is AMX's B layout. kp is a multiple of 64 and weights have 16 rows per tile on this
+ * path. Tiles 0-1 sums, 2 weights, 3-4 panels. */
+typedef struct {
+    uint8_t palette, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} xq_tilecfg;
+
+__attribute__((target(XQ_AMX_TARGET))) static void
+xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    xq_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 5; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    (void)nf; /* always 16 rows: padded weights give sums nobody reads */
+    _tile_loadconfig(&cfg);
+    /* the tile loads are asm statements that only see pointers: the panels' stores first */
+    __asm__ volatile("" ::: "memory");
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const long cstride = (long)np_ * XQ_PW * 4;
+    int j = 0;
+    for (; j + 2 <= np_; j += 2) {
+        const uint8_t *b0 = pan + j * pstride, *b1 = b0 + pstride;
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int k = 0; k < kp; k += 64) {
+            _tile_loadd(2, wt + k, (long)kp);
+            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
+            _tile_loadd(4, b1 + (int64_t)k * 16, 64L);
+            _tile_dpbsud(0, 2, 3);
+            _tile_dpbsud(1, 2, 4);
+        }
+        _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+        _tile_stored(1, acc + (int64_t)(j + 1) * XQ_PW, cstride);
+    }
+    if (j < np_) {
+        const uint8_t *b0 = pan + j * pstride;
+        _tile_zero(0);
+        for (int k = 0; k < kp; k += 64) {
+            _tile_loadd(2, wt + k, (long)kp);
+            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
+            _tile_dpbsud(0, 2, 3);
+        }
+        _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+    }
+    _tile_release();
+}
+
+/* AVX-VNNI (VEX vpdpbusd, 256-bit): 4 filters x 1 panel (two halves of 8 pixels). */
+__attribute__((target(XQ_AVXVNNI_TARGET))) static void
+xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 4) {
+        for (int j = 0; j < np_; j++) {
+            __m256i c[4][2];
+            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
+            const uint8_t *b = pan + j * pstride;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64 + 32));
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
+                    c[i][0] = _mm256_dpbusd_avx_epi32(c[i][0], x0, wv);
+                    c[i][1] = _mm256_dpbusd_avx_epi32(c[i][1], x1, wv);
+                }
+            }
+            for (int i = 0; i < 4 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
+                _mm256_storeu_si256((__m256i *)a, c[i][0]);
+                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);
+            }
+        }
+    }
+}
+
+/* AVX2: vpmaddubsw would saturate (2 x 255 x 127 > 32767), so the bytes are widened to int16
+ * and multiplied with vpmaddwd (exact). A lane then holds the sum of 2 of a pixel's 4 taps;
+ * the pairs are added once, at the end of the K loop (vphaddd). 2 filters x 1 panel. */
+__attribute__((target(XQ_AVX2_TARGET))) static void
+xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i0 = 0; i0 < nf; i0 += 2) {
+        for (int j = 0; j < np_; j++) {
+            __m256i c[2][4];
+            for (int i = 0; i < 2; i++)
+                for (int q = 0; q < 4; q++) c[i][q] = _mm256_setzero_si256();
+            const uint8_t *b = pan + j * pstride;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                const uint8_t *bg = b + (int64_t)g * 64;
+                __m256i x[4];
+                for (int q = 0; q < 4; q++)
+                    x[q] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16 * q)));
+                for (int i = 0; i < 2; i++) {
+                    const int8_t *wg = w0 + (int64_t)i * kp + 4 * g;
+                    __m256i wv = _mm256_cvtepi8_epi16(_mm_set1_epi32(xq_load4(wg)));
+                    for (int q = 0; q < 4; q++)
+                        c[i][q] = _mm256_add_epi32(c[i][q], _mm256_madd_epi16(x[q], wv));
+                }
+            }
+            for (int i = 0; i < 2 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
+                for (int h = 0; h < 2; h++) {
+                    /* pixels 8h .. 8h+7: lanes (p, half) of c[2h] (pixels 8h..8h+3) and c[2h+1] */
+                    __m256i s = _mm256_hadd_epi32(c[i][2 * h], c[i][2 * h + 1]);
+                    s = _mm256_permute4x64_epi64(s, 0xD8);
+                    _mm256_storeu_si256((__m256i *)(a + 8 * h), s);
+                }
+            }
+        }
+    }
+}
+#endif
+
+#ifdef XN_HAVE_NEON
+/* NEON without the dot product: bytes widened to 16 bits, vmlal into 4 lanes per pixel
+ * (its 4 taps), reduced once per tile. 1 filter x 1 panel: 16 accumulators. */
+static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                         int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        for (int j = 0; j < np_; j++) {
+            int32x4_t c[XQ_PW];
+            for (int l = 0; l < XQ_PW; l++) c[l] = vdupq_n_s32(0);
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < groups; g++) {
+                int8x8_t w8 = vreinterpret_s8_s32(vdup_n_s32(xq_load4(wr + 4 * g)));
+                int16x4_t w16 = vget_low_s16(vmovl_s8(w8));
+                const uint8_t *bg = b + (int64_t)g * 64;
+                for (int q = 0; q < 4; q++) {
+                    uint8x16_t x = vld1q_u8(bg + 16 * q);
+                    int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x)));
+                    int16x8_t hi = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(x)));
+                    c[4 * q] = vmlal_s16(c[4 * q], vget_low_s16(lo), w16);
+                    c[4 * q + 1] = vmlal_s16(c[4 * q + 1], vget_high_s16(lo), w16);
+                    c[4 * q + 2] = vmlal_s16(c[4 * q + 2], vget_low_s16(hi), w16);
+                    c[4 * q + 3] = vmlal_s16(c[4 * q + 3], vget_high_s16(hi), w16);
+                }
+            }
+            int32_t *a = acc + ((int64_t)i * np_ + j) * XQ_PW;
+            for (int l = 0; l < XQ_PW; l++) a[l] = vaddvq_s32(c[l]);
+        }
+    }
+}
+
+/* NEON with the dot product (sdot, signed x signed): the panel bytes are flipped to x - 128
+ * (xor 0x80) and 128 * sum(w) added back per filter, so the sums equal the other paths'.
+ * 1 filter x 1 panel: 4 accumulators of 4 pixels. */
+#if defined(__aarch64__) && defined(__clang__)
+__attribute__((target("dotprod")))
+#elif defined(__aarch64__)
+__attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+static void
+xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+    const int64_t pstride = (int64_t)kp * XQ_PW;
+    const int groups = kp / 4;
+    const uint8x16_t flip = vdupq_n_u8(0x80);
+    for (int i = 0; i < nf; i++) {
+        const int8_t *wr = wt + (int64_t)i * kp;
+        int32_t wsum = 0;
+        for (int k = 0; k < kp; k++) wsum += wr[k];
+        for (int j = 0; j < np_; j++) {
+            int32x4_t c[4];
+            for (int q = 0; q < 4; q++) c[q] = vdupq_n_s32(0);
+            const uint8_t *b = pan + j * pstride;
+            for (int g = 0; g < groups; g++) {
+                int8x16_t wv = vreinterpretq_s8_s32(vdupq_n_s32(xq_load4(wr + 4 * g)));
+                const uint8_t *bg = b + (int64_t)g * 64;
+                for (int q = 0; q < 4; q++) {
+                    int8x16_t x = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(bg + 16 * q), flip));
+                    c[q] = vdotq_s32(c[q], x, wv);
+                }
+            }
+            int32_t *a = acc + ((int64_t)i * np_ + j) * XQ_PW;
+            int32x4_t add = vdupq_n_s32(128 * wsum);
+            for (int q = 0; q < 4; q++) vst1q_s32(a + 4 * q, vaddq_s32(c[q], add));
+        }
+    }
+}
+#endif
+
+static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
+                    int32_t *acc) {
+    switch (path) {
+#ifdef XN_X86
+    case XQ_AMX:
+        xq_tile_amx(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_AVX512VNNI:
+        xq_tile_avx512vnni(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_AVXVNNI:
+        xq_tile_avxvnni(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_AVX2:
+        xq_tile_avx2(wt, kp, nf, pan, np_, acc);
+        return;
+#endif
+#ifdef XN_HAVE_NEON
+    case XQ_NEONDOT:
+        xq_tile_neondot(wt, kp, nf, pan, np_, acc);
+        return;
+    case XQ_NEON:
+        xq_tile_neon(wt, kp, nf, pan, np_, acc);
+        return;
+#endif
+    default:
+        xq_tile_portable(wt, kp, nf, pan, np_, acc);
+    }
+}
+
+/* ------------------------------------------------------------------ sign bits, pooled */
+
+/* Sign bits of a tile's outputs: the transform is monotone in the sum (mult > 0) and linear,
+ * leaky and relu keep the sign, so y > 0 exactly when acc >= thr[f] (found at load by
+ * evaluating the transform, Int8Conv.sign_thresholds). Word f / 64 of pixel p - mbase in m
+ * (cw words a pixel) gets bit f % 64; pixels p0 .. min(p0 + 16 np_, pend) - 1. */
+#ifdef XN_X86
+/* One word a pixel (up to 64 filters): a filter's compare mask over 16 pixels ORs its bit
+ * into 16 pixel words held in two registers. */
+__attribute__((target(XQ_AVX512_TARGET))) static void
+xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
+                    uint64_t *mw) {
+    for (int64_t j = 0; j < cnt; j += 16) {
+        const __mmask16 live =
+            cnt - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt - j)) - 1);
+        __m512i lo = _mm512_maskz_loadu_epi64((__mmask8)live, mw + j);
+        __m512i hi = _mm512_maskz_loadu_epi64((__mmask8)(live >> 8), mw + j + 8);
+        for (int i = 0; i < nf; i++) {
+            const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
+            __mmask16 m = _mm512_mask_cmpge_epi32_mask(live, _mm512_maskz_loadu_epi32(live, a),
+                                                       _mm512_set1_epi32(thr[f0 + i]));
+            const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << ((f0 + i) & 63)));
+            lo = _mm512_mask_or_epi64(lo, (__mmask8)m, lo, bit);
+            hi = _mm512_mask_or_epi64(hi, (__mmask8)(m >> 8), hi, bit);
+        }
+        _mm512_mask_storeu_epi64(mw + j, (__mmask8)live, lo);
+        _mm512_mask_storeu_epi64(mw + j + 8, (__mmask8)(live >> 8), hi);
+    }
+}
+
+/* The same with 256-bit registers: 16 pixel words in four, the compare widened to 64 bits. */
+__attribute__((target(XQ_AVX2_TARGET))) static void
+xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
+                  uint64_t *mw) {
+    int64_t j = 0;
+    for (; j + 16 <= cnt; j += 16) {
+        __m256i w[4];
+        for (int q = 0; q < 4; q++) w[q] = _mm256_loadu_si256((const __m256i *)(mw + j + 4 * q));
+        for (int i = 0; i < nf; i++) {
+            const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
+            const __m256i t = _mm256_set1_epi32(thr[f0 + i] - 1); /* a >= t <=> a > t - 1 */
+            const __m256i bit = _mm256_set1_epi64x((long long)((uint64_t)1 << ((f0 + i) & 63)));
+            for (int h = 0; h < 2; h++) {
+                __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * h)), t);
+                __m256i g0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(gt));
+                __m256i g1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(gt, 1));
+                w[2 * h] = _mm256_or_si256(w[2 * h], _mm256_and_si256(g0, bit));
+                w[2 * h + 1] = _mm256_or_si256(w[2 * h + 1], _mm256_and_si256(g1, bit));
+            }
+        }
+        for (int q = 0; q < 4; q++) _mm256_storeu_si256((__m256i *)(mw + j + 4 * q), w[q]);
+    }
+    for (; j < cnt; j++)
+        for (int i = 0; i < nf; i++)
+            mw[j] |= acc[(int64_t)i * np_ * XQ_PW + j] >= thr[f0 + i]
+                         ? (uint64_t)1 << ((f0 + i) & 63)
+                         : 0;
+}
+#endif
+
+static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                         int64_t pend, const int32_t *thr, uint64_t *m, int cw, int64_t mbase) {
+    int64_t cnt = pend - p0;
+    if (cnt > (int64_t)np_ * XQ_PW) cnt = (int64_t)np_ * XQ_PW;
+#ifdef XN_X86
+    if ((path == XQ_AVX512VNNI || path == XQ_AMX) && cw == 1) {
+        xq_bits_tile_avx512(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+        return;
+    }
+    if ((path == XQ_AVX2 || path == XQ_AVXVNNI) && cw == 1) {
+        xq_bits_tile_avx2(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+        return;
+    }
+#endif
+    (void)path;
+    for (int i = 0; i < nf; i++) {
+        const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
+        const int f = f0 + i;
+        const int32_t t = thr[f];
+        const uint64_t bit = (uint64_t)1 << (f & 63);
+        uint64_t *mw = m + (p0 - mbase) * cw + (f >> 6);
+        for (int64_t j = 0; j < cnt; j++) mw[j * cw] |= a[j] >= t ? bit : 0;
+    }
+}
+
+/* One pooled row of sign bits: the OR of each window's in-image taps (darknet's maxpool
+ * ignores taps outside the image; the max of signs is the OR of their bits) over nr rows of
+ * ow pixels of m, into dst[px * cw + word] for px < pw. */
+static void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
+                             uint64_t *dst) {
+    for (int px = 0; px < pw; px++) {
+        for (int wd = 0; wd < cw; wd++) {
+            uint64_t v = 0;
+            for (int r = 0; r < nr; r++)
+                for (int kx = 0; kx < size; kx++) {
+                    int ox = px * sx + kx;
+                    if (ox < ow) v |= m[((int64_t)r * ow + ox) * cw + wd];
+                }
+            dst[(int64_t)px * cw + wd] = v;
+        }
+    }
+}
+
+#endif /* XNORYOLO_XN_INT8_H */
