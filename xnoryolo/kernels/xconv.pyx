@@ -497,12 +497,15 @@ cdef class FloatConv:
         cdef const float[:, :, ::1] xm = xv
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
-        cdef int npair = (nnb + 1) // 2
-        cdef int g, f, r, nb, t, k0, kc
+        cdef int npair = (nnb + 1) // 2, nfb2 = (nfb + 1) // 2
+        cdef int g, f, r, t, k0, kc, f0, tid
+        cdef const float *ag
         cdef bint last
         cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
-        cols = np.empty((1 if pointwise else kk, n), dtype=np.float32)
+        # numpy's path: the whole im2col matrix; ours: one im2col row per thread
+        cols = np.empty((1 if pointwise else (self.threads if self.own_gemm else kk), n),
+                        dtype=np.float32)
         bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
         cdef float[:, ::1] om = out
         cdef float[:, ::1] cm = cols
@@ -528,36 +531,31 @@ cdef class FloatConv:
                                         chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
-            # own SGEMM: im2col and 16-column B panels on one OpenMP team, then 6-filter x
-            # 32-pixel tiles
+            # own SGEMM: im2col rows straight into 16-column B panels on one OpenMP team
             with nogil, parallel(num_threads=self.threads):
-                if not pointwise:
-                    for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
+                tid = threadid()
+                for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
+                    if pointwise:
+                        xn_pack_b_row(src + <size_t>r * n, n, r, kk, &bm[0, 0, 0])
+                    else:
                         _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
                                           self.stride_x, pad, self.dilation, self.out_h,
-                                          self.out_w, &cm[r, 0])
-                for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
-                    xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
-            if kk <= XN_KWHOLE:
-                with nogil:
-                    # whole K per tile; consecutive tiles share a B pair (in L2) and stream A
-                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
-                                    chunksize=_chunk(npair * nfb, self.threads)):
-                        xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
-                                      t // nfb, nnb, kk, kk, min(XN_GF, fg - (t % nfb) * XN_GF),
-                                      n, &om[g * fg + (t % nfb) * XN_GF, 0], n, 0)
-            for k0 in range(0, kk if kk > XN_KWHOLE else 0, XN_KC):
-                # long K: a B pair no longer fits L2 and A would be re-read per pair from
-                # memory; block K instead: the block of every B panel stays in L2, each A
-                # block is read once, tiles accumulate into the output
+                                          self.out_w, &cm[tid, 0])
+                        xn_pack_b_row(&cm[tid, 0], n, r, kk, &bm[0, 0, 0])
+            ag = &self.apacked[g, 0, 0, 0]
+            for k0 in range(0, kk, XN_KC):
+                # per K block, each thread takes whole B pairs (their block stays in its L1)
+                # and runs every 12-filter block over them (A's block stays in L2); tiles
+                # after the first K block accumulate into the output
                 kc = min(XN_KC, kk - k0)
                 with nogil:
-                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
-                                    chunksize=_chunk(npair * nfb, self.threads)):
-                        xn_sgemm_pair(self.isa, &self.apacked[g, t // npair, k0, 0],
-                                      &bm[0, k0, 0], t % npair, nnb, kk, kc,
-                                      min(XN_GF, fg - (t // npair) * XN_GF), n,
-                                      &om[g * fg + (t // npair) * XN_GF, 0], n, k0 > 0)
+                    for t in prange(npair * nfb2, num_threads=self.threads, schedule="dynamic",
+                                    chunksize=nfb2):
+                        f0 = (t % nfb2) * 2 * XN_GF
+                        xn_sgemm_block(self.isa, ag + <size_t>f0 * kk + <size_t>k0 * XN_GF,
+                                       <size_t>kk * XN_GF, &bm[0, k0, 0], t // nfb2, nnb, kk,
+                                       kc, min(2 * XN_GF, fg - f0), n, &om[g * fg + f0, 0], n,
+                                       k0 > 0)
             if last:
                 with nogil:
                     for f in prange(self.filters, num_threads=self.threads, schedule="dynamic",
