@@ -498,14 +498,16 @@ cdef class FloatConv:
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
         cdef int npair = (nnb + 1) // 2, nfb2 = (nfb + 1) // 2
-        cdef int g, f, r, t, k0, kc, f0, tid
+        cdef int nrb = (self.k + XN_PACK_ROWS - 1) // XN_PACK_ROWS
+        cdef int g, f, r, t, k0, kc, f0, tid, rb, r0, nr
         cdef const float *ag
         cdef bint last
         cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
-        # numpy's path: the whole im2col matrix; ours: one im2col row per thread
-        cols = np.empty((1 if pointwise else (self.threads if self.own_gemm else kk), n),
-                        dtype=np.float32)
+        # numpy's path: the whole im2col matrix; ours: XN_PACK_ROWS im2col rows per thread
+        cols = np.empty(
+            (1 if pointwise else (self.threads * XN_PACK_ROWS if self.own_gemm else kk), n),
+            dtype=np.float32)
         bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
         cdef float[:, ::1] om = out
         cdef float[:, ::1] cm = cols
@@ -531,17 +533,22 @@ cdef class FloatConv:
                                         chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
-            # own SGEMM: im2col rows straight into 16-column B panels on one OpenMP team
+            # own SGEMM: im2col rows, 16 at a time, straight into 16-column B panels on one
+            # OpenMP team
             with nogil, parallel(num_threads=self.threads):
                 tid = threadid()
-                for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
+                for rb in prange(nrb, schedule="dynamic", chunksize=_chunk(nrb, self.threads)):
+                    r0 = rb * XN_PACK_ROWS
+                    nr = min(XN_PACK_ROWS, kk - r0)
                     if pointwise:
-                        xn_pack_b_row(src + <size_t>r * n, n, r, kk, &bm[0, 0, 0])
+                        xn_pack_b_rows(src + <size_t>r0 * n, nr, n, n, r0, kk, &bm[0, 0, 0])
                     else:
-                        _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
-                                          self.stride_x, pad, self.dilation, self.out_h,
-                                          self.out_w, &cm[tid, 0])
-                        xn_pack_b_row(&cm[tid, 0], n, r, kk, &bm[0, 0, 0])
+                        for r in range(nr):
+                            _float_im2col_row(xm, g * cg, r0 + r, self.size, self.stride_y,
+                                              self.stride_x, pad, self.dilation, self.out_h,
+                                              self.out_w, &cm[tid * XN_PACK_ROWS + r, 0])
+                        xn_pack_b_rows(&cm[tid * XN_PACK_ROWS, 0], nr, n, n, r0, kk,
+                                       &bm[0, 0, 0])
             ag = &self.apacked[g, 0, 0, 0]
             for k0 in range(0, kk, XN_KC):
                 # per K block, each thread takes whole B pairs (their block stays in its L1)

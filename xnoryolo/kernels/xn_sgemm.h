@@ -1,6 +1,6 @@
 /* Float GEMM on packed panels: C (F x N) = A (F x K) * B (K x N). A packed once per layer as
- * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N), row by
- * row straight from im2col (xn_pack_b_row). K is cut in blocks of XN_KC: the block of one pair
+ * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N), 16 rows
+ * at a time straight from im2col (xn_pack_b_rows). K is cut in blocks of XN_KC: the block of one pair
  * of B panels (32 columns) stays in L1 while every filter block passes over it, the block of A
  * stays in L2 while every pair passes; tiles accumulate into C after the first K block. Tiles:
  * AVX-512 12 filters x 32 pixels (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable C. */
@@ -14,16 +14,27 @@
 /* K block: a pair of B panels over it is 32 KiB, within an L1 beside A's and C's lines */
 #define XN_KC 256
 
-/* Row k of B (N floats) into the panels [ceil(N/16)][kstride][16] (zeros past N): one 64-byte
- * line per panel, so im2col rows go into the panels without a K x N copy in between. */
-static void xn_pack_b_row(const float *row, int N, int k, int kstride, float *panels) {
-    int n0;
+/* Rows k0 .. k0+nrows-1 of B (N floats each, ldr apart) into the panels
+ * [ceil(N/16)][kstride][16] (zeros past N): panel by panel, so each panel gets nrows
+ * consecutive 64-byte lines (one page, not one page per line as a row at a time would).
+ * im2col rows go into the panels this way without a K x N copy in between. */
+#define XN_PACK_ROWS 16
+static void xn_pack_b_rows(const float *rows, int nrows, int ldr, int N, int k0, int kstride,
+                           float *panels) {
+    int n0, i, j;
     for (n0 = 0; n0 < N; n0 += XN_GN) {
-        float *dst = panels + ((size_t)(n0 / XN_GN) * kstride + k) * XN_GN;
-        const int nv = N - n0 < XN_GN ? N - n0 : XN_GN;
-        int j;
-        memcpy(dst, row + n0, (size_t)nv * sizeof(float));
-        for (j = nv; j < XN_GN; j++) dst[j] = 0.0f;
+        float *dst = panels + ((size_t)(n0 / XN_GN) * kstride + k0) * XN_GN;
+        if (N - n0 >= XN_GN) {
+            for (i = 0; i < nrows; i++)
+                memcpy(dst + (size_t)i * XN_GN, rows + (size_t)i * ldr + n0, XN_GN * sizeof(float));
+        } else {
+            const int nv = N - n0;
+            for (i = 0; i < nrows; i++) {
+                float *d = dst + (size_t)i * XN_GN;
+                for (j = 0; j < nv; j++) d[j] = rows[(size_t)i * ldr + n0 + j];
+                for (; j < XN_GN; j++) d[j] = 0.0f;
+            }
+        }
     }
 }
 
