@@ -467,6 +467,11 @@ cdef class FloatConv:
             fpad = _round_up(self.filters, 8)
             wd = np.zeros((fpad, self.k), dtype=np.float32)
             wd[:self.filters] = self.weights
+            if self.isa == XN_AVX512:
+                # [F/8][K][8]: one tap's eight weights in one line (xn_direct.h)
+                wd = np.ascontiguousarray(
+                    wd.reshape(fpad // 8, 8, self.k).transpose(0, 2, 1)
+                ).reshape(fpad, self.k)
             self.wdirect = wd
         # our own threaded SGEMM on vector CPUs; numpy's BLAS (one thread) otherwise
         self.own_gemm = self.isa in (XN_AVX2, XN_AVX512)
