@@ -187,6 +187,7 @@ def test_peers_bench_reports_every_engine(
         row = rows[name]
         assert row["note"] is None and row["ms"]["1"] > 0 and row["ms"]["2"] > 0, row
         assert row["vs_xnoryolo_f32"]["1"] > 0 and row["speedup_2_threads"] > 0
+        assert row["cpu_ms"]["1"] > 0 and row["cpu_vs_xnoryolo_f32_1_thread"] > 0
     assert rows["xnoryolo f32"]["vs_xnoryolo_f32"] == {"1": 1.0, "2": 1.0}
     int8 = rows["xnoryolo int8"]
     assert (int8["ms"]["1"] is None) == (int8["note"] is not None)

@@ -157,8 +157,11 @@ def _one_line(exc: BaseException) -> str:
 
 def time_engines(
     engines: Sequence[Engine], inputs: Inputs, threads: int, runs: int, warmup: int
-) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """Seconds of every timed forward per engine, and the notes of those that did not run.
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, str]]:
+    """(wall, process CPU) seconds of every timed forward per engine, and the notes of those
+    that did not run. CPU time is what the forward cost with the machine to itself, on a
+    shared one too: on one thread it is the wall time less the time others held the core
+    (an engine whose idle threads spin pays for that spinning in it).
     Blocks of BLOCK runs go round the engines until each has `runs`; each block starts with
     an untimed run (the previous engine evicted the caches)."""
     live: dict[str, Forward] = {}
@@ -169,7 +172,7 @@ def time_engines(
             notes[engine.name] = note or "failed"
         else:
             live[engine.name] = forward
-    samples: dict[str, list[float]] = {name: [] for name in live}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in live}
     done = 0
     while done < runs and live:
         block = min(BLOCK, runs - done)
@@ -177,9 +180,9 @@ def time_engines(
             try:
                 forward()
                 for _ in range(block):
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     forward()
-                    samples[name].append(time.perf_counter() - t0)
+                    samples[name].append((time.perf_counter() - t0, time.process_time() - c0))
             except Exception as exc:
                 notes[name] = f"failed while timed: {_one_line(exc)}"
                 del live[name], samples[name]
@@ -240,7 +243,7 @@ def _run_tier(config: dict[str, Any]) -> dict[str, Any]:
     )
     inputs.isa = isa
     engines = engine_list(config["cfg_text"], inputs.twin_text, config.get("engines"))
-    per_thread: dict[int, tuple[dict[str, list[float]], dict[str, str]]] = {}
+    per_thread: dict[int, tuple[dict[str, list[tuple[float, float]]], dict[str, str]]] = {}
     for threads in THREADS:
         per_thread[threads] = time_engines(
             engines, inputs, threads, config["runs"], config["warmup"]
@@ -248,12 +251,17 @@ def _run_tier(config: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for engine in engines:
         ms: dict[str, float | None] = {}
+        cpu_ms: dict[str, float | None] = {}
         note = None
         for threads, (samples, notes) in per_thread.items():
             got = samples.get(engine.name)
-            ms[str(threads)] = round(statistics.median(got) * 1e3, 3) if got else None
+            ms[str(threads)] = _median_ms([s[0] for s in got]) if got else None
+            cpu_ms[str(threads)] = _median_ms([s[1] for s in got]) if got else None
             note = note or notes.get(engine.name)
-        rows.append({"name": engine.name, "capped": engine.capped, "ms": ms, "note": note})
+        rows.append(
+            {"name": engine.name, "capped": engine.capped, "ms": ms, "cpu_ms": cpu_ms,
+             "note": note}
+        )  # fmt: skip
     _ratios(rows)
     return {
         "isa": isa,
@@ -264,11 +272,16 @@ def _run_tier(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _median_ms(seconds: list[float]) -> float:
+    return round(statistics.median(seconds) * 1e3, 3)
+
+
 def _ratios(rows: list[dict[str, Any]]) -> None:
     """Per engine and thread count: OpenCV's time over its time (speed-up over OpenCV DNN) and
     its time over xnoryolo f32's (below 1: faster than ours); and its 1-thread time over its
     2-thread time."""
     by_name = {r["name"]: r["ms"] for r in rows}
+    by_cpu = {r["name"]: r["cpu_ms"] for r in rows}
     for r in rows:
         refs = (("speedup_vs_opencv", "opencv dnn f32"), ("vs_xnoryolo_f32", "xnoryolo f32"))
         for key, ref in refs:
@@ -283,6 +296,11 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
                 else:
                     out[t] = round(ms / b, 2)
             r[key] = out
+        ours_cpu = by_cpu.get("xnoryolo f32", {}).get("1")
+        cpu = r["cpu_ms"].get("1")
+        r["cpu_vs_xnoryolo_f32_1_thread"] = (
+            None if cpu is None or not ours_cpu else round(cpu / ours_cpu, 2)
+        )
         one, two = r["ms"].get("1"), r["ms"].get("2")
         r["speedup_2_threads"] = None if one is None or two is None else round(one / two, 2)
 
@@ -311,12 +329,12 @@ def format_tables(result: dict[str, Any]) -> str:
             f"calibration: {tier['calibration_frames']} frames of {result['calibrate']}",
             "",
             "| engine | 1 thread ms | 2 threads ms | 2 vs 1 | vs OpenCV (1 t) "
-            "| time / xnoryolo f32 (1 t) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| time / xnoryolo f32 (1 t) | 1 thread CPU ms | CPU / xnoryolo f32 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in tier["engines"]:
             if r["ms"]["1"] is None and r["ms"]["2"] is None:
-                lines.append(f"| {r['name']} | {r['note']} | | | | |")
+                lines.append(f"| {r['name']} | {r['note']} | | | | | | |")
                 continue
 
             def f(v: float | None, suffix: str = "") -> str:
@@ -326,6 +344,7 @@ def format_tables(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {f(r['ms']['1'])} | {f(r['ms']['2'])} "
                 f"| {f(r['speedup_2_threads'], 'x')} "
-                f"| {f(r['speedup_vs_opencv']['1'], 'x')} | {f(r['vs_xnoryolo_f32']['1'])} |"
+                f"| {f(r['speedup_vs_opencv']['1'], 'x')} | {f(r['vs_xnoryolo_f32']['1'])} "
+                f"| {f(r['cpu_ms']['1'])} | {f(r['cpu_vs_xnoryolo_f32_1_thread'])} |"
             )
     return "\n".join(lines)
