@@ -257,7 +257,7 @@ def _cfg(inputs: Inputs) -> str:
 
 
 ENGINES: tuple[Engine, ...] = (
-    Engine("opencv dnn f32", _opencv, capped=False),
+    Engine("opencv dnn f32", _opencv),  # its dispatched kernels: OPENCV_CPU_DISABLE
     Engine("onnxruntime f32", _ort_f32, capped=False),
     Engine("onnxruntime int8", _ort_int8, capped=False),
     Engine("openvino f32", _ov_f32),

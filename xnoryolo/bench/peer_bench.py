@@ -30,12 +30,12 @@ TIERS: dict[str, dict[str, str]] = {
     "avx2_vnni": {
         "ONEDNN_MAX_CPU_ISA": "AVX2_VNNI",
         "XNORYOLO_SIMD": "avx2",
-        "OPENCV_CPU_DISABLE": "AVX512_SKX",
+        "OPENCV_CPU_DISABLE": "AVX512-SKX",
     },
     "avx2": {
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "XNORYOLO_SIMD": "avx2",
-        "OPENCV_CPU_DISABLE": "AVX512_SKX",
+        "OPENCV_CPU_DISABLE": "AVX512-SKX",
     },
 }
 BLOCK = 5  # timed runs of one engine before the next engine's block

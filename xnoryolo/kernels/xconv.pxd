@@ -23,6 +23,7 @@ cdef extern from "xconv_simd.h" nogil:
         XN_GN
         XN_KC
         XN_PACK_ROWS
+        XN_MC
 
     ctypedef struct xn_bits_out:
         uint64_t *data

@@ -503,8 +503,9 @@ cdef class FloatConv:
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
         cdef int npair = (nnb + 1) // 2, nfb2 = (nfb + 1) // 2
+        cdef int nmc = (nfb2 + XN_MC - 1) // XN_MC
         cdef int nrb = (self.k + XN_PACK_ROWS - 1) // XN_PACK_ROWS
-        cdef int g, f, r, t, k0, kc, f0, tid, rb, r0, nr
+        cdef int g, f, r, t, k0, kc, f0, f2, tid, rb, r0, nr
         cdef const float *ag
         cdef bint last
         cdef const float *src
@@ -556,17 +557,21 @@ cdef class FloatConv:
                                        &bm[0, 0, 0])
             ag = &self.apacked[g, 0, 0, 0]
             for k0 in range(0, kk, XN_KC):
-                # per K block, each thread takes whole B pairs (their block stays in its L1)
-                # and runs every 12-filter block over them (A's block stays in L2); tiles
-                # after the first K block accumulate into the output
+                # per K block and block of XN_MC 12-filter blocks (A's block, in L2), each
+                # thread takes whole B pairs (their block stays in its L1) and runs the filter
+                # blocks over them; tiles after the first K block accumulate into the output
                 kc = min(XN_KC, kk - k0)
                 with nogil:
-                    for t in prange(npair * nfb2, num_threads=self.threads, schedule="dynamic",
-                                    chunksize=nfb2):
-                        f0 = (t % nfb2) * 2 * XN_GF
+                    for t in prange(nmc * npair * XN_MC, num_threads=self.threads,
+                                    schedule="dynamic", chunksize=XN_MC):
+                        f2 = (t // (npair * XN_MC)) * XN_MC + t % XN_MC
+                        if f2 >= nfb2:
+                            continue
+                        f0 = f2 * 2 * XN_GF
                         xn_sgemm_block(self.isa, ag + <size_t>f0 * kk + <size_t>k0 * XN_GF,
-                                       <size_t>kk * XN_GF, &bm[0, k0, 0], t // nfb2, nnb, kk,
-                                       kc, min(2 * XN_GF, fg - f0), n, &om[g * fg + f0, 0], n,
+                                       <size_t>kk * XN_GF, &bm[0, k0, 0],
+                                       (t // XN_MC) % npair, nnb, kk, kc,
+                                       min(2 * XN_GF, fg - f0), n, &om[g * fg + f0, 0], n,
                                        k0 > 0)
             if last:
                 with nogil:

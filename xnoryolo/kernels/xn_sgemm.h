@@ -1,9 +1,10 @@
 /* Float GEMM on packed panels: C (F x N) = A (F x K) * B (K x N). A packed once per layer as
  * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N), 16 rows
- * at a time straight from im2col (xn_pack_b_rows). K is cut in blocks of XN_KC: the block of one pair
- * of B panels (32 columns) stays in L1 while every filter block passes over it, the block of A
- * stays in L2 while every pair passes; tiles accumulate into C after the first K block. Tiles:
- * AVX-512 12 filters x 32 pixels (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable C. */
+ * at a time straight from im2col (xn_pack_b_rows). K is cut in blocks of XN_KC, the filters
+ * in blocks of XN_MC 12-filter blocks: the K block of one pair of B panels (32 columns) stays
+ * in L1 while the filter blocks of an A block pass over it, the A block stays in L2 while
+ * every pair passes; tiles accumulate into C after the first K block. Tiles: AVX-512 12
+ * filters x 32 pixels (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable C. */
 #ifndef XNORYOLO_XN_SGEMM_H
 #define XNORYOLO_XN_SGEMM_H
 
@@ -13,6 +14,9 @@
 #define XN_GN 16
 /* K block: a pair of B panels over it is 32 KiB, within an L1 beside A's and C's lines */
 #define XN_KC 256
+/* 12-filter blocks per block of A that stays in L2 while the B pairs pass (120 filters x
+ * XN_KC = 120 KiB: beside B's block and C's tiles even on 1 MiB L2s) */
+#define XN_MC 10
 
 /* Rows k0 .. k0+nrows-1 of B (N floats each, ldr apart) into the panels
  * [ceil(N/16)][kstride][16] (zeros past N): panel by panel, so each panel gets nrows
