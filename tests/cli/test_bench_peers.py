@@ -216,6 +216,8 @@ def test_peers_bad_isa_and_calibration_are_one_line(
     args = ["bench", "--cfg", str(cfg), "--size", "64", "--peers", "--runs", "1"]
     assert main([*args, "--isa", "sse9"]) == 2
     assert "--isa sse9" in capsys.readouterr().err
+    assert main([*args, "--threads", "2"]) == 2  # --peers times 1 and 2 threads itself
+    assert "--isa" in capsys.readouterr().err
     pytest.importorskip("onnx", reason="the .[peers] extra is not installed")
     assert main([*args, "--calibrate", str(tmp_path / "none.mp4")]) == 2
     err = capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -204,8 +205,6 @@ def engine_list(cfg_text: str, twin_text: str, only: str | None) -> list[Engine]
 def run_tier(config: dict[str, Any]) -> dict[str, Any]:
     """One tier's result (JSON-ready): config is what `bench --peers` was asked (cfg_text,
     weights_path, calibrate, frames, runs, warmup, engines, isa)."""
-    import sys
-
     # the quantisers print progress and advice; stdout carries only the result
     with contextlib.redirect_stdout(sys.stderr), _quiet_peers():
         return _run_tier(config)
@@ -245,6 +244,13 @@ def _run_tier(config: dict[str, Any]) -> dict[str, Any]:
     engines = engine_list(config["cfg_text"], inputs.twin_text, config.get("engines"))
     per_thread: dict[int, tuple[dict[str, list[tuple[float, float]]], dict[str, str]]] = {}
     for threads in THREADS:
+        # progress on stderr (stdout carries the result; a tier takes a minute or more)
+        print(
+            f"bench --peers [{isa or 'uncapped'}]: {len(engines)} engines on {threads} "
+            f"thread(s)...",
+            file=sys.stderr,
+            flush=True,
+        )
         per_thread[threads] = time_engines(
             engines, inputs, threads, config["runs"], config["warmup"]
         )

@@ -57,6 +57,11 @@ def run_peers(args: argparse.Namespace) -> int:
     from .cfg import resize_cfg
     from .network import parse_network
 
+    if args.threads is not None or args.simd or args.backend != "fast" or args.no_opencv:
+        raise XnoryoloError(
+            "--peers times every engine on 1 and 2 threads at its best ISA: cap the ISA with "
+            "--isa, pick engines with --engines (not --threads, --simd, --backend, --no-opencv)"
+        )
     if args.size < 32 or args.size % 32:
         raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
