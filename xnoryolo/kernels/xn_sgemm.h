@@ -257,6 +257,51 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_sgemm_quad_avx512(
 #undef XN_Q_STEP
 #endif
 
+#ifdef XN_X86
+/* AVX-512: 12 filters x 16 pixels (one B panel, 12 zmm accumulators): the last pair of a row
+ * of panels when the panel count is odd (13x13 outputs: 11 panels), which the 12 x 32 tile
+ * would compute twice over. Same arguments as xn_sgemm_quad_avx512 less the second panel. */
+#define XN_Q1_STEP(r, a, c0)                                                                       \
+    c0 = _mm512_fmadd_ps(_mm512_set1_ps((a)[r]), x0, c0)
+
+__attribute__((target(XN_AVX512_TARGET))) static void xn_sgemm_quad1_avx512(
+    const float *Ap0, const float *Ap1, const float *Bp0, int K, int nf0, int nf1, int nv0,
+    float *C, int ldc, int accumulate) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    __m512 d0 = c0, d1 = c0, d2 = c0, d3 = c0, d4 = c0, d5 = c0;
+    const __mmask16 m0 = (__mmask16)((1u << nv0) - 1u);
+    const float *a1p = nf1 ? Ap1 : Ap0;
+    int k, r;
+    for (k = 0; k < K; k++) {
+        const __m512 x0 = _mm512_loadu_ps(Bp0 + (size_t)k * XN_GN);
+        const float *a = Ap0 + (size_t)k * XN_GF;
+        const float *e = a1p + (size_t)k * XN_GF;
+        XN_Q1_STEP(0, a, c0);
+        XN_Q1_STEP(1, a, c1);
+        XN_Q1_STEP(2, a, c2);
+        XN_Q1_STEP(3, a, c3);
+        XN_Q1_STEP(4, a, c4);
+        XN_Q1_STEP(5, a, c5);
+        XN_Q1_STEP(0, e, d0);
+        XN_Q1_STEP(1, e, d1);
+        XN_Q1_STEP(2, e, d2);
+        XN_Q1_STEP(3, e, d3);
+        XN_Q1_STEP(4, e, d4);
+        XN_Q1_STEP(5, e, d5);
+    }
+    {
+        const __m512 acc[12] = {c0, c1, c2, c3, c4, c5, d0, d1, d2, d3, d4, d5};
+        for (r = 0; r < nf0 + nf1; r++) {
+            float *o = C + (size_t)r * ldc;
+            __m512 v0 = acc[r];
+            if (accumulate) v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, o), v0);
+            _mm512_mask_storeu_ps(o, m0, v0);
+        }
+    }
+}
+#undef XN_Q1_STEP
+#endif
+
 /* Tile (12-filter block, B panels 2q and 2q+1) of C over kc steps of k: Ap is the first
  * filter block's packed panel, already advanced to the first k of the block, and the second
  * block follows astride floats later; nf (1..12) filters of the block are stored. Same
@@ -271,9 +316,13 @@ static void xn_sgemm_block(int isa, const float *Ap, size_t astride, const float
         const int nb0 = 2 * q, nb1 = 2 * q + 1;
         const int nv0 = n - nb0 * XN_GN < XN_GN ? n - nb0 * XN_GN : XN_GN;
         const int nv1 = nb1 >= nnb ? 0 : n - nb1 * XN_GN < XN_GN ? n - nb1 * XN_GN : XN_GN;
-        xn_sgemm_quad_avx512(Ap, Ap + astride, Bp + (size_t)nb0 * kstride * XN_GN,
-                             Bp + (size_t)nb1 * kstride * XN_GN, kc, nf0, nf1, nv0, nv1,
-                             C + (size_t)nb0 * XN_GN, ldc, accumulate);
+        if (nv1 == 0)
+            xn_sgemm_quad1_avx512(Ap, Ap + astride, Bp + (size_t)nb0 * kstride * XN_GN, kc, nf0,
+                                  nf1, nv0, C + (size_t)nb0 * XN_GN, ldc, accumulate);
+        else
+            xn_sgemm_quad_avx512(Ap, Ap + astride, Bp + (size_t)nb0 * kstride * XN_GN,
+                                 Bp + (size_t)nb1 * kstride * XN_GN, kc, nf0, nf1, nv0, nv1,
+                                 C + (size_t)nb0 * XN_GN, ldc, accumulate);
         return;
     }
 #endif
