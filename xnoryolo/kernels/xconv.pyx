@@ -504,7 +504,7 @@ cdef class FloatConv:
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
         cdef int npair = (nnb + 1) // 2, nfb2 = (nfb + 1) // 2
         cdef int nmc = (nfb2 + XN_MC - 1) // XN_MC
-        cdef int nrb = (self.k + XN_PACK_ROWS - 1) // XN_PACK_ROWS
+        cdef int nrb
         cdef int g, f, r, t, k0, kc, f0, f2, tid, rb, r0, nr
         cdef const float *ag
         cdef bint last
@@ -514,7 +514,8 @@ cdef class FloatConv:
         cols = np.empty(
             (1 if pointwise else (self.threads * XN_PACK_ROWS if self.own_gemm else kk), n),
             dtype=np.float32)
-        bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
+        # B panels of one K block (own GEMM)
+        bp = np.empty((nnb if self.own_gemm else 1, XN_KC, XN_GN), dtype=np.float32)
         cdef float[:, ::1] om = out
         cdef float[:, ::1] cm = cols
         cdef float[:, :, ::1] bm = bp
@@ -539,28 +540,32 @@ cdef class FloatConv:
                                         chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
-            # own SGEMM: im2col rows, 16 at a time, straight into 16-column B panels on one
-            # OpenMP team
-            with nogil, parallel(num_threads=self.threads):
-                tid = threadid()
-                for rb in prange(nrb, schedule="dynamic", chunksize=_chunk(nrb, self.threads)):
-                    r0 = rb * XN_PACK_ROWS
-                    nr = min(XN_PACK_ROWS, kk - r0)
-                    if pointwise:
-                        xn_pack_b_rows(src + <size_t>r0 * n, nr, n, n, r0, kk, &bm[0, 0, 0])
-                    else:
-                        for r in range(nr):
-                            _float_im2col_row(xm, g * cg, r0 + r, self.size, self.stride_y,
-                                              self.stride_x, pad, self.dilation, self.out_h,
-                                              self.out_w, &cm[tid * XN_PACK_ROWS + r, 0])
-                        xn_pack_b_rows(&cm[tid * XN_PACK_ROWS, 0], nr, n, n, r0, kk,
-                                       &bm[0, 0, 0])
+            # own SGEMM, per K block: its im2col rows, 16 at a time, straight into 16-column B
+            # panels (the block's panels stay in L2 for the GEMM), then the tiles: per block
+            # of XN_MC 12-filter blocks (A's block, in L2) each thread takes whole B pairs
+            # (their block stays in its L1) and runs the filter blocks over them; tiles after
+            # the first K block accumulate into the output
             ag = &self.apacked[g, 0, 0, 0]
             for k0 in range(0, kk, XN_KC):
-                # per K block and block of XN_MC 12-filter blocks (A's block, in L2), each
-                # thread takes whole B pairs (their block stays in its L1) and runs the filter
-                # blocks over them; tiles after the first K block accumulate into the output
                 kc = min(XN_KC, kk - k0)
+                nrb = (kc + XN_PACK_ROWS - 1) // XN_PACK_ROWS
+                with nogil, parallel(num_threads=self.threads):
+                    tid = threadid()
+                    for rb in prange(nrb, schedule="dynamic",
+                                     chunksize=_chunk(nrb, self.threads)):
+                        r0 = rb * XN_PACK_ROWS
+                        nr = min(XN_PACK_ROWS, kc - r0)
+                        if pointwise:
+                            xn_pack_b_rows(src + <size_t>(k0 + r0) * n, nr, n, n, r0, XN_KC,
+                                           &bm[0, 0, 0])
+                        else:
+                            for r in range(nr):
+                                _float_im2col_row(xm, g * cg, k0 + r0 + r, self.size,
+                                                  self.stride_y, self.stride_x, pad,
+                                                  self.dilation, self.out_h, self.out_w,
+                                                  &cm[tid * XN_PACK_ROWS + r, 0])
+                            xn_pack_b_rows(&cm[tid * XN_PACK_ROWS, 0], nr, n, n, r0, XN_KC,
+                                           &bm[0, 0, 0])
                 with nogil:
                     for t in prange(nmc * npair * XN_MC, num_threads=self.threads,
                                     schedule="dynamic", chunksize=XN_MC):
@@ -569,8 +574,8 @@ cdef class FloatConv:
                             continue
                         f0 = f2 * 2 * XN_GF
                         xn_sgemm_block(self.isa, ag + <size_t>f0 * kk + <size_t>k0 * XN_GF,
-                                       <size_t>kk * XN_GF, &bm[0, k0, 0],
-                                       (t // XN_MC) % npair, nnb, kk, kc,
+                                       <size_t>kk * XN_GF, &bm[0, 0, 0],
+                                       (t // XN_MC) % npair, nnb, XN_KC, kc,
                                        min(2 * XN_GF, fg - f0), n, &om[g * fg + f0, 0], n,
                                        k0 > 0)
             if last:

@@ -1,10 +1,12 @@
 /* Float GEMM on packed panels: C (F x N) = A (F x K) * B (K x N). A packed once per layer as
- * [F/6][K][6] (zero rows past F), B per call as [N/16][K][16] (zero columns past N), 16 rows
- * at a time straight from im2col (xn_pack_b_rows). K is cut in blocks of XN_KC, the filters
+ * [F/6][K][6] (zero rows past F). K is cut in blocks of XN_KC; per block B's rows are packed
+ * as [N/16][XN_KC][16] (zero columns past N), 16 rows at a time straight from im2col
+ * (xn_pack_b_rows), so the block's panels are still in L2 for its tiles. The filters are cut
  * in blocks of XN_MC 12-filter blocks: the K block of one pair of B panels (32 columns) stays
- * in L1 while the filter blocks of an A block pass over it, the A block stays in L2 while
- * every pair passes; tiles accumulate into C after the first K block. Tiles: AVX-512 12
- * filters x 32 pixels (24 zmm accumulators), AVX2 6 x 16 (12 ymm), portable C. */
+ * in L1 while the filter blocks of an A block pass over it, the A block stays in L2 while every
+ * pair passes; tiles accumulate into C after the first K block. Tiles: AVX-512 12 filters x 32
+ * pixels (24 zmm accumulators; 12 x 16 for an odd last panel), AVX2 6 x 16 (12 ymm),
+ * portable C. */
 #ifndef XNORYOLO_XN_SGEMM_H
 #define XNORYOLO_XN_SGEMM_H
 
