@@ -10,6 +10,7 @@ in `ENGINES`.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -167,6 +168,9 @@ def ov_int8_model(inputs: Inputs) -> Any:
     preset, per-channel weights) on the calibration frames."""
     if "ov_int8" not in inputs.cache:
         model = _ov_model(inputs)
+        # no network at run time: NNCF sends usage telemetry unless a consent file says no;
+        # the variable its own CI sets turns that off (read when nncf is first imported)
+        os.environ["NNCF_CI"] = "1"
         nncf = _need("nncf")
         frames = list(inputs.calibration)
         inputs.cache["ov_int8"] = nncf.quantize(
