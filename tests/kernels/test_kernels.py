@@ -231,9 +231,26 @@ def test_float_conv_direct(c: int, geom: tuple[int, int, int], w: int, isa: str)
 
 
 @pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("f", [1, 7, 12, 13, 26])
+def test_float_gemm_filter_blocks(f: int, isa: str) -> None:
+    """Filter counts around the GEMM's 6- and 12-filter tiles (a 12-filter tile whose second
+    half is partial or absent), pixel counts around its 16- and 32-column panels, 2 groups."""
+    rng = np.random.default_rng(f)
+    for h, w, groups in ((3, 5, 1), (4, 8, 1), (5, 7, 2), (6, 11, 1)):
+        c, ff = 64 * groups, f * groups
+        x = rng.standard_normal((c, h, w)).astype(np.float32)
+        weights = rng.standard_normal((ff, c // groups, 3, 3)).astype(np.float32) * 0.1
+        bias = rng.standard_normal(ff).astype(np.float32)
+        spec = ops.ConvSpec(c, h, w, ff, 3, 1, 1, 1, 1, groups)
+        for threads in (1, 2):
+            kernel = FastBackend(threads, simd=isa).float_conv(weights, bias, spec, "leaky")
+            _close(kernel(x), ops.float_conv(x, weights, bias, spec, "leaky"), 1e-5)
+
+
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("groups", [1, 2])
 def test_float_conv_long_k(groups: int, isa: str) -> None:
-    """K = 2700 > XN_KWHOLE: the K-blocked GEMM that accumulates into the output."""
+    """K = 2700: many K blocks of the GEMM, accumulated into the output."""
     c = 300 * groups
     rng = np.random.default_rng(groups)
     x = rng.standard_normal((c, 5, 7)).astype(np.float32)

@@ -24,6 +24,7 @@ from . import report
 from .cfg import resize_cfg
 from .frame import synthetic_frame
 from .network import build, resolve_threads
+from .peer_bench import TIERS
 from .peers import PeerTimes, opencv_frame
 from .timing import PeakSampler, median_ms, time_frames, time_layers
 
@@ -59,6 +60,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="also time motion gating, tracking, lines and zones per frame (30 objects, 10 fps)",
     )
+    peers = p.add_argument_group(
+        "peers",
+        "--peers: network forward of OpenCV DNN, ONNX Runtime, OpenVINO and xnoryolo, "
+        "f32 and int8 (needs the .[peers] extra)",
+    )
+    peers.add_argument(
+        "--peers", action="store_true", help="time the peer engines instead of the layers"
+    )
+    peers.add_argument(
+        "--isa",
+        help="cap every engine to ISA tiers, each in a process of its own: "
+        f"{', '.join(TIERS)}, a comma-separated list, or all (default: uncapped)",
+    )
+    peers.add_argument(
+        "--calibrate",
+        help="video, image or directory of images the int8 peers calibrate on and the timed "
+        "frame comes from (default: the demo clip)",
+    )
+    peers.add_argument("--frames", type=int, default=64, help="calibration frames (default 64)")
+    peers.add_argument(
+        "--engines", help="only the engines whose names contain one of these (comma-separated)"
+    )
     p.set_defaults(run=run)
     return p
 
@@ -69,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
     from xnoryolo.detector.errors import XnoryoloError
     from xnoryolo.kernels.blas import blas_threads
 
+    if args.peers:
+        from .peer_main import run_peers
+
+        return run_peers(args)
     threads = resolve_threads(args.threads)
     if args.size < 32 or args.size % 32:
         raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")

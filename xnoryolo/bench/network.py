@@ -51,8 +51,8 @@ def build(
     from xnoryolo.detector import Detector
     from xnoryolo.detector.errors import XnoryoloError
 
-    network = _network(cfg_text, cfg_path)
-    single = _network(cfg_text, cfg_path) if threads > 1 else None
+    network = parse_network(cfg_text, cfg_path)
+    single = parse_network(cfg_text, cfg_path) if threads > 1 else None
     data = Path(weights).read_bytes() if weights else random_weights(network)
     chosen = None
     for net, n in ((network, threads), (single, 1)):
@@ -79,7 +79,7 @@ def build(
     )
 
 
-def _network(cfg_text: str, cfg_path: str) -> Network:
+def parse_network(cfg_text: str, cfg_path: str) -> Network:
     from xnoryolo.detector import Network
     from xnoryolo.detector.cfg import parse_cfg_text
 

@@ -22,7 +22,8 @@ cdef extern from "xconv_simd.h" nogil:
         XN_GF
         XN_GN
         XN_KC
-        XN_KWHOLE
+        XN_PACK_ROWS
+        XN_MC
 
     ctypedef struct xn_bits_out:
         uint64_t *data
@@ -50,9 +51,11 @@ cdef extern from "xconv_simd.h" nogil:
     void xn_direct_row(int isa, const float *xp, int c, int hp, int wp, const float *W, int F,
                        int size, int iy0, int out_w, float *out, size_t plane,
                        const float *bias, int act)
-    void xn_pack_b_panel(const float *B, int K, int N, int n0, float *panel)
-    void xn_sgemm_pair(int isa, const float *Ap, const float *Bp, int q, int nnb,
-                       int kstride, int kc, int nf, int n, float *C, int ldc, int accumulate)
+    void xn_pack_b_rows(const float *rows, int nrows, int ldr, int N, int k0, int kstride,
+                        float *panels)
+    void xn_sgemm_block(int isa, const float *Ap, size_t astride, const float *Bp, int q,
+                        int nnb, int kstride, int kc, int nf, int n, float *C, int ldc,
+                        int accumulate)
     uint64_t xn_popcount_peak(int isa, const uint64_t *buf, int nwords, long reps)
 
 

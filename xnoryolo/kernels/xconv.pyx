@@ -467,6 +467,11 @@ cdef class FloatConv:
             fpad = _round_up(self.filters, 8)
             wd = np.zeros((fpad, self.k), dtype=np.float32)
             wd[:self.filters] = self.weights
+            if self.isa == XN_AVX512:
+                # [F/8][K][8]: one tap's eight weights in one line (xn_direct.h)
+                wd = np.ascontiguousarray(
+                    wd.reshape(fpad // 8, 8, self.k).transpose(0, 2, 1)
+                ).reshape(fpad, self.k)
             self.wdirect = wd
         # our own threaded SGEMM on vector CPUs; numpy's BLAS (one thread) otherwise
         self.own_gemm = self.isa in (XN_AVX2, XN_AVX512)
@@ -497,13 +502,20 @@ cdef class FloatConv:
         cdef const float[:, :, ::1] xm = xv
         cdef int kk = self.k, pad = self.padding * self.dilation
         cdef int nfb = (fg + XN_GF - 1) // XN_GF, nnb = (n + XN_GN - 1) // XN_GN
-        cdef int npair = (nnb + 1) // 2
-        cdef int g, f, r, nb, t, k0, kc
+        cdef int npair = (nnb + 1) // 2, nfb2 = (nfb + 1) // 2
+        cdef int nmc = (nfb2 + XN_MC - 1) // XN_MC
+        cdef int nrb
+        cdef int g, f, r, t, k0, kc, f0, f2, tid, rb, r0, nr
+        cdef const float *ag
         cdef bint last
         cdef const float *src
         out = np.empty((self.filters, n), dtype=np.float32)
-        cols = np.empty((1 if pointwise else kk, n), dtype=np.float32)
-        bp = np.empty((nnb if self.own_gemm else 1, kk, XN_GN), dtype=np.float32)
+        # numpy's path: the whole im2col matrix; ours: XN_PACK_ROWS im2col rows per thread
+        cols = np.empty(
+            (1 if pointwise else (self.threads * XN_PACK_ROWS if self.own_gemm else kk), n),
+            dtype=np.float32)
+        # B panels of one K block (own GEMM)
+        bp = np.empty((nnb if self.own_gemm else 1, XN_KC, XN_GN), dtype=np.float32)
         cdef float[:, ::1] om = out
         cdef float[:, ::1] cm = cols
         cdef float[:, :, ::1] bm = bp
@@ -528,36 +540,44 @@ cdef class FloatConv:
                                         chunksize=_chunk(self.filters, self.threads)):
                             xn_bias_act_row(&om[f, 0], n, self.bias_[f], self.act)
                 continue
-            # own SGEMM: im2col and 16-column B panels on one OpenMP team, then 6-filter x
-            # 32-pixel tiles
-            with nogil, parallel(num_threads=self.threads):
-                if not pointwise:
-                    for r in prange(kk, schedule="dynamic", chunksize=_chunk(kk, self.threads)):
-                        _float_im2col_row(xm, g * cg, r, self.size, self.stride_y,
-                                          self.stride_x, pad, self.dilation, self.out_h,
-                                          self.out_w, &cm[r, 0])
-                for nb in prange(nnb, schedule="dynamic", chunksize=_chunk(nnb, self.threads)):
-                    xn_pack_b_panel(src, kk, n, nb * XN_GN, &bm[nb, 0, 0])
-            if kk <= XN_KWHOLE:
-                with nogil:
-                    # whole K per tile; consecutive tiles share a B pair (in L2) and stream A
-                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
-                                    chunksize=_chunk(npair * nfb, self.threads)):
-                        xn_sgemm_pair(self.isa, &self.apacked[g, t % nfb, 0, 0], &bm[0, 0, 0],
-                                      t // nfb, nnb, kk, kk, min(XN_GF, fg - (t % nfb) * XN_GF),
-                                      n, &om[g * fg + (t % nfb) * XN_GF, 0], n, 0)
-            for k0 in range(0, kk if kk > XN_KWHOLE else 0, XN_KC):
-                # long K: a B pair no longer fits L2 and A would be re-read per pair from
-                # memory; block K instead: the block of every B panel stays in L2, each A
-                # block is read once, tiles accumulate into the output
+            # own SGEMM, per K block: its im2col rows, 16 at a time, straight into 16-column B
+            # panels (the block's panels stay in L2 for the GEMM), then the tiles: per block
+            # of XN_MC 12-filter blocks (A's block, in L2) each thread takes whole B pairs
+            # (their block stays in its L1) and runs the filter blocks over them; tiles after
+            # the first K block accumulate into the output
+            ag = &self.apacked[g, 0, 0, 0]
+            for k0 in range(0, kk, XN_KC):
                 kc = min(XN_KC, kk - k0)
+                nrb = (kc + XN_PACK_ROWS - 1) // XN_PACK_ROWS
+                with nogil, parallel(num_threads=self.threads):
+                    tid = threadid()
+                    for rb in prange(nrb, schedule="dynamic",
+                                     chunksize=_chunk(nrb, self.threads)):
+                        r0 = rb * XN_PACK_ROWS
+                        nr = min(XN_PACK_ROWS, kc - r0)
+                        if pointwise:
+                            xn_pack_b_rows(src + <size_t>(k0 + r0) * n, nr, n, n, r0, XN_KC,
+                                           &bm[0, 0, 0])
+                        else:
+                            for r in range(nr):
+                                _float_im2col_row(xm, g * cg, k0 + r0 + r, self.size,
+                                                  self.stride_y, self.stride_x, pad,
+                                                  self.dilation, self.out_h, self.out_w,
+                                                  &cm[tid * XN_PACK_ROWS + r, 0])
+                            xn_pack_b_rows(&cm[tid * XN_PACK_ROWS, 0], nr, n, n, r0, XN_KC,
+                                           &bm[0, 0, 0])
                 with nogil:
-                    for t in prange(npair * nfb, num_threads=self.threads, schedule="dynamic",
-                                    chunksize=_chunk(npair * nfb, self.threads)):
-                        xn_sgemm_pair(self.isa, &self.apacked[g, t // npair, k0, 0],
-                                      &bm[0, k0, 0], t % npair, nnb, kk, kc,
-                                      min(XN_GF, fg - (t // npair) * XN_GF), n,
-                                      &om[g * fg + (t // npair) * XN_GF, 0], n, k0 > 0)
+                    for t in prange(nmc * npair * XN_MC, num_threads=self.threads,
+                                    schedule="dynamic", chunksize=XN_MC):
+                        f2 = (t // (npair * XN_MC)) * XN_MC + t % XN_MC
+                        if f2 >= nfb2:
+                            continue
+                        f0 = f2 * 2 * XN_GF
+                        xn_sgemm_block(self.isa, ag + <size_t>f0 * kk + <size_t>k0 * XN_GF,
+                                       <size_t>kk * XN_GF, &bm[0, 0, 0],
+                                       (t // XN_MC) % npair, nnb, XN_KC, kc,
+                                       min(2 * XN_GF, fg - f0), n, &om[g * fg + f0, 0], n,
+                                       k0 > 0)
             if last:
                 with nogil:
                     for f in prange(self.filters, num_threads=self.threads, schedule="dynamic",

@@ -1,5 +1,6 @@
 /* Direct float convolution for thin inputs (the first layer: C*size*size small), stride_x 1.
- * xp: zero-padded input (c, hp, wp); W: (F rounded up to 4, K) with zero rows; writes output
+ * xp: zero-padded input (c, hp, wp); W: (F rounded up to 8, K) with zero rows (AVX-512:
+ * interleaved [F/8][K][8], see there); writes output
  * row oy (input rows iy0 ..) of every filter: out + f*plane. Vector variants for AVX2,
  * AVX-512 and NEON; the portable loop is the reference for them. */
 #ifndef XNORYOLO_XN_DIRECT_H
@@ -125,7 +126,7 @@ __attribute__((target("avx2,fma"))) static void xn_direct_row_avx2(const float *
 
 #ifdef XN_X86
 /* AVX-512: 8 filters x 32 pixels (16 zmm accumulators) per step, a ragged right edge in masked
- * 16-pixel blocks. W has rows padded to a multiple of 8 filters. */
+ * 16-pixel blocks. W has rows padded to a multiple of 8 filters, interleaved [F/8][K][8]. */
 __attribute__((target(XN_AVX512_TARGET))) static inline __m512 xn_bias_act16(__m512 v, float bias,
                                                                             int act) {
     v = _mm512_add_ps(v, _mm512_set1_ps(bias));
@@ -138,6 +139,10 @@ __attribute__((target(XN_AVX512_TARGET))) static inline __m512 xn_bias_act16(__m
     return v;
 }
 
+#define XN_D8(r, w, x, acc) acc = _mm512_fmadd_ps(_mm512_set1_ps((w)[r]), x, acc)
+
+/* W here is interleaved [F/8][K][8] (xn_direct_interleave): the eight weights of one tap are
+ * one 32-byte line, read at constant offsets from one pointer. */
 __attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
     const float *xp, int c, int hp, int wp, const float *W, int F, int size, int iy0, int out_w,
     float *out, size_t plane, const float *bias, int act) {
@@ -149,26 +154,41 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
         const float *w0 = W + (size_t)f0 * K;
         const int nf = F - f0 < 8 ? F - f0 : 8;
         for (ox = 0; ox < full; ox += 32) {
-            __m512 acc[16];
-            int t = 0;
-            for (r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+            __m512 a0 = _mm512_setzero_ps(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0,
+                   b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0, a6 = a0, b6 = a0, a7 = a0, b7 = a0;
+            const float *w = w0;
             for (ch = 0; ch < c; ch++)
                 for (ky = 0; ky < size; ky++) {
                     const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
-                    for (kx = 0; kx < size; kx++, t++) {
+                    for (kx = 0; kx < size; kx++, w += 8) {
                         const __m512 x0 = _mm512_loadu_ps(row + kx);
                         const __m512 x1 = _mm512_loadu_ps(row + kx + 16);
-                        for (r = 0; r < 8; r++) {
-                            const __m512 w = _mm512_set1_ps(w0[(size_t)r * K + t]);
-                            acc[2 * r] = _mm512_fmadd_ps(w, x0, acc[2 * r]);
-                            acc[2 * r + 1] = _mm512_fmadd_ps(w, x1, acc[2 * r + 1]);
-                        }
+                        XN_D8(0, w, x0, a0);
+                        XN_D8(0, w, x1, b0);
+                        XN_D8(1, w, x0, a1);
+                        XN_D8(1, w, x1, b1);
+                        XN_D8(2, w, x0, a2);
+                        XN_D8(2, w, x1, b2);
+                        XN_D8(3, w, x0, a3);
+                        XN_D8(3, w, x1, b3);
+                        XN_D8(4, w, x0, a4);
+                        XN_D8(4, w, x1, b4);
+                        XN_D8(5, w, x0, a5);
+                        XN_D8(5, w, x1, b5);
+                        XN_D8(6, w, x0, a6);
+                        XN_D8(6, w, x1, b6);
+                        XN_D8(7, w, x0, a7);
+                        XN_D8(7, w, x1, b7);
                     }
                 }
-            for (r = 0; r < nf; r++) {
-                float *o = out + (size_t)(f0 + r) * plane + ox;
-                _mm512_storeu_ps(o, xn_bias_act16(acc[2 * r], bias[f0 + r], ract));
-                _mm512_storeu_ps(o + 16, xn_bias_act16(acc[2 * r + 1], bias[f0 + r], ract));
+            {
+                const __m512 acc[16] = {a0, b0, a1, b1, a2, b2, a3, b3,
+                                        a4, b4, a5, b5, a6, b6, a7, b7};
+                for (r = 0; r < nf; r++) {
+                    float *o = out + (size_t)(f0 + r) * plane + ox;
+                    _mm512_storeu_ps(o, xn_bias_act16(acc[2 * r], bias[f0 + r], ract));
+                    _mm512_storeu_ps(o + 16, xn_bias_act16(acc[2 * r + 1], bias[f0 + r], ract));
+                }
             }
         }
     }
@@ -179,27 +199,36 @@ __attribute__((target(XN_AVX512_TARGET))) static void xn_direct_row_avx512(
         for (ox = full; ox < out_w; ox += 16) {
             const int n = out_w - ox < 16 ? out_w - ox : 16;
             const __mmask16 live = (__mmask16)((1u << n) - 1u);
-            __m512 acc[8];
-            int t = 0;
-            for (r = 0; r < 8; r++) acc[r] = _mm512_setzero_ps();
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0,
+                   a6 = a0, a7 = a0;
+            const float *w = w0;
             for (ch = 0; ch < c; ch++)
                 for (ky = 0; ky < size; ky++) {
                     const float *row = xp + ((size_t)ch * hp + iy0 + ky) * wp + ox;
-                    for (kx = 0; kx < size; kx++, t++) {
+                    for (kx = 0; kx < size; kx++, w += 8) {
                         const __m512 x0 = _mm512_maskz_loadu_ps(live, row + kx);
-                        for (r = 0; r < 8; r++)
-                            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(w0[(size_t)r * K + t]), x0,
-                                                     acc[r]);
+                        XN_D8(0, w, x0, a0);
+                        XN_D8(1, w, x0, a1);
+                        XN_D8(2, w, x0, a2);
+                        XN_D8(3, w, x0, a3);
+                        XN_D8(4, w, x0, a4);
+                        XN_D8(5, w, x0, a5);
+                        XN_D8(6, w, x0, a6);
+                        XN_D8(7, w, x0, a7);
                     }
                 }
-            for (r = 0; r < nf; r++)
-                _mm512_mask_storeu_ps(out + (size_t)(f0 + r) * plane + ox, live,
-                                      xn_bias_act16(acc[r], bias[f0 + r], ract));
+            {
+                const __m512 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+                for (r = 0; r < nf; r++)
+                    _mm512_mask_storeu_ps(out + (size_t)(f0 + r) * plane + ox, live,
+                                          xn_bias_act16(acc[r], bias[f0 + r], ract));
+            }
         }
     }
     if (act == XN_LOGISTIC)
         for (r = 0; r < F; r++) xn_activate_row(out + (size_t)r * plane, out_w, act);
 }
+#undef XN_D8
 #endif
 
 #ifdef XN_HAVE_NEON
