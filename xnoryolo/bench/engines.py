@@ -9,7 +9,6 @@ in `ENGINES`.
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -233,13 +232,13 @@ def _prepare(net: Network, inputs: Inputs, threads: int, precision: str) -> None
     from xnoryolo.kernels.backend import get_simd
 
     backend = fast_backend(threads, inputs.backend_simd or get_simd())
+    net.prepare(backend, precision="f32")
     if precision == "f32":
-        net.prepare(backend)
         return
-    # the int8 path: Network.prepare(..., precision="int8") where this build has it
-    if "precision" not in inspect.signature(net.prepare).parameters:
-        raise Unavailable(f"n/a: this build has no {precision}")
-    net.prepare(backend, precision=precision)  # type: ignore[call-arg]
+    # int8: activation ranges from the same frames the int8 peers calibrate on
+    from xnoryolo.detector.calibrate import calibrate
+
+    calibrate(net, (x[0] for x in inputs.calibration), precision=precision)
 
 
 def xnoryolo_engine(text_of: Callable[[Inputs], str], precision: str) -> Callable[..., Forward]:

@@ -26,16 +26,26 @@ from .engines import ENGINES, Engine, Forward, Inputs, Unavailable
 # what --isa sets for each tier: oneDNN's cap (OpenVINO), our SIMD path, OpenCV's disabled
 # dispatch targets
 TIERS: dict[str, dict[str, str]] = {
-    "amx": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX", "XNORYOLO_SIMD": "avx512"},
-    "avx512_vnni": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI", "XNORYOLO_SIMD": "avx512"},
+    "amx": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX",
+        "XNORYOLO_SIMD": "avx512",
+        "XNORYOLO_INT8_SIMD": "amx",
+    },
+    "avx512_vnni": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI",
+        "XNORYOLO_SIMD": "avx512",
+        "XNORYOLO_INT8_SIMD": "avx512vnni",
+    },
     "avx2_vnni": {
         "ONEDNN_MAX_CPU_ISA": "AVX2_VNNI",
         "XNORYOLO_SIMD": "avx2",
+        "XNORYOLO_INT8_SIMD": "avxvnni",
         "OPENCV_CPU_DISABLE": "AVX512-SKX",
     },
     "avx2": {
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "XNORYOLO_SIMD": "avx2",
+        "XNORYOLO_INT8_SIMD": "avx2",
         "OPENCV_CPU_DISABLE": "AVX512-SKX",
     },
 }
