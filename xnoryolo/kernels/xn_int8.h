@@ -261,6 +261,24 @@ xq_store_row_avx2(const int32_t *a, int64_t m, int32_t corr, float mult, float b
 }
 #endif
 
+/* One filter's row of m sums into floats: the transform, vectorised where the path allows
+ * (bit-identical with the scalar xq_transform). */
+static void xq_store_row(int path, const int32_t *a, int64_t m, int32_t corr, float mult,
+                         float bias, int act, float *o) {
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI || path == XQ_AMX) {
+        xq_store_row_avx512(a, m, corr, mult, bias, act, o);
+        return;
+    }
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+        xq_store_row_avx2(a, m, corr, mult, bias, act, o);
+        return;
+    }
+#endif
+    (void)path;
+    for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr, mult, bias, act);
+}
+
 /* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]:
  * the transform into out (F, n) floats, or the sums less the zero-point term into out_int. */
 static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
@@ -276,19 +294,66 @@ static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0,
             for (int64_t j = 0; j < m; j++) o[j] = a[j] - corr[f];
             continue;
         }
-        float *o = out + (int64_t)f * n + p0;
-#ifdef XN_X86
-        if (path == XQ_AVX512VNNI || path == XQ_AMX) {
-            xq_store_row_avx512(a, m, corr[f], mult[f], bias[f], act, o);
+        xq_store_row(path, a, m, corr[f], mult[f], bias[f], act, out + (int64_t)f * n + p0);
+    }
+}
+
+/* The same tile handed on as the next int8 layer's input bytes: each row's floats (the very
+ * values xq_store_tile writes) go through tmp (16*np_ floats, stays in L1) and are quantised
+ * with that layer's 1/scale and zero point, so out holds the bytes the next layer would have
+ * made of the floats. */
+static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                             int64_t n, const int32_t *corr, const float *mult, const float *bias,
+                             int act, float inv, int zero, float *tmp, uint8_t *out) {
+    int64_t m = n - p0;
+    if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        int f = f0 + i;
+        xq_store_row(path, acc + (int64_t)i * np_ * XQ_PW, m, corr[f], mult[f], bias[f], act, tmp);
+        xq_quantize(tmp, out + (int64_t)f * n + p0, m, inv, zero);
+    }
+}
+
+/* ------------------------------------------------------------------ maxpool on bytes */
+
+/* Darknet's maxpool of one channel, on quantised bytes: quantisation is monotone, so the max
+ * of the bytes is the byte of the max. Window origin -off; taps outside the image are skipped
+ * (0, the least byte, is what the float pool's -FLT_MAX quantises to). */
+static void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
+                          int oh, int ow, uint8_t *y) {
+    for (int oy = 0; oy < oh; oy++) {
+        uint8_t *yr = y + (int64_t)oy * ow;
+        const int y0 = oy * sy - off;
+        if (size == 2 && sy == 2 && sx == 2 && off == 0 && y0 + 1 < h) {
+            /* the common 2x2 / 2: two rows, pairs of columns */
+            const uint8_t *r0 = x + (int64_t)y0 * w, *r1 = r0 + w;
+            const int full = 2 * ow <= w ? ow : w / 2;
+            for (int ox = 0; ox < full; ox++) {
+                uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                yr[ox] = a > b ? a : b;
+            }
+            if (full < ow) { /* odd width: the last window has one column */
+                uint8_t a = r0[2 * full], b = r1[2 * full];
+                yr[full] = a > b ? a : b;
+            }
             continue;
         }
-        if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
-            xq_store_row_avx2(a, m, corr[f], mult[f], bias[f], act, o);
-            continue;
+        for (int ox = 0; ox < ow; ox++) {
+            const int x0 = ox * sx - off;
+            uint8_t mx = 0;
+            for (int ky = 0; ky < size; ky++) {
+                const int iy = y0 + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < size; kx++) {
+                    const int ix = x0 + kx;
+                    if (ix < 0 || ix >= w) continue;
+                    const uint8_t v = x[(int64_t)iy * w + ix];
+                    mx = v > mx ? v : mx;
+                }
+            }
+            yr[ox] = mx;
         }
-#endif
-        (void)path;
-        for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
     }
 }
 
