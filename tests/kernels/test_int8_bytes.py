@@ -112,3 +112,35 @@ def test_bytes_refusals() -> None:
         k.run_bytes(x, 0.1, 300)
     with pytest.raises(ValueError, match="input shape"):
         k.run_bytes(np.zeros((2, 4, 5), np.uint8), 0.1, 0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_vector_quantisation_is_the_scalar_one(path: str) -> None:
+    # ties (k + 0.5) / inv, NaN, infinities, huge values and odd lengths (vector tails)
+    rng = np.random.default_rng(8)
+    quant = quantize.ActQuant(0.05, 37)
+    for n in (1, 15, 16, 17, 33, 257):
+        x = (rng.integers(-900, 900, n) + 0.5).astype(np.float32) * np.float32(quant.scale)
+        x[::3] = rng.standard_normal(len(x[::3])).astype(np.float32) * 9
+        x[::7] = np.nan
+        x[1::11] = np.inf
+        x[2::13] = -np.inf
+        x[3::17] = -1e30
+        spec = ops.ConvSpec(1, 1, n, 1, 1, 1, 1, 0, 1)
+        qw = np.ones((1, 1), np.int8)
+        k = qconv.Int8Conv(
+            qw,
+            np.ones(1, np.float32),
+            np.zeros(1, np.float32),
+            spec,
+            quant.scale,
+            quant.zero,
+            "linear",
+            1,
+            path,
+        )
+        want = quantize.quantize_activations(x[None, None], quant).astype(np.int32) - quant.zero
+        assert np.array_equal(k.run_int(x[None, None]), want[None, 0]), n
+        out = quantize.ActQuant(0.1, 3)
+        ref = quantize.quantize_activations(k(x[None, None]), out)
+        assert np.array_equal(k.run_bytes(x[None, None], out.scale, out.zero), ref), n

@@ -19,6 +19,7 @@ cdef extern from "xn_int8.h" nogil:
 
     int xq_path_supported(int path)
     void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero)
+    void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv, int zero)
     void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
                         int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                         uint8_t *rows, int ld)

@@ -179,7 +179,8 @@ cdef class Int8Conv:
         cdef int64_t c_
         with nogil:
             for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
-                xq_quantize(&xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv, self.zero)
+                xq_quantize_path(self.path, &xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv,
+                                 self.zero)
         return &self.q_[0, 0]
 
     def pools_to_bits(self, pool):

@@ -122,6 +122,62 @@ XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, flo
     }
 }
 
+#ifdef XN_X86
+/* The same in vectors: max(u, lo) gives lo for NaN (the second operand), as the scalar clamp;
+ * floor of an in-range float, then an exact conversion. Bit-identical with xq_quantize. */
+__attribute__((target(XQ_AVX512_TARGET))) XN_NOCONTRACT static void
+xq_quantize_avx512(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const __m512 vi = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f);
+    const __m512 lo = _mm512_set1_ps((float)(-zero)), hi = _mm512_set1_ps((float)(255 - zero));
+    const __m512i vz = _mm512_set1_epi32(zero);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 u = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vi), half);
+        u = _mm512_min_ps(_mm512_max_ps(u, lo), hi);
+        u = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, _mm512_add_epi32(_mm512_cvtps_epi32(u), vz));
+    }
+}
+
+__attribute__((target(XQ_AVX2_TARGET))) XN_NOCONTRACT static void
+xq_quantize_avx2(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const __m256 vi = _mm256_set1_ps(inv), half = _mm256_set1_ps(0.5f);
+    const __m256 lo = _mm256_set1_ps((float)(-zero)), hi = _mm256_set1_ps((float)(255 - zero));
+    const __m256i vz = _mm256_set1_epi32(zero);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 u = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * h), vi), half);
+            u = _mm256_floor_ps(_mm256_min_ps(_mm256_max_ps(u, lo), hi));
+            v[h] = _mm256_add_epi32(_mm256_cvtps_epi32(u), vz);
+        }
+        /* 0..255 in every lane: the saturating packs are exact; undo their lane interleave */
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[0], v[1]), 0xD8);
+        __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storeu_si128((__m128i *)(q + i), b);
+    }
+    xq_quantize(x + i, q + i, n - i, inv, zero);
+}
+#endif
+
+/* xq_quantize on the vectors of an int8 path. */
+static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv,
+                             int zero) {
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI || path == XQ_AMX) {
+        xq_quantize_avx512(x, q, n, inv, zero);
+        return;
+    }
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+        xq_quantize_avx2(x, q, n, inv, zero);
+        return;
+    }
+#endif
+    (void)path;
+    xq_quantize(x, q, n, inv, zero);
+}
+
 /* ------------------------------------------------------------------ im2col into panels */
 
 /* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
@@ -310,7 +366,7 @@ static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int 
     for (int i = 0; i < nf; i++) {
         int f = f0 + i;
         xq_store_row(path, acc + (int64_t)i * np_ * XQ_PW, m, corr[f], mult[f], bias[f], act, tmp);
-        xq_quantize(tmp, out + (int64_t)f * n + p0, m, inv, zero);
+        xq_quantize_path(path, tmp, out + (int64_t)f * n + p0, m, inv, zero);
     }
 }
 
