@@ -26,7 +26,12 @@ def _paths() -> list:
 
 PATHS = _paths()
 # (c, h, w, filters, size, stride, pad)
-CONVS = [(3, 13, 17, 16, 3, 1, 1), (5, 9, 8, 21, 1, 1, 0), (33, 7, 6, 37, 3, 2, 1)]
+CONVS = [
+    (3, 13, 17, 16, 3, 1, 1),
+    (5, 9, 8, 21, 1, 1, 0),
+    (33, 7, 6, 37, 3, 2, 1),
+    (4, 5, 67, 8, 3, 1, 1),  # wide rows: the vector pool and its tails
+]
 # darknet maxpools: (size, stride, padding); None: no pool between
 POOLS = [None, (2, 2, 1), (2, 2, 0), (2, 1, 1), (3, 2, 2), (3, 1, 2)]
 
