@@ -14,6 +14,7 @@ import numpy as np
 from . import packed
 from .backends import Backend, get_backend
 from .bits_plan import BitsPlan, plan_bits
+from .bytes_plan import BytesPlan, plan_bytes, run_step
 from .cfg import Cfg, Section, parse_cfg_text, read_cfg
 from .errors import CfgError, WeightsError
 from .layers import (
@@ -127,7 +128,9 @@ class Network:
             if isinstance(layer, ConvolutionalLayer):
                 layer.int8 = precision == "int8" and not layer.xnor and layer.act_quant is not None
             layer.prepare(self.backend)
-        self.__dict__.pop("bits_plan", None)  # kernels changed: plan again on first use
+        # kernels changed: plan again on first use
+        self.__dict__.pop("bits_plan", None)
+        self.__dict__.pop("bytes_plan", None)
         return self
 
     @property
@@ -195,19 +198,24 @@ class Network:
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
         slots hold the empty array `DROPPED`), and layers read by binary layers hand them
-        packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits):
-        only the outputs of the detection layers are meant to be read. `on_layer(i)` is called
-        after layer i (timing)."""
+        packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits),
+        and int8 layers read by int8 layers hand them their input bytes (`bytes_plan`): only
+        the outputs of the detection layers are meant to be read. `on_layer(i)` is called after
+        layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         x = np.ascontiguousarray(x, dtype=np.float32)
         last_use = self._drop_plan if not keep else {}
         bits_plan = self.bits_plan if not keep else {}
+        bytes_plan = self.bytes_plan if not keep else {}
         outputs: list[np.ndarray] = []
         bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
             step = bits_plan.get(i)
-            if step is None:
+            byte_step = bytes_plan.get(i)
+            if byte_step is not None:  # int8 -> int8: the reader's input bytes
+                y = nxt = run_step(layer, x, byte_step)
+            elif step is None:
                 y = nxt = layer.forward(x, outputs)
             elif step.done:
                 y = nxt = bits[i] = x  # the previous layer did this one's work
@@ -246,6 +254,11 @@ class Network:
         """`plan_bits` for these layers as prepared (forward(keep=False) runs it); prepare()
         plans again on first use."""
         return plan_bits(self.layers)
+
+    @functools.cached_property
+    def bytes_plan(self) -> BytesPlan:
+        """`plan_bytes` for these layers as prepared (forward(keep=False) runs it)."""
+        return plan_bytes(self.layers, self.bits_plan)
 
     @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import activate
-from .ops import ConvSpec, im2col
+from .ops import ConvSpec, im2col, maxpool
 
 F32 = np.float32
 PRECISIONS = ("f32", "int8")
@@ -75,8 +75,10 @@ def quantize_activations(x: np.ndarray, quant: ActQuant) -> np.ndarray:
 
 
 def int8_sums(x: np.ndarray, qweights: np.ndarray, quant: ActQuant, spec: ConvSpec) -> np.ndarray:
-    """int32 (F, out_h, out_w): sum of qw * (q - zero) over each window (padding: q = zero)."""
-    q = quantize_activations(x, quant).astype(np.float64) - quant.zero
+    """int32 (F, out_h, out_w): sum of qw * (q - zero) over each window (padding: q = zero).
+    x: float32, or uint8 already quantised with `quant`."""
+    q = x if x.dtype == np.uint8 else quantize_activations(x, quant)
+    q = q.astype(np.float64) - quant.zero
     g = spec.groups
     cg, fg = spec.c // g, spec.filters // g
     wmat = np.asarray(qweights, np.float64).reshape(spec.filters, -1)
@@ -115,3 +117,24 @@ def int8_conv(
     """The reference int8 convolution: x (C,H,W) f32 -> (F, out_h, out_w) f32."""
     sums = int8_sums(x, qweights, quant, spec)
     return int8_output_transform(sums, int8_multipliers(w_scale, quant), bias, activation)
+
+
+def int8_conv_bytes(
+    x: np.ndarray,
+    qweights: np.ndarray,
+    w_scale: np.ndarray,
+    bias: np.ndarray,
+    spec: ConvSpec,
+    quant: ActQuant,
+    activation: str,
+    out_quant: ActQuant,
+    pool: tuple[int, int, int, int, int, int] | None = None,
+) -> np.ndarray:
+    """The bytes hand-off between int8 layers: int8_conv's floats, darknet's maxpool of them
+    when `pool` = (size, stride_y, stride_x, padding, pool_h, pool_w) is given, quantised with
+    the next layer's `out_quant` (Int8Conv.run_bytes pools the bytes instead: quantisation is
+    monotone, so the max of the bytes is the byte of the max)."""
+    y = int8_conv(x, qweights, w_scale, bias, spec, quant, activation)
+    if pool is not None:
+        y = maxpool(y, *pool)
+    return quantize_activations(y, out_quant)

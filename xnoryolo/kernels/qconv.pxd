@@ -19,6 +19,7 @@ cdef extern from "xn_int8.h" nogil:
 
     int xq_path_supported(int path)
     void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero)
+    void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv, int zero)
     void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
                         int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                         uint8_t *rows, int ld)
@@ -28,6 +29,11 @@ cdef extern from "xn_int8.h" nogil:
     void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
                        const int32_t *corr, const float *mult, const float *bias, int act,
                        float *out, int32_t *out_int)
+    void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                          int64_t n, const int32_t *corr, const float *mult, const float *bias,
+                          int act, float inv, int zero, float *tmp, uint8_t *out)
+    void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
+                       int oh, int ow, uint8_t *y)
     void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
                       int64_t pend, const int32_t *thr, uint64_t *m, int cw, int64_t mbase)
     void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
@@ -50,4 +56,7 @@ cdef class Int8Conv:
     cdef uint8_t[:, ::1] pan_      # per thread: one block of panels
     cdef uint8_t[:, ::1] rows_     # per thread: the block's im2col rows
     cdef int32_t[:, ::1] acc_      # per thread: one tile of sums
-    cdef object _run(self, x, bint want_int)
+    cdef float[:, ::1] tmp_        # per thread: one row of a tile as floats (bytes output)
+    cdef object xin_               # the input bytes of the current call
+    cdef const uint8_t *_quantized(self, x) except NULL
+    cdef object _run(self, x, int mode, float out_inv, int out_zero)

@@ -115,6 +115,7 @@ cdef class Int8Conv:
         self.pan_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
         self.rows_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
         self.acc_ = np.zeros((self.threads, TF * self.block * XQ_PW), np.int32)
+        self.tmp_ = np.zeros((self.threads, self.block * XQ_PW), np.float32)
         thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
         self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
 
@@ -123,11 +124,64 @@ cdef class Int8Conv:
         return _PATHS[self.path]
 
     def __call__(self, x):
-        return self._run(x, False)
+        """x: float32 (C, H, W), or uint8: already quantised with this layer's scale and zero
+        point (what run_bytes of the layer before wrote)."""
+        return self._run(x, 0, 1, 0)
 
     def run_int(self, x):
         """The int32 sums sum(w * (q - zero)) per (filter, pixel), (F, out_h, out_w)."""
-        return self._run(x, True)
+        return self._run(x, 1, 1, 0)
+
+    @property
+    def emits_bytes(self):
+        """Whether run_bytes can hand the output on as bytes (a fused activation)."""
+        return self.activate_ is None
+
+    def run_bytes(self, x, float out_scale, int out_zero, pool=None):
+        """The output quantised for the next int8 layer: uint8 (F, out_h, out_w), the bytes
+        that layer would make of __call__'s floats (scale `out_scale`, zero `out_zero`);
+        with `pool` = (size, stride_y, stride_x, padding, pool_h, pool_w), darknet's maxpool
+        of them (F, pool_h, pool_w), which is the bytes of the pooled floats."""
+        if not self.emits_bytes:
+            raise ValueError(f"activation {self.activation!r} is not fused: no bytes output")
+        if not 0 <= out_zero <= 255:
+            raise ValueError(f"zero point {out_zero} is not in 0..255")
+        if not out_scale > 0:
+            raise ValueError(f"activation scale {out_scale} must be > 0")
+        y = self._run(x, 2, np.float32(1) / np.float32(out_scale), out_zero)
+        if pool is None:
+            return y
+        cdef int size, sy, sx, padding, ph, pw
+        size, sy, sx, padding, ph, pw = pool
+        if size < 1 or sy < 1 or sx < 1 or padding < 0 or ph < 1 or pw < 1:
+            raise ValueError(f"bad pool geometry {pool}")
+        out = np.empty((self.filters, ph, pw), np.uint8)
+        cdef const uint8_t[:, :, ::1] yv = y
+        cdef uint8_t[:, :, ::1] ov = out
+        cdef int64_t c_
+        cdef int h = self.out_h, w = self.out_w, off = padding // 2
+        with nogil:
+            for c_ in prange(self.filters, num_threads=self.threads, schedule="static"):
+                xq_maxpool_u8(&yv[c_, 0, 0], h, w, size, sy, sx, off, ph, pw, &ov[c_, 0, 0])
+        return out
+
+    cdef const uint8_t *_quantized(self, x) except NULL:
+        """The input as bytes: uint8 as it is, float32 quantised into q_."""
+        if tuple(x.shape) != (self.c, self.h, self.w):
+            raise ValueError(f"input shape {tuple(x.shape)} != {(self.c, self.h, self.w)}")
+        cdef const uint8_t[:, :, ::1] xb
+        if x.dtype == np.uint8:
+            self.xin_ = np.ascontiguousarray(x)
+            xb = self.xin_
+            return &xb[0, 0, 0]
+        cdef const float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
+        cdef int64_t plane = <int64_t>self.h * self.w
+        cdef int64_t c_
+        with nogil:
+            for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
+                xq_quantize_path(self.path, &xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv,
+                                 self.zero)
+        return &self.q_[0, 0]
 
     def pools_to_bits(self, pool):
         """Whether run_pooled_bits can take `pool` (a MaxPool kernel) over: a native
@@ -144,9 +198,7 @@ cdef class Int8Conv:
         packed; no float is computed. The same bits as the two layers run apart."""
         if not self.pools_to_bits(pool):
             raise ValueError("this pool cannot be fused into this convolution")
-        cdef const float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
-        if tuple(x.shape) != (self.c, self.h, self.w):
-            raise ValueError(f"input shape {tuple(x.shape)} != {(self.c, self.h, self.w)}")
+        cdef const uint8_t *qp = self._quantized(x)
         cdef int cw = (self.filters + 63) // 64
         cdef int ps = pool.size, psx = pool.stride_x, pw = pool.out_w, ph = pool.out_h
         if (out.dtype != np.uint64 or out.ndim != 3 or out.shape[2] != cw
@@ -157,16 +209,13 @@ cdef class Int8Conv:
         cdef int64_t rowpix = <int64_t>ps * self.out_w
         masks = np.zeros((self.threads, rowpix * cw + 64), np.uint64)
         cdef uint64_t[:, ::1] mm = masks
-        cdef int64_t plane = <int64_t>self.h * self.w
         cdef int pad = self.padding * self.dilation
         cdef int fg = self.filters
         cdef int py, t, nr, f0, nf, npix, npb, ld = self.block * XQ_PW
-        cdef int64_t c_, q0, q1, p0
+        cdef int64_t q0, q1, p0
         cdef uint8_t *pan
         cdef int32_t *acc
         with nogil:
-            for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
-                xq_quantize(&xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv, self.zero)
             for py in prange(ph, num_threads=self.threads, schedule="dynamic"):
                 t = threadid()
                 pan = &self.pan_[t, 0]
@@ -183,7 +232,7 @@ cdef class Int8Conv:
                     if p0 + npix > q1:
                         npix = <int>(q1 - p0)
                     npb = (npix + XQ_PW - 1) // XQ_PW
-                    xq_im2col_rows(&self.q_[0, 0], self.c, self.h, self.w, self.size,
+                    xq_im2col_rows(qp, self.c, self.h, self.w, self.size,
                                    self.stride_y, self.stride_x, pad, self.dilation, self.out_w,
                                    p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0], ld)
                     xq_interleave(&self.rows_[t, 0], ld, npix, self.kp, pan)
@@ -197,21 +246,26 @@ cdef class Int8Conv:
                     p0 = p0 + npix
                 xq_pool_bits_row(&mm[t, 0], cw, nr, self.out_w, ps, psx, pw,
                                  &om[py + out_pad, out_pad, 0])
+        self.xin_ = None
         return out
 
-    cdef object _run(self, x, bint want_int):
-        cdef const float[:, :, ::1] xv = np.ascontiguousarray(x, dtype=np.float32)
-        if tuple(x.shape) != (self.c, self.h, self.w):
-            raise ValueError(f"input shape {tuple(x.shape)} != {(self.c, self.h, self.w)}")
+    cdef object _run(self, x, int mode, float out_inv, int out_zero):
+        # mode 0: floats, 1: int32 sums, 2: bytes (quantised with out_inv, out_zero)
+        cdef const uint8_t *qp = self._quantized(x)
         cdef int64_t n = <int64_t>self.out_h * self.out_w
-        out_arr = np.empty((self.filters, n), np.int32 if want_int else np.float32)
+        out_arr = np.empty((self.filters, n), (np.float32, np.int32, np.uint8)[mode])
         cdef float[:, ::1] outf
         cdef int32_t[:, ::1] outi
+        cdef uint8_t[:, ::1] outb
         cdef float *fo = NULL
         cdef int32_t *io = NULL
-        if want_int:
+        cdef uint8_t *bo = NULL
+        if mode == 1:
             outi = out_arr
             io = &outi[0, 0]
+        elif mode == 2:
+            outb = out_arr
+            bo = &outb[0, 0]
         else:
             outf = out_arr
             fo = &outf[0, 0]
@@ -227,10 +281,7 @@ cdef class Int8Conv:
         cdef int64_t b, p0
         cdef uint8_t *pan
         cdef int32_t *acc
-        cdef int64_t c_
         with nogil:
-            for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
-                xq_quantize(&xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv, self.zero)
             for g in range(self.groups):
                 for b in prange(nblk, num_threads=self.threads, schedule="dynamic"):
                     t = threadid()
@@ -243,7 +294,7 @@ cdef class Int8Conv:
                     npix = npb * XQ_PW
                     if p0 + npix > n:
                         npix = <int>(n - p0)
-                    xq_im2col_rows(&self.q_[g * cg, 0], cg, self.h, self.w, self.size,
+                    xq_im2col_rows(qp + g * cg * plane, cg, self.h, self.w, self.size,
                                    self.stride_y, self.stride_x, pad, self.dilation, self.out_w,
                                    p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0],
                                    block * XQ_PW)
@@ -253,9 +304,16 @@ cdef class Int8Conv:
                         if nf > TF:
                             nf = TF
                         xq_tile(self.path, &self.wt[g, f0, 0], self.kp, nf, pan, npb, acc)
-                        xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n, &self.corr_[0],
-                                      &self.mult_[0], &self.bias_[0], self.act, fo, io)
+                        if mode == 2:
+                            xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n,
+                                             &self.corr_[0], &self.mult_[0], &self.bias_[0],
+                                             self.act, out_inv, out_zero, &self.tmp_[t, 0], bo)
+                        else:
+                            xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n,
+                                          &self.corr_[0], &self.mult_[0], &self.bias_[0],
+                                          self.act, fo, io)
+        self.xin_ = None
         out = out_arr.reshape(self.filters, self.out_h, self.out_w)
-        if self.activate_ is not None and not want_int:
+        if self.activate_ is not None and mode == 0:
             out = self.activate_(out, self.activation)
         return out

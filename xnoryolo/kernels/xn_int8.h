@@ -122,6 +122,62 @@ XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, flo
     }
 }
 
+#ifdef XN_X86
+/* The same in vectors: max(u, lo) gives lo for NaN (the second operand), as the scalar clamp;
+ * floor of an in-range float, then an exact conversion. Bit-identical with xq_quantize. */
+__attribute__((target(XQ_AVX512_TARGET))) XN_NOCONTRACT static void
+xq_quantize_avx512(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const __m512 vi = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f);
+    const __m512 lo = _mm512_set1_ps((float)(-zero)), hi = _mm512_set1_ps((float)(255 - zero));
+    const __m512i vz = _mm512_set1_epi32(zero);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 u = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vi), half);
+        u = _mm512_min_ps(_mm512_max_ps(u, lo), hi);
+        u = _mm512_roundscale_ps(u, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, k, _mm512_add_epi32(_mm512_cvtps_epi32(u), vz));
+    }
+}
+
+__attribute__((target(XQ_AVX2_TARGET))) XN_NOCONTRACT static void
+xq_quantize_avx2(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+    const __m256 vi = _mm256_set1_ps(inv), half = _mm256_set1_ps(0.5f);
+    const __m256 lo = _mm256_set1_ps((float)(-zero)), hi = _mm256_set1_ps((float)(255 - zero));
+    const __m256i vz = _mm256_set1_epi32(zero);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 u = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * h), vi), half);
+            u = _mm256_floor_ps(_mm256_min_ps(_mm256_max_ps(u, lo), hi));
+            v[h] = _mm256_add_epi32(_mm256_cvtps_epi32(u), vz);
+        }
+        /* 0..255 in every lane: the saturating packs are exact; undo their lane interleave */
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(v[0], v[1]), 0xD8);
+        __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+        _mm_storeu_si128((__m128i *)(q + i), b);
+    }
+    xq_quantize(x + i, q + i, n - i, inv, zero);
+}
+#endif
+
+/* xq_quantize on the vectors of an int8 path. */
+static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv,
+                             int zero) {
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI || path == XQ_AMX) {
+        xq_quantize_avx512(x, q, n, inv, zero);
+        return;
+    }
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+        xq_quantize_avx2(x, q, n, inv, zero);
+        return;
+    }
+#endif
+    (void)path;
+    xq_quantize(x, q, n, inv, zero);
+}
+
 /* ------------------------------------------------------------------ im2col into panels */
 
 /* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
@@ -261,6 +317,24 @@ xq_store_row_avx2(const int32_t *a, int64_t m, int32_t corr, float mult, float b
 }
 #endif
 
+/* One filter's row of m sums into floats: the transform, vectorised where the path allows
+ * (bit-identical with the scalar xq_transform). */
+static void xq_store_row(int path, const int32_t *a, int64_t m, int32_t corr, float mult,
+                         float bias, int act, float *o) {
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI || path == XQ_AMX) {
+        xq_store_row_avx512(a, m, corr, mult, bias, act, o);
+        return;
+    }
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+        xq_store_row_avx2(a, m, corr, mult, bias, act, o);
+        return;
+    }
+#endif
+    (void)path;
+    for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr, mult, bias, act);
+}
+
 /* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]:
  * the transform into out (F, n) floats, or the sums less the zero-point term into out_int. */
 static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
@@ -276,19 +350,81 @@ static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0,
             for (int64_t j = 0; j < m; j++) o[j] = a[j] - corr[f];
             continue;
         }
-        float *o = out + (int64_t)f * n + p0;
+        xq_store_row(path, a, m, corr[f], mult[f], bias[f], act, out + (int64_t)f * n + p0);
+    }
+}
+
+/* The same tile handed on as the next int8 layer's input bytes: each row's floats (the very
+ * values xq_store_tile writes) go through tmp (16*np_ floats, stays in L1) and are quantised
+ * with that layer's 1/scale and zero point, so out holds the bytes the next layer would have
+ * made of the floats. */
+static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                             int64_t n, const int32_t *corr, const float *mult, const float *bias,
+                             int act, float inv, int zero, float *tmp, uint8_t *out) {
+    int64_t m = n - p0;
+    if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
+    for (int i = 0; i < nf; i++) {
+        int f = f0 + i;
+        xq_store_row(path, acc + (int64_t)i * np_ * XQ_PW, m, corr[f], mult[f], bias[f], act, tmp);
+        xq_quantize_path(path, tmp, out + (int64_t)f * n + p0, m, inv, zero);
+    }
+}
+
+/* ------------------------------------------------------------------ maxpool on bytes */
+
+/* Darknet's maxpool of one channel, on quantised bytes: quantisation is monotone, so the max
+ * of the bytes is the byte of the max. Window origin -off; taps outside the image are skipped
+ * (0, the least byte, is what the float pool's -FLT_MAX quantises to). */
+static void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
+                          int oh, int ow, uint8_t *y) {
+    for (int oy = 0; oy < oh; oy++) {
+        uint8_t *yr = y + (int64_t)oy * ow;
+        const int y0 = oy * sy - off;
+        if (size == 2 && sy == 2 && sx == 2 && off == 0 && y0 + 1 < h) {
+            /* the common 2x2 / 2: two rows, pairs of columns */
+            const uint8_t *r0 = x + (int64_t)y0 * w, *r1 = r0 + w;
+            const int full = 2 * ow <= w ? ow : w / 2;
+            int ox = 0;
 #ifdef XN_X86
-        if (path == XQ_AVX512VNNI || path == XQ_AMX) {
-            xq_store_row_avx512(a, m, corr[f], mult[f], bias[f], act, o);
-            continue;
-        }
-        if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
-            xq_store_row_avx2(a, m, corr[f], mult[f], bias[f], act, o);
-            continue;
-        }
+            /* SSE2 (every x86-64): the vertical max of 32 bytes, then each 16-bit lane's two
+             * bytes, packed back to 16 bytes (lanes hold 0..255: the pack is exact) */
+            const __m128i low = _mm_set1_epi16(0xFF);
+            for (; ox + 16 <= full; ox += 16) {
+                __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox)),
+                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox)));
+                __m128i b = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox + 16)),
+                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox + 16)));
+                a = _mm_max_epi16(_mm_and_si128(a, low), _mm_srli_epi16(a, 8));
+                b = _mm_max_epi16(_mm_and_si128(b, low), _mm_srli_epi16(b, 8));
+                _mm_storeu_si128((__m128i *)(yr + ox), _mm_packus_epi16(a, b));
+            }
 #endif
-        (void)path;
-        for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr[f], mult[f], bias[f], act);
+            for (; ox < full; ox++) {
+                uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+                uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+                yr[ox] = a > b ? a : b;
+            }
+            if (full < ow) { /* odd width: the last window has one column */
+                uint8_t a = r0[2 * full], b = r1[2 * full];
+                yr[full] = a > b ? a : b;
+            }
+            continue;
+        }
+        for (int ox = 0; ox < ow; ox++) {
+            const int x0 = ox * sx - off;
+            uint8_t mx = 0;
+            for (int ky = 0; ky < size; ky++) {
+                const int iy = y0 + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < size; kx++) {
+                    const int ix = x0 + kx;
+                    if (ix < 0 || ix >= w) continue;
+                    const uint8_t v = x[(int64_t)iy * w + ix];
+                    mx = v > mx ? v : mx;
+                }
+            }
+            yr[ox] = mx;
+        }
     }
 }
 

@@ -8,12 +8,13 @@ import warnings
 from ..errors import ReferenceBackendWarning
 from .fast import fast_backend
 from .numpy import NumpyBackend
-from .protocols import Backend, BitsConv, BitsPool, Kernel, PoolingConv
+from .protocols import Backend, BitsConv, BitsPool, ByteConv, Kernel, PoolingConv
 
 __all__ = [
     "Backend",
     "BitsConv",
     "BitsPool",
+    "ByteConv",
     "Kernel",
     "NumpyBackend",
     "PoolingConv",

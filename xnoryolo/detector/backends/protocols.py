@@ -75,6 +75,28 @@ class PoolingConv(Protocol):
     ) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ByteConv(Protocol):
+    """An int8 convolution that takes its input as bytes already quantised with its own scale
+    and zero point (uint8 (C, H, W) in place of floats), and can hand its output on as the
+    next int8 layer's bytes, optionally through a maxpool (detector/bytes_plan.py)."""
+
+    emits_bytes: bool  # whether run_bytes works (a fused activation)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run_bytes(
+        self,
+        x: np.ndarray,
+        out_scale: float,
+        out_zero: int,
+        pool: tuple[int, int, int, int, int, int] | None = None,
+    ) -> np.ndarray:
+        """uint8 (F, out_h, out_w): the output quantised with out_scale / out_zero; with pool
+        (size, stride_y, stride_x, padding, pool_h, pool_w), darknet's maxpool of it."""
+        ...
+
+
 class Backend(Protocol):
     """Builds the kernels a network runs; `threads` is how many threads they use."""
 
