@@ -45,7 +45,13 @@ def detect(src: Path, out: Path, models: Path | None) -> None:
     from xnoryolo.configs import default_model
     from xnoryolo.detector import Detector
 
-    detectors = {"default": Detector.from_files(None, default_model(), threads=2)}
+    # the shipped default is calibrated: int8 by default, f32 the parity mode; both compared
+    detectors = {
+        f"default {precision}": Detector.from_files(
+            None, default_model(), threads=2, precision=precision
+        )
+        for precision in ("int8", "f32")
+    }
     if models is not None:
         detectors["yolov3-tiny"] = Detector.from_files(
             models / "yolov3-tiny.cfg",
