@@ -93,3 +93,14 @@ def test_cfg_rewrites() -> None:
     assert "width=416" in resized and "height=416" in resized
     twin = float_twin(resized)
     assert "xnor" not in twin and "bin_output" not in twin and "size=3" in twin
+
+
+def test_bench_int8_runs_calibrated(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(CONFIGS / "yolov3-tiny_xnor-partial.cfg")
+    args = ["bench", "--cfg", cfg, "--size", "96", "--runs", "1", "--warmup", "0", "--no-opencv"]
+    assert main([*args, "--precision", "int8", "--frames", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "int8"
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "f32"
+    assert main([*args, "--precision", "int8", "--calibrate", "/nonexistent.mp4"]) == 2
+    assert "--calibrate" in capsys.readouterr().err

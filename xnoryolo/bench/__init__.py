@@ -20,10 +20,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import report
 from .cfg import resize_cfg
 from .frame import synthetic_frame
-from .network import build, resolve_threads
+from .network import build, parse_network, resolve_threads
 from .peer_bench import TIERS
 from .peers import PeerTimes, opencv_frame
 from .timing import PeakSampler, median_ms, time_frames, time_layers
@@ -55,6 +57,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--thresh", type=float, default=0.5, help="detection threshold (default 0.5)")
     p.add_argument("--no-opencv", action="store_true", help="skip the OpenCV DNN comparison")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--precision",
+        choices=("f32", "int8"),
+        default="f32",
+        help="f32 (darknet parity) or int8 non-binary convolutions, calibrated on --frames "
+        "frames of --calibrate (default f32)",
+    )
     p.add_argument(
         "--tracking",
         action="store_true",
@@ -108,8 +117,25 @@ def run(args: argparse.Namespace) -> int:
         raise XnoryoloError(f"{cfg_src}: cannot read: {exc.strerror or exc}") from None
     cfg_text = resize_cfg(text, args.size, str(cfg_src))
     cv2.setNumThreads(threads)
+    calibration: list[np.ndarray] = []  # int8's activation ranges
+    if args.precision == "int8":
+        from xnoryolo.configs import DEMO_CLIP, configs_dir
+
+        from .peer_bench import calibration_frames
+
+        shape_of = parse_network(cfg_text, str(cfg_src))
+        source = args.calibrate or str(configs_dir() / DEMO_CLIP)
+        calibration = [x[0] for x in calibration_frames(source, args.frames, shape_of)]
     subjects = build(
-        cfg_text, str(cfg_src), args.weights, args.backend, args.simd, threads, args.thresh
+        cfg_text,
+        str(cfg_src),
+        args.weights,
+        args.backend,
+        args.simd,
+        threads,
+        args.thresh,
+        args.precision,
+        calibration,
     )
     frame = synthetic_frame()
 
@@ -135,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         cfg=str(cfg_src),
         size=args.size,
         threads=threads,
+        precision=subjects.detector.network.precision,
         backend=args.backend,
         simd=subjects.simd,
         runs=args.runs,

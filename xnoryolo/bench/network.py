@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 from xnoryolo.detector.weights import random_weights
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+
     from xnoryolo.detector import Detector, Network
 
 
@@ -45,9 +49,13 @@ def build(
     simd: str | None,
     threads: int,
     thresh: float,
+    precision: str = "f32",
+    calibration: Sequence[np.ndarray] = (),
 ) -> Subjects:
     """Detectors of cfg_text (messages name cfg_path and its lines) on `threads` threads and,
-    with more than one, on one thread; `weights` is a .weights file or None for random ones."""
+    with more than one, on one thread; `weights` is a .weights file or None for random ones.
+    With precision "int8" each network is calibrated on the `calibration` tensors
+    ((C, H, W) float32, as Detector.preprocess makes them)."""
     from xnoryolo.detector import Detector
     from xnoryolo.detector.errors import XnoryoloError
 
@@ -71,6 +79,10 @@ def build(
                 raise XnoryoloError(str(exc)) from None
         else:
             net.prepare("numpy", n)
+        if precision == "int8":
+            from xnoryolo.detector.calibrate import calibrate
+
+            calibrate(net, calibration)
     return Subjects(
         Detector(network, thresh=thresh),
         None if single is None else Detector(single, thresh=thresh),

@@ -54,6 +54,7 @@ def result(
     cfg: str,
     size: int,
     threads: int,
+    precision: str,
     backend: str,
     simd: str | None,
     runs: int,
@@ -72,6 +73,7 @@ def result(
         "cfg": cfg,
         "size": size,
         "threads": threads,
+        "precision": precision,
         "backend": backend,
         "simd": simd,
         "runs": runs,
@@ -96,7 +98,7 @@ def result(
 def format_table(r: dict[str, Any]) -> str:
     lines = [
         f"xnoryolo bench: {r['cfg']} {r['size']}x{r['size']}, {r['threads']} thread(s), "
-        f"backend {r['backend']} ({r['simd']}), median of {r['runs']} runs",
+        f"{r['precision']}, backend {r['backend']} ({r['simd']}), median of {r['runs']} runs",
         "(all on the Detector.detect path; bits out: hands the next layer packed sign bits)",
         "",
         "| layer | type | binary | bits out | ms | Gbit-MAC/s | share of peak |",
