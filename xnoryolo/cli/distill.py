@@ -61,6 +61,34 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--distill-weight", type=float, default=1.0, help="loss matching the teacher's outputs"
     )
+    p.add_argument(
+        "--feature-weight",
+        type=float,
+        default=1.0,
+        help="matching binary layers' pre-activations to the teacher's (annealed to 0)",
+    )
+    p.add_argument(
+        "--progressive",
+        type=float,
+        default=0.3,
+        help="fraction of the budget over which XNOR layers leave float one by one "
+        "(0: all binary from the start)",
+    )
+    p.add_argument(
+        "--warm-steps", type=int, default=20, help="steps training each layer alone as it binarizes"
+    )
+    p.add_argument(
+        "--no-recalibrate",
+        action="store_true",
+        help="do not re-estimate BN statistics under the binary forward",
+    )
+    p.add_argument(
+        "--crop-labels",
+        choices=["teacher", "cached"],
+        default="teacher",
+        help="YOLO-loss labels: the teacher run on each augmented crop (default) or the "
+        "frame's cached labels moved through the crop",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
 
@@ -99,6 +127,11 @@ def run(args: argparse.Namespace) -> int:
         float16=not args.float32,
         yolo_weight=args.yolo_weight,
         distill_weight=args.distill_weight,
+        feature_weight=args.feature_weight,
+        progressive=args.progressive,
+        warm_steps=args.warm_steps,
+        recalibrate=not args.no_recalibrate,
+        crop_labels=args.crop_labels,
     )
 
     def log(line: str) -> None:
@@ -119,6 +152,10 @@ def run(args: argparse.Namespace) -> int:
     except DistillError as exc:
         raise UsageError(str(exc)) from None
     agree = report["heldout_agreement"]
-    tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
+    undefined = report.get("heldout_agreement_undefined")
+    if undefined:
+        tail = f"; held-out {undefined}"
+    else:
+        tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
     print(f"wrote {report['out']['weights']} after {report['steps']} steps{tail}")
     return 0
