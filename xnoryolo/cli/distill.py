@@ -89,6 +89,21 @@ def add_parser(sub: Any) -> None:
         help="YOLO-loss labels: the teacher run on each augmented crop (default) or the "
         "frame's cached labels moved through the crop",
     )
+    p.add_argument(
+        "--target-agreement",
+        type=float,
+        default=None,
+        metavar="A",
+        help="search layouts instead: the fastest (by `xnoryolo bench` frame time) whose "
+        "held-out agreement reaches A, binarizing only layers that are XNOR in --student-cfg, "
+        "within --minutes; writes OUT/search.md and OUT/search.json",
+    )
+    p.add_argument(
+        "--scan-minutes",
+        type=float,
+        default=1.0,
+        help="layout search: fine-tune minutes of each layer's sensitivity scan",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
 
@@ -136,6 +151,33 @@ def run(args: argparse.Namespace) -> int:
 
     def log(line: str) -> None:
         print(line, flush=True)
+
+    if args.target_agreement is not None:
+        if not 0 < args.target_agreement <= 1:
+            raise UsageError("--target-agreement must be in (0, 1]")
+        if args.minutes is None:
+            raise UsageError("--target-agreement needs --minutes (the search's time budget)")
+        from xnoryolo.distill.search import search
+
+        try:
+            result = search(
+                args.teacher_cfg, args.teacher_weights, args.student_cfg, args.names,
+                args.data, args.out, cfg, args.target_agreement, args.scan_minutes, log=log,
+            )  # fmt: skip
+        except DistillError as exc:
+            raise UsageError(str(exc)) from None
+        best = result["best"]
+        print(
+            f"explored {len(result['explored'])} layouts in {result['minutes']:.1f} min "
+            f"(table: {args.out}/search.md); "
+            + (
+                f"fastest at agreement >= {args.target_agreement}: {best['cfg']} "
+                f"({best['frame_ms']:.1f} ms, agreement {best['agreement']:.3f})"
+                if best
+                else f"none reached {args.target_agreement} within the budget"
+            )
+        )
+        return 0
 
     try:
         report = distill(

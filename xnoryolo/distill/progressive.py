@@ -34,6 +34,10 @@ def _conv(module: DarknetModule, i: int) -> Conv:
     return mod
 
 
+def set_binary(module: DarknetModule, i: int, on: bool = True) -> None:
+    _conv(module, i).binary = on
+
+
 def record(module: DarknetModule, layers: Sequence[int], on: bool) -> None:
     for i in layers:
         c = _conv(module, i)
@@ -91,12 +95,11 @@ def recalibrate(
             s, t = conv.pre.double(), t_conv.pre.double()
             d = (0, 2, 3)
             parts = (s.sum(d), (s * s).sum(d), t.sum(d), (t * t).sum(d))
-            if s_sum is None:
+            if s_sum is None or s_sq is None or t_sum is None or t_sq is None:
                 s_sum, s_sq, t_sum, t_sq = parts
             else:
-                s_sum, s_sq, t_sum, t_sq = (
-                    a + b for a, b in zip((s_sum, s_sq, t_sum, t_sq), parts, strict=True)
-                )
+                s_sum, s_sq = s_sum + parts[0], s_sq + parts[1]
+                t_sum, t_sq = t_sum + parts[2], t_sq + parts[3]
             count += s.shape[0] * s.shape[2] * s.shape[3]
         conv.record = t_conv.record = False
         conv.pre = t_conv.pre = None
@@ -150,19 +153,22 @@ class Progression:
     """Which XNOR layers run binary at a point of the budget: the cfg's XNOR layers leave float
     one by one, input to output, evenly over the first `until` fraction (all at once if 0)."""
 
-    def __init__(self, module: DarknetModule, until: float) -> None:
+    def __init__(self, module: DarknetModule, until: float, already: Sequence[int] = ()) -> None:
+        """`already`: layers binary from the start (e.g. trained binary by an earlier run);
+        the others leave float in turn."""
         self.layers = xnor_layers(module)
         self.until = until
         self.module = module
+        self.pending = [i for i in self.layers if i not in set(already)]
         if until > 0:
-            for i in self.layers:
+            for i in self.pending:
                 _conv(module, i).binary = False
 
     def due(self, frac: float) -> list[int]:
         """Layers that should be binary at `frac` but are not yet (in order)."""
-        n = len(self.layers)
+        n = len(self.pending)
         out = []
-        for k, i in enumerate(self.layers):
+        for k, i in enumerate(self.pending):
             at = 0.0 if self.until <= 0 else self.until * k / max(1, n)
             if frac >= at and not _conv(self.module, i).binary:
                 out.append(i)

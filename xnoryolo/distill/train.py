@@ -34,6 +34,7 @@ from .progressive import (
     feature_loss,
     recalibrate,
     record,
+    set_binary,
     warm_start,
     xnor_layers,
 )
@@ -76,6 +77,10 @@ class TrainConfig:
     # "teacher": YOLO-loss labels = the teacher's detections on each augmented crop itself;
     # "cached": the frame's cached labels moved through the crop
     crop_labels: str = "teacher"
+    # start from an earlier student (its cfg and .weights, same conv shapes) instead of the
+    # teacher; its XNOR layers are binary from the first step
+    init_cfg: str | None = None
+    init_weights: str | None = None
 
 
 def set_net_size(cfg_text: str, width: int, height: int) -> str:
@@ -143,7 +148,7 @@ def _summary(result: EvalResult, names: Sequence[str], top: int = 4) -> str:
 
 UNDEFINED = (
     "agreement undefined: the teacher detects nothing above the label threshold in the "
-    "{frames} held-out frames, so there is nothing to agree on (not 0.000); hold out frames "
+    "{frames} held-out frames, so there is nothing to agree on; hold out frames "
     "that show objects, e.g. --heldout-from FRAME"
 )
 
@@ -225,7 +230,14 @@ def distill(
     )
 
     # ---- student
-    module = build_student(student_net, teacher.network, cfg.float16)
+    already: list[int] = []
+    if cfg.init_cfg and cfg.init_weights:
+        init_net = Network.from_cfg(cfg.init_cfg)
+        init_net.load_weights(cfg.init_weights)
+        module = build_student(student_net, init_net, cfg.float16)
+        already = [ly.index for ly in init_net.layers if getattr(ly, "xnor", False)]
+    else:
+        module = build_student(student_net, teacher.network, cfg.float16)
     module.train()
     if cfg.crop_labels not in ("teacher", "cached"):
         raise DistillError(f"crop labels {cfg.crop_labels!r}: teacher or cached")
@@ -245,7 +257,7 @@ def distill(
     if not same_shape and (cfg.feature_weight or cfg.recalibrate or cfg.warm_steps):
         log("feature matching, recalibration and warm start off: the layouts differ there")
     feat_on = same_shape
-    progression = Progression(module, cfg.progressive)
+    progression = Progression(module, cfg.progressive, already)
     flips = SignFlips(module)
     if feat_on:
         record(module, binary_cfg, True)
@@ -259,7 +271,7 @@ def distill(
         opt.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         for i in state.get("binary", binary_cfg):
-            module.mods[int(i)].binary = True
+            set_binary(module, int(i))
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
@@ -308,16 +320,14 @@ def distill(
 
     def binarize(layers: list[int]) -> None:
         for i in layers:
-            module.mods[i].binary = True
+            set_binary(module, i)
             if not feat_on:
                 continue
             note = ""
             if cfg.recalibrate:
                 recalibrate(module, teacher_module, [i], calib)
             if cfg.warm_steps:
-                loss_i = warm_start(
-                    module, teacher_module, i, warm_batch, cfg.warm_steps, cfg.lr
-                )
+                loss_i = warm_start(module, teacher_module, i, warm_batch, cfg.warm_steps, cfg.lr)
                 note = f", warm start {cfg.warm_steps} steps: feature loss {loss_i:.3f}"
             log(f"layer {i} binary at step {step}{note}")
         if feat_on:
