@@ -98,9 +98,7 @@ class Explored:
 
     def row(self) -> str:
         agree = "undefined" if self.agreement is None else f"{self.agreement:.3f}"
-        per = ", ".join(
-            f"{k} {'n/a' if v is None else f'{v:.3f}'}" for k, v in self.per_class.items()
-        )
+        per = ", ".join(f"{k} {v:.3f}" for k, v in self.per_class.items() if v is not None)
         ms = "—" if self.frame_ms is None else f"{self.frame_ms:.1f}"
         return (
             f"| {self.stage} | {', '.join(map(str, self.binary)) or '—'} | "
@@ -138,7 +136,10 @@ def search(
     macs = conv_macs(net)
     explored: list[Explored] = []
 
+    overheads: list[float] = []  # minutes a run spends outside training (labels, export, eval)
+
     def run(stage: str, binary: set[int], minutes: float, init: Explored | None) -> Explored:
+        t_run = time.perf_counter()
         layout = out / f"{stage}.cfg"
         layout.write_text(with_xnor(text, binary))
         sub = replace(
@@ -173,6 +174,7 @@ def search(
             cfg=str(report["out"]["cfg"]),
             weights=str(weights),
         )
+        overheads.append((time.perf_counter() - t_run) / 60 - row.minutes)
         explored.append(row)
         write_table(out, explored, target)
         log(row.row())
@@ -189,17 +191,20 @@ def search(
     ))  # fmt: skip
 
     # ---- 2. progressive stages, each from the previous student
-    left = cfg.minutes - (time.perf_counter() - t_start) / 60
     binary: set[int] = set()
     prev: Explored | None = None
     for k, i in enumerate(order):
         stages_left = len(order) - k
         left = cfg.minutes - (time.perf_counter() - t_start) / 60
-        # each stage also labels, exports and evaluates: keep a minute of slack per stage
-        per = left / stages_left - 1.0
-        if per < scan_minutes:
-            log(f"budget spent: {left:.1f} min left for {stages_left} stages")
+        # each stage also exports, evaluates and benches (as long as a scan run did); when
+        # the rest of the budget cannot give every stage left a scan's training time, the
+        # stages that fit share it
+        over = max(overheads) if overheads else 1.0
+        fit = min(stages_left, int(left // (scan_minutes + over)))
+        if fit < 1:
+            log(f"budget spent: {left:.1f} min left, a stage needs {scan_minutes + over:.1f}")
             break
+        per = left / fit - over
         binary.add(i)
         row = run(f"stage-{k + 1:02d}", set(binary), per, prev)
         if row.agreement is None or row.agreement < target:
