@@ -121,6 +121,9 @@ def test_progression_starts_float_and_binarizes_in_order(pair) -> None:
     assert prog.finish() == [3] and prog.binary() == XNOR
     student.weights_bytes()  # exportable now
     assert Progression(student, 0.0).binary() == XNOR  # 0: binary from the start
+    # an earlier student's binary layers stay binary; only the others wait their turn
+    later = Progression(student, 0.5, already=[1])
+    assert later.binary() == [1] and later.due(0.0) == [3]
 
 
 def test_feature_loss_grows_with_binarization_and_trains_the_layer(pair) -> None:
