@@ -67,30 +67,34 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--feature-weight",
         type=float,
-        default=1.0,
+        default=0.0,
         help="matching binary layers' pre-activations to the teacher's (annealed to 0)",
     )
     p.add_argument(
         "--progressive",
         type=float,
-        default=0.3,
+        default=0.0,
         help="fraction of the budget over which XNOR layers leave float one by one "
-        "(0: all binary from the start)",
+        "(default 0: all binary from the start; 0.3 tried)",
     )
     p.add_argument(
-        "--warm-steps", type=int, default=20, help="steps training each layer alone as it binarizes"
+        "--warm-steps",
+        type=int,
+        default=0,
+        help="steps training each layer alone as it binarizes (20 tried)",
     )
     p.add_argument(
-        "--no-recalibrate",
+        "--recalibrate",
         action="store_true",
-        help="do not re-estimate BN statistics under the binary forward",
+        help="re-estimate BN statistics under the binary forward as each layer binarizes, "
+        "and before export when that lowers the output distillation loss",
     )
     p.add_argument(
         "--crop-labels",
         choices=["teacher", "cached"],
-        default="teacher",
-        help="YOLO-loss labels: the teacher run on each augmented crop (default) or the "
-        "frame's cached labels moved through the crop",
+        default="cached",
+        help="YOLO-loss labels: the frame's cached teacher labels moved through the crop "
+        "(default) or the teacher run on each augmented crop",
     )
     p.add_argument(
         "--target-agreement",
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         feature_weight=args.feature_weight,
         progressive=args.progressive,
         warm_steps=args.warm_steps,
-        recalibrate=not args.no_recalibrate,
+        recalibrate=args.recalibrate,
         crop_labels=args.crop_labels,
     )
 
