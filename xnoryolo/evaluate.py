@@ -70,7 +70,13 @@ class EvalResult:
     iou: float = 0.5
 
     @property
+    def defined(self) -> bool:
+        """False when the ground truth holds no box at all: there is nothing to agree on."""
+        return any(c.ap is not None for c in self.classes.values())
+
+    @property
     def map(self) -> float:
+        """Mean AP over classes with ground truth (0.0 when undefined: check `defined`)."""
         aps = [c.ap for c in self.classes.values() if c.ap is not None]
         return float(np.mean(aps)) if aps else 0.0
 
@@ -81,7 +87,7 @@ class EvalResult:
         return {
             "frames": self.frames,
             "iou": self.iou,
-            "mAP": round(self.map, 4),
+            "mAP": round(self.map, 4) if self.defined else None,
             "classes": {
                 name(k): {
                     "AP": None if c.ap is None else round(c.ap, 4),
@@ -129,7 +135,13 @@ def evaluate(
 
 
 def format_result(result: EvalResult, names: Sequence[str] | None = None) -> str:
-    lines = [f"mAP@{result.iou:g} = {result.map:.4f} over {result.frames} frames"]
+    if not result.defined:
+        lines = [
+            f"mAP@{result.iou:g} undefined over {result.frames} frames: the ground truth holds "
+            "no boxes there, so there is nothing to agree on"
+        ]
+    else:
+        lines = [f"mAP@{result.iou:g} = {result.map:.4f} over {result.frames} frames"]
     for k, c in sorted(result.classes.items()):
         name = names[k] if names is not None and k < len(names) else str(k)
         ap = "  n/a " if c.ap is None else f"{c.ap:.4f}"

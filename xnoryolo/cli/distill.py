@@ -21,7 +21,10 @@ def add_parser(sub: Any) -> None:
         help="distill a teacher into a (partly) XNOR student on your own footage",
         description=(
             "Label frames with the teacher (cached), train the student with darknet's exact "
-            "inference arithmetic (XNOR layers included) on a YOLO loss, and write "
+            "inference arithmetic (XNOR layers included) on a YOLO loss on the teacher's "
+            "detections in each crop, the teacher's outputs on every anchor and its binary "
+            "layers' pre-activations (XNOR layers binarized one by one, each recalibrated and "
+            "warm-started), and write "
             "OUT/student.weights, OUT/student.cfg, OUT/names and OUT/report.json. The last "
             "--holdout fraction of every video/image sequence is held out (by time) and the "
             "student's agreement with the teacher there (mAP@0.5) is reported."
@@ -61,6 +64,53 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--distill-weight", type=float, default=1.0, help="loss matching the teacher's outputs"
     )
+    p.add_argument(
+        "--feature-weight",
+        type=float,
+        default=0.0,
+        help="matching binary layers' pre-activations to the teacher's (annealed to 0)",
+    )
+    p.add_argument(
+        "--progressive",
+        type=float,
+        default=0.0,
+        help="fraction of the budget over which XNOR layers leave float one by one "
+        "(default 0: all binary from the start; 0.3 tried)",
+    )
+    p.add_argument(
+        "--warm-steps",
+        type=int,
+        default=0,
+        help="steps training each layer alone as it binarizes (20 tried)",
+    )
+    p.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="re-estimate BN statistics under the binary forward as each layer binarizes, "
+        "and before export when that lowers the output distillation loss",
+    )
+    p.add_argument(
+        "--crop-labels",
+        choices=["teacher", "cached"],
+        default="cached",
+        help="YOLO-loss labels: the frame's cached teacher labels moved through the crop "
+        "(default) or the teacher run on each augmented crop",
+    )
+    p.add_argument(
+        "--target-agreement",
+        type=float,
+        default=None,
+        metavar="A",
+        help="search layouts instead: the fastest (by `xnoryolo bench` frame time) whose "
+        "held-out agreement reaches A, binarizing only layers that are XNOR in --student-cfg, "
+        "within --minutes; writes OUT/search.md and OUT/search.json",
+    )
+    p.add_argument(
+        "--scan-minutes",
+        type=float,
+        default=1.0,
+        help="layout search: fine-tune minutes of each layer's sensitivity scan",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
 
@@ -99,10 +149,42 @@ def run(args: argparse.Namespace) -> int:
         float16=not args.float32,
         yolo_weight=args.yolo_weight,
         distill_weight=args.distill_weight,
+        feature_weight=args.feature_weight,
+        progressive=args.progressive,
+        warm_steps=args.warm_steps,
+        recalibrate=args.recalibrate,
+        crop_labels=args.crop_labels,
     )
 
     def log(line: str) -> None:
         print(line, flush=True)
+
+    if args.target_agreement is not None:
+        if not 0 < args.target_agreement <= 1:
+            raise UsageError("--target-agreement must be in (0, 1]")
+        if args.minutes is None:
+            raise UsageError("--target-agreement needs --minutes (the search's time budget)")
+        from xnoryolo.distill.search import search
+
+        try:
+            result = search(
+                args.teacher_cfg, args.teacher_weights, args.student_cfg, args.names,
+                args.data, args.out, cfg, args.target_agreement, args.scan_minutes, log=log,
+            )  # fmt: skip
+        except DistillError as exc:
+            raise UsageError(str(exc)) from None
+        best = result["best"]
+        print(
+            f"explored {len(result['explored'])} layouts in {result['minutes']:.1f} min "
+            f"(table: {args.out}/search.md); "
+            + (
+                f"fastest at agreement >= {args.target_agreement}: {best['cfg']} "
+                f"({best['frame_ms']:.1f} ms, agreement {best['agreement']:.3f})"
+                if best
+                else f"none reached {args.target_agreement} within the budget"
+            )
+        )
+        return 0
 
     try:
         report = distill(
@@ -119,6 +201,10 @@ def run(args: argparse.Namespace) -> int:
     except DistillError as exc:
         raise UsageError(str(exc)) from None
     agree = report["heldout_agreement"]
-    tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
+    undefined = report.get("heldout_agreement_undefined")
+    if undefined:
+        tail = f"; held-out {undefined}"
+    else:
+        tail = f"; held-out mAP@0.5 {agree['mAP']:.3f}" if agree else ""
     print(f"wrote {report['out']['weights']} after {report['steps']} steps{tail}")
     return 0

@@ -87,6 +87,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no frames in the given range")
     result = metric.evaluate(preds, truths, args.iou)
     print(metric.format_result(result, names or model.names))
+    if not result.defined:
+        what = "the teacher detects nothing above --gt-thresh" if teacher else "no label boxes"
+        print(
+            f"agreement undefined: {what} in frames {args.frames or 'all'}; evaluate frames "
+            "that show objects (--frames A:B; for a distilled student, the frames it held out "
+            "with --heldout-from)"
+        )
     if args.json_out:
         write_atomic(
             Path(args.json_out), json.dumps(result.to_json(names or model.names), indent=1)

@@ -175,3 +175,66 @@ def output_distill_loss(
         "d_obj": float(obj.detach()) / batch,
         "d_rest": float(rest.detach()) / batch,
     }
+
+
+def _nms(boxes: np.ndarray, thresh: float) -> np.ndarray:
+    """Greedy NMS of (k, 6) rows (class, prob, cx, cy, w, h) sorted by prob, per class."""
+    keep: list[int] = []
+    order = np.argsort(-boxes[:, 1], kind="stable")
+    l_ = boxes[:, 2] - boxes[:, 4] / 2
+    t_ = boxes[:, 3] - boxes[:, 5] / 2
+    r_ = boxes[:, 2] + boxes[:, 4] / 2
+    b_ = boxes[:, 3] + boxes[:, 5] / 2
+    area = boxes[:, 4] * boxes[:, 5]
+    dead = np.zeros(len(boxes), bool)
+    for a in order:
+        if dead[a]:
+            continue
+        keep.append(int(a))
+        iw = np.clip(np.minimum(r_[a], r_) - np.maximum(l_[a], l_), 0, None)
+        ih = np.clip(np.minimum(b_[a], b_) - np.maximum(t_[a], t_), 0, None)
+        inter = iw * ih
+        iou = inter / np.maximum(area[a] + area - inter, 1e-12)
+        dead |= (iou > thresh) & (boxes[:, 0] == boxes[a, 0])
+    return boxes[np.array(keep, np.int64)]
+
+
+@torch.no_grad()
+def teacher_boxes(
+    teacher: Sequence[Tensor],
+    heads: Sequence[YoloLayer],
+    in_w: int,
+    in_h: int,
+    thresh: float,
+    nms: float = 0.45,
+) -> list[np.ndarray]:
+    """The teacher's detections on the very crops the student sees (after augmentation), from
+    its raw head inputs: per image (k, 6) rows (class, prob, cx, cy, w, h) in input pixels, every
+    class whose objectness x class probability exceeds `thresh`, per-class NMS (darknet's
+    decoding, in the crop's own coordinates)."""
+    batch = teacher[0].shape[0]
+    per: list[list[np.ndarray]] = [[] for _ in range(batch)]
+    for t, head in zip(teacher, heads, strict=True):
+        n, nc = len(head.mask), head.classes
+        _, _, gh, gw = t.shape
+        p = t.view(batch, n, nc + 5, gh, gw)
+        prob = torch.sigmoid(p[:, :, 4:5]) * torch.sigmoid(p[:, :, 5:])  # (B, n, nc, gh, gw)
+        hit = prob > thresh
+        if not bool(hit.any()):
+            continue
+        b, a, c, r, col = hit.nonzero(as_tuple=True)
+        anchors = torch.as_tensor(head.anchors[head.mask], dtype=t.dtype)
+        cx = (torch.sigmoid(p[b, a, 0, r, col]) + col) * (in_w / gw)
+        cy = (torch.sigmoid(p[b, a, 1, r, col]) + r) * (in_h / gh)
+        w = torch.exp(p[b, a, 2, r, col].clamp(max=8)) * anchors[a, 0]
+        h = torch.exp(p[b, a, 3, r, col].clamp(max=8)) * anchors[a, 1]
+        rows = torch.stack([c.to(t.dtype), prob[b, a, c, r, col], cx, cy, w, h], 1).numpy()
+        bn = b.numpy()
+        for k in range(batch):
+            sel = rows[bn == k]
+            if len(sel):
+                per[k].append(sel)
+    return [
+        _nms(np.concatenate(p), nms).astype(np.float32) if p else np.zeros((0, 6), np.float32)
+        for p in per
+    ]

@@ -112,7 +112,14 @@ class Conv(nn.Module):
             raise DistillError(f"{layer.where}: dontload/dontloadscales cannot be exported")
         self.spec = s
         self.xnor = layer.xnor
+        # progressive binarization: an XNOR layer may run in float (its latent weights, the
+        # cfg's own activation) until its turn comes; export needs every one of them binary
+        self.binary = layer.xnor
         self.act = _act(layer.effective_activation, layer.where)
+        self.float_act = _act(layer.activation, layer.where)
+        # the last pre-activation output, kept while `record` is set (feature matching)
+        self.record = False
+        self.pre: Tensor | None = None
         # float layers may train float16-exact weights (see DarknetModule): lossless f2 packing
         self.float16 = False
         self.weight = nn.Parameter(torch.zeros(s.filters, s.c // s.groups, s.size, s.size))
@@ -138,7 +145,7 @@ class Conv(nn.Module):
             conv_out(h, s.padding, s.size, s.stride_y),
             conv_out(w, s.padding, s.size, s.stride_x),
         )
-        if self.xnor:
+        if self.binary:
             # darknet's bit path: dilation ignored, padding taps are bit 0 = input -1
             bottom = max(0, (oh - 1) * s.stride_y + s.size - s.padding - h)
             right = max(0, (ow - 1) * s.stride_x + s.size - s.padding - w)
@@ -156,7 +163,9 @@ class Conv(nn.Module):
             wt = self.effective_weight()
             y = F.conv2d(xp, wt, self.bias, (s.stride_y, s.stride_x), 0, d, s.groups)
             y = y[:, :, :oh, :ow]
-        return self.act(y)
+        if self.record:
+            self.pre = y
+        return self.act(y) if self.binary or not self.xnor else self.float_act(y)
 
 
 class Maxpool(nn.Module):
@@ -299,9 +308,10 @@ class DarknetModule(nn.Module):
             return _act(layer.activation, layer.where)(flat.view_as(x))
         return mod(x)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
+    def forward(self, x: Tensor, upto: int | None = None) -> list[Tensor]:
+        """Every layer's output; with `upto`, layers 0..upto only (a prefix)."""
         outputs: list[Tensor] = []
-        for i in range(len(self.mods)):
+        for i in range(len(self.mods) if upto is None else upto + 1):
             x = self.forward_layer(i, x, outputs)
             outputs.append(x)
         return outputs
@@ -332,6 +342,9 @@ class DarknetModule(nn.Module):
 
     def weights_bytes(self, seen: int = 0) -> bytes:
         """Darknet .weights bytes whose fold gives exactly this module's w', b'."""
+        pending = [ly.where for ly, m in self.convs if m.xnor and not m.binary]
+        if pending:
+            raise DistillError(f"XNOR layers still trained in float: {', '.join(pending)}")
         parts = [struct.pack("<3iQ", 0, 2, 5, seen)]
         for layer, mod in self.convs:
             n = layer.spec.filters

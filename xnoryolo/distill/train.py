@@ -26,8 +26,18 @@ from xnoryolo.detector.video import open_sources
 from xnoryolo.evaluate import Box, EvalResult, evaluate
 
 from .data import Augment, FrameSet, augment, cache_key, load_frames, time_split
-from .loss import LossConfig, output_distill_loss, yolo_loss
+from .loss import LossConfig, output_distill_loss, teacher_boxes, yolo_loss
 from .model import DarknetModule, DistillError, build_student
+from .progressive import (
+    Progression,
+    SignFlips,
+    feature_loss,
+    recalibrate,
+    record,
+    set_binary,
+    warm_start,
+    xnor_layers,
+)
 
 
 @dataclass
@@ -55,6 +65,24 @@ class TrainConfig:
     float16: bool = True
     yolo_weight: float = 1.0
     distill_weight: float = 1.0
+    # The recipe components below are off by default: in a same-machine 20-minute comparison
+    # on the layer-2-float layout they together trailed plain training (see MODEL.md).
+    # feature matching on binary layers' pre-activations, annealed linearly to 0 at the end
+    feature_weight: float = 0.0
+    # the cfg's XNOR layers leave float one by one over this fraction of the budget (0: all
+    # binary from the start), each recalibrated and warm-started alone for `warm_steps`
+    progressive: float = 0.0
+    warm_steps: int = 0
+    # BN statistics re-estimated under the binary forward (each layer as it is binarized,
+    # and all of them before export when that brings the student closer to the teacher)
+    recalibrate: bool = False
+    # "teacher": YOLO-loss labels = the teacher's detections on each augmented crop itself;
+    # "cached": the frame's cached labels moved through the crop
+    crop_labels: str = "cached"
+    # start from an earlier student (its cfg and .weights, same conv shapes) instead of the
+    # teacher; its XNOR layers are binary from the first step
+    init_cfg: str | None = None
+    init_weights: str | None = None
 
 
 def set_net_size(cfg_text: str, width: int, height: int) -> str:
@@ -111,11 +139,20 @@ def agreement(
 
 
 def _summary(result: EvalResult, names: Sequence[str], top: int = 4) -> str:
+    if not result.defined:
+        return UNDEFINED.format(frames=result.frames)
     ranked = sorted(
         ((c.n_gt, k, c.ap) for k, c in result.classes.items() if c.ap is not None), reverse=True
     )
     per = ", ".join(f"{names[k]} {ap:.3f}" for _, k, ap in ranked[:top])
     return f"mAP@0.5 {result.map:.3f} ({per})"
+
+
+UNDEFINED = (
+    "agreement undefined: the teacher detects nothing above the label threshold in the "
+    "{frames} held-out frames, so there is nothing to agree on; hold out frames "
+    "that show objects, e.g. --heldout-from FRAME"
+)
 
 
 def distill(
@@ -195,15 +232,38 @@ def distill(
     )
 
     # ---- student
-    module = build_student(student_net, teacher.network, cfg.float16)
+    already: list[int] = []
+    if cfg.init_cfg and cfg.init_weights:
+        init_net = Network.from_cfg(cfg.init_cfg)
+        init_net.load_weights(cfg.init_weights)
+        module = build_student(student_net, init_net, cfg.float16)
+        already = [ly.index for ly in init_net.layers if getattr(ly, "xnor", False)]
+    else:
+        module = build_student(student_net, teacher.network, cfg.float16)
     module.train()
-    teacher_module = None
-    if cfg.distill_weight:
-        teacher_module = build_student(Network.from_cfg(teacher_cfg), teacher.network).eval()
-        teacher_module.requires_grad_(False)
-        t_heads = [ly.index for ly in teacher_module.network.layers if isinstance(ly, YoloLayer)]
-        if t_heads != [h.index for h in heads]:
-            raise DistillError("output distillation needs the same [yolo] layers in both cfgs")
+    if cfg.crop_labels not in ("teacher", "cached"):
+        raise DistillError(f"crop labels {cfg.crop_labels!r}: teacher or cached")
+    teacher_module = build_student(Network.from_cfg(teacher_cfg), teacher.network).eval()
+    teacher_module.requires_grad_(False)
+    t_heads = [ly.index for ly in teacher_module.network.layers if isinstance(ly, YoloLayer)]
+    if t_heads != [h.index for h in heads]:
+        raise DistillError("distillation needs the same [yolo] layers in both cfgs")
+    binary_cfg = xnor_layers(module)
+    same_shape = all(
+        i < len(teacher_module.mods)
+        and isinstance(teacher_module.mods[i], type(module.mods[i]))
+        and tuple(getattr(teacher_module.mods[i], "weight", torch.zeros(0)).shape)
+        == tuple(getattr(module.mods[i], "weight", torch.zeros(0)).shape)
+        for i in binary_cfg
+    )
+    if not same_shape and (cfg.feature_weight or cfg.recalibrate or cfg.warm_steps):
+        log("feature matching, recalibration and warm start off: the layouts differ there")
+    feat_on = same_shape
+    progression = Progression(module, cfg.progressive, already)
+    flips = SignFlips(module)
+    if feat_on:
+        record(module, binary_cfg, True)
+        record(teacher_module, binary_cfg, True)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
     step, elapsed = 0, 0.0
     ckpt = out / "checkpoint.pt"
@@ -212,6 +272,8 @@ def distill(
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
+        for i in state.get("binary", binary_cfg):
+            set_binary(module, int(i))
         rng.bit_generator.state = json.loads(state["numpy_rng"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
@@ -235,6 +297,7 @@ def distill(
                 "optimizer": opt.state_dict(),
                 "step": step,
                 "elapsed": elapsed,
+                "binary": progression.binary(),
                 "numpy_rng": json.dumps(rng.bit_generator.state),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -242,35 +305,76 @@ def distill(
         )
         tmp.replace(ckpt)
 
+    def sample(r: np.random.Generator, n: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+        xs, ts = [], []
+        for i in r.integers(len(train.images), size=n):
+            x, t = augment(train.images[i], train.labels[i], cfg.augment, r)
+            xs.append(x)
+            ts.append(t)
+        return torch.from_numpy(np.stack(xs)), ts
+
+    # fixed crops for recalibration (their own generator: the training stream is unchanged)
+    calib_rng = np.random.default_rng(cfg.seed + 1)
+    calib = [sample(calib_rng, cfg.batch)[0] for _ in range(4)] if feat_on else []
+
+    def warm_batch() -> torch.Tensor:
+        return sample(calib_rng, cfg.batch)[0]
+
+    def binarize(layers: list[int]) -> None:
+        for i in layers:
+            set_binary(module, i)
+            if not feat_on:
+                continue
+            note = ""
+            if cfg.recalibrate:
+                recalibrate(module, teacher_module, [i], calib)
+            if cfg.warm_steps:
+                loss_i = warm_start(module, teacher_module, i, warm_batch, cfg.warm_steps, cfg.lr)
+                note = f", warm start {cfg.warm_steps} steps: feature loss {loss_i:.3f}"
+            log(f"layer {i} binary at step {step}{note}")
+        if feat_on:
+            record(module, binary_cfg, True)
+            record(teacher_module, binary_cfg, True)
+
     start = time.perf_counter() - elapsed
+    step_s = 0.0  # moving average of a step's wall time: the last step must fit the budget
+    eval_s = 0.0
     last_log = last_eval = last_ckpt = elapsed
     seen_images, window_imgs, window_t = 0, 0, time.perf_counter()
     session_start = elapsed  # throughput counts this session only (after --resume too)
     running: dict[str, float] = {}
     while frac_done() < 1.0:
+        if budget_s is not None and elapsed + step_s > budget_s:
+            break
+        t_step = time.perf_counter()
         frac = frac_done()
+        due = progression.due(frac)
+        if due:
+            binarize(due)
         lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
         if step < cfg.warmup:
             lr *= (step + 1) / cfg.warmup
         for g in opt.param_groups:
             g["lr"] = lr
-        pick = rng.integers(len(train.images), size=cfg.batch)
-        xs, ts = [], []
-        for i in pick:
-            x, t = augment(train.images[i], train.labels[i], cfg.augment, rng)
-            xs.append(x)
-            ts.append(t)
-        batch = torch.from_numpy(np.stack(xs))
+        batch, ts = sample(rng, cfg.batch)
+        with torch.no_grad():
+            t_outs = teacher_module(batch)
+        t_raw = [t_outs[h.index - 1] for h in heads]
+        if cfg.crop_labels == "teacher":
+            ts = teacher_boxes(t_raw, heads, batch.shape[3], batch.shape[2], cfg.teacher_thresh)
         outs = module(batch)
         raw = [outs[h.index - 1] for h in heads]
         loss, parts = yolo_loss(raw, heads, ts, batch.shape[3], batch.shape[2], loss_cfg)
         loss = loss * cfg.yolo_weight
-        if teacher_module is not None:
-            with torch.no_grad():
-                t_outs = teacher_module(batch)
-            d_loss, d_parts = output_distill_loss(raw, [t_outs[h.index - 1] for h in heads], heads)
+        if cfg.distill_weight:
+            d_loss, d_parts = output_distill_loss(raw, t_raw, heads)
             loss = loss + cfg.distill_weight * d_loss
             parts.update(d_parts)
+        w_feat = cfg.feature_weight * max(0.0, 1.0 - frac)
+        if feat_on and w_feat:
+            f_loss, f_parts = feature_loss(module, teacher_module, progression.binary())
+            loss = loss + w_feat * f_loss
+            parts.update(f_parts)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
@@ -283,24 +387,47 @@ def distill(
         lv = float(loss.detach())
         running["loss"] = 0.9 * running.get("loss", lv) + 0.1 * lv
         elapsed = time.perf_counter() - start
+        dt = time.perf_counter() - t_step
+        step_s = dt if step_s == 0.0 else 0.9 * step_s + 0.1 * dt
         if elapsed - last_log >= cfg.log_seconds:
             rate = window_imgs / max(1e-9, time.perf_counter() - window_t)
             window_imgs, window_t = 0, time.perf_counter()
             detail = " ".join(f"{k} {running[k]:.2f}" for k in running if k != "loss")
+            rates = flips.rates()
+            flip = " ".join(f"{i}:{100 * r:.2f}" for i, r in rates.items())
             log(
                 f"step {step} {elapsed / 60:5.1f} min {rate:5.1f} img/s lr {lr:.2e} "
-                f"loss {running['loss']:.2f} ({detail})"
+                f"loss {running['loss']:.2f} ({detail}) sign flips % {flip}"
             )
             last_log = elapsed
-        if len(held.images) and elapsed - last_eval >= cfg.eval_minutes * 60:
+        remaining = math.inf if budget_s is None else budget_s - elapsed
+        if (
+            len(held.images)
+            and elapsed - last_eval >= cfg.eval_minutes * 60
+            and remaining > eval_s + step_s
+        ):
+            t_eval = time.perf_counter()
             log(
                 f"held-out agreement at step {step}: "
                 + _summary(agreement(module, decoder, held, cfg.label_thresh), names)
             )
             last_eval = elapsed = time.perf_counter() - start
+            eval_s = time.perf_counter() - t_eval
         if elapsed - last_ckpt >= cfg.checkpoint_minutes * 60:
             save_checkpoint()
             last_ckpt = elapsed
+    train_minutes = elapsed / 60
+    rest = progression.finish()
+    if rest:
+        binarize(rest)
+    if feat_on and cfg.recalibrate:
+        before_l, after_l = recalibrate_if_better(module, teacher_module, heads, calib)
+        log(
+            f"BN statistics re-estimated under the binary forward: output distillation loss "
+            f"{before_l:.3f} -> {after_l:.3f} ({'kept' if after_l < before_l else 'reverted'})"
+        )
+    record(module, binary_cfg, False)
+    record(teacher_module, binary_cfg, False)
     save_checkpoint()
 
     # ---- export, verify in the engine, final held-out agreement on every held-out frame
@@ -326,6 +453,8 @@ def distill(
             f"final held-out agreement ({len(full_held.images)} frames): "
             + _summary(final, names, 8)
         )
+    else:
+        log("held-out agreement undefined: no held-out frames (--holdout 0?)")
     report = {
         "teacher": {"cfg": str(teacher_cfg), "weights": str(teacher_weights)},
         "student_cfg": str(student_cfg),
@@ -353,14 +482,51 @@ def distill(
         "pseudo_labels": counts,
         "steps": step,
         "images": step * cfg.batch,
-        "minutes": round(elapsed / 60, 2),
+        "minutes": round(train_minutes, 2),
+        "budget_minutes": cfg.minutes,
         "images_per_s": (
             round(seen_images / max(1e-9, elapsed - session_start), 2) if seen_images else None
         ),
         "engine_vs_torch_max_abs_diff": max_diff,
         "heldout_agreement": None if final is None else final.to_json(names),
+        "heldout_agreement_undefined": (
+            "no held-out frames"
+            if final is None
+            else None
+            if final.defined
+            else UNDEFINED.format(frames=final.frames)
+        ),
         "config": {k: v for k, v in asdict(cfg).items()},
         "torch": torch.__version__,
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def recalibrate_if_better(
+    module: DarknetModule,
+    teacher: DarknetModule,
+    heads: Sequence[YoloLayer],
+    calib: Sequence[torch.Tensor],
+) -> tuple[float, float]:
+    """Re-estimate every binary layer's BN statistics; keep them only if the output
+    distillation loss on the calibration crops falls. Returns (before, after)."""
+
+    def score() -> float:
+        total = 0.0
+        with torch.no_grad():
+            for x in calib:
+                s, t = module(x), teacher(x)
+                d, _ = output_distill_loss(
+                    [s[h.index - 1] for h in heads], [t[h.index - 1] for h in heads], heads
+                )
+                total += float(d)
+        return total / max(1, len(calib))
+
+    saved = {k: v.clone() for k, v in module.state_dict().items()}
+    before = score()
+    recalibrate(module, teacher, xnor_layers(module), calib)
+    after = score()
+    if after >= before:
+        module.load_state_dict(saved)
+    return before, after
