@@ -53,7 +53,8 @@ def test_distill_smoke_and_resume(yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_
     r = xnoryolo(*common, "--steps", "3")
     assert r.returncode == 0, r.stderr
     assert "8 new teacher runs" in r.stdout and "held-out" in r.stdout
-    for name in ("student.weights", "student.cfg", "names", "report.json", "checkpoint.pt"):
+    for name in ("student.weights", "student.xnor", "student.cfg", "names", "report.json",
+                 "checkpoint.pt"):  # fmt: skip
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 3 and report["train_frames"] == 6
@@ -63,6 +64,13 @@ def test_distill_smoke_and_resume(yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_
     net = Network.load(out / "student.cfg", out / "student.weights", "numpy")
     assert net.input_shape == (3, 96, 96)
     assert net.forward(np.full((3, 96, 96), 0.5, np.float32))[-1].shape == (255, 6, 6)
+    # the packed student carries int8 activation ranges from its training frames: int8 by
+    # default, the same network as the .weights in f32
+    assert report["out"]["packed"] == str(out / "student.xnor")
+    assert Network.from_packed(out / "student.xnor", "numpy").precision == "int8"
+    f32 = Network.from_packed(out / "student.xnor", "numpy", precision="f32")
+    x = np.full((3, 96, 96), 0.5, np.float32)
+    np.testing.assert_array_equal(f32.forward(x)[-1], net.forward(x)[-1])
 
     r = xnoryolo(*common, "--steps", "5", "--resume")
     assert r.returncode == 0, r.stderr

@@ -442,6 +442,8 @@ def distill(
         f"exported {weights} ({weights.stat().st_size} bytes); "
         f"engine vs torch max |diff| {max_diff:.2e}"
     )
+    packed = export_packed(out, engine, names, train.images)
+    log(f"packed {packed} with int8 activation ranges from {CALIBRATION_FRAMES} training frames")
     full_held = load_frames(sources, held_all, teacher, net_w, net_h, lb, cache)
     if len(cache) != before:
         cache_path.write_text(json.dumps({"key": key, "labels": cache}))
@@ -462,6 +464,7 @@ def distill(
             "cfg": str(out / "student.cfg"),
             "weights": str(weights),
             "names": str(out / "names"),
+            "packed": str(packed),
         },
         "data": [
             {
@@ -501,6 +504,35 @@ def distill(
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+CALIBRATION_FRAMES = 64  # training frames the int8 activation ranges are measured on
+
+
+def export_packed(out: Path, engine: Network, names: Sequence[str], images: np.ndarray) -> Path:
+    """`out/student.xnor`: the exported student packed with its int8 input quantisation,
+    measured on frames spread over its own training frames (letterboxed uint8 HWC), so it runs
+    int8 by default; f32 stays available with --precision f32."""
+    from xnoryolo.detector import calibrate
+    from xnoryolo.detector.packed import pack
+
+    picks = np.unique(np.linspace(0, len(images) - 1, min(CALIBRATION_FRAMES, len(images))))
+    tensors = (
+        np.ascontiguousarray(images[int(i)].transpose(2, 0, 1), np.float32) / 255 for i in picks
+    )
+    quants, frames = calibrate.measure(engine, tensors, calibrate.DEFAULT_PERCENTILE)
+    calibrate.apply(engine, quants)
+    record = {
+        "frames": frames,
+        "source": "distillation training frames",
+        "percentile": calibrate.DEFAULT_PERCENTILE,
+    }
+    data = pack(engine, (out / "student.cfg").read_text(), list(names), record)
+    path = out / "student.xnor"
+    tmp = path.with_suffix(".xnor.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 def recalibrate_if_better(
