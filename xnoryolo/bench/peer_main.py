@@ -30,8 +30,10 @@ def _tiers(spec: str | None) -> list[str | None]:
 def _child(config: dict[str, Any], isa: str) -> dict[str, Any]:
     """The tier run in a fresh interpreter with the tier's caps in its environment."""
     env = {**os.environ, **TIERS[isa]}
+    # -I: without the working directory on sys.path, so a source checkout there cannot
+    # shadow the installed package (whose compiled kernels the tier needs)
     proc = subprocess.run(
-        [sys.executable, "-m", "xnoryolo.bench.tier"],
+        [sys.executable, "-I", "-m", "xnoryolo.bench.tier"],
         input=json.dumps({**config, "isa": isa}),
         capture_output=True,
         text=True,

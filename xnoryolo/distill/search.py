@@ -75,7 +75,7 @@ def with_xnor(cfg_text: str, binary: set[int]) -> str:
 def bench_frame_ms(cfg: Path, size: int, threads: int = 1, runs: int = 20) -> float:
     """`xnoryolo bench`'s whole-frame median for a layout (random weights)."""
     cmd = [
-        sys.executable, "-m", "xnoryolo", "bench", "--cfg", str(cfg), "--size", str(size),
+        sys.executable, "-I", "-m", "xnoryolo", "bench", "--cfg", str(cfg), "--size", str(size),
         "--threads", str(threads), "--runs", str(runs), "--no-opencv", "--json",
     ]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
