@@ -19,11 +19,11 @@ from .store import (
     JobRecord,
     JobState,
     StoreUnavailable,
-    check_columns,
     columns,
     decode,
     encode,
     expired_reason,
+    update_query,
 )
 
 log = logging.getLogger("xnoryolo.service.jobs")
@@ -180,17 +180,7 @@ class PostgresJobStore:
     def update(
         self, job_id: str, only_if: JobState | None = None, owner: str | None = None, **values: Any
     ) -> bool:
-        check_columns(values)
-        sets = [f"{k} = %s" for k in values]
-        args: list[Any] = [encode(k, v) for k, v in values.items()]
-        query = f"UPDATE jobs SET {', '.join(sets)} WHERE id = %s"
-        args.append(job_id)
-        if only_if is not None:
-            query += " AND state = %s"
-            args.append(only_if.value)
-        if owner is not None:
-            query += " AND worker = %s"
-            args.append(owner)
+        query, args = update_query(job_id, only_if, owner, values, "%s")
         return self._run(lambda c: c.execute(query, args).rowcount == 1)
 
     def delete(self, job_id: str) -> bool:

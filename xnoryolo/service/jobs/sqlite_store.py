@@ -11,12 +11,12 @@ from typing import Any
 from .store import (
     JobRecord,
     JobState,
-    check_columns,
     columns,
     decode,
     encode,
     expired_reason,
     now,
+    update_query,
 )
 
 # One entry per schema version; a file at version N gets the entries after N, in order.
@@ -140,17 +140,7 @@ class SqliteJobStore:
     def update(
         self, job_id: str, only_if: JobState | None = None, owner: str | None = None, **values: Any
     ) -> bool:
-        check_columns(values)
-        sets = [f"{k} = ?" for k in values]
-        args: list[Any] = [encode(k, v) for k, v in values.items()]
-        query = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?"
-        args.append(job_id)
-        if only_if is not None:
-            query += " AND state = ?"
-            args.append(only_if.value)
-        if owner is not None:
-            query += " AND worker = ?"
-            args.append(owner)
+        query, args = update_query(job_id, only_if, owner, values, "?")
         with self._lock:
             return self._db.execute(query, args).rowcount == 1
 

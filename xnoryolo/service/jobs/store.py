@@ -137,6 +137,29 @@ def check_columns(values: dict[str, Any]) -> None:
             raise KeyError(k)
 
 
+def update_query(
+    job_id: str,
+    only_if: JobState | None,
+    owner: str | None,
+    values: dict[str, Any],
+    mark: str,
+) -> tuple[str, list[Any]]:
+    """The UPDATE of `JobStore.update` and its arguments, `mark` being the driver's parameter
+    placeholder ("?" for sqlite3, "%s" for psycopg)."""
+    check_columns(values)
+    sets = [f"{k} = {mark}" for k in values]
+    args: list[Any] = [encode(k, v) for k, v in values.items()]
+    query = f"UPDATE jobs SET {', '.join(sets)} WHERE id = {mark}"
+    args.append(job_id)
+    if only_if is not None:
+        query += f" AND state = {mark}"
+        args.append(only_if.value)
+    if owner is not None:
+        query += f" AND worker = {mark}"
+        args.append(owner)
+    return query, args
+
+
 class JobStore(Protocol):
     """Where job records live. Every method is thread-safe; `claim` hands each queued job to
     exactly one worker, also across processes where the store is shared."""
