@@ -37,6 +37,20 @@ __all__ = ["BitsPlan", "BitsStep", "Layout", "natural_layout", "plan_bits"]
 BitsPlan = dict[int, BitsStep]
 
 
+def readers_of(layers: Sequence[Layer]) -> tuple[dict[int, list[tuple[int, bool]]], set[int]]:
+    """Who reads each layer's output, as (reader, whether as its input x rather than through
+    a route/shortcut), and the layers whose outputs leave the network (heads, the last)."""
+    readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(len(layers))}
+    for layer in layers:
+        if layer.index > 0 and not isinstance(layer, RouteLayer):
+            readers[layer.index - 1].append((layer.index, True))
+        for src in layer.reads:
+            readers[src].append((layer.index, False))
+    external = {ly.index for ly in layers if isinstance(ly, YoloLayer | RegionLayer)}
+    external.add(len(layers) - 1)
+    return readers, external
+
+
 def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
     """The layers that hand sign bits on instead of floats (kernels/README.md, "Chained
     binary layers"). A layer emits bits when some reader takes them: a binary conv (its
@@ -46,14 +60,7 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
     no reader wants (or whose inputs are floats) until nothing changes. A float conv whose
     only reader is such a pool runs the pool itself (the pool's step is then `done`)."""
     n = len(layers)
-    readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(n)}  # (j, via x)
-    for layer in layers:
-        if layer.index > 0 and not isinstance(layer, RouteLayer):
-            readers[layer.index - 1].append((layer.index, True))
-        for src in layer.reads:
-            readers[src].append((layer.index, False))
-    external = {ly.index for ly in layers if isinstance(ly, YoloLayer | RegionLayer)}
-    external.add(n - 1)
+    readers, external = readers_of(layers)
     emit = {layer.index for layer in layers if layer.emits_bits}
 
     def takes_bits(j: int, via_x: bool) -> bool:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import ByteConv
-from .bits_plan import BitsPlan
-from .layers import ConvolutionalLayer, Layer, MaxpoolLayer, RegionLayer, RouteLayer, YoloLayer
+from .bits_plan import BitsPlan, readers_of
+from .layers import ConvolutionalLayer, Layer, MaxpoolLayer
 from .quantize import ActQuant
 
 __all__ = ["BytesPlan", "BytesStep", "plan_bytes", "run_step"]
@@ -53,15 +53,7 @@ def _byte_conv(layer: Layer) -> ByteConv | None:
 def plan_bytes(layers: Sequence[Layer], bits_plan: BitsPlan) -> BytesPlan:
     """An int8 conv whose only reader is an int8 conv (directly, or through a maxpool whose
     only reader that conv is) writes that conv's bytes; layers of the bits plan keep theirs."""
-    n = len(layers)
-    readers: dict[int, list[tuple[int, bool]]] = {i: [] for i in range(n)}  # (j, via x)
-    for layer in layers:
-        if layer.index > 0 and not isinstance(layer, RouteLayer):
-            readers[layer.index - 1].append((layer.index, True))
-        for src in layer.reads:
-            readers[src].append((layer.index, False))
-    external = {ly.index for ly in layers if isinstance(ly, YoloLayer | RegionLayer)}
-    external.add(n - 1)
+    readers, external = readers_of(layers)
 
     def only_next(i: int) -> bool:
         return i not in external and i not in bits_plan and readers[i] == [(i + 1, True)]
