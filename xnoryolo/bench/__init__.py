@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import report
-from .cfg import resize_cfg
+from .cfg import read_cfg
 from .frame import synthetic_frame
 from .network import build, parse_network, resolve_threads
 from .peer_bench import TIERS
@@ -106,16 +106,10 @@ def run(args: argparse.Namespace) -> int:
 
         return run_peers(args)
     threads = resolve_threads(args.threads)
-    if args.size < 32 or args.size % 32:
-        raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")
+    cfg_src = Path(args.cfg)
+    cfg_text = read_cfg(str(cfg_src), args.size)
     if args.runs < 1 or args.warmup < 0:
         raise XnoryoloError("--runs must be >= 1 and --warmup >= 0")
-    cfg_src = Path(args.cfg)
-    try:
-        text = cfg_src.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise XnoryoloError(f"{cfg_src}: cannot read: {exc.strerror or exc}") from None
-    cfg_text = resize_cfg(text, args.size, str(cfg_src))
     cv2.setNumThreads(threads)
     calibration: list[np.ndarray] = []  # int8's activation ranges
     if args.precision == "int8":

@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 _BINARY_KEYS = ("xnor", "bin_output")
 
 
+def read_cfg(path: str, size: int) -> str:
+    """The cfg file at `path`, its network resized to `size` (a positive multiple of 32);
+    bad input is an XnoryoloError of one line."""
+    from pathlib import Path
+
+    from xnoryolo.detector.errors import XnoryoloError
+
+    if size < 32 or size % 32:
+        raise XnoryoloError(f"--size {size}: must be a positive multiple of 32")
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise XnoryoloError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return resize_cfg(text, size, path)
+
+
 def resize_cfg(text: str, size: int, path: str = "<cfg>") -> str:
     """The cfg with width= and height= of its first section ([net]) set to size."""
     net = _sections(text, path)[0]

@@ -56,7 +56,7 @@ def run_peers(args: argparse.Namespace) -> int:
     from xnoryolo.detector.errors import XnoryoloError
     from xnoryolo.detector.weights import random_weights
 
-    from .cfg import resize_cfg
+    from .cfg import read_cfg
     from .network import parse_network
 
     if args.threads is not None or args.simd or args.backend != "fast" or args.no_opencv:
@@ -64,24 +64,17 @@ def run_peers(args: argparse.Namespace) -> int:
             "--peers times every engine on 1 and 2 threads at its best ISA: cap the ISA with "
             "--isa, pick engines with --engines (not --threads, --simd, --backend, --no-opencv)"
         )
-    if args.size < 32 or args.size % 32:
-        raise XnoryoloError(f"--size {args.size}: must be a positive multiple of 32")
+    cfg_text = read_cfg(args.cfg, args.size)
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
         raise XnoryoloError("--runs and --frames must be >= 1 and --warmup >= 0")
     tiers = _tiers(args.isa)
-    cfg_src = Path(args.cfg)
-    try:
-        text = cfg_src.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise XnoryoloError(f"{cfg_src}: cannot read: {exc.strerror or exc}") from None
-    cfg_text = resize_cfg(text, args.size, str(cfg_src))
     calibrate = args.calibrate or str(configs_dir() / DEMO_CLIP)
     with tempfile.TemporaryDirectory(prefix="xnoryolo-peers-") as tmp:
         if args.weights:
             weights_path = args.weights
         else:
             weights_path = str(Path(tmp) / "random.weights")
-            Path(weights_path).write_bytes(random_weights(parse_network(cfg_text, str(cfg_src))))
+            Path(weights_path).write_bytes(random_weights(parse_network(cfg_text, args.cfg)))
         config = {
             "cfg_text": cfg_text,
             "weights_path": weights_path,
@@ -96,7 +89,7 @@ def run_peers(args: argparse.Namespace) -> int:
             for isa in tiers
         ]
     result = {
-        "cfg": str(cfg_src),
+        "cfg": args.cfg,
         "size": args.size,
         "weights": args.weights or "random",
         "cpu": cpu_name(),
