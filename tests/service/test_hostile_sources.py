@@ -260,7 +260,10 @@ def test_memory_comes_back_after_streams_are_deleted(
         # to (the trim returns that too): measure the streams from the lowest level seen.
         streams_mb = min(peaks) - min(base, *after)
         assert min(held) > 0.4 * streams_mb, (base, peaks, after)
-        assert after[-1] - after[0] < 0.4 * streams_mb, (base, peaks, after)
+        # Streams whose memory were kept would add streams_mb per cycle (3x over the test).
+        # Heap fragmentation drifts by a few MB per cycle and levels off (measured in a fresh
+        # process over 12 cycles: 196 MB after the first delete, 209-213 MB from the 7th on).
+        assert after[-1] - after[0] < 0.8 * streams_mb, (base, peaks, after)
 
 
 def test_url_jobs_follow_the_network_policy(detector: Any, tmp_path: Path, redirector: str) -> None:
