@@ -22,10 +22,11 @@ def add_parser(sub: Any) -> None:
         description=(
             "Label frames with the teacher (cached), train the student with darknet's exact "
             "inference arithmetic (XNOR layers included) on a YOLO loss on the teacher's "
-            "detections in each crop, the teacher's outputs on every anchor and its binary "
-            "layers' pre-activations (XNOR layers binarized one by one, each recalibrated and "
-            "warm-started), and write "
-            "OUT/student.weights, OUT/student.cfg, OUT/names and OUT/report.json. The last "
+            "detections in each crop and the teacher's outputs on every anchor (optionally "
+            "also its binary layers' pre-activations, with the XNOR layers binarized one by "
+            "one, each recalibrated and warm-started: --feature-weight, --progressive, "
+            "--warm-steps, --recalibrate), and write OUT/student.weights, OUT/student.xnor, "
+            "OUT/student.cfg, OUT/names and OUT/report.json. The last "
             "--holdout fraction of every video/image sequence is held out (by time) and the "
             "student's agreement with the teacher there (mAP@0.5) is reported."
         ),
