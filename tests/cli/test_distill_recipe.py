@@ -239,3 +239,27 @@ def test_recalibrated_student_exports_exactly(pair, tmp_path: Path) -> None:
         got = student(x)[-1].numpy()[0]
     want = net.forward(x[0].numpy())[-1]
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_ste_width_follows_each_channels_scale_and_keeps_the_forward(pair) -> None:
+    """The classic window (|x| <= 1) passes no gradient through a channel whose inputs are all
+    large; a window in channel standard deviations passes it, and the forward is unchanged."""
+    student, _, _ = pair
+    Progression(student, 0.0)
+    x = _x(5)
+    # scale layer 0's filters so that its outputs (the signed input of layer 1) are far above 1
+    with torch.no_grad():
+        student.mods[0].weight.mul_(200.0)
+        student.mods[0].bias.mul_(200.0)
+    grads, outs = {}, {}
+    for width in (None, 2.0):
+        student.zero_grad()
+        student.mods[1].ste_width = width
+        out = student(x)[-1]
+        out.square().mean().backward()
+        grads[width] = student.mods[0].weight.grad.abs().sum(dim=(1, 2, 3))
+        outs[width] = out.detach()
+    assert torch.equal(outs[None], outs[2.0])
+    assert (student(x)[0].detach().abs() > 1).float().mean() > 0.85  # mostly blocked at 1
+    assert grads[2.0].sum() > 20 * grads[None].sum()
+    assert (grads[2.0] > 0).all()  # every filter of layer 0 learns through the wider window

@@ -91,6 +91,14 @@ def add_parser(sub: Any) -> None:
         "and before export when that lowers the output distillation loss",
     )
     p.add_argument(
+        "--ste-width",
+        type=float,
+        default=None,
+        metavar="K",
+        help="straight-through gradient of the binary layers' input signs where |x| <= K "
+        "standard deviations of x's channel (default: where |x| <= 1)",
+    )
+    p.add_argument(
         "--crop-labels",
         choices=["teacher", "cached"],
         default="cached",
@@ -155,11 +163,14 @@ def run(args: argparse.Namespace) -> int:
         warm_steps=args.warm_steps,
         recalibrate=args.recalibrate,
         crop_labels=args.crop_labels,
+        ste_width=args.ste_width,
     )
 
     def log(line: str) -> None:
         print(line, flush=True)
 
+    if args.ste_width is not None and not args.ste_width > 0:
+        raise UsageError("--ste-width must be above 0")
     if args.target_agreement is not None:
         if not 0 < args.target_agreement <= 1:
             raise UsageError("--target-agreement must be in (0, 1]")

@@ -50,21 +50,31 @@ class DistillError(ValueError):
 
 
 class SignSTE(torch.autograd.Function):
-    """sign(v) = +1 if v > 0 else -1 forward; clipped identity backward."""
+    """sign(v) = +1 if v > 0 else -1 forward; clipped identity backward: the gradient passes
+    where |v| <= window (a number, or a tensor broadcast against v)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
+    def forward(ctx, x: Tensor, window: Tensor | float = 1.0) -> Tensor:
         ctx.save_for_backward(x)
+        ctx.window = window
         return torch.where(x > 0, torch.ones_like(x), -torch.ones_like(x))
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (x,) = ctx.saved_tensors
-        return grad * (x.abs() <= 1).to(grad.dtype)
+        return grad * (x.abs() <= ctx.window).to(grad.dtype), None
 
 
-def sign_ste(x: Tensor) -> Tensor:
-    return SignSTE.apply(x)
+def sign_ste(x: Tensor, window: Tensor | float = 1.0) -> Tensor:
+    return SignSTE.apply(x, window)
+
+
+def channel_window(x: Tensor, width: float) -> Tensor:
+    """`width` standard deviations of each channel of x (N, C, H, W) over the batch, as the
+    STE window of sign(x). With BN folded into the previous layer, a binary layer's input has
+    whatever scale the teacher's BN gave it (median |x| 0.4-5 across yolov3-tiny's layers), so
+    a fixed window of 1 blocks most of the gradient on the wide layers and little on others."""
+    return (width * x.detach().std(dim=(0, 2, 3), keepdim=True)).clamp_min(1e-6)
 
 
 def _softplus(x: Tensor) -> Tensor:
@@ -117,6 +127,8 @@ class Conv(nn.Module):
         self.binary = layer.xnor
         self.act = _act(layer.effective_activation, layer.where)
         self.float_act = _act(layer.activation, layer.where)
+        # STE window of the input signs: None = |x| <= 1, else this many per-channel stds
+        self.ste_width: float | None = None
         # the last pre-activation output, kept while `record` is set (feature matching)
         self.record = False
         self.pre: Tensor | None = None
@@ -149,7 +161,8 @@ class Conv(nn.Module):
             # darknet's bit path: dilation ignored, padding taps are bit 0 = input -1
             bottom = max(0, (oh - 1) * s.stride_y + s.size - s.padding - h)
             right = max(0, (ow - 1) * s.stride_x + s.size - s.padding - w)
-            xb = F.pad(sign_ste(x), (s.padding, right, s.padding, bottom), value=-1.0)
+            win = 1.0 if self.ste_width is None else channel_window(x, self.ste_width)
+            xb = F.pad(sign_ste(x, win), (s.padding, right, s.padding, bottom), value=-1.0)
             dot = F.conv2d(xb, sign_ste(self.weight), stride=(s.stride_y, s.stride_x))
             dot = dot[:, :, :oh, :ow]
             # +-1 sums are integers; rounding guards against any non-direct conv algorithm

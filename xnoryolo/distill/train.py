@@ -79,6 +79,9 @@ class TrainConfig:
     # "teacher": YOLO-loss labels = the teacher's detections on each augmented crop itself;
     # "cached": the frame's cached labels moved through the crop
     crop_labels: str = "cached"
+    # straight-through window of the binary layers' input signs: None = |x| <= 1 (the
+    # classic clipped identity), else this many standard deviations of each input channel
+    ste_width: float | None = None
     # start from an earlier student (its cfg and .weights, same conv shapes) instead of the
     # teacher; its XNOR layers are binary from the first step
     init_cfg: str | None = None
@@ -241,6 +244,8 @@ def distill(
     else:
         module = build_student(student_net, teacher.network, cfg.float16)
     module.train()
+    for _, conv in module.convs:
+        conv.ste_width = cfg.ste_width
     if cfg.crop_labels not in ("teacher", "cached"):
         raise DistillError(f"crop labels {cfg.crop_labels!r}: teacher or cached")
     teacher_module = build_student(Network.from_cfg(teacher_cfg), teacher.network).eval()
