@@ -26,16 +26,6 @@ class TrackState(enum.IntEnum):
     LOST = 2  # confirmed, unmatched lately; kept `lost_frames` inferred frames
 
 
-@dataclass
-class _Track:
-    class_id: int
-    score: float
-    state: TrackState = TrackState.TENTATIVE
-    track_id: int | None = None
-    hits: int = 1
-    misses: int = 0
-
-
 @dataclass(frozen=True)
 class TrackUpdate:
     """One update's answer: ids[i] is the id of box i (-1: none); `ended` the ids of tracks
@@ -73,10 +63,22 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
     """Minimum-cost one-to-one matching of rows to columns, pairs costing more than `limit`
     left out."""
+    rows, cols = _assign(cost, limit)
+    return list(zip(rows.tolist(), cols.tolist(), strict=True))
+
+
+def _assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """`assign` as two index arrays, rows ascending."""
     if cost.size == 0 or cost.min() > limit:
-        return []
+        return _NONE, _NONE
     _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
-    return [(i, int(j)) for i, j in enumerate(x) if j >= 0 and cost[i, j] <= limit]
+    rows = np.flatnonzero(x >= 0)
+    cols = x[rows]
+    ok = cost[rows, cols] <= limit
+    return rows[ok], cols[ok]
+
+
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass
@@ -84,9 +86,15 @@ class Tracker:
     spec: TrackerSpec = field(default_factory=TrackerSpec)
 
     def __post_init__(self) -> None:
-        self._tracks: list[_Track] = []
+        # the tracks as arrays, one row each (structure of arrays): per-frame work is a
+        # handful of array operations whatever the number of tracks
         self._mean = np.zeros((0, 8))
-        self._cov = np.zeros((0, 8, 8))
+        self._cov = np.zeros((0, 3, 4))  # kalman.py's covariance blocks
+        self._class = np.zeros(0, dtype=np.int64)
+        self._state = np.zeros(0, dtype=np.int8)
+        self._id = np.zeros(0, dtype=np.int64)  # -1 until confirmed
+        self._hits = np.zeros(0, dtype=np.int64)
+        self._misses = np.zeros(0, dtype=np.int64)
         self._t: float | None = None
         self._next_id = 1
 
@@ -95,13 +103,12 @@ class Tracker:
         # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
         self._t = t
-        if not self._tracks or steps == 0.0:
+        if not len(self._id) or steps == 0.0:
             return
         if move:
-            kalman.predict(self._mean, self._cov, np.full(len(self._tracks), steps))
+            kalman.predict(self._mean, self._cov, steps)
         else:  # uncertainty grows, the boxes stay
-            mean = self._mean.copy()
-            kalman.predict(mean, self._cov, np.full(len(self._tracks), steps))
+            kalman.predict(self._mean.copy(), self._cov, steps)
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
@@ -119,99 +126,119 @@ class Tracker:
         classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         self._predict(t, move=True)
         ids = np.full(len(boxes), -1, dtype=np.int64)
-        det_of: dict[int, int] = {}  # track index -> box index
-        high = np.flatnonzero(scores >= spec.high_thresh).tolist()
-        low = np.flatnonzero((scores >= spec.low_thresh) & (scores < spec.high_thresh)).tolist()
-        track_classes = np.array([tr.class_id for tr in self._tracks], dtype=np.int64)
-        predicted = kalman.xyah_to_xyxy(self._mean[:, :4]) if self._tracks else np.zeros((0, 4))
-        confirmed = [k for k, tr in enumerate(self._tracks) if tr.state != TrackState.TENTATIVE]
-        tentative = [k for k, tr in enumerate(self._tracks) if tr.state == TrackState.TENTATIVE]
-
-        def match(
-            tracks: list[int], dets: list[int], min_iou: float
-        ) -> tuple[list[int], list[int]]:
-            if not tracks or not dets:
-                return tracks, dets
-            cost = 1.0 - iou_matrix(predicted[tracks], boxes[dets])
-            same = classes[dets][None, :] == track_classes[tracks][:, None]
-            cost = np.where(same, cost, 2.0)
-            pairs = assign(cost, 1.0 - min_iou)
-            for r, c in pairs:
-                det_of[tracks[r]] = dets[c]
-            used_t = {r for r, _ in pairs}
-            used_d = {c for _, c in pairs}
-            return (
-                [k for r, k in enumerate(tracks) if r not in used_t],
-                [d for c, d in enumerate(dets) if c not in used_d],
+        state = self._state
+        det_of = np.full(len(state), -1, dtype=np.int64)  # track row -> box index
+        high = np.flatnonzero(scores >= spec.high_thresh)
+        tentative = state == TrackState.TENTATIVE
+        rest_high = high
+        unmatched_tentative = np.flatnonzero(tentative)
+        if len(state) and len(boxes):
+            # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
+            predicted = kalman.xyah_to_xyxy(self._mean[:, :4])
+            cost = np.where(
+                self._class[:, None] == classes[None, :],
+                1.0 - iou_matrix(predicted, boxes),
+                2.0,
             )
 
-        # 1. confident boxes to confirmed tracks (followed or lost)
-        rest_tracks, rest_high = match(confirmed, high, spec.match_iou)
-        # 2. weak boxes only to tracks followed until the last frame
-        followed = [k for k in rest_tracks if self._tracks[k].state == TrackState.TRACKED]
-        match(followed, low, 0.5)  # the followed tracks left unmatched become lost below
-        # 3. tentative tracks to the confident boxes left (stricter)
-        unmatched_tentative, rest_high = match(tentative, rest_high, 0.3)
+            def match(
+                tracks: np.ndarray, dets: np.ndarray, min_iou: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+                if not len(tracks) or not len(dets):
+                    return tracks, dets
+                rows, cols = _assign(cost[tracks[:, None], dets], 1.0 - min_iou)
+                if not len(rows):
+                    return tracks, dets
+                det_of[tracks[rows]] = dets[cols]
+                left_t = np.ones(len(tracks), dtype=bool)
+                left_t[rows] = False
+                left_d = np.ones(len(dets), dtype=bool)
+                left_d[cols] = False
+                return tracks[left_t], dets[left_d]
 
-        if det_of:
-            ks = np.array(sorted(det_of))
-            z = kalman.xyxy_to_xyah(boxes[[det_of[k] for k in ks]])
+            low = np.flatnonzero((scores >= spec.low_thresh) & (scores < spec.high_thresh))
+            # 1. confident boxes to confirmed tracks (followed or lost)
+            rest_tracks, rest_high = match(np.flatnonzero(~tentative), high, spec.match_iou)
+            # 2. weak boxes only to tracks followed until the last frame (those left
+            # unmatched become lost below)
+            match(rest_tracks[state[rest_tracks] == TrackState.TRACKED], low, 0.5)
+            # 3. tentative tracks to the confident boxes left (stricter)
+            unmatched_tentative, rest_high = match(unmatched_tentative, rest_high, 0.3)
+
+        matched = det_of >= 0
+        if matched.any():
+            ks = np.flatnonzero(matched)
+            dets = det_of[ks]
             mean, cov = self._mean[ks], self._cov[ks]
-            kalman.update(mean, cov, z)
+            kalman.update(mean, cov, kalman.xyxy_to_xyah(boxes[dets]))
             self._mean[ks], self._cov[ks] = mean, cov
-        for k, d in det_of.items():
-            tr = self._tracks[k]
-            tr.score = float(scores[d])
-            tr.misses = 0
-            tr.hits += 1
-            if tr.state == TrackState.TENTATIVE and tr.hits >= spec.min_hits:
-                tr.track_id, self._next_id = self._next_id, self._next_id + 1
-            if tr.track_id is not None:
-                tr.state = TrackState.TRACKED
-                ids[d] = tr.track_id
+            self._misses[ks] = 0
+            self._hits[ks] += 1
+            # ids in row order: the order tracks were born in
+            born = ks[tentative[ks] & (self._hits[ks] >= spec.min_hits)]
+            if len(born):
+                self._id[born] = np.arange(self._next_id, self._next_id + len(born))
+                self._next_id += len(born)
+            confirmed = self._id[ks] >= 0
+            state[ks[confirmed]] = TrackState.TRACKED
+            ids[dets[confirmed]] = self._id[ks[confirmed]]
 
-        keep = np.ones(len(self._tracks), dtype=bool)
-        ended: list[int] = []
-        for k in unmatched_tentative:  # a box seen once is not yet anything
-            keep[k] = False
-        for k, tr in enumerate(self._tracks):
-            if k in det_of or tr.state == TrackState.TENTATIVE:
-                continue
-            tr.state = TrackState.LOST
-            tr.misses += 1
-            if tr.misses > spec.lost_frames:
-                keep[k] = False
-                if tr.track_id is not None:
-                    ended.append(tr.track_id)
-        self._tracks = [tr for k, tr in enumerate(self._tracks) if keep[k]]
-        self._mean, self._cov = self._mean[keep], self._cov[keep]
+        # confirmed tracks unmatched are lost, and dropped after `lost_frames`; a tentative
+        # track unmatched (a box seen once) is not yet anything
+        missed = ~matched & ~tentative
+        state[missed] = TrackState.LOST
+        self._misses[missed] += 1
+        dropped = missed & (self._misses > spec.lost_frames)
+        ended = self._id[dropped]
+        drop = dropped
+        drop[unmatched_tentative] = True
+        if drop.any():
+            keep = ~drop
+            self._mean, self._cov = self._mean[keep], self._cov[keep]
+            self._class, self._state = self._class[keep], state[keep]
+            self._id, self._hits, self._misses = (
+                self._id[keep],
+                self._hits[keep],
+                self._misses[keep],
+            )
 
         # 4. new tracks from the confident boxes nobody claimed
-        born = [d for d in rest_high if scores[d] >= spec.new_track_thresh]
-        if born:
-            mean, cov = kalman.initiate(kalman.xyxy_to_xyah(boxes[born]))
-            self._mean = np.concatenate([self._mean, mean])
-            self._cov = np.concatenate([self._cov, cov])
-            for d in born:
-                tr = _Track(int(classes[d]), float(scores[d]))
-                if spec.min_hits <= 1:
-                    tr.state = TrackState.TRACKED
-                    tr.track_id, self._next_id = self._next_id, self._next_id + 1
-                    ids[d] = tr.track_id
-                self._tracks.append(tr)
-        return TrackUpdate(ids, tuple(ended))
+        born_boxes = rest_high[scores[rest_high] >= spec.new_track_thresh]
+        if len(born_boxes):
+            self._add(born_boxes, boxes, classes, ids)
+        return TrackUpdate(ids, tuple(ended[ended >= 0].tolist()))
+
+    def _add(
+        self, new: np.ndarray, boxes: np.ndarray, classes: np.ndarray, ids: np.ndarray
+    ) -> None:
+        n = len(new)
+        mean, cov = kalman.initiate(kalman.xyxy_to_xyah(boxes[new]))
+        track_id = np.full(n, -1, dtype=np.int64)
+        state = np.full(n, TrackState.TENTATIVE, dtype=np.int8)
+        if self.spec.min_hits <= 1:
+            track_id = np.arange(self._next_id, self._next_id + n)
+            self._next_id += n
+            state[:] = TrackState.TRACKED
+            ids[new] = track_id
+        self._mean = np.concatenate([self._mean, mean])
+        self._cov = np.concatenate([self._cov, cov])
+        self._class = np.concatenate([self._class, classes[new]])
+        self._state = np.concatenate([self._state, state])
+        self._id = np.concatenate([self._id, track_id])
+        self._hits = np.concatenate([self._hits, np.ones(n, dtype=np.int64)])
+        self._misses = np.concatenate([self._misses, np.zeros(n, dtype=np.int64)])
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:
         """The confirmed tracks (followed and lost), boxes where the filter puts them now."""
-        if not self._tracks:
-            return []
-        xyxy = kalman.xyah_to_xyxy(self._mean[:, :4])
+        rows = np.flatnonzero(self._id >= 0)
+        xyxy = kalman.xyah_to_xyxy(self._mean[rows, :4])
         return [
-            TrackView(tr.track_id, tr.class_id, tuple(map(float, xyxy[k])), tr.state)  # type: ignore[arg-type]
-            for k, tr in enumerate(self._tracks)
-            if tr.track_id is not None
+            TrackView(int(self._id[k]), int(self._class[k]), (x0, y0, x1, y1), TrackState(s))
+            for k, s, (x0, y0, x1, y1) in zip(
+                rows.tolist(), self._state[rows].tolist(), xyxy.tolist(), strict=True
+            )
         ]
 
     def live_ids(self) -> set[int]:
-        return {tr.track_id for tr in self._tracks if tr.track_id is not None}
+        return set(self._id[self._id >= 0].tolist())
