@@ -49,14 +49,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of a (N, 4) with every box of b (M, 4), both x0 y0 x1 y1."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    ax0, ay0, ax1, ay1 = np.asarray(a, dtype=np.float64).T[:, :, None]  # (N, 1) each
+    bx0, by0, bx1, by1 = np.asarray(b, dtype=np.float64).T  # (M,) each
+    iw = np.minimum(ax1, bx1) - np.maximum(ax0, bx0)
+    ih = np.minimum(ay1, by1) - np.maximum(ay0, by0)
+    inter = np.maximum(iw, 0.0, out=iw) * np.maximum(ih, 0.0, out=ih)
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
@@ -69,13 +67,26 @@ def assign(cost: np.ndarray, limit: float) -> list[tuple[int, int]]:
 
 def _assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     """`assign` as two index arrays, rows ascending."""
-    if cost.size == 0 or cost.min() > limit:
+    if cost.size == 0:
         return _NONE, _NONE
-    _, x, _ = lap.lapjv(cost, extend_cost=True, cost_limit=limit)
+    feasible = cost <= limit
+    row_n = np.count_nonzero(feasible, axis=1)
+    col_n = np.count_nonzero(feasible, axis=0)
+    if row_n.max() <= 1 and col_n.max() <= 1:
+        # no two pairs compete (none at all, or each alone in its row and its column): the
+        # optimum takes every pair as it is, as LAPJV would
+        rows, cols = np.nonzero(feasible)
+        return rows, cols
+    # rows and columns without a pair within the limit stay unmatched in any optimum: LAPJV
+    # solves only the rest
+    r = np.flatnonzero(row_n)
+    c = np.flatnonzero(col_n)
+    sub = cost[r[:, None], c]
+    _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
     rows = np.flatnonzero(x >= 0)
     cols = x[rows]
-    ok = cost[rows, cols] <= limit
-    return rows[ok], cols[ok]
+    ok = sub[rows, cols] <= limit
+    return r[rows[ok]], c[cols[ok]]
 
 
 _NONE = np.zeros(0, dtype=np.int64)
