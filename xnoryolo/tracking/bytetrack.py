@@ -70,26 +70,28 @@ def _assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
     if cost.size == 0:
         return _NONE, _NONE
     feasible = cost <= limit
-    row_n = np.count_nonzero(feasible, axis=1)
-    col_n = np.count_nonzero(feasible, axis=0)
+    row_n = np.add.reduce(feasible, axis=1)
+    col_n = np.add.reduce(feasible, axis=0)
     if row_n.max() <= 1 and col_n.max() <= 1:
         # no two pairs compete (none at all, or each alone in its row and its column): the
         # optimum takes every pair as it is, as LAPJV would
-        rows, cols = np.nonzero(feasible)
+        rows, cols = feasible.nonzero()
         return rows, cols
     # rows and columns without a pair within the limit stay unmatched in any optimum: LAPJV
     # solves only the rest
-    r = np.flatnonzero(row_n)
-    c = np.flatnonzero(col_n)
+    r = row_n.nonzero()[0]
+    c = col_n.nonzero()[0]
     sub = cost[r[:, None], c]
     _, x, _ = lap.lapjv(sub, extend_cost=True, cost_limit=limit)
-    rows = np.flatnonzero(x >= 0)
+    rows = (x >= 0).nonzero()[0]
     cols = x[rows]
     ok = sub[rows, cols] <= limit
     return r[rows[ok]], c[cols[ok]]
 
 
 _NONE = np.zeros(0, dtype=np.int64)
+# the columns of a track's integers
+_CLASS, _STATE, _ID, _HITS, _MISSES = range(5)
 
 
 @dataclass
@@ -97,29 +99,30 @@ class Tracker:
     spec: TrackerSpec = field(default_factory=TrackerSpec)
 
     def __post_init__(self) -> None:
-        # the tracks as arrays, one row each (structure of arrays): per-frame work is a
-        # handful of array operations whatever the number of tracks
-        self._mean = np.zeros((0, 8))
-        self._cov = np.zeros((0, 3, 4))  # kalman.py's covariance blocks
-        self._class = np.zeros(0, dtype=np.int64)
-        self._state = np.zeros(0, dtype=np.int8)
-        self._id = np.zeros(0, dtype=np.int64)  # -1 until confirmed
-        self._hits = np.zeros(0, dtype=np.int64)
-        self._misses = np.zeros(0, dtype=np.int64)
+        # the tracks as two arrays, one row each (structure of arrays): per-frame work is a
+        # handful of array operations whatever the number of tracks. Floats: the Kalman
+        # mean (8) and covariance blocks (3 x 4, kalman.py); integers: class, state, id (-1
+        # until confirmed), hits in a row, inferred frames missed.
+        self._f = np.zeros((0, 20))
+        self._i = np.zeros((0, 5), dtype=np.int64)
         self._t: float | None = None
         self._next_id = 1
+
+    @staticmethod
+    def _kalman(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Views of the means (N, 8) and covariance blocks (N, 3, 4) in float rows f."""
+        return f[:, :8], f[:, 8:].reshape(-1, 3, 4)
 
     # -- time ------------------------------------------------------------------------------
     def _predict(self, t: float, move: bool) -> None:
         # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
         self._t = t
-        if not len(self._id) or steps == 0.0:
+        if not len(self._f) or steps == 0.0:
             return
-        if move:
-            kalman.predict(self._mean, self._cov, steps)
-        else:  # uncertainty grows, the boxes stay
-            kalman.predict(self._mean.copy(), self._cov, steps)
+        mean, cov = self._kalman(self._f)
+        # without moving, the uncertainty grows and the boxes stay
+        kalman.predict(mean if move else mean.copy(), cov, steps)
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
@@ -137,17 +140,18 @@ class Tracker:
         classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         self._predict(t, move=True)
         ids = np.full(len(boxes), -1, dtype=np.int64)
-        state = self._state
-        det_of = np.full(len(state), -1, dtype=np.int64)  # track row -> box index
-        high = np.flatnonzero(scores >= spec.high_thresh)
+        ints = self._i
+        state = ints[:, _STATE]
+        det_of = np.full(len(ints), -1, dtype=np.int64)  # track row -> box index
+        high = (scores >= spec.high_thresh).nonzero()[0]
         tentative = state == TrackState.TENTATIVE
         rest_high = high
-        unmatched_tentative = np.flatnonzero(tentative)
-        if len(state) and len(boxes):
+        unmatched_tentative = tentative.nonzero()[0]
+        if len(ints) and len(boxes):
             # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
-            predicted = kalman.xyah_to_xyxy(self._mean[:, :4])
+            predicted = kalman.xyah_to_xyxy(self._f[:, :4])
             cost = np.where(
-                self._class[:, None] == classes[None, :],
+                ints[:, _CLASS, None] == classes,
                 1.0 - iou_matrix(predicted, boxes),
                 2.0,
             )
@@ -167,9 +171,9 @@ class Tracker:
                 left_d[cols] = False
                 return tracks[left_t], dets[left_d]
 
-            low = np.flatnonzero((scores >= spec.low_thresh) & (scores < spec.high_thresh))
+            low = ((scores >= spec.low_thresh) & (scores < spec.high_thresh)).nonzero()[0]
             # 1. confident boxes to confirmed tracks (followed or lost)
-            rest_tracks, rest_high = match(np.flatnonzero(~tentative), high, spec.match_iou)
+            rest_tracks, rest_high = match((~tentative).nonzero()[0], high, spec.match_iou)
             # 2. weak boxes only to tracks followed until the last frame (those left
             # unmatched become lost below)
             match(rest_tracks[state[rest_tracks] == TrackState.TRACKED], low, 0.5)
@@ -177,79 +181,74 @@ class Tracker:
             unmatched_tentative, rest_high = match(unmatched_tentative, rest_high, 0.3)
 
         matched = det_of >= 0
-        if matched.any():
-            ks = np.flatnonzero(matched)
+        ks = matched.nonzero()[0]
+        if len(ks):
             dets = det_of[ks]
-            mean, cov = self._mean[ks], self._cov[ks]
-            kalman.update(mean, cov, kalman.xyxy_to_xyah(boxes[dets]))
-            self._mean[ks], self._cov[ks] = mean, cov
-            self._misses[ks] = 0
-            self._hits[ks] += 1
+            f = self._f[ks]
+            kalman.update(*self._kalman(f), kalman.xyxy_to_xyah(boxes[dets]))
+            self._f[ks] = f
+            mine = ints[ks]
+            mine[:, _MISSES] = 0
+            mine[:, _HITS] += 1
             # ids in row order: the order tracks were born in
-            born = ks[tentative[ks] & (self._hits[ks] >= spec.min_hits)]
+            born = (tentative[ks] & (mine[:, _HITS] >= spec.min_hits)).nonzero()[0]
             if len(born):
-                self._id[born] = np.arange(self._next_id, self._next_id + len(born))
+                mine[born, _ID] = np.arange(self._next_id, self._next_id + len(born))
                 self._next_id += len(born)
-            confirmed = self._id[ks] >= 0
-            state[ks[confirmed]] = TrackState.TRACKED
-            ids[dets[confirmed]] = self._id[ks[confirmed]]
+            confirmed = mine[:, _ID] >= 0
+            mine[confirmed, _STATE] = TrackState.TRACKED
+            ints[ks] = mine
+            ids[dets[confirmed]] = mine[confirmed, _ID]
 
         # confirmed tracks unmatched are lost, and dropped after `lost_frames`; a tentative
         # track unmatched (a box seen once) is not yet anything
         missed = ~matched & ~tentative
         state[missed] = TrackState.LOST
-        self._misses[missed] += 1
-        dropped = missed & (self._misses > spec.lost_frames)
-        ended = self._id[dropped]
-        drop = dropped
+        misses = ints[:, _MISSES]
+        misses[missed] += 1
+        drop = missed & (misses > spec.lost_frames)
+        ended = ints[drop, _ID]
         drop[unmatched_tentative] = True
         if drop.any():
             keep = ~drop
-            self._mean, self._cov = self._mean[keep], self._cov[keep]
-            self._class, self._state = self._class[keep], state[keep]
-            self._id, self._hits, self._misses = (
-                self._id[keep],
-                self._hits[keep],
-                self._misses[keep],
-            )
+            self._f, self._i = self._f[keep], ints[keep]
 
         # 4. new tracks from the confident boxes nobody claimed
         born_boxes = rest_high[scores[rest_high] >= spec.new_track_thresh]
         if len(born_boxes):
             self._add(born_boxes, boxes, classes, ids)
-        return TrackUpdate(ids, tuple(ended[ended >= 0].tolist()))
+        return TrackUpdate(ids, tuple(ended.tolist()))
 
     def _add(
         self, new: np.ndarray, boxes: np.ndarray, classes: np.ndarray, ids: np.ndarray
     ) -> None:
         n = len(new)
         mean, cov = kalman.initiate(kalman.xyxy_to_xyah(boxes[new]))
-        track_id = np.full(n, -1, dtype=np.int64)
-        state = np.full(n, TrackState.TENTATIVE, dtype=np.int8)
+        ints = np.zeros((n, 5), dtype=np.int64)
+        ints[:, _CLASS] = classes[new]
+        ints[:, _STATE] = TrackState.TENTATIVE
+        ints[:, _ID] = -1
+        ints[:, _HITS] = 1
         if self.spec.min_hits <= 1:
-            track_id = np.arange(self._next_id, self._next_id + n)
+            ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
             self._next_id += n
-            state[:] = TrackState.TRACKED
-            ids[new] = track_id
-        self._mean = np.concatenate([self._mean, mean])
-        self._cov = np.concatenate([self._cov, cov])
-        self._class = np.concatenate([self._class, classes[new]])
-        self._state = np.concatenate([self._state, state])
-        self._id = np.concatenate([self._id, track_id])
-        self._hits = np.concatenate([self._hits, np.ones(n, dtype=np.int64)])
-        self._misses = np.concatenate([self._misses, np.zeros(n, dtype=np.int64)])
+            ints[:, _STATE] = TrackState.TRACKED
+            ids[new] = ints[:, _ID]
+        self._f = np.concatenate([self._f, np.concatenate([mean, cov.reshape(n, 12)], axis=1)])
+        self._i = np.concatenate([self._i, ints])
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:
         """The confirmed tracks (followed and lost), boxes where the filter puts them now."""
-        rows = np.flatnonzero(self._id >= 0)
-        xyxy = kalman.xyah_to_xyxy(self._mean[rows, :4])
+        rows = (self._i[:, _ID] >= 0).nonzero()[0]
+        xyxy = kalman.xyah_to_xyxy(self._f[rows, :4])
         return [
-            TrackView(int(self._id[k]), int(self._class[k]), (x0, y0, x1, y1), TrackState(s))
-            for k, s, (x0, y0, x1, y1) in zip(
-                rows.tolist(), self._state[rows].tolist(), xyxy.tolist(), strict=True
+            TrackView(tid, cls, (x0, y0, x1, y1), TrackState(st))
+            for (cls, st, tid), (x0, y0, x1, y1) in zip(
+                self._i[rows, :3].tolist(), xyxy.tolist(), strict=True
             )
         ]
 
     def live_ids(self) -> set[int]:
-        return set(self._id[self._id >= 0].tolist())
+        ids = self._i[:, _ID]
+        return set(ids[ids >= 0].tolist())

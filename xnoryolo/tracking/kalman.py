@@ -32,6 +32,10 @@ _P0_SCALE[1, 2] = 0.0
 _P0_FIXED = np.array([[0.0, 0.0, 1e-2, 0.0], [0.0, 0.0, 1e-5, 0.0]])
 
 
+_KS = np.array([0, 0, 1])
+_K = np.array([0, 1, 1])
+
+
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     w = boxes[:, 2] - boxes[:, 0]
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-3)
@@ -68,8 +72,7 @@ def predict(mean: np.ndarray, cov: np.ndarray, steps: float) -> None:
     q = mean[:, 3:4] * _Q_SCALE + _Q_FIXED
     q *= q
     q *= steps
-    var += q[:, :4]
-    vel += q[:, 4:]
+    cov[:, ::2] += q.reshape(-1, 2, 4)  # the components' variances, the velocities'
 
 
 def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
@@ -82,6 +85,5 @@ def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
     mean[:, :4] += gain[:, 0] * innovation
     mean[:, 4:] += gain[:, 1] * innovation
     gs = gain * s[:, None]
-    cov[:, 0] -= gs[:, 0] * gain[:, 0]
-    cov[:, 1] -= gs[:, 0] * gain[:, 1]
-    cov[:, 2] -= gs[:, 1] * gain[:, 1]
+    # P -= K S K^T, block by block: (k s) k of the component, with its velocity, the velocity
+    cov -= gs[:, _KS] * gain[:, _K]
