@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         from .tracking import analysis_cost
 
         # shared against one thread's inference (the twin, or the detector on --threads 1),
-        # as a stream runs it (one inference before each frame's analysis) and back to back
+        # as a stream runs them (gate, inference, tracking) and back to back
         one = subjects.detector_1_thread or subjects.detector
         result["analysis"] = analysis_cost(infer=lambda: sum(time_frame(one, frame)))
         warm = analysis_cost()
