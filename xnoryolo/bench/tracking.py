@@ -125,7 +125,8 @@ def format_cost(cost: dict[str, Any]) -> str:
             f"{c['tracking_lines_zones_ms']:.3f} ms = {c['total_ms']:.3f} ms"
         )
         if cost.get("inference_ms"):
-            text += f" = {100 * c['total_ms'] / cost['inference_ms']:.2f} %"
+            share = c.get("share_pct") or 100 * c["total_ms"] / cost["inference_ms"]
+            text += f" = {share:.2f} %"
         return text
 
     head = (
