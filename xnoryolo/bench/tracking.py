@@ -116,8 +116,8 @@ def analysis_cost(
 
 
 def format_cost(cost: dict[str, Any]) -> str:
-    """One line; with the inference (`xnoryolo bench --tracking`) the shares of it, after
-    each inference and, where timed, back to back."""
+    """One line; with the inference (`xnoryolo bench --tracking`) the shares of it, in a
+    stream's order and, where timed, back to back."""
 
     def part(c: dict[str, Any]) -> str:
         text = (
