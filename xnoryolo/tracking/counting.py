@@ -35,7 +35,7 @@ class Observations:
 
     def __post_init__(self) -> None:
         self._anchors: dict[str, np.ndarray] = {}
-        self._masks: dict[frozenset[str], np.ndarray] = {}
+        self._rows: dict[frozenset[str], np.ndarray] = {}
         self._heights: np.ndarray | None = None
 
     @property
@@ -57,9 +57,9 @@ class Observations:
         """The rows of `classes` (None: every row)."""
         if classes is None:
             return None
-        rows = self._masks.get(classes)
+        rows = self._rows.get(classes)
         if rows is None:
-            rows = self._masks[classes] = np.flatnonzero(
+            rows = self._rows[classes] = np.flatnonzero(
                 np.fromiter((n in classes for n in self.names), bool, len(self.names))
             )
         return rows
