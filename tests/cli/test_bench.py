@@ -9,6 +9,7 @@ import pytest
 
 from refdata import CONFIGS
 from xnoryolo.bench.cfg import float_twin, resize_cfg
+from xnoryolo.bench.tracking import format_cost
 from xnoryolo.cli import main
 from xnoryolo.detector import ops
 from xnoryolo.kernels.backend import FastBackend
@@ -104,3 +105,19 @@ def test_bench_int8_runs_calibrated(capsys: pytest.CaptureFixture[str]) -> None:
     assert json.loads(capsys.readouterr().out)["precision"] == "f32"
     assert main([*args, "--precision", "int8", "--calibrate", "/nonexistent.mp4"]) == 2
     assert "--calibrate" in capsys.readouterr().err
+
+
+def test_bench_tracking_shares_the_analysis_against_the_same_run_inference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = str(CONFIGS / "yolov3-tiny_xnor.cfg")
+    args = ["bench", "--cfg", cfg, "--size", "64", "--threads", "2", "--runs", "1"]
+    assert main([*args, "--warmup", "0", "--no-opencv", "--tracking", "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)["analysis"]
+    assert cost["objects"] == 30 and cost["tracks"] >= 30
+    assert cost["inference_ms"] > 0 and cost["motion_gate_ms"] > 0
+    total = cost["motion_gate_ms"] + cost["tracking_lines_zones_ms"]
+    assert cost["share_pct"] == pytest.approx(100 * total / cost["inference_ms"], rel=1e-3)
+    assert set(cost["back_to_back"]) == {"motion_gate_ms", "tracking_lines_zones_ms", "total_ms"}
+    text = format_cost(cost)
+    assert f"= {cost['share_pct']:.2f} %" in text and "1 thread" in text and "back to back" in text

@@ -61,6 +61,19 @@ def test_each_track_counts_once_each_way_however_it_jitters() -> None:
     assert lines["in"] == {"person": 1} and lines["out"] == {"person": 1}
 
 
+def test_every_box_its_own_id_and_a_box_s_other_classes_its_id() -> None:
+    from xnoryolo.detector import Detection
+
+    analysis = FrameAnalysis(AnalysisSpec(tracking={"min_hits": 1}))
+    # two people on the same pixels (one behind the other), and the box's second class
+    a = Detection(0, "person", 0.9, 0, 0, 0, 0, 100, 100, 30, 60)
+    b = Detection(0, "person", 0.8, 0, 0, 0, 0, 100, 100, 30, 60)
+    other = Detection(1, "bicycle", 0.3, 0, 0, 0, 0, 100, 100, 30, 60, best_class=False)
+    out, _ = analysis.update((640, 360), [a, other, b], 0.0, 0)
+    assert [d.track_id for d in out] == [1, 2, 2]
+    assert [(d.prob, d.name) for d in out] == [(0.9, "person"), (0.3, "bicycle"), (0.8, "person")]
+
+
 def test_geometry() -> None:
     assert segments_cross((0, 0), (2, 2), (0, 2), (2, 0))
     assert not segments_cross((0, 0), (1, 0), (0, 1), (1, 1))

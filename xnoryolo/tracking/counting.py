@@ -9,6 +9,7 @@ zone knows which tracks are inside; entering, leaving and the time inside are it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,42 +22,47 @@ from .spec import Anchor, LineSpec, ZoneSpec
 HYSTERESIS = 0.05
 
 
-@dataclass(frozen=True)
-class Observation:
-    """A tracked box on one inferred frame."""
-
-    track_id: int
-    class_id: int
-    name: str
-    box: tuple[float, float, float, float]  # x0 y0 x1 y1 pixels
-
-
 @dataclass
 class Observations:
-    """The tracked boxes of one inferred frame, with both anchor points computed once."""
+    """The tracked boxes of one inferred frame, one row each: track ids, class ids, boxes
+    (N, 4: x0 y0 x1 y1 pixels) and the class names (only read for events and class filters).
+    Anchor points and selections are computed once per frame, whatever reads them."""
 
-    items: list[Observation]
-    boxes: np.ndarray  # (N, 4) x0 y0 x1 y1
+    track_ids: np.ndarray
+    class_ids: np.ndarray
+    boxes: np.ndarray
+    names: Sequence[str]
 
     def __post_init__(self) -> None:
-        b = self.boxes.reshape(-1, 4)
-        cx = (b[:, 0] + b[:, 2]) / 2
-        self._heights = b[:, 3] - b[:, 1]
-        self._anchors = {
-            "bottom": np.stack([cx, b[:, 3]], axis=1),
-            "center": np.stack([cx, (b[:, 1] + b[:, 3]) / 2], axis=1),
-        }
+        self._anchors: dict[str, np.ndarray] = {}
+        self._rows: dict[frozenset[str], np.ndarray] = {}
+        self._heights: np.ndarray | None = None
 
-    def select(
-        self, classes: frozenset[str] | None, anchor: Anchor
-    ) -> tuple[list[Observation], np.ndarray, np.ndarray]:
-        """The observations of `classes` (all where None), their anchors and box heights."""
-        pts = self._anchors[anchor]
-        heights = self._heights
+    @property
+    def heights(self) -> np.ndarray:
+        if self._heights is None:
+            self._heights = self.boxes[:, 3] - self.boxes[:, 1]
+        return self._heights
+
+    def anchors(self, anchor: Anchor) -> np.ndarray:
+        pts = self._anchors.get(anchor)
+        if pts is None:
+            b = self.boxes
+            pts = self._anchors[anchor] = np.empty((len(b), 2))
+            pts[:, 0] = (b[:, 0] + b[:, 2]) / 2
+            pts[:, 1] = b[:, 3] if anchor == "bottom" else (b[:, 1] + b[:, 3]) / 2
+        return pts
+
+    def select(self, classes: frozenset[str] | None) -> np.ndarray | None:
+        """The rows of `classes` (None: every row)."""
         if classes is None:
-            return self.items, pts, heights
-        keep = [i for i, o in enumerate(self.items) if o.name in classes]
-        return [self.items[i] for i in keep], pts[keep], heights[keep]
+            return None
+        rows = self._rows.get(classes)
+        if rows is None:
+            rows = self._rows[classes] = np.flatnonzero(
+                np.fromiter((n in classes for n in self.names), bool, len(self.names))
+            )
+        return rows
 
 
 def _cross(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
@@ -64,7 +70,7 @@ def _cross(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> 
 
 
 def segments_cross(
-    p: tuple[float, float], q: tuple[float, float], a: tuple[float, float], b: tuple[float, float]
+    p: Sequence[float], q: Sequence[float], a: Sequence[float], b: Sequence[float]
 ) -> bool:
     """Whether segment p-q crosses segment a-b (touching at an end point counts)."""
     d1 = _cross(*a, *b, *p)
@@ -74,16 +80,24 @@ def segments_cross(
     return d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0)
 
 
-def points_in_polygon(points: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """Even-odd rule for every point (N, 2) at once; poly (K, 2) pixels."""
+Edges = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def polygon_edges(poly: np.ndarray) -> Edges:
+    """What `points_in_polygon` needs of a polygon (K, 2), computed once per polygon."""
+    xs, ys = poly[:, 0], poly[:, 1]
+    xj, yj = np.roll(xs, 1), np.roll(ys, 1)  # previous vertex
+    return xs, ys, yj, xj - xs, np.where(yj == ys, 1e-12, yj - ys)
+
+
+def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
+    """Even-odd rule for every point (N, 2) at once; poly (K, 2) pixels, or its edges."""
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    xs, ys = poly[:, 0], poly[:, 1]
-    xj, yj = xs[np.arange(-1, len(xs) - 1)], ys[np.arange(-1, len(ys) - 1)]  # previous vertex
-    dy = np.where(yj == ys, 1e-12, yj - ys)
+    xs, ys, yj, dx, dy = polygon_edges(poly) if isinstance(poly, np.ndarray) else poly
     px, py = points[:, :1], points[:, 1:]
-    crossing = ((ys > py) != (yj > py)) & (px < (xj - xs) * (py - ys) / dy + xs)
-    return np.count_nonzero(crossing, axis=1) % 2 == 1
+    crossing = ((ys > py) != (yj > py)) & (px < dx * (py - ys) / dy + xs)
+    return np.logical_xor.reduce(crossing, axis=1)  # an odd number of crossings
 
 
 def point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
@@ -98,7 +112,8 @@ class LineCounter:
     )
 
     def __post_init__(self) -> None:
-        self._last: dict[int, tuple[tuple[float, float], float]] = {}  # anchor, side
+        # per track: its anchor and side when last seen off the line
+        self._last: dict[int, tuple[Sequence[float], int]] = {}
         self._counted: set[tuple[int, str]] = set()
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
 
@@ -106,34 +121,41 @@ class LineCounter:
         self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
         w, h = size
-        (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
+        a, b = ((x * w, y * h) for x, y in self.spec.points)
+        (ax, ay), (bx, by) = a, b
         out: list[AnalysisEvent] = []
-        obs_list, pts, heights = obs.select(self._classes, self.spec.anchor)
+        rows = obs.select(self._classes)
+        pts, heights, ids = obs.anchors(self.spec.anchor), obs.heights, obs.track_ids
+        if rows is not None:
+            pts, heights, ids = pts[rows], heights[rows], ids[rows]
         # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
         # side it had, so a box wobbling on the line is not counted across and back
         norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
         dist = ((bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)) / norm
-        sides = np.where(
-            dist > HYSTERESIS * heights, 1.0, np.where(dist < -HYSTERESIS * heights, -1.0, 0.0)
-        ).tolist()
-        for o, p, s1 in zip(obs_list, map(tuple, pts.tolist()), sides, strict=True):
+        margin = HYSTERESIS * heights
+        # y grows downwards: a positive cross product is the right of A->B on the picture
+        sides = ((dist > margin).view(np.int8) - (dist < -margin).view(np.int8)).tolist()
+        last = self._last
+        # per track a dict look-up: cheaper than any array bookkeeping at tens of tracks
+        for j, (tid, p, s1) in enumerate(zip(ids.tolist(), pts.tolist(), sides, strict=True)):
             if s1 == 0:
                 continue
-            last = self._last.get(o.track_id)
-            self._last[o.track_id] = (p, s1)
-            if last is None:
+            seen = last.get(tid)
+            last[tid] = (p, s1)
+            if seen is None:
                 continue
-            prev, s0 = last
-            if s0 == s1 or not segments_cross(prev, p, (ax, ay), (bx, by)):
+            prev, s0 = seen
+            if s0 == s1 or not segments_cross(prev, p, a, b):
                 continue
-            # y grows downwards: a positive cross product is the right of A→B on the picture
             direction = "in" if s1 > 0 else "out"
-            if (o.track_id, direction) in self._counted:
+            if (tid, direction) in self._counted:
                 continue
-            self._counted.add((o.track_id, direction))
-            self.counts[direction][o.name] += 1
+            self._counted.add((tid, direction))
+            r = j if rows is None else int(rows[j])
+            name = obs.names[r]
+            self.counts[direction][name] += 1
             out.append(
-                LineCrossed(self.spec.name, direction, o.track_id, o.class_id, o.name, frame, t)
+                LineCrossed(self.spec.name, direction, tid, int(obs.class_ids[r]), name, frame, t)
             )
         return out
 
@@ -171,31 +193,37 @@ class ZoneWatcher:
         self._dwell_sum = 0.0
         self._dwell_max = 0.0
         self._size: tuple[int, int] | None = None
-        self._poly = np.zeros((0, 2))
+        self._edges: Edges | None = None
 
-    def _polygon(self, size: tuple[int, int]) -> np.ndarray:
-        if size != self._size:
+    def _polygon(self, size: tuple[int, int]) -> Edges:
+        if size != self._size or self._edges is None:
             self._size = size
-            self._poly = np.array(self.spec.points, dtype=np.float64) * np.array(size)
-        return self._poly
+            self._edges = polygon_edges(np.array(self.spec.points, dtype=np.float64) * size)
+        return self._edges
 
     def observe(
         self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
-        poly = self._polygon(size)
+        edges = self._polygon(size)
         out: list[AnalysisEvent] = []
-        obs_list, pts, _ = obs.select(self._classes, self.spec.anchor)
-        inside_all = points_in_polygon(pts, poly).tolist()
-        for o, inside in zip(obs_list, inside_all, strict=True):
-            visit = self._inside.get(o.track_id)
+        rows = obs.select(self._classes)
+        pts, ids = obs.anchors(self.spec.anchor), obs.track_ids
+        if rows is not None:
+            pts, ids = pts[rows], ids[rows]
+        inside_all = points_in_polygon(pts, edges).tolist()
+        visits = self._inside
+        for j, (tid, inside) in enumerate(zip(ids.tolist(), inside_all, strict=True)):
+            visit = visits.get(tid)
             if inside and visit is None:
-                self._inside[o.track_id] = _Visit(o.class_id, o.name, t, t, frame)
-                self.entered[o.name] += 1
-                out.append(ZoneEntered(self.spec.name, o.track_id, o.class_id, o.name, frame, t))
+                r = j if rows is None else int(rows[j])
+                name, class_id = obs.names[r], int(obs.class_ids[r])
+                visits[tid] = _Visit(class_id, name, t, t, frame)
+                self.entered[name] += 1
+                out.append(ZoneEntered(self.spec.name, tid, class_id, name, frame, t))
             elif inside and visit is not None:
                 visit.last_seen, visit.last_frame = t, frame
             elif visit is not None:
-                out.append(self._leave(o.track_id, frame, t, "exited"))
+                out.append(self._leave(tid, frame, t, "exited"))
         return out
 
     def _leave(self, track_id: int, frame: int, t: float, reason: str) -> ZoneLeft:

@@ -3,7 +3,15 @@
 The state is (cx, cy, a, h, vcx, vcy, va, vh): box centre, aspect ratio w/h, height and their
 velocities, with noise proportional to the box height (as SORT/DeepSORT/ByteTrack model
 people and vehicles). Time is in steps of `STEP_S` seconds, so a stream that skips frames
-(motion gating, a frame-rate cap) predicts across the gap with the same model."""
+(motion gating, a frame-rate cap) predicts across the gap with the same model.
+
+The model never couples one component with another: the motion moves each one by its own
+velocity, the noises are diagonal and the measurement is the four components themselves. So
+the 8x8 covariance of a track is four independent 2x2 blocks (a component's variance, its
+covariance with its velocity, the velocity's variance), and every zero outside them stays
+exactly zero. The filter keeps only those blocks, `cov` (N, 3, 4): [variance of each
+component, covariance with its velocity, variance of the velocity]; the arithmetic is the
+8x8 filter's, term for term, without the products by zero."""
 
 from __future__ import annotations
 
@@ -18,6 +26,14 @@ _Q_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS, _W_VEL, _W_VEL, 0.0, _W_VEL])
 _Q_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
 _R_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS])
 _R_FIXED = np.array([0.0, 0.0, 1e-1, 0.0])
+# the initial std of each component and velocity: a multiple of the box height, or fixed
+_P0_SCALE = np.array([[2 * _W_POS, 2 * _W_POS, 0.0, 2 * _W_POS], [10 * _W_VEL] * 4])
+_P0_SCALE[1, 2] = 0.0
+_P0_FIXED = np.array([[0.0, 0.0, 1e-2, 0.0], [0.0, 0.0, 1e-5, 0.0]])
+
+
+_KS = np.array([0, 0, 1])
+_K = np.array([0, 1, 1])
 
 
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
@@ -27,63 +43,47 @@ def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
-    w = xyah[:, 2] * xyah[:, 3]
-    h = xyah[:, 3]
+    half_w = xyah[:, 2] * xyah[:, 3] / 2
+    half_h = xyah[:, 3] / 2
     return np.stack(
-        [xyah[:, 0] - w / 2, xyah[:, 1] - h / 2, xyah[:, 0] + w / 2, xyah[:, 1] + h / 2], axis=1
+        [xyah[:, 0] - half_w, xyah[:, 1] - half_h, xyah[:, 0] + half_w, xyah[:, 1] + half_h],
+        axis=1,
     )
 
 
 def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Means (N, 8) and covariances (N, 8, 8) of new tracks from measurements z (N, 4)."""
+    """Means (N, 8) and covariance blocks (N, 3, 4) of new tracks from measurements z (N, 4)."""
     n = len(z)
     mean = np.concatenate([z, np.zeros((n, 4))], axis=1)
-    h = z[:, 3]
-    std = np.stack(
-        [
-            2 * _W_POS * h,
-            2 * _W_POS * h,
-            np.full(n, 1e-2),
-            2 * _W_POS * h,
-            10 * _W_VEL * h,
-            10 * _W_VEL * h,
-            np.full(n, 1e-5),
-            10 * _W_VEL * h,
-        ],
-        axis=1,
-    )
-    cov = np.zeros((n, 8, 8))
-    idx = np.arange(8)
-    cov[:, idx, idx] = std**2
+    std = z[:, None, 3:4] * _P0_SCALE + _P0_FIXED  # (N, 2, 4): components, velocities
+    cov = np.zeros((n, 3, 4))
+    cov[:, 0] = std[:, 0] ** 2
+    cov[:, 2] = std[:, 1] ** 2
     return mean, cov
 
 
-def predict(mean: np.ndarray, cov: np.ndarray, steps: np.ndarray) -> None:
-    """Advance every track by its `steps` (N,) in place: x += v dt, P = F P F^T + Q dt."""
-    dt = steps[:, None]
-    mean[:, :4] += dt * mean[:, 4:]
-    a = cov[:, :4, :4]
-    b = cov[:, :4, 4:]
-    c = cov[:, 4:, 4:]
-    dt3 = steps[:, None, None]
-    new_a = a + dt3 * (b + b.transpose(0, 2, 1)) + dt3 * dt3 * c
-    new_b = b + dt3 * c
-    cov[:, :4, :4] = new_a
-    cov[:, :4, 4:] = new_b
-    cov[:, 4:, :4] = new_b.transpose(0, 2, 1)
+def predict(mean: np.ndarray, cov: np.ndarray, steps: float) -> None:
+    """Advance every track by `steps` in place: x += v dt, P = F P F^T + Q dt."""
+    mean[:, :4] += steps * mean[:, 4:]
+    var, cross, vel = cov[:, 0], cov[:, 1], cov[:, 2]
+    var += steps * (cross + cross)
+    var += steps * steps * vel
+    cross += steps * vel
     q = mean[:, 3:4] * _Q_SCALE + _Q_FIXED
-    idx = np.arange(8)
-    cov[:, idx, idx] += q**2 * steps[:, None]
+    q *= q
+    q *= steps
+    cov[:, ::2] += q.reshape(-1, 2, 4)  # the components' variances, the velocities'
 
 
 def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
     """Correct every track (N) with its measurement z (N, 4), in place."""
-    r = (mean[:, 3:4] * _R_SCALE + _R_FIXED) ** 2
-    s = cov[:, :4, :4].copy()
-    idx = np.arange(4)
-    s[:, idx, idx] += r
-    pht = cov[:, :, :4]  # P H^T, (N, 8, 4)
-    gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)  # (N, 8, 4)
+    r = mean[:, 3:4] * _R_SCALE + _R_FIXED
+    s = cov[:, 0] + r * r  # innovation variance per component
+    inv_s = 1.0 / s
+    gain = cov[:, :2] * inv_s[:, None]  # (N, 2, 4): the component's gain, its velocity's
     innovation = z - mean[:, :4]
-    mean += (gain @ innovation[:, :, None])[:, :, 0]
-    cov -= gain @ s @ gain.transpose(0, 2, 1)
+    mean[:, :4] += gain[:, 0] * innovation
+    mean[:, 4:] += gain[:, 1] * innovation
+    gs = gain * s[:, None]
+    # P -= K S K^T, block by block: (k s) k of the component, with its velocity, the velocity
+    cov -= gs[:, _KS] * gain[:, _K]

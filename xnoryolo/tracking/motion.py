@@ -27,9 +27,11 @@ class MotionGate:
         h, w = image.shape[:2]
         sw = min(self.spec.width, w)
         sh = max(1, round(h * sw / w))
-        # INTER_LINEAR samples (INTER_AREA would average, ~20x the time); the blur after it
-        # does the averaging that keeps sensor noise from counting as motion
-        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        # INTER_NEAREST reads one pixel per small pixel, so it touches the fewest lines of a
+        # frame fresh from the decoder (on 768x576 ~0.05 ms against INTER_LINEAR's ~0.1,
+        # pyrDown's ~0.8 and INTER_AREA's ~1); the blur after it does the averaging that
+        # keeps sensor noise from counting as motion
+        small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_NEAREST)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         grey = cv2.GaussianBlur(grey, (5, 5), 0)
         if self._shape != grey.shape:
