@@ -176,3 +176,20 @@ def test_reference_xnor_case_and_cli(tmp_path: Path) -> None:
     d1 = Detector.from_files(cfg, weights, names, "numpy").postprocess(ref, 768, 576)
     d2 = Detector.from_files(cfg, packed, names, "numpy").postprocess(ref, 768, 576)
     assert d1 == d2 and len(d1) > 0
+
+
+def test_unpack_of_a_calibrated_model_is_exact_in_f32(tmp_path: Path) -> None:
+    """The shipped default model carries int8 calibration, which darknet .weights cannot hold:
+    unpack still verifies the f32 arrays, says the calibration stays behind, and the unpacked
+    model gives the packed one's f32 outputs."""
+    from xnoryolo.configs import default_model
+
+    model = default_model()
+    r = xnoryolo("unpack", model, "--out", tmp_path / "u", "--stem", "m")
+    assert r.returncode == 0, r.stderr
+    assert "verified identical" in r.stdout and "calibration is not in darknet" in r.stdout
+    packed = Network.load(None, model, "numpy", precision="f32")
+    unpacked = Network.load(tmp_path / "u" / "m.cfg", tmp_path / "u" / "m.weights", "numpy")
+    x = np.random.default_rng(0).random(packed.input_shape, np.float32)
+    for a, b in zip(packed.forward(x), unpacked.forward(x), strict=True):
+        assert np.array_equal(a, b)

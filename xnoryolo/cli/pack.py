@@ -57,14 +57,15 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
-def verify_same(original: Any, packed: Any) -> None:
-    """Both networks run exactly the same arrays (signs, scales, folded weights and biases)."""
+def verify_same(original: Any, packed: Any, quant: bool = True) -> None:
+    """Both networks run exactly the same arrays (signs, scales, folded weights and biases)
+    and, with `quant`, the same int8 input quantisation."""
     from xnoryolo.detector.layers import BatchnormLayer, ConvolutionalLayer
 
     for a, b in zip(original.layers, packed.layers, strict=True):
         if isinstance(a, ConvolutionalLayer):
             assert isinstance(b, ConvolutionalLayer)
-            ok = _same(a.folded_bias, b.folded_bias) and a.act_quant == b.act_quant
+            ok = _same(a.folded_bias, b.folded_bias) and (not quant or a.act_quant == b.act_quant)
             if a.xnor:
                 ok = ok and _same(a.signs, b.signs) and _same(a.scale, b.scale)
             else:
@@ -151,6 +152,12 @@ def run_unpack(args: argparse.Namespace) -> int:
         names = out / f"{stem}.names"
         write_atomic(names, "\n".join(header["names"]))
         written.append(names)
-    verify_same(net, Network.load(cfg, weights, "numpy"))
+    # darknet .weights have no place for int8 calibration: the f32 arrays must match exactly
+    verify_same(net, Network.load(cfg, weights, "numpy"), quant=False)
     print("wrote " + ", ".join(map(str, written)) + "; verified identical")
+    if any(getattr(layer, "act_quant", None) is not None for layer in net.layers):
+        print(
+            f"note: {src.name}'s int8 calibration is not in darknet .weights; the unpacked "
+            "model runs f32 until packed again with `xnoryolo pack --calibrate VIDEO`"
+        )
     return 0
