@@ -90,8 +90,70 @@ def _assign(cost: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 _NONE = np.zeros(0, dtype=np.int64)
+
+
+def iou_cost(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    cost: np.ndarray,
+) -> None:
+    """cost (N, M) = 1 - IoU of each row's box (rows[:, :4]: centre, aspect ratio, height)
+    with each box (x0 y0 x1 y1), 2 (never a match) where the classes differ."""
+    cost[...] = np.where(
+        row_class[:, None] == box_class,
+        1.0 - iou_matrix(kalman.xyah_to_xyxy(rows[:, :4]), boxes),
+        2.0,
+    )
+
+
+def match_stages(
+    cost: np.ndarray,
+    row_flags: np.ndarray,
+    col_flags: np.ndarray,
+    stage_rows: np.ndarray,
+    stage_cols: np.ndarray,
+    limits: np.ndarray,
+    col_of_row: np.ndarray,
+    row_of_col: np.ndarray,
+) -> int:
+    """Stage s matches the free rows with a flag of stage_rows[s] to the free columns with a
+    flag of stage_cols[s] (free: -1 in col_of_row / row_of_col), at the least total cost,
+    pairs costing more than limits[s] left out; the pairs are written to both. Returns -1:
+    every stage done (the compiled kernel may return a stage it left to this reference,
+    where more than one matching is optimal and LAPJV's choice is the answer)."""
+    for row_bits, col_bits, limit in zip(
+        stage_rows.tolist(), stage_cols.tolist(), limits.tolist(), strict=True
+    ):
+        rows = (((row_flags & row_bits) != 0) & (col_of_row < 0)).nonzero()[0]
+        cols = (((col_flags & col_bits) != 0) & (row_of_col < 0)).nonzero()[0]
+        if not len(rows) or not len(cols):
+            continue
+        r, c = _assign(cost[rows[:, None], cols], limit)
+        col_of_row[rows[r]] = cols[c]
+        row_of_col[cols[c]] = rows[r]
+    return -1
+
+
+try:
+    from xnoryolo.kernels import track as _compiled
+except ImportError:  # kernels not built: the references do the same, slower
+    IOU_COST, MATCH_STAGES = iou_cost, match_stages
+else:
+    IOU_COST, MATCH_STAGES = _compiled.iou_cost, _compiled.match_stages
+
 # the columns of a track's integers
 _CLASS, _STATE, _ID, _HITS, _MISSES = range(5)
+# which stages a track may be matched in, by state (a bit per stage below) ...
+_ROW_FLAGS = np.array([4, 1 | 2, 1], dtype=np.uint8)  # tentative, tracked, lost
+# ... and a box, by score: below low_thresh none; weak (low..high) 2; confident 1
+_HIGH, _LOW = 1, 2
+_SCORE_FLAGS = np.array([0, _LOW, _HIGH], dtype=np.uint8)
+# 1. confident boxes to confirmed tracks (followed or lost); 2. weak boxes only to tracks
+# followed until the last frame; 3. tentative tracks to the confident boxes left (stricter)
+_STAGE_ROWS = np.array([1, 2, 4], dtype=np.uint8)
+_STAGE_COLS = np.array([_HIGH, _LOW, _HIGH], dtype=np.uint8)
 
 
 @dataclass
@@ -107,11 +169,9 @@ class Tracker:
         self._i = np.zeros((0, 5), dtype=np.int64)
         self._t: float | None = None
         self._next_id = 1
-
-    @staticmethod
-    def _kalman(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Views of the means (N, 8) and covariance blocks (N, 3, 4) in float rows f."""
-        return f[:, :8], f[:, 8:].reshape(-1, 3, 4)
+        spec = self.spec
+        self._limits = np.array([1.0 - spec.match_iou, 1.0 - 0.5, 1.0 - 0.3])
+        self._score_edges = np.array([min(spec.low_thresh, spec.high_thresh), spec.high_thresh])
 
     # -- time ------------------------------------------------------------------------------
     def _predict(self, t: float, move: bool) -> None:
@@ -120,9 +180,8 @@ class Tracker:
         self._t = t
         if not len(self._f) or steps == 0.0:
             return
-        mean, cov = self._kalman(self._f)
         # without moving, the uncertainty grows and the boxes stay
-        kalman.predict(mean if move else mean.copy(), cov, steps)
+        kalman.PREDICT_ROWS(self._f, steps, move, kalman.Q_SCALE, kalman.Q_FIXED)
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
@@ -135,58 +194,42 @@ class Tracker:
     ) -> TrackUpdate:
         """Match the boxes (N, 4: x0 y0 x1 y1 pixels) of one inferred frame at time t (s)."""
         spec = self.spec
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         self._predict(t, move=True)
-        ids = np.full(len(boxes), -1, dtype=np.int64)
         ints = self._i
         state = ints[:, _STATE]
-        det_of = np.full(len(ints), -1, dtype=np.int64)  # track row -> box index
-        high = (scores >= spec.high_thresh).nonzero()[0]
+        n, m = len(ints), len(boxes)
+        det_of = np.full(n, -1, dtype=np.int64)  # track row -> box index
+        box_of = np.full(m, -1, dtype=np.int64)  # box index -> track row
+        box_flags = _SCORE_FLAGS[np.searchsorted(self._score_edges, scores, side="right")]
         tentative = state == TrackState.TENTATIVE
-        rest_high = high
-        unmatched_tentative = tentative.nonzero()[0]
-        if len(ints) and len(boxes):
+        if n and m:
             # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
-            predicted = kalman.xyah_to_xyxy(self._f[:, :4])
-            cost = np.where(
-                ints[:, _CLASS, None] == classes,
-                1.0 - iou_matrix(predicted, boxes),
-                2.0,
+            cost = np.empty((n, m))
+            IOU_COST(self._f, ints[:, _CLASS], boxes, classes, cost)
+            row_flags = _ROW_FLAGS[state]
+            left = MATCH_STAGES(
+                cost, row_flags, box_flags, _STAGE_ROWS, _STAGE_COLS, self._limits, det_of, box_of
             )
-
-            def match(
-                tracks: np.ndarray, dets: np.ndarray, min_iou: float
-            ) -> tuple[np.ndarray, np.ndarray]:
-                if not len(tracks) or not len(dets):
-                    return tracks, dets
-                rows, cols = _assign(cost[tracks[:, None], dets], 1.0 - min_iou)
-                if not len(rows):
-                    return tracks, dets
-                det_of[tracks[rows]] = dets[cols]
-                left_t = np.ones(len(tracks), dtype=bool)
-                left_t[rows] = False
-                left_d = np.ones(len(dets), dtype=bool)
-                left_d[cols] = False
-                return tracks[left_t], dets[left_d]
-
-            low = ((scores >= spec.low_thresh) & (scores < spec.high_thresh)).nonzero()[0]
-            # 1. confident boxes to confirmed tracks (followed or lost)
-            rest_tracks, rest_high = match((~tentative).nonzero()[0], high, spec.match_iou)
-            # 2. weak boxes only to tracks followed until the last frame (those left
-            # unmatched become lost below)
-            match(rest_tracks[state[rest_tracks] == TrackState.TRACKED], low, 0.5)
-            # 3. tentative tracks to the confident boxes left (stricter)
-            unmatched_tentative, rest_high = match(unmatched_tentative, rest_high, 0.3)
+            if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
+                match_stages(
+                    cost,
+                    row_flags,
+                    box_flags,
+                    _STAGE_ROWS[left:],
+                    _STAGE_COLS[left:],
+                    self._limits[left:],
+                    det_of,
+                    box_of,
+                )
 
         matched = det_of >= 0
         ks = matched.nonzero()[0]
         if len(ks):
+            kalman.UPDATE_ROWS(self._f, det_of, boxes, kalman.R_SCALE, kalman.R_FIXED)
             dets = det_of[ks]
-            f = self._f[ks]
-            kalman.update(*self._kalman(f), kalman.xyxy_to_xyah(boxes[dets]))
-            self._f[ks] = f
             mine = ints[ks]
             mine[:, _MISSES] = 0
             mine[:, _HITS] += 1
@@ -198,7 +241,10 @@ class Tracker:
             confirmed = mine[:, _ID] >= 0
             mine[confirmed, _STATE] = TrackState.TRACKED
             ints[ks] = mine
+            ids = np.full(m, -1, dtype=np.int64)
             ids[dets[confirmed]] = mine[confirmed, _ID]
+        else:
+            ids = np.full(m, -1, dtype=np.int64)
 
         # confirmed tracks unmatched are lost, and dropped after `lost_frames`; a tentative
         # track unmatched (a box seen once) is not yet anything
@@ -208,13 +254,15 @@ class Tracker:
         misses[missed] += 1
         drop = missed & (misses > spec.lost_frames)
         ended = ints[drop, _ID]
-        drop[unmatched_tentative] = True
+        drop |= tentative & ~matched
         if drop.any():
             keep = ~drop
             self._f, self._i = self._f[keep], ints[keep]
 
         # 4. new tracks from the confident boxes nobody claimed
-        born_boxes = rest_high[scores[rest_high] >= spec.new_track_thresh]
+        born_boxes = (
+            (box_flags == _HIGH) & (box_of < 0) & (scores >= spec.new_track_thresh)
+        ).nonzero()[0]
         if len(born_boxes):
             self._add(born_boxes, boxes, classes, ids)
         return TrackUpdate(ids, tuple(ended.tolist()))

@@ -85,19 +85,60 @@ Edges = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def polygon_edges(poly: np.ndarray) -> Edges:
     """What `points_in_polygon` needs of a polygon (K, 2), computed once per polygon."""
+    poly = np.asarray(poly, dtype=np.float64)
     xs, ys = poly[:, 0], poly[:, 1]
     xj, yj = np.roll(xs, 1), np.roll(ys, 1)  # previous vertex
     return xs, ys, yj, xj - xs, np.where(yj == ys, 1e-12, yj - ys)
 
 
-def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
-    """Even-odd rule for every point (N, 2) at once; poly (K, 2) pixels, or its edges."""
-    if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    xs, ys, yj, dx, dy = polygon_edges(poly) if isinstance(poly, np.ndarray) else poly
+def points_inside(
+    points: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    yj: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    inside: np.ndarray,
+) -> None:
+    """Even-odd rule for every point (N, 2) at once against a polygon's edges
+    (`polygon_edges`): inside (N, uint8) 1 or 0."""
     px, py = points[:, :1], points[:, 1:]
     crossing = ((ys > py) != (yj > py)) & (px < dx * (py - ys) / dy + xs)
-    return np.logical_xor.reduce(crossing, axis=1)  # an odd number of crossings
+    inside[:] = np.logical_xor.reduce(crossing, axis=1)  # an odd number of crossings
+
+
+def line_sides(
+    points: np.ndarray,
+    heights: np.ndarray,
+    ax: float,
+    ay: float,
+    bx: float,
+    by: float,
+    norm: float,
+    hysteresis: float,
+    sides: np.ndarray,
+) -> None:
+    """sides (N, int8): +1 where point i is more than hysteresis * heights[i] right of the
+    line A->B on the picture (y down; norm is |B - A|), -1 as far left, else 0."""
+    dist = ((bx - ax) * (points[:, 1] - ay) - (by - ay) * (points[:, 0] - ax)) / norm
+    margin = hysteresis * heights
+    sides[:] = (dist > margin).view(np.int8) - (dist < -margin).view(np.int8)
+
+
+try:
+    from xnoryolo.kernels import track as _compiled
+except ImportError:  # kernels not built: the references do the same, slower
+    POINTS_INSIDE, LINE_SIDES = points_inside, line_sides
+else:
+    POINTS_INSIDE, LINE_SIDES = _compiled.points_inside, _compiled.line_sides
+
+
+def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
+    """Even-odd rule for every point (N, 2) at once; poly (K, 2) pixels, or its edges."""
+    edges = polygon_edges(poly) if isinstance(poly, np.ndarray) else poly
+    inside = np.empty(len(points), dtype=np.uint8)
+    POINTS_INSIDE(np.ascontiguousarray(points, dtype=np.float64), *edges, inside)
+    return inside.view(bool)
 
 
 def point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
@@ -131,10 +172,10 @@ class LineCounter:
         # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
         # side it had, so a box wobbling on the line is not counted across and back
         norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
-        dist = ((bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)) / norm
-        margin = HYSTERESIS * heights
         # y grows downwards: a positive cross product is the right of A->B on the picture
-        sides = ((dist > margin).view(np.int8) - (dist < -margin).view(np.int8)).tolist()
+        side_of = np.empty(len(pts), dtype=np.int8)
+        LINE_SIDES(pts, heights, ax, ay, bx, by, norm, HYSTERESIS, side_of)
+        sides = side_of.tolist()
         last = self._last
         # per track a dict look-up: cheaper than any array bookkeeping at tens of tracks
         for j, (tid, p, s1) in enumerate(zip(ids.tolist(), pts.tolist(), sides, strict=True)):

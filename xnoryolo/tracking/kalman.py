@@ -11,7 +11,11 @@ the 8x8 covariance of a track is four independent 2x2 blocks (a component's vari
 covariance with its velocity, the velocity's variance), and every zero outside them stays
 exactly zero. The filter keeps only those blocks, `cov` (N, 3, 4): [variance of each
 component, covariance with its velocity, variance of the velocity]; the arithmetic is the
-8x8 filter's, term for term, without the products by zero."""
+8x8 filter's, term for term, without the products by zero.
+
+The tracker keeps a track's mean and blocks in one row of 20 floats; `predict_rows` and
+`update_rows` are the NumPy references of the compiled kernels (kernels/track.pyx) that the
+tracker runs (`PREDICT_ROWS`, `UPDATE_ROWS`), with the same arithmetic in the same order."""
 
 from __future__ import annotations
 
@@ -22,10 +26,10 @@ _W_POS = 1.0 / 20
 _W_VEL = 1.0 / 160
 # noise std per state and measurement component: a multiple of the box height, or fixed
 # (the aspect ratio's)
-_Q_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS, _W_VEL, _W_VEL, 0.0, _W_VEL])
-_Q_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
-_R_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS])
-_R_FIXED = np.array([0.0, 0.0, 1e-1, 0.0])
+Q_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS, _W_VEL, _W_VEL, 0.0, _W_VEL])
+Q_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
+R_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS])
+R_FIXED = np.array([0.0, 0.0, 1e-1, 0.0])
 # the initial std of each component and velocity: a multiple of the box height, or fixed
 _P0_SCALE = np.array([[2 * _W_POS, 2 * _W_POS, 0.0, 2 * _W_POS], [10 * _W_VEL] * 4])
 _P0_SCALE[1, 2] = 0.0
@@ -62,22 +66,34 @@ def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-def predict(mean: np.ndarray, cov: np.ndarray, steps: float) -> None:
+def predict(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    steps: float,
+    q_scale: np.ndarray = Q_SCALE,
+    q_fixed: np.ndarray = Q_FIXED,
+) -> None:
     """Advance every track by `steps` in place: x += v dt, P = F P F^T + Q dt."""
     mean[:, :4] += steps * mean[:, 4:]
     var, cross, vel = cov[:, 0], cov[:, 1], cov[:, 2]
     var += steps * (cross + cross)
     var += steps * steps * vel
     cross += steps * vel
-    q = mean[:, 3:4] * _Q_SCALE + _Q_FIXED
+    q = mean[:, 3:4] * q_scale + q_fixed
     q *= q
     q *= steps
     cov[:, ::2] += q.reshape(-1, 2, 4)  # the components' variances, the velocities'
 
 
-def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
+def update(
+    mean: np.ndarray,
+    cov: np.ndarray,
+    z: np.ndarray,
+    r_scale: np.ndarray = R_SCALE,
+    r_fixed: np.ndarray = R_FIXED,
+) -> None:
     """Correct every track (N) with its measurement z (N, 4), in place."""
-    r = mean[:, 3:4] * _R_SCALE + _R_FIXED
+    r = mean[:, 3:4] * r_scale + r_fixed
     s = cov[:, 0] + r * r  # innovation variance per component
     inv_s = 1.0 / s
     gain = cov[:, :2] * inv_s[:, None]  # (N, 2, 4): the component's gain, its velocity's
@@ -87,3 +103,40 @@ def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> None:
     gs = gain * s[:, None]
     # P -= K S K^T, block by block: (k s) k of the component, with its velocity, the velocity
     cov -= gs[:, _KS] * gain[:, _K]
+
+
+def split_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Views of the means (N, 8) and covariance blocks (N, 3, 4) in rows (N, 20)."""
+    return rows[:, :8], rows[:, 8:].reshape(-1, 3, 4)
+
+
+def predict_rows(
+    rows: np.ndarray, steps: float, move: bool, q_scale: np.ndarray, q_fixed: np.ndarray
+) -> None:
+    """`predict` on rows (N, 20) in place; without `move` the boxes stay where they are and
+    only the uncertainty grows (as much as if they had moved)."""
+    mean, cov = split_rows(rows)
+    predict(mean if move else mean.copy(), cov, steps, q_scale, q_fixed)
+
+
+def update_rows(
+    rows: np.ndarray,
+    measured_by: np.ndarray,
+    boxes: np.ndarray,
+    r_scale: np.ndarray,
+    r_fixed: np.ndarray,
+) -> None:
+    """`update` of row i (N, 20) in place with box measured_by[i] (x0 y0 x1 y1), where >= 0."""
+    ks = (measured_by >= 0).nonzero()[0]
+    if len(ks):
+        f = rows[ks]
+        update(*split_rows(f), xyxy_to_xyah(boxes[measured_by[ks]]), r_scale, r_fixed)
+        rows[ks] = f
+
+
+try:
+    from xnoryolo.kernels import track as _compiled
+except ImportError:  # kernels not built: the references do the same, slower
+    PREDICT_ROWS, UPDATE_ROWS = predict_rows, update_rows
+else:
+    PREDICT_ROWS, UPDATE_ROWS = _compiled.kalman_predict, _compiled.kalman_update

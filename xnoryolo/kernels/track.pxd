@@ -1,0 +1,30 @@
+# Contract of the box-tracking kernels (track.pyx): batched Kalman filter on 2x2-block states,
+# IoU costs, staged minimum-cost matching, side of a line and point in polygon over arrays.
+# Each is the arithmetic of its NumPy reference (README.md, "track.pyx"), operation for
+# operation, so results are bit-identical.
+from libc.stdint cimport int8_t, int64_t, uint8_t
+
+
+cdef void kalman_predict_rows(double[:, ::1] rows, double steps, bint move,
+                              const double[::1] q_scale,
+                              const double[::1] q_fixed) noexcept nogil
+
+cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
+                             const double[:, ::1] boxes, const double[::1] r_scale,
+                             const double[::1] r_fixed) noexcept nogil
+
+cdef void iou_cost_rows(const double[:, ::1] rows, const int64_t[:] row_class,
+                        const double[:, ::1] boxes, const int64_t[:] box_class,
+                        double[:, ::1] cost) noexcept nogil
+
+cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int row_bits,
+                    const uint8_t[:] col_flags, int col_bits, double limit,
+                    int64_t[::1] col_of_row, int64_t[::1] row_of_col) noexcept nogil
+
+cdef void line_sides_of(const double[:, ::1] points, const double[::1] heights, double ax,
+                        double ay, double bx, double by, double norm, double hysteresis,
+                        int8_t[::1] sides) noexcept nogil
+
+cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
+                         const double[:] ys, const double[:] yj, const double[:] dx,
+                         const double[:] dy, uint8_t[::1] inside) noexcept nogil

@@ -1,0 +1,50 @@
+# Type stub of the compiled box-tracking module (kernels/track.pyx).
+import numpy as np
+
+def kalman_predict(
+    rows: np.ndarray, steps: float, move: bool, q_scale: np.ndarray, q_fixed: np.ndarray
+) -> None: ...
+def kalman_update(
+    rows: np.ndarray,
+    measured_by: np.ndarray,
+    boxes: np.ndarray,
+    r_scale: np.ndarray,
+    r_fixed: np.ndarray,
+) -> None: ...
+def iou_cost(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    cost: np.ndarray,
+) -> None: ...
+def match_stages(
+    cost: np.ndarray,
+    row_flags: np.ndarray,
+    col_flags: np.ndarray,
+    stage_rows: np.ndarray,
+    stage_cols: np.ndarray,
+    limits: np.ndarray,
+    col_of_row: np.ndarray,
+    row_of_col: np.ndarray,
+) -> int: ...
+def line_sides(
+    points: np.ndarray,
+    heights: np.ndarray,
+    ax: float,
+    ay: float,
+    bx: float,
+    by: float,
+    norm: float,
+    hysteresis: float,
+    sides: np.ndarray,
+) -> None: ...
+def points_inside(
+    points: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    yj: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    inside: np.ndarray,
+) -> None: ...

@@ -1,0 +1,384 @@
+"""Per-frame numeric work of tracking boxes, in one pass over plain arrays.
+
+A constant-velocity Kalman filter whose covariance is four independent 2x2 blocks, batched
+over rows of 20 floats (mean: 4 components and their 4 velocities; then the blocks: the
+components' variances, their covariances with their velocities, the velocities' variances);
+1 - IoU costs of those rows' boxes against measured boxes; minimum-cost one-to-one matching
+in stages over the rows and columns still free; the side of a line and the inside of a
+polygon for many points. Each function does the operations of its NumPy reference in the
+same order (the build sets -ffp-contract=off), so the results are bit-identical.
+"""
+
+from libc.math cimport INFINITY
+from libc.stdint cimport int8_t, int64_t, uint8_t
+from libc.stdlib cimport free, malloc
+
+
+cdef void kalman_predict_rows(double[:, ::1] rows, double steps, bint move,
+                              const double[::1] q_scale,
+                              const double[::1] q_fixed) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef double h, q, vel
+    cdef double *r
+    for i in range(rows.shape[0]):
+        r = &rows[i, 0]
+        # the noise follows the moved height, also where the boxes stay (held frames)
+        h = r[3] + steps * r[7]
+        if move:
+            for k in range(4):
+                r[k] += steps * r[4 + k]
+        for k in range(4):
+            vel = r[16 + k]
+            r[8 + k] += steps * (r[12 + k] + r[12 + k])
+            r[8 + k] += steps * steps * vel
+            r[12 + k] += steps * vel
+            q = h * q_scale[k] + q_fixed[k]
+            q *= q
+            q *= steps
+            r[8 + k] += q
+            q = h * q_scale[4 + k] + q_fixed[4 + k]
+            q *= q
+            q *= steps
+            r[16 + k] += q
+
+
+cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
+                             const double[:, ::1] boxes, const double[::1] r_scale,
+                             const double[::1] r_fixed) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef int64_t d
+    cdef double w, hz, h, rk, s, inv_s, g0, g1, innov, gs0, gs1
+    cdef double z[4]
+    cdef double *r
+    for i in range(rows.shape[0]):
+        d = measured_by[i]
+        if d < 0:
+            continue
+        r = &rows[i, 0]
+        # the measurement as centre, aspect ratio, height
+        w = boxes[d, 2] - boxes[d, 0]
+        hz = boxes[d, 3] - boxes[d, 1]
+        if hz < 1e-3:
+            hz = 1e-3
+        z[0] = boxes[d, 0] + w / 2
+        z[1] = boxes[d, 1] + hz / 2
+        z[2] = w / hz
+        z[3] = hz
+        h = r[3]  # the noise follows the height before the correction
+        for k in range(4):
+            rk = h * r_scale[k] + r_fixed[k]
+            s = r[8 + k] + rk * rk
+            inv_s = 1.0 / s
+            g0 = r[8 + k] * inv_s
+            g1 = r[12 + k] * inv_s
+            innov = z[k] - r[k]
+            r[k] += g0 * innov
+            r[4 + k] += g1 * innov
+            gs0 = g0 * s
+            gs1 = g1 * s
+            r[8 + k] -= gs0 * g0
+            r[12 + k] -= gs0 * g1
+            r[16 + k] -= gs1 * g1
+
+
+cdef void iou_cost_rows(const double[:, ::1] rows, const int64_t[:] row_class,
+                        const double[:, ::1] boxes, const int64_t[:] box_class,
+                        double[:, ::1] cost) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef double half_w, half_h, ax0, ay0, ax1, ay1, area_a, iw, ih, inter, union, lo, hi
+    for i in range(rows.shape[0]):
+        half_w = rows[i, 2] * rows[i, 3] / 2
+        half_h = rows[i, 3] / 2
+        ax0 = rows[i, 0] - half_w
+        ay0 = rows[i, 1] - half_h
+        ax1 = rows[i, 0] + half_w
+        ay1 = rows[i, 1] + half_h
+        area_a = (ax1 - ax0) * (ay1 - ay0)
+        for j in range(boxes.shape[0]):
+            if row_class[i] != box_class[j]:
+                cost[i, j] = 2.0
+                continue
+            hi = ax1 if ax1 < boxes[j, 2] else boxes[j, 2]
+            lo = ax0 if ax0 > boxes[j, 0] else boxes[j, 0]
+            iw = hi - lo
+            hi = ay1 if ay1 < boxes[j, 3] else boxes[j, 3]
+            lo = ay0 if ay0 > boxes[j, 1] else boxes[j, 1]
+            ih = hi - lo
+            if iw < 0.0:
+                iw = 0.0
+            if ih < 0.0:
+                ih = 0.0
+            inter = iw * ih
+            union = area_a + (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1]) - inter
+            if union > 0:
+                cost[i, j] = 1.0 - inter / (union if union > 1e-9 else 1e-9)
+            else:
+                cost[i, j] = 1.0
+
+
+cdef inline double _within(double c, double limit) noexcept nogil:
+    return c if c <= limit else INFINITY
+
+
+cdef bint _identical_lines(const double[:, ::1] cost, const Py_ssize_t *rix, Py_ssize_t nr,
+                           const Py_ssize_t *cix, Py_ssize_t nc, double limit) noexcept nogil:
+    """Whether two of the rows rix (or two of the columns cix) have the same costs on the
+    columns cix (rows rix), every cost above limit counting as the same."""
+    cdef Py_ssize_t a, b, k
+    for a in range(nr):
+        for b in range(a + 1, nr):
+            for k in range(nc):
+                if _within(cost[rix[a], cix[k]], limit) != _within(cost[rix[b], cix[k]], limit):
+                    break
+            else:
+                return True
+    for a in range(nc):
+        for b in range(a + 1, nc):
+            for k in range(nr):
+                if _within(cost[rix[k], cix[a]], limit) != _within(cost[rix[k], cix[b]], limit):
+                    break
+            else:
+                return True
+    return False
+
+
+cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int row_bits,
+                    const uint8_t[:] col_flags, int col_bits, double limit,
+                    int64_t[::1] col_of_row, int64_t[::1] row_of_col) noexcept nogil:
+    """Matches rows with a flag of row_bits to columns with a flag of col_bits, both still
+    free (-1 in col_of_row / row_of_col), at the least total cost, pairs costing more than
+    limit left out: 0; 1 where two candidate rows or columns have the same costs, so that
+    more than one matching is optimal (nothing written); -1 where memory ran out."""
+    cdef Py_ssize_t nrow = cost.shape[0], ncol = cost.shape[1]
+    cdef Py_ssize_t i, j, a, b, nr = 0, nc = 0, nc0 = 0, most_r = 0, most_c = 0, cnt
+    cdef Py_ssize_t m, i0, j0, j1
+    cdef double c, cur, delta
+    cdef Py_ssize_t *ints = <Py_ssize_t *>malloc(
+        (nrow + 2 * ncol + 4 * (ncol + nrow + 1)) * sizeof(Py_ssize_t))
+    cdef double *reals = <double *>malloc((nrow + 1 + 2 * (ncol + nrow + 1)) * sizeof(double))
+    if ints == NULL or reals == NULL:
+        free(ints)
+        free(reals)
+        return -1
+    cdef Py_ssize_t *rix = ints  # the rows with a pair within the limit
+    cdef Py_ssize_t *cix = rix + nrow  # the free columns, then those with a pair
+    cdef Py_ssize_t *ccount = cix + ncol
+    cdef Py_ssize_t *p = ccount + ncol
+    cdef Py_ssize_t *way = p + (ncol + nrow + 1)
+    cdef Py_ssize_t *used = way + (ncol + nrow + 1)
+    cdef double *u = reals
+    cdef double *v = u + (nrow + 1)
+    cdef double *minv = v + (ncol + nrow + 1)
+    for j in range(ncol):
+        if (col_flags[j] & col_bits) and row_of_col[j] < 0:
+            cix[nc0] = j
+            ccount[nc0] = 0
+            nc0 += 1
+    for i in range(nrow):
+        if not (row_flags[i] & row_bits) or col_of_row[i] >= 0:
+            continue
+        cnt = 0
+        for b in range(nc0):
+            if cost[i, cix[b]] <= limit:
+                cnt += 1
+                ccount[b] += 1
+        if cnt:
+            rix[nr] = i
+            nr += 1
+            if cnt > most_r:
+                most_r = cnt
+    for b in range(nc0):
+        if ccount[b]:
+            cix[nc] = cix[b]
+            if ccount[b] > most_c:
+                most_c = ccount[b]
+            nc += 1
+    if most_r <= 1 and most_c <= 1:
+        # no two pairs compete (none at all, or each alone in its row and its column): the
+        # optimum takes every pair as it is
+        for a in range(nr):
+            i = rix[a]
+            for b in range(nc):
+                if cost[i, cix[b]] <= limit:
+                    col_of_row[i] = cix[b]
+                    row_of_col[cix[b]] = i
+    elif _identical_lines(cost, rix, nr, cix, nc, limit):
+        # two candidate rows (or columns) alike: the optimum is not unique, and which of them
+        # gets which is the reference solver's choice; left to the caller
+        free(ints)
+        free(reals)
+        return 1
+    else:
+        # Hungarian method with potentials (shortest augmenting paths), 1-based: rows 1..nr,
+        # columns 1..nc the candidates (a pair costs its cost - limit, beyond the limit it is
+        # not allowed), nc+1..nc+nr one "stay unmatched" column per row at cost 0
+        m = nc + nr
+        for a in range(nr + 1):
+            u[a] = 0.0
+        for b in range(m + 1):
+            v[b] = 0.0
+            p[b] = 0
+            way[b] = 0
+        for a in range(1, nr + 1):
+            p[0] = a
+            j0 = 0
+            for b in range(m + 1):
+                minv[b] = INFINITY
+                used[b] = 0
+            while True:
+                used[j0] = 1
+                i0 = p[j0]
+                delta = INFINITY
+                j1 = 0
+                for b in range(1, m + 1):
+                    if used[b]:
+                        continue
+                    if b <= nc:
+                        c = cost[rix[i0 - 1], cix[b - 1]]
+                        c = c - limit if c <= limit else INFINITY
+                    else:
+                        c = 0.0 if b - nc == i0 else INFINITY
+                    cur = c - u[i0] - v[b]
+                    if cur < minv[b]:
+                        minv[b] = cur
+                        way[b] = j0
+                    if minv[b] < delta:
+                        delta = minv[b]
+                        j1 = b
+                for b in range(m + 1):
+                    if used[b]:
+                        u[p[b]] += delta
+                        v[b] -= delta
+                    else:
+                        minv[b] -= delta
+                j0 = j1
+                if p[j0] == 0:
+                    break
+            while j0:
+                j1 = way[j0]
+                p[j0] = p[j1]
+                j0 = j1
+        for b in range(1, nc + 1):
+            if p[b]:
+                i = rix[p[b] - 1]
+                col_of_row[i] = cix[b - 1]
+                row_of_col[cix[b - 1]] = i
+    free(ints)
+    free(reals)
+    return 0
+
+
+cdef void line_sides_of(const double[:, ::1] points, const double[::1] heights, double ax,
+                        double ay, double bx, double by, double norm, double hysteresis,
+                        int8_t[::1] sides) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double dist, margin
+    for i in range(points.shape[0]):
+        dist = ((bx - ax) * (points[i, 1] - ay) - (by - ay) * (points[i, 0] - ax)) / norm
+        margin = hysteresis * heights[i]
+        sides[i] = <int8_t>(dist > margin) - <int8_t>(dist < -margin)
+
+
+cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
+                         const double[:] ys, const double[:] yj, const double[:] dx,
+                         const double[:] dy, uint8_t[::1] inside) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef double px, py
+    cdef uint8_t odd
+    for i in range(points.shape[0]):
+        px = points[i, 0]
+        py = points[i, 1]
+        odd = 0
+        for k in range(xs.shape[0]):
+            if ((ys[k] > py) != (yj[k] > py)) and px < dx[k] * (py - ys[k]) / dy[k] + xs[k]:
+                odd ^= 1
+        inside[i] = odd
+
+
+def kalman_predict(double[:, ::1] rows, double steps, bint move, const double[::1] q_scale,
+                   const double[::1] q_fixed):
+    """Advance every row (N, 20) by `steps` in place; without `move` only the uncertainty
+    grows (kalman.predict_rows is the reference)."""
+    if rows.shape[1] != 20 or q_scale.shape[0] != 8 or q_fixed.shape[0] != 8:
+        raise ValueError("kalman_predict needs rows (N, 20) and noises of 8")
+    with nogil:
+        kalman_predict_rows(rows, steps, move, q_scale, q_fixed)
+
+
+def kalman_update(double[:, ::1] rows, const int64_t[:] measured_by,
+                  const double[:, ::1] boxes, const double[::1] r_scale,
+                  const double[::1] r_fixed):
+    """Correct row i (N, 20) in place with box measured_by[i] (x0 y0 x1 y1), where >= 0
+    (kalman.update_rows is the reference)."""
+    cdef Py_ssize_t i
+    if (rows.shape[1] != 20 or measured_by.shape[0] != rows.shape[0] or boxes.shape[1] != 4
+            or r_scale.shape[0] != 4 or r_fixed.shape[0] != 4):
+        raise ValueError("kalman_update needs rows (N, 20), N indices, boxes (M, 4)")
+    for i in range(measured_by.shape[0]):
+        if measured_by[i] >= boxes.shape[0]:
+            raise IndexError("kalman_update: a box index is out of range")
+    with nogil:
+        kalman_update_rows(rows, measured_by, boxes, r_scale, r_fixed)
+
+
+def iou_cost(const double[:, ::1] rows, const int64_t[:] row_class, const double[:, ::1] boxes,
+             const int64_t[:] box_class, double[:, ::1] cost):
+    """cost (N, M) = 1 - IoU of each row's box (rows[:, :4]: centre, aspect, height) with each
+    box (x0 y0 x1 y1), 2 where the classes differ (bytetrack.iou_cost is the reference)."""
+    if (rows.shape[1] < 4 or boxes.shape[1] != 4 or row_class.shape[0] != rows.shape[0]
+            or box_class.shape[0] != boxes.shape[0] or cost.shape[0] != rows.shape[0]
+            or cost.shape[1] != boxes.shape[0]):
+        raise ValueError("iou_cost: shapes do not agree")
+    with nogil:
+        iou_cost_rows(rows, row_class, boxes, box_class, cost)
+
+
+def match_stages(const double[:, ::1] cost, const uint8_t[:] row_flags,
+                 const uint8_t[:] col_flags, const uint8_t[::1] stage_rows,
+                 const uint8_t[::1] stage_cols, const double[::1] limits,
+                 int64_t[::1] col_of_row, int64_t[::1] row_of_col):
+    """Stage s matches the free rows with a flag of stage_rows[s] to the free columns with a
+    flag of stage_cols[s] at the least total cost, pairs above limits[s] left out; the
+    pairs go to col_of_row / row_of_col (-1: free). Returns -1, or the first stage not done
+    because two of its candidate rows or columns have the same costs (more than one optimum:
+    which one is the caller's choice, e.g. LAPJV's in bytetrack.match_stages, the
+    reference)."""
+    cdef Py_ssize_t s = 0, n = stage_rows.shape[0]
+    cdef int err = 0
+    if (row_flags.shape[0] != cost.shape[0] or col_of_row.shape[0] != cost.shape[0]
+            or col_flags.shape[0] != cost.shape[1] or row_of_col.shape[0] != cost.shape[1]
+            or stage_cols.shape[0] != n or limits.shape[0] != n):
+        raise ValueError("match_stages: shapes do not agree")
+    with nogil:
+        for s in range(n):
+            err = match_free(cost, row_flags, stage_rows[s], col_flags, stage_cols[s],
+                             limits[s], col_of_row, row_of_col)
+            if err:
+                break
+    if err < 0:
+        raise MemoryError()
+    return s if err else -1
+
+
+def line_sides(const double[:, ::1] points, const double[::1] heights, double ax, double ay,
+               double bx, double by, double norm, double hysteresis, int8_t[::1] sides):
+    """sides[i] = +1 / -1 where point i (x, y) is more than hysteresis * heights[i] right /
+    left of the line A->B (norm: |B - A|), else 0 (counting.line_sides is the reference)."""
+    if heights.shape[0] != points.shape[0] or sides.shape[0] != points.shape[0]:
+        raise ValueError("line_sides: shapes do not agree")
+    with nogil:
+        line_sides_of(points, heights, ax, ay, bx, by, norm, hysteresis, sides)
+
+
+def points_inside(const double[:, ::1] points, const double[:] xs, const double[:] ys,
+                  const double[:] yj, const double[:] dx, const double[:] dy,
+                  uint8_t[::1] inside):
+    """Even-odd rule for every point (N, 2) against a polygon given by its edges (vertex x, y,
+    previous vertex's y, dx, dy; counting.polygon_edges) (counting.points_inside is the
+    reference)."""
+    cdef Py_ssize_t k = xs.shape[0]
+    if (ys.shape[0] != k or yj.shape[0] != k or dx.shape[0] != k or dy.shape[0] != k
+            or inside.shape[0] != points.shape[0]):
+        raise ValueError("points_inside: shapes do not agree")
+    with nogil:
+        inside_polygon(points, xs, ys, yj, dx, dy, inside)
