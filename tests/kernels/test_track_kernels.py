@@ -56,6 +56,15 @@ def test_kalman_predict_and_update_match_the_reference(n: int, m: int, move: boo
             track.kalman_update(b, np.full(n, len(boxes)), boxes, kalman.R_SCALE, kalman.R_FIXED)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 9, 40])
+def test_kalman_initiate_matches_the_reference(n: int) -> None:
+    boxes = _boxes(np.random.default_rng(n), n)
+    a, b = np.full((n, 20), 7.0), np.full((n, 20), 7.0)
+    kalman.initiate_rows(a, boxes, kalman.P0_SCALE, kalman.P0_FIXED)
+    track.kalman_initiate(b, boxes, kalman.P0_SCALE, kalman.P0_FIXED)
+    assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize(("n", "m"), SIZES)
 def test_iou_cost_matches_the_reference(n: int, m: int) -> None:
     rng = np.random.default_rng(n * 100 + m + 1)

@@ -9,6 +9,10 @@ cdef void kalman_predict_rows(double[:, ::1] rows, double steps, bint move,
                               const double[::1] q_scale,
                               const double[::1] q_fixed) noexcept nogil
 
+cdef void kalman_initiate_rows(double[:, ::1] rows, const double[:, ::1] boxes,
+                               const double[::1] p0_scale,
+                               const double[::1] p0_fixed) noexcept nogil
+
 cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
                              const double[:, ::1] boxes, const double[::1] r_scale,
                              const double[::1] r_fixed) noexcept nogil

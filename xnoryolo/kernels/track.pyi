@@ -4,6 +4,9 @@ import numpy as np
 def kalman_predict(
     rows: np.ndarray, steps: float, move: bool, q_scale: np.ndarray, q_fixed: np.ndarray
 ) -> None: ...
+def kalman_initiate(
+    rows: np.ndarray, boxes: np.ndarray, p0_scale: np.ndarray, p0_fixed: np.ndarray
+) -> None: ...
 def kalman_update(
     rows: np.ndarray,
     measured_by: np.ndarray,

@@ -42,12 +42,42 @@ cdef void kalman_predict_rows(double[:, ::1] rows, double steps, bint move,
             r[16 + k] += q
 
 
+cdef inline void _xyah(const double[:, ::1] boxes, int64_t d, double *z) noexcept nogil:
+    """Box d (x0 y0 x1 y1) as centre, aspect ratio, height (kalman.xyxy_to_xyah)."""
+    cdef double w = boxes[d, 2] - boxes[d, 0]
+    cdef double h = boxes[d, 3] - boxes[d, 1]
+    if h < 1e-3:
+        h = 1e-3
+    z[0] = boxes[d, 0] + w / 2
+    z[1] = boxes[d, 1] + h / 2
+    z[2] = w / h
+    z[3] = h
+
+
+cdef void kalman_initiate_rows(double[:, ::1] rows, const double[:, ::1] boxes,
+                               const double[::1] p0_scale,
+                               const double[::1] p0_fixed) noexcept nogil:
+    cdef Py_ssize_t i, k
+    cdef double sd
+    cdef double *r
+    for i in range(rows.shape[0]):
+        r = &rows[i, 0]
+        _xyah(boxes, i, r)
+        for k in range(4):
+            r[4 + k] = 0.0
+            sd = r[3] * p0_scale[k] + p0_fixed[k]
+            r[8 + k] = sd * sd
+            r[12 + k] = 0.0
+            sd = r[3] * p0_scale[4 + k] + p0_fixed[4 + k]
+            r[16 + k] = sd * sd
+
+
 cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
                              const double[:, ::1] boxes, const double[::1] r_scale,
                              const double[::1] r_fixed) noexcept nogil:
     cdef Py_ssize_t i, k
     cdef int64_t d
-    cdef double w, hz, h, rk, s, inv_s, g0, g1, innov, gs0, gs1
+    cdef double h, rk, s, inv_s, g0, g1, innov, gs0, gs1
     cdef double z[4]
     cdef double *r
     for i in range(rows.shape[0]):
@@ -55,15 +85,7 @@ cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
         if d < 0:
             continue
         r = &rows[i, 0]
-        # the measurement as centre, aspect ratio, height
-        w = boxes[d, 2] - boxes[d, 0]
-        hz = boxes[d, 3] - boxes[d, 1]
-        if hz < 1e-3:
-            hz = 1e-3
-        z[0] = boxes[d, 0] + w / 2
-        z[1] = boxes[d, 1] + hz / 2
-        z[2] = w / hz
-        z[3] = hz
+        _xyah(boxes, d, z)
         h = r[3]  # the noise follows the height before the correction
         for k in range(4):
             rk = h * r_scale[k] + r_fixed[k]
@@ -104,10 +126,11 @@ cdef void iou_cost_rows(const double[:, ::1] rows, const int64_t[:] row_class,
             hi = ay1 if ay1 < boxes[j, 3] else boxes[j, 3]
             lo = ay0 if ay0 > boxes[j, 1] else boxes[j, 1]
             ih = hi - lo
-            if iw < 0.0:
-                iw = 0.0
-            if ih < 0.0:
-                ih = 0.0
+            if not (iw > 0.0 and ih > 0.0):
+                # apart (or touching): no intersection, IoU 0 (finite boxes; the
+                # reference's division gives the same)
+                cost[i, j] = 1.0
+                continue
             inter = iw * ih
             union = area_a + (boxes[j, 2] - boxes[j, 0]) * (boxes[j, 3] - boxes[j, 1]) - inter
             if union > 0:
@@ -121,12 +144,28 @@ cdef inline double _within(double c, double limit) noexcept nogil:
 
 
 cdef bint _identical_lines(const double[:, ::1] cost, const Py_ssize_t *rix, Py_ssize_t nr,
-                           const Py_ssize_t *cix, Py_ssize_t nc, double limit) noexcept nogil:
+                           const Py_ssize_t *cix, Py_ssize_t nc, double limit,
+                           double *rsum, double *csum) noexcept nogil:
     """Whether two of the rows rix (or two of the columns cix) have the same costs on the
-    columns cix (rows rix), every cost above limit counting as the same."""
+    columns cix (rows rix), every cost above limit counting as the same. Only lines with the
+    same sum of costs within the limit are compared in full. Scratch: rsum of nr, csum of
+    nc."""
     cdef Py_ssize_t a, b, k
+    cdef double c
+    for a in range(nr):
+        rsum[a] = 0.0
+    for b in range(nc):
+        csum[b] = 0.0
+    for a in range(nr):
+        for b in range(nc):
+            c = cost[rix[a], cix[b]]
+            if c <= limit:
+                rsum[a] += c
+                csum[b] += c
     for a in range(nr):
         for b in range(a + 1, nr):
+            if rsum[a] != rsum[b]:
+                continue
             for k in range(nc):
                 if _within(cost[rix[a], cix[k]], limit) != _within(cost[rix[b], cix[k]], limit):
                     break
@@ -134,12 +173,77 @@ cdef bint _identical_lines(const double[:, ::1] cost, const Py_ssize_t *rix, Py_
                 return True
     for a in range(nc):
         for b in range(a + 1, nc):
+            if csum[a] != csum[b]:
+                continue
             for k in range(nr):
                 if _within(cost[rix[k], cix[a]], limit) != _within(cost[rix[k], cix[b]], limit):
                     break
             else:
                 return True
     return False
+
+
+cdef void _hungarian(const double[:, ::1] cost, const Py_ssize_t *rix, Py_ssize_t nr,
+                     const Py_ssize_t *cix, Py_ssize_t nc, double limit,
+                     int64_t[::1] col_of_row, int64_t[::1] row_of_col, Py_ssize_t *p,
+                     Py_ssize_t *way, Py_ssize_t *used, double *u, double *v,
+                     double *minv) noexcept nogil:
+    """Least-cost matching of rows rix to columns cix: Hungarian method with potentials
+    (shortest augmenting paths), 1-based: rows 1..nr, columns 1..nc the candidates (a pair
+    costs its cost - limit; beyond the limit it is not allowed), nc+1..nc+nr one "stay
+    unmatched" column per row at cost 0. Scratch: p, way, used, v, minv of nc + nr + 1, u
+    of nr + 1."""
+    cdef Py_ssize_t m = nc + nr, a, b, i0, j0, j1
+    cdef double c, cur, delta
+    for a in range(nr + 1):
+        u[a] = 0.0
+    for b in range(m + 1):
+        v[b] = 0.0
+        p[b] = 0
+        way[b] = 0
+    for a in range(1, nr + 1):
+        p[0] = a
+        j0 = 0
+        for b in range(m + 1):
+            minv[b] = INFINITY
+            used[b] = 0
+        while True:
+            used[j0] = 1
+            i0 = p[j0]
+            delta = INFINITY
+            j1 = 0
+            for b in range(1, m + 1):
+                if used[b]:
+                    continue
+                if b <= nc:
+                    c = cost[rix[i0 - 1], cix[b - 1]]
+                    c = c - limit if c <= limit else INFINITY
+                else:
+                    c = 0.0 if b - nc == i0 else INFINITY
+                cur = c - u[i0] - v[b]
+                if cur < minv[b]:
+                    minv[b] = cur
+                    way[b] = j0
+                if minv[b] < delta:
+                    delta = minv[b]
+                    j1 = b
+            for b in range(m + 1):
+                if used[b]:
+                    u[p[b]] += delta
+                    v[b] -= delta
+                else:
+                    minv[b] -= delta
+            j0 = j1
+            if p[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            p[j0] = p[j1]
+            j0 = j1
+    for b in range(1, nc + 1):
+        if p[b]:
+            col_of_row[rix[p[b] - 1]] = cix[b - 1]
+            row_of_col[cix[b - 1]] = rix[p[b] - 1]
 
 
 cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int row_bits,
@@ -149,13 +253,12 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
     free (-1 in col_of_row / row_of_col), at the least total cost, pairs costing more than
     limit left out: 0; 1 where two candidate rows or columns have the same costs, so that
     more than one matching is optimal (nothing written); -1 where memory ran out."""
-    cdef Py_ssize_t nrow = cost.shape[0], ncol = cost.shape[1]
-    cdef Py_ssize_t i, j, a, b, nr = 0, nc = 0, nc0 = 0, most_r = 0, most_c = 0, cnt
-    cdef Py_ssize_t m, i0, j0, j1
-    cdef double c, cur, delta
+    cdef Py_ssize_t nrow = cost.shape[0], ncol = cost.shape[1], width = ncol + nrow + 1
+    cdef Py_ssize_t i, j, a, b, k, top, nr = 0, nc = 0, nc0 = 0, most_r = 0, most_c = 0
+    cdef Py_ssize_t cnt, label, sr, sc
     cdef Py_ssize_t *ints = <Py_ssize_t *>malloc(
-        (nrow + 2 * ncol + 4 * (ncol + nrow + 1)) * sizeof(Py_ssize_t))
-    cdef double *reals = <double *>malloc((nrow + 1 + 2 * (ncol + nrow + 1)) * sizeof(double))
+        (3 * nrow + 4 * ncol + 4 * width) * sizeof(Py_ssize_t))
+    cdef double *reals = <double *>malloc((nrow + 1 + 2 * width) * sizeof(double))
     if ints == NULL or reals == NULL:
         free(ints)
         free(reals)
@@ -163,12 +266,17 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
     cdef Py_ssize_t *rix = ints  # the rows with a pair within the limit
     cdef Py_ssize_t *cix = rix + nrow  # the free columns, then those with a pair
     cdef Py_ssize_t *ccount = cix + ncol
-    cdef Py_ssize_t *p = ccount + ncol
-    cdef Py_ssize_t *way = p + (ncol + nrow + 1)
-    cdef Py_ssize_t *used = way + (ncol + nrow + 1)
+    cdef Py_ssize_t *rlab = ccount + ncol  # component of each candidate row, column
+    cdef Py_ssize_t *clab = rlab + nrow
+    cdef Py_ssize_t *sub_r = clab + ncol  # one component's rows, columns
+    cdef Py_ssize_t *sub_c = sub_r + nrow
+    cdef Py_ssize_t *stack = sub_c + ncol  # rows as a, columns as -1 - b
+    cdef Py_ssize_t *p = stack + width
+    cdef Py_ssize_t *way = p + width
+    cdef Py_ssize_t *used = way + width
     cdef double *u = reals
     cdef double *v = u + (nrow + 1)
-    cdef double *minv = v + (ncol + nrow + 1)
+    cdef double *minv = v + width
     for j in range(ncol):
         if (col_flags[j] & col_bits) and row_of_col[j] < 0:
             cix[nc0] = j
@@ -193,76 +301,54 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
             if ccount[b] > most_c:
                 most_c = ccount[b]
             nc += 1
-    if most_r <= 1 and most_c <= 1:
-        # no two pairs compete (none at all, or each alone in its row and its column): the
-        # optimum takes every pair as it is
-        for a in range(nr):
-            i = rix[a]
-            for b in range(nc):
-                if cost[i, cix[b]] <= limit:
-                    col_of_row[i] = cix[b]
-                    row_of_col[cix[b]] = i
-    elif _identical_lines(cost, rix, nr, cix, nc, limit):
+    if (most_r > 1 or most_c > 1) and _identical_lines(cost, rix, nr, cix, nc, limit, u,
+                                                       minv):
         # two candidate rows (or columns) alike: the optimum is not unique, and which of them
         # gets which is the reference solver's choice; left to the caller
         free(ints)
         free(reals)
         return 1
-    else:
-        # Hungarian method with potentials (shortest augmenting paths), 1-based: rows 1..nr,
-        # columns 1..nc the candidates (a pair costs its cost - limit, beyond the limit it is
-        # not allowed), nc+1..nc+nr one "stay unmatched" column per row at cost 0
-        m = nc + nr
-        for a in range(nr + 1):
-            u[a] = 0.0
-        for b in range(m + 1):
-            v[b] = 0.0
-            p[b] = 0
-            way[b] = 0
-        for a in range(1, nr + 1):
-            p[0] = a
-            j0 = 0
-            for b in range(m + 1):
-                minv[b] = INFINITY
-                used[b] = 0
-            while True:
-                used[j0] = 1
-                i0 = p[j0]
-                delta = INFINITY
-                j1 = 0
-                for b in range(1, m + 1):
-                    if used[b]:
-                        continue
-                    if b <= nc:
-                        c = cost[rix[i0 - 1], cix[b - 1]]
-                        c = c - limit if c <= limit else INFINITY
-                    else:
-                        c = 0.0 if b - nc == i0 else INFINITY
-                    cur = c - u[i0] - v[b]
-                    if cur < minv[b]:
-                        minv[b] = cur
-                        way[b] = j0
-                    if minv[b] < delta:
-                        delta = minv[b]
-                        j1 = b
-                for b in range(m + 1):
-                    if used[b]:
-                        u[p[b]] += delta
-                        v[b] -= delta
-                    else:
-                        minv[b] -= delta
-                j0 = j1
-                if p[j0] == 0:
-                    break
-            while j0:
-                j1 = way[j0]
-                p[j0] = p[j1]
-                j0 = j1
-        for b in range(1, nc + 1):
-            if p[b]:
-                i = rix[p[b] - 1]
-                col_of_row[i] = cix[b - 1]
-                row_of_col[cix[b - 1]] = i
+    # the pairs within the limit link rows and columns into separate groups, and the optimum
+    # is each group's own: solved one group at a time (a lone pair is taken as it is)
+    for a in range(nr):
+        rlab[a] = -1
+    for b in range(nc):
+        clab[b] = -1
+    label = 0
+    for a in range(nr):
+        if rlab[a] >= 0:
+            continue
+        rlab[a] = label
+        stack[0] = a
+        top = 1
+        sr = sc = 0
+        while top:
+            top -= 1
+            k = stack[top]
+            if k >= 0:
+                sub_r[sr] = rix[k]
+                sr += 1
+                for b in range(nc):
+                    if clab[b] < 0 and cost[rix[k], cix[b]] <= limit:
+                        clab[b] = label
+                        stack[top] = -1 - b
+                        top += 1
+            else:
+                k = -1 - k
+                sub_c[sc] = cix[k]
+                sc += 1
+                for b in range(nr):
+                    if rlab[b] < 0 and cost[rix[b], cix[k]] <= limit:
+                        rlab[b] = label
+                        stack[top] = b
+                        top += 1
+        label += 1
+        if sr == 1 and sc == 1:
+            col_of_row[sub_r[0]] = sub_c[0]
+            row_of_col[sub_c[0]] = sub_r[0]
+        else:
+            _hungarian(cost, sub_r, sr, sub_c, sc, limit, col_of_row, row_of_col, p, way,
+                       used, u, v, minv)
     free(ints)
     free(reals)
     return 0
@@ -303,6 +389,18 @@ def kalman_predict(double[:, ::1] rows, double steps, bint move, const double[::
         raise ValueError("kalman_predict needs rows (N, 20) and noises of 8")
     with nogil:
         kalman_predict_rows(rows, steps, move, q_scale, q_fixed)
+
+
+def kalman_initiate(double[:, ::1] rows, const double[:, ::1] boxes,
+                    const double[::1] p0_scale, const double[::1] p0_fixed):
+    """Row i (N, 20) of a new track from box i (x0 y0 x1 y1): the box, no velocity, the
+    initial variances (std h * p0_scale + p0_fixed: components, then velocities)
+    (kalman.initiate_rows is the reference)."""
+    if (rows.shape[1] != 20 or boxes.shape[0] != rows.shape[0] or boxes.shape[1] != 4
+            or p0_scale.shape[0] != 8 or p0_fixed.shape[0] != 8):
+        raise ValueError("kalman_initiate needs rows (N, 20), boxes (N, 4), noises of 8")
+    with nogil:
+        kalman_initiate_rows(rows, boxes, p0_scale, p0_fixed)
 
 
 def kalman_update(double[:, ::1] rows, const int64_t[:] measured_by,

@@ -143,10 +143,12 @@ except ImportError:  # kernels not built: the references do the same, slower
 else:
     IOU_COST, MATCH_STAGES = _compiled.iou_cost, _compiled.match_stages
 
-# the columns of a track's integers
-_CLASS, _STATE, _ID, _HITS, _MISSES = range(5)
 # which stages a track may be matched in, by state (a bit per stage below) ...
-_ROW_FLAGS = np.array([4, 1 | 2, 1], dtype=np.uint8)  # tentative, tracked, lost
+_ROW_FLAGS = {
+    TrackState.TENTATIVE: 4,
+    TrackState.TRACKED: 1 | 2,
+    TrackState.LOST: 1,
+}
 # ... and a box, by score: below low_thresh none; weak (low..high) 2; confident 1
 _HIGH, _LOW = 1, 2
 _SCORE_FLAGS = np.array([0, _LOW, _HIGH], dtype=np.uint8)
@@ -161,12 +163,17 @@ class Tracker:
     spec: TrackerSpec = field(default_factory=TrackerSpec)
 
     def __post_init__(self) -> None:
-        # the tracks as two arrays, one row each (structure of arrays): per-frame work is a
-        # handful of array operations whatever the number of tracks. Floats: the Kalman
-        # mean (8) and covariance blocks (3 x 4, kalman.py); integers: class, state, id (-1
-        # until confirmed), hits in a row, inferred frames missed.
+        # one row per track. The numbers the compiled kernels work on are arrays: the Kalman
+        # mean (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class.
+        # The life cycle is lists, read and written one track at a time: state, id (-1
+        # until confirmed), matches in a row, inferred frames missed (at tens of tracks a
+        # loop over lists costs less than the dozens of array calls the same logic takes).
         self._f = np.zeros((0, 20))
-        self._i = np.zeros((0, 5), dtype=np.int64)
+        self._cls = np.zeros(0, dtype=np.int64)
+        self._state: list[TrackState] = []
+        self._id: list[int] = []
+        self._hits: list[int] = []
+        self._misses: list[int] = []
         self._t: float | None = None
         self._next_id = 1
         spec = self.spec
@@ -198,18 +205,16 @@ class Tracker:
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         self._predict(t, move=True)
-        ints = self._i
-        state = ints[:, _STATE]
-        n, m = len(ints), len(boxes)
+        states, tids, hits, misses = self._state, self._id, self._hits, self._misses
+        n, m = len(states), len(boxes)
         det_of = np.full(n, -1, dtype=np.int64)  # track row -> box index
         box_of = np.full(m, -1, dtype=np.int64)  # box index -> track row
         box_flags = _SCORE_FLAGS[np.searchsorted(self._score_edges, scores, side="right")]
-        tentative = state == TrackState.TENTATIVE
         if n and m:
             # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
             cost = np.empty((n, m))
-            IOU_COST(self._f, ints[:, _CLASS], boxes, classes, cost)
-            row_flags = _ROW_FLAGS[state]
+            IOU_COST(self._f, self._cls, boxes, classes, cost)
+            row_flags = np.frombuffer(bytes([_ROW_FLAGS[s] for s in states]), np.uint8)
             left = MATCH_STAGES(
                 cost, row_flags, box_flags, _STAGE_ROWS, _STAGE_COLS, self._limits, det_of, box_of
             )
@@ -224,79 +229,84 @@ class Tracker:
                     det_of,
                     box_of,
                 )
-
-        matched = det_of >= 0
-        ks = matched.nonzero()[0]
-        if len(ks):
             kalman.UPDATE_ROWS(self._f, det_of, boxes, kalman.R_SCALE, kalman.R_FIXED)
-            dets = det_of[ks]
-            mine = ints[ks]
-            mine[:, _MISSES] = 0
-            mine[:, _HITS] += 1
-            # ids in row order: the order tracks were born in
-            born = (tentative[ks] & (mine[:, _HITS] >= spec.min_hits)).nonzero()[0]
-            if len(born):
-                mine[born, _ID] = np.arange(self._next_id, self._next_id + len(born))
-                self._next_id += len(born)
-            confirmed = mine[:, _ID] >= 0
-            mine[confirmed, _STATE] = TrackState.TRACKED
-            ints[ks] = mine
-            ids = np.full(m, -1, dtype=np.int64)
-            ids[dets[confirmed]] = mine[confirmed, _ID]
-        else:
-            ids = np.full(m, -1, dtype=np.int64)
 
-        # confirmed tracks unmatched are lost, and dropped after `lost_frames`; a tentative
-        # track unmatched (a box seen once) is not yet anything
-        missed = ~matched & ~tentative
-        state[missed] = TrackState.LOST
-        misses = ints[:, _MISSES]
-        misses[missed] += 1
-        drop = missed & (misses > spec.lost_frames)
-        ended = ints[drop, _ID]
-        drop |= tentative & ~matched
-        if drop.any():
-            keep = ~drop
-            self._f, self._i = self._f[keep], ints[keep]
+        ids = [-1] * m
+        ended: list[int] = []
+        keep: list[int] = []
+        next_id = self._next_id
+        for r, d in enumerate(det_of.tolist()):
+            if d >= 0:
+                hits[r] += 1
+                misses[r] = 0
+                # ids in row order: the order tracks were born in
+                if tids[r] < 0 and hits[r] >= spec.min_hits:
+                    tids[r] = next_id
+                    next_id += 1
+                if tids[r] >= 0:
+                    states[r] = TrackState.TRACKED
+                    ids[d] = tids[r]
+                keep.append(r)
+            elif states[r] != TrackState.TENTATIVE:
+                # confirmed and unmatched: lost, and dropped after `lost_frames`
+                states[r] = TrackState.LOST
+                misses[r] += 1
+                if misses[r] > spec.lost_frames:
+                    ended.append(tids[r])
+                else:
+                    keep.append(r)
+            # a tentative track unmatched (a box seen once) is not yet anything: dropped
+        self._next_id = next_id
+        if len(keep) < n:
+            self._f, self._cls = self._f[keep], self._cls[keep]
+            self._state = [states[r] for r in keep]
+            self._id = [tids[r] for r in keep]
+            self._hits = [hits[r] for r in keep]
+            self._misses = [misses[r] for r in keep]
 
         # 4. new tracks from the confident boxes nobody claimed
-        born_boxes = (
-            (box_flags == _HIGH) & (box_of < 0) & (scores >= spec.new_track_thresh)
-        ).nonzero()[0]
-        if len(born_boxes):
-            self._add(born_boxes, boxes, classes, ids)
-        return TrackUpdate(ids, tuple(ended.tolist()))
+        new = spec.new_track_thresh
+        born = [
+            j
+            for j, (row, flags, score) in enumerate(
+                zip(box_of.tolist(), box_flags.tolist(), scores.tolist(), strict=True)
+            )
+            if row < 0 and flags == _HIGH and score >= new
+        ]
+        if born:
+            self._add(born, boxes, classes, ids)
+        return TrackUpdate(np.array(ids, dtype=np.int64), tuple(ended))
 
-    def _add(
-        self, new: np.ndarray, boxes: np.ndarray, classes: np.ndarray, ids: np.ndarray
-    ) -> None:
+    def _add(self, new: list[int], boxes: np.ndarray, classes: np.ndarray, ids: list[int]) -> None:
         n = len(new)
-        mean, cov = kalman.initiate(kalman.xyxy_to_xyah(boxes[new]))
-        ints = np.zeros((n, 5), dtype=np.int64)
-        ints[:, _CLASS] = classes[new]
-        ints[:, _STATE] = TrackState.TENTATIVE
-        ints[:, _ID] = -1
-        ints[:, _HITS] = 1
+        rows = np.empty((n, 20))
+        kalman.INITIATE_ROWS(rows, boxes[new], kalman.P0_SCALE, kalman.P0_FIXED)
+        self._f = np.concatenate([self._f, rows])
+        self._cls = np.concatenate([self._cls, classes[new]])
+        self._hits += [1] * n
+        self._misses += [0] * n
         if self.spec.min_hits <= 1:
-            ints[:, _ID] = np.arange(self._next_id, self._next_id + n)
+            first = self._next_id
             self._next_id += n
-            ints[:, _STATE] = TrackState.TRACKED
-            ids[new] = ints[:, _ID]
-        self._f = np.concatenate([self._f, np.concatenate([mean, cov.reshape(n, 12)], axis=1)])
-        self._i = np.concatenate([self._i, ints])
+            self._id += range(first, first + n)
+            self._state += [TrackState.TRACKED] * n
+            for k, j in enumerate(new):
+                ids[j] = first + k
+        else:
+            self._id += [-1] * n
+            self._state += [TrackState.TENTATIVE] * n
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:
         """The confirmed tracks (followed and lost), boxes where the filter puts them now."""
-        rows = (self._i[:, _ID] >= 0).nonzero()[0]
+        rows = [r for r, tid in enumerate(self._id) if tid >= 0]
         xyxy = kalman.xyah_to_xyxy(self._f[rows, :4])
         return [
-            TrackView(tid, cls, (x0, y0, x1, y1), TrackState(st))
-            for (cls, st, tid), (x0, y0, x1, y1) in zip(
-                self._i[rows, :3].tolist(), xyxy.tolist(), strict=True
+            TrackView(self._id[r], cls, (x0, y0, x1, y1), self._state[r])
+            for r, cls, (x0, y0, x1, y1) in zip(
+                rows, self._cls[rows].tolist(), xyxy.tolist(), strict=True
             )
         ]
 
     def live_ids(self) -> set[int]:
-        ids = self._i[:, _ID]
-        return set(ids[ids >= 0].tolist())
+        return {tid for tid in self._id if tid >= 0}

@@ -31,9 +31,10 @@ Q_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
 R_SCALE = np.array([_W_POS, _W_POS, 0.0, _W_POS])
 R_FIXED = np.array([0.0, 0.0, 1e-1, 0.0])
 # the initial std of each component and velocity: a multiple of the box height, or fixed
-_P0_SCALE = np.array([[2 * _W_POS, 2 * _W_POS, 0.0, 2 * _W_POS], [10 * _W_VEL] * 4])
-_P0_SCALE[1, 2] = 0.0
-_P0_FIXED = np.array([[0.0, 0.0, 1e-2, 0.0], [0.0, 0.0, 1e-5, 0.0]])
+# (components, then velocities)
+P0_SCALE = np.array([2 * _W_POS, 2 * _W_POS, 0.0, 2 * _W_POS] + [10 * _W_VEL] * 4)
+P0_SCALE[6] = 0.0
+P0_FIXED = np.array([0.0, 0.0, 1e-2, 0.0, 0.0, 0.0, 1e-5, 0.0])
 
 
 _KS = np.array([0, 0, 1])
@@ -55,11 +56,14 @@ def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     )
 
 
-def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def initiate(
+    z: np.ndarray, p0_scale: np.ndarray = P0_SCALE, p0_fixed: np.ndarray = P0_FIXED
+) -> tuple[np.ndarray, np.ndarray]:
     """Means (N, 8) and covariance blocks (N, 3, 4) of new tracks from measurements z (N, 4)."""
     n = len(z)
     mean = np.concatenate([z, np.zeros((n, 4))], axis=1)
-    std = z[:, None, 3:4] * _P0_SCALE + _P0_FIXED  # (N, 2, 4): components, velocities
+    # (N, 2, 4): components, velocities
+    std = z[:, None, 3:4] * p0_scale.reshape(2, 4) + p0_fixed.reshape(2, 4)
     cov = np.zeros((n, 3, 4))
     cov[:, 0] = std[:, 0] ** 2
     cov[:, 2] = std[:, 1] ** 2
@@ -119,6 +123,15 @@ def predict_rows(
     predict(mean if move else mean.copy(), cov, steps, q_scale, q_fixed)
 
 
+def initiate_rows(
+    rows: np.ndarray, boxes: np.ndarray, p0_scale: np.ndarray, p0_fixed: np.ndarray
+) -> None:
+    """Row i (N, 20) of a new track from box i (N, 4: x0 y0 x1 y1), in place."""
+    mean, cov = initiate(xyxy_to_xyah(boxes), p0_scale, p0_fixed)
+    rows[:, :8] = mean
+    rows[:, 8:] = cov.reshape(-1, 12)
+
+
 def update_rows(
     rows: np.ndarray,
     measured_by: np.ndarray,
@@ -137,6 +150,7 @@ def update_rows(
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    PREDICT_ROWS, UPDATE_ROWS = predict_rows, update_rows
+    INITIATE_ROWS, PREDICT_ROWS, UPDATE_ROWS = initiate_rows, predict_rows, update_rows
 else:
+    INITIATE_ROWS = _compiled.kalman_initiate
     PREDICT_ROWS, UPDATE_ROWS = _compiled.kalman_predict, _compiled.kalman_update
