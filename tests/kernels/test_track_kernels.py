@@ -129,26 +129,37 @@ def test_matching_finds_the_optimum_not_the_greedy_pairs() -> None:
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 50])
-def test_line_sides_and_polygons_match_the_reference(n: int) -> None:
+def test_line_crossings_and_polygons_match_the_reference(n: int) -> None:
     from xnoryolo.tracking import counting
 
     rng = np.random.default_rng(n)
     poly = np.array([[10.0, 10.0], [100.0, 10.0], [100.0, 80.0], [55.0, 40.0], [10.0, 80.0]])
-    points = rng.uniform(0, 110, (n, 2))
-    if n >= 2:
-        points[0] = poly[1]  # on a vertex
-        points[1] = (poly[0] + poly[1]) / 2  # on an edge
-    points[::4] = np.round(points[::4] / 10) * 10  # on the grid of the vertices
-    points = np.ascontiguousarray(points)
-    heights = rng.uniform(0, 100, n)
+    heights = rng.uniform(0, 20, n)
+    slots = rng.permutation(n + 3)[:n].astype(np.int64)  # the memory of point i
     for a, b in (((50.0, 0.0), (50.0, 100.0)), ((0.0, 0.0), (110.0, 110.0))):
         norm = max(1e-9, float(np.hypot(b[0] - a[0], b[1] - a[1])))
-        s1, s2 = np.full(n, 5, np.int8), np.full(n, 5, np.int8)
-        counting.line_sides(points, heights, *a, *b, norm, 0.05, s1)
-        track.line_sides(points, heights, *a, *b, norm, 0.05, s2)
-        assert np.array_equal(s1, s2)
-    edges = counting.polygon_edges(poly)
-    i1, i2 = np.full(n, 5, np.uint8), np.full(n, 5, np.uint8)
-    counting.points_inside(points, *edges, i1)
-    track.points_inside(points, *edges, i2)
-    assert np.array_equal(i1, i2) and set(i1.tolist()) <= {0, 1}
+        mem = [(np.zeros((n + 3, 2)), np.zeros(n + 3, np.int8)) for _ in range(2)]
+        crossings = 0
+        for step in range(4):  # points moving across the line, some onto it, some past its ends
+            points = rng.uniform(0, 110, (n, 2))
+            if n >= 2:
+                points[0] = poly[1]  # a polygon's vertex
+                points[1] = (poly[0] + poly[1]) / 2  # on an edge
+            points[::4] = np.round(points[::4] / 10) * 10  # on the grid: on the lines too
+            points = np.ascontiguousarray(points)
+            got = []
+            for fn, (last, last_side) in zip(
+                (counting.line_crossings, track.line_crossings), mem, strict=True
+            ):
+                sides, crossed = np.full(n, 5, np.int8), np.full(n, 5, np.uint8)
+                k = fn(points, heights, *a, *b, norm, 0.05, slots, last, last_side, sides, crossed)
+                got.append((k, sides.tolist(), crossed.tolist(), last.tolist()))
+            assert got[0] == got[1], step
+            assert got[0][0] == sum(got[0][2])
+            crossings += got[0][0]
+            edges = counting.polygon_edges(poly)
+            i1, i2 = np.full(n, 5, np.uint8), np.full(n, 5, np.uint8)
+            counting.points_inside(points, *edges, i1)
+            track.points_inside(points, *edges, i2)
+            assert np.array_equal(i1, i2) and set(i1.tolist()) <= {0, 1}
+        assert crossings > 0 or n < 50

@@ -1,5 +1,5 @@
 # Contract of the box-tracking kernels (track.pyx): batched Kalman filter on 2x2-block states,
-# IoU costs, staged minimum-cost matching, side of a line and point in polygon over arrays.
+# IoU costs, staged minimum-cost matching, crossings of a line and point in polygon over arrays.
 # Each is the arithmetic of its NumPy reference (README.md, "track.pyx"), operation for
 # operation, so results are bit-identical.
 from libc.stdint cimport int8_t, int64_t, uint8_t
@@ -25,9 +25,11 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
                     const uint8_t[:] col_flags, int col_bits, double limit,
                     int64_t[::1] col_of_row, int64_t[::1] row_of_col) noexcept nogil
 
-cdef void line_sides_of(const double[:, ::1] points, const double[::1] heights, double ax,
-                        double ay, double bx, double by, double norm, double hysteresis,
-                        int8_t[::1] sides) noexcept nogil
+cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1] heights,
+                                  double ax, double ay, double bx, double by, double norm,
+                                  double hysteresis, const int64_t[::1] slots,
+                                  double[:, ::1] last, int8_t[::1] last_side,
+                                  int8_t[::1] sides, uint8_t[::1] crossed) noexcept nogil
 
 cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
                          const double[:] ys, const double[:] yj, const double[:] dx,

@@ -31,7 +31,7 @@ def match_stages(
     col_of_row: np.ndarray,
     row_of_col: np.ndarray,
 ) -> int: ...
-def line_sides(
+def line_crossings(
     points: np.ndarray,
     heights: np.ndarray,
     ax: float,
@@ -40,8 +40,12 @@ def line_sides(
     by: float,
     norm: float,
     hysteresis: float,
+    slots: np.ndarray,
+    last: np.ndarray,
+    last_side: np.ndarray,
     sides: np.ndarray,
-) -> None: ...
+    crossed: np.ndarray,
+) -> int: ...
 def points_inside(
     points: np.ndarray,
     xs: np.ndarray,

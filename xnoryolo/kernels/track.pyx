@@ -4,7 +4,7 @@ A constant-velocity Kalman filter whose covariance is four independent 2x2 block
 over rows of 20 floats (mean: 4 components and their 4 velocities; then the blocks: the
 components' variances, their covariances with their velocities, the velocities' variances);
 1 - IoU costs of those rows' boxes against measured boxes; minimum-cost one-to-one matching
-in stages over the rows and columns still free; the side of a line and the inside of a
+in stages over the rows and columns still free; the crossings of a line and the inside of a
 polygon for many points. Each function does the operations of its NumPy reference in the
 same order (the build sets -ffp-contract=off), so the results are bit-identical.
 """
@@ -354,15 +354,49 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
     return 0
 
 
-cdef void line_sides_of(const double[:, ::1] points, const double[::1] heights, double ax,
-                        double ay, double bx, double by, double norm, double hysteresis,
-                        int8_t[::1] sides) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef double dist, margin
+cdef inline double _cross(double ax, double ay, double bx, double by, double px,
+                          double py) noexcept nogil:
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+
+
+cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1] heights,
+                                  double ax, double ay, double bx, double by, double norm,
+                                  double hysteresis, const int64_t[::1] slots,
+                                  double[:, ::1] last, int8_t[::1] last_side,
+                                  int8_t[::1] sides, uint8_t[::1] crossed) noexcept nogil:
+    cdef Py_ssize_t i, n = 0
+    cdef int64_t k
+    cdef double dist, margin, px, py, qx, qy, d1, d2, d3, d4
+    cdef int8_t s0, s1
     for i in range(points.shape[0]):
-        dist = ((bx - ax) * (points[i, 1] - ay) - (by - ay) * (points[i, 0] - ax)) / norm
+        qx = points[i, 0]
+        qy = points[i, 1]
+        dist = ((bx - ax) * (qy - ay) - (by - ay) * (qx - ax)) / norm
         margin = hysteresis * heights[i]
-        sides[i] = <int8_t>(dist > margin) - <int8_t>(dist < -margin)
+        s1 = <int8_t>(dist > margin) - <int8_t>(dist < -margin)
+        sides[i] = s1
+        crossed[i] = 0
+        if s1 == 0:
+            continue
+        k = slots[i]
+        s0 = last_side[k]
+        px = last[k, 0]
+        py = last[k, 1]
+        last[k, 0] = qx
+        last[k, 1] = qy
+        last_side[k] = s1
+        if s0 == 0 or s0 == s1:
+            continue
+        # the move from the last point off the line to this one crosses segment A-B
+        # (touching at an end point counts)
+        d1 = _cross(ax, ay, bx, by, px, py)
+        d2 = _cross(ax, ay, bx, by, qx, qy)
+        d3 = _cross(px, py, qx, qy, ax, ay)
+        d4 = _cross(px, py, qx, qy, bx, by)
+        if d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0):
+            crossed[i] = 1
+            n += 1
+    return n
 
 
 cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
@@ -458,14 +492,28 @@ def match_stages(const double[:, ::1] cost, const uint8_t[:] row_flags,
     return s if err else -1
 
 
-def line_sides(const double[:, ::1] points, const double[::1] heights, double ax, double ay,
-               double bx, double by, double norm, double hysteresis, int8_t[::1] sides):
-    """sides[i] = +1 / -1 where point i (x, y) is more than hysteresis * heights[i] right /
-    left of the line A->B (norm: |B - A|), else 0 (counting.line_sides is the reference)."""
-    if heights.shape[0] != points.shape[0] or sides.shape[0] != points.shape[0]:
-        raise ValueError("line_sides: shapes do not agree")
+def line_crossings(const double[:, ::1] points, const double[::1] heights, double ax,
+                   double ay, double bx, double by, double norm, double hysteresis,
+                   const int64_t[::1] slots, double[:, ::1] last, int8_t[::1] last_side,
+                   int8_t[::1] sides, uint8_t[::1] crossed):
+    """Side of the line A->B of every point i (x, y): sides[i] +1 / -1 where more than
+    hysteresis * heights[i] right / left of it (norm: |B - A|), else 0. Point i's memory is
+    slot slots[i] of last (the point) and last_side (its side; 0: none yet): where a point
+    is off the line and its last side was the other one, crossed[i] = 1 if the move crosses
+    the segment A-B; the memory then takes the point. Returns the number of crossings
+    (counting.line_crossings is the reference)."""
+    cdef Py_ssize_t i, n = points.shape[0]
+    if (heights.shape[0] != n or slots.shape[0] != n or sides.shape[0] != n
+            or crossed.shape[0] != n or last.shape[1] != 2
+            or last_side.shape[0] != last.shape[0]):
+        raise ValueError("line_crossings: shapes do not agree")
+    for i in range(n):
+        if slots[i] < 0 or slots[i] >= last.shape[0]:
+            raise IndexError("line_crossings: a slot is out of range")
     with nogil:
-        line_sides_of(points, heights, ax, ay, bx, by, norm, hysteresis, sides)
+        n = line_crossings_of(points, heights, ax, ay, bx, by, norm, hysteresis, slots, last,
+                              last_side, sides, crossed)
+    return n
 
 
 def points_inside(const double[:, ::1] points, const double[:] xs, const double[:] ys,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class Observations:
         self._anchors: dict[str, np.ndarray] = {}
         self._rows: dict[frozenset[str], np.ndarray] = {}
         self._heights: np.ndarray | None = None
+        self.id_list: list[int] = self.track_ids.tolist()
 
     @property
     def heights(self) -> np.ndarray:
@@ -107,7 +109,7 @@ def points_inside(
     inside[:] = np.logical_xor.reduce(crossing, axis=1)  # an odd number of crossings
 
 
-def line_sides(
+def line_crossings(
     points: np.ndarray,
     heights: np.ndarray,
     ax: float,
@@ -116,21 +118,43 @@ def line_sides(
     by: float,
     norm: float,
     hysteresis: float,
+    slots: np.ndarray,
+    last: np.ndarray,
+    last_side: np.ndarray,
     sides: np.ndarray,
-) -> None:
+    crossed: np.ndarray,
+) -> int:
     """sides (N, int8): +1 where point i is more than hysteresis * heights[i] right of the
-    line A->B on the picture (y down; norm is |B - A|), -1 as far left, else 0."""
+    line A->B on the picture (y down; norm is |B - A|), -1 as far left, else 0. Point i's
+    memory is slot slots[i] of last (N', 2: the point) and last_side (its side; 0: none
+    yet): where a point is off the line and its last side was the other one, crossed[i] = 1
+    if the move crosses the segment A-B; then the memory takes the point. Returns the number
+    of crossings."""
     dist = ((bx - ax) * (points[:, 1] - ay) - (by - ay) * (points[:, 0] - ax)) / norm
     margin = hysteresis * heights
     sides[:] = (dist > margin).view(np.int8) - (dist < -margin).view(np.int8)
+    crossed[:] = 0
+    n = 0
+    a, b = (ax, ay), (bx, by)
+    for j, (k, p, s1) in enumerate(
+        zip(slots.tolist(), points.tolist(), sides.tolist(), strict=True)
+    ):
+        if s1 == 0:
+            continue
+        s0, prev = int(last_side[k]), last[k].tolist()
+        last[k], last_side[k] = p, s1
+        if s0 != 0 and s0 != s1 and segments_cross(prev, p, a, b):
+            crossed[j] = 1
+            n += 1
+    return n
 
 
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    POINTS_INSIDE, LINE_SIDES = points_inside, line_sides
+    POINTS_INSIDE, LINE_CROSSINGS = points_inside, line_crossings
 else:
-    POINTS_INSIDE, LINE_SIDES = _compiled.points_inside, _compiled.line_sides
+    POINTS_INSIDE, LINE_CROSSINGS = _compiled.points_inside, _compiled.line_crossings
 
 
 def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
@@ -153,42 +177,71 @@ class LineCounter:
     )
 
     def __post_init__(self) -> None:
-        # per track: its anchor and side when last seen off the line
-        self._last: dict[int, tuple[Sequence[float], int]] = {}
+        # per track a slot of two arrays: its anchor and side when last seen off the line
+        # (side 0: not yet); the arithmetic over all tracks is one kernel call a frame
+        self._slot: dict[int, int] = {}
+        self._free: list[int] = []
+        self._last = np.zeros((64, 2))
+        self._last_side = np.zeros(64, dtype=np.int8)
         self._counted: set[tuple[int, str]] = set()
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
+
+    def _slots(self, ids: list[int]) -> np.ndarray:
+        slot_of = self._slot
+        slots = [slot_of.get(tid, -1) for tid in ids]
+        if -1 in slots:
+            for j, k in enumerate(slots):
+                if k < 0:
+                    slots[j] = slot_of[ids[j]] = self._new_slot()
+        return np.array(slots, dtype=np.int64)
+
+    def _new_slot(self) -> int:
+        if self._free:
+            k = self._free.pop()
+        else:
+            k = len(self._slot)
+            if k == len(self._last_side):
+                self._last = np.concatenate([self._last, np.zeros_like(self._last)])
+                self._last_side = np.concatenate([self._last_side, np.zeros_like(self._last_side)])
+        self._last_side[k] = 0
+        return k
 
     def observe(
         self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
         w, h = size
-        a, b = ((x * w, y * h) for x, y in self.spec.points)
-        (ax, ay), (bx, by) = a, b
+        (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
         out: list[AnalysisEvent] = []
         rows = obs.select(self._classes)
-        pts, heights, ids = obs.anchors(self.spec.anchor), obs.heights, obs.track_ids
+        pts, heights, ids = obs.anchors(self.spec.anchor), obs.heights, obs.id_list
         if rows is not None:
-            pts, heights, ids = pts[rows], heights[rows], ids[rows]
+            pts, heights, ids = pts[rows], heights[rows], [ids[r] for r in rows.tolist()]
         # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
         # side it had, so a box wobbling on the line is not counted across and back
         norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
         # y grows downwards: a positive cross product is the right of A->B on the picture
-        side_of = np.empty(len(pts), dtype=np.int8)
-        LINE_SIDES(pts, heights, ax, ay, bx, by, norm, HYSTERESIS, side_of)
-        sides = side_of.tolist()
-        last = self._last
-        # per track a dict look-up: cheaper than any array bookkeeping at tens of tracks
-        for j, (tid, p, s1) in enumerate(zip(ids.tolist(), pts.tolist(), sides, strict=True)):
-            if s1 == 0:
-                continue
-            seen = last.get(tid)
-            last[tid] = (p, s1)
-            if seen is None:
-                continue
-            prev, s0 = seen
-            if s0 == s1 or not segments_cross(prev, p, a, b):
-                continue
-            direction = "in" if s1 > 0 else "out"
+        sides = np.empty(len(ids), dtype=np.int8)
+        crossed = np.empty(len(ids), dtype=np.uint8)
+        n = LINE_CROSSINGS(
+            pts,
+            heights,
+            ax,
+            ay,
+            bx,
+            by,
+            norm,
+            HYSTERESIS,
+            self._slots(ids),
+            self._last,
+            self._last_side,
+            sides,
+            crossed,
+        )
+        if not n:
+            return out
+        for j in crossed.nonzero()[0].tolist():
+            tid = ids[j]
+            direction = "in" if sides[j] > 0 else "out"
             if (tid, direction) in self._counted:
                 continue
             self._counted.add((tid, direction))
@@ -201,7 +254,9 @@ class LineCounter:
         return out
 
     def forget(self, track_id: int) -> None:
-        self._last.pop(track_id, None)
+        k = self._slot.pop(track_id, None)
+        if k is not None:
+            self._free.append(k)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -218,8 +273,6 @@ class _Visit:
     class_id: int
     name: str
     since: float
-    last_seen: float
-    last_frame: int
 
 
 @dataclass
@@ -230,6 +283,8 @@ class ZoneWatcher:
 
     def __post_init__(self) -> None:
         self._inside: dict[int, _Visit] = {}
+        # per track inside: the frame and time it was last seen there
+        self._seen: dict[int, tuple[int, float]] = {}
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
         self._dwell_sum = 0.0
         self._dwell_max = 0.0
@@ -248,27 +303,36 @@ class ZoneWatcher:
         edges = self._polygon(size)
         out: list[AnalysisEvent] = []
         rows = obs.select(self._classes)
-        pts, ids = obs.anchors(self.spec.anchor), obs.track_ids
+        pts, ids = obs.anchors(self.spec.anchor), obs.id_list
         if rows is not None:
-            pts, ids = pts[rows], ids[rows]
-        inside_all = points_in_polygon(pts, edges).tolist()
+            pts, ids = pts[rows], [ids[r] for r in rows.tolist()]
+        inside = np.empty(len(ids), dtype=np.uint8)
+        POINTS_INSIDE(pts, *edges, inside)
+        # set operations over the ids (no loop a track): who stays, comes in, goes out
         visits = self._inside
-        for j, (tid, inside) in enumerate(zip(ids.tolist(), inside_all, strict=True)):
-            visit = visits.get(tid)
-            if inside and visit is None:
+        now = set(compress(ids, inside.tolist()))
+        stay = now & visits.keys()
+        if stay:
+            self._seen.update(dict.fromkeys(stay, (frame, t)))
+        entering = now - stay
+        leaving = (visits.keys() & set(ids)) - now
+        if not entering and not leaving:
+            return out
+        for j, tid in enumerate(ids):  # the events in the order of the boxes
+            if tid in entering:
                 r = j if rows is None else int(rows[j])
                 name, class_id = obs.names[r], int(obs.class_ids[r])
-                visits[tid] = _Visit(class_id, name, t, t, frame)
+                visits[tid] = _Visit(class_id, name, t)
+                self._seen[tid] = (frame, t)
                 self.entered[name] += 1
                 out.append(ZoneEntered(self.spec.name, tid, class_id, name, frame, t))
-            elif inside and visit is not None:
-                visit.last_seen, visit.last_frame = t, frame
-            elif visit is not None:
+            elif tid in leaving:
                 out.append(self._leave(tid, frame, t, "exited"))
         return out
 
     def _leave(self, track_id: int, frame: int, t: float, reason: str) -> ZoneLeft:
         visit = self._inside.pop(track_id)
+        del self._seen[track_id]
         dwell = max(0.0, t - visit.since)
         self.left[visit.name] += 1
         self._dwell_sum += dwell
@@ -279,10 +343,10 @@ class ZoneWatcher:
 
     def forget(self, track_id: int) -> list[AnalysisEvent]:
         """The track ended: it left where it was last seen."""
-        visit = self._inside.get(track_id)
-        if visit is None:
+        if track_id not in self._inside:
             return []
-        return [self._leave(track_id, visit.last_frame, visit.last_seen, "lost")]
+        frame, t = self._seen[track_id]
+        return [self._leave(track_id, frame, t, "lost")]
 
     def inside_ids(self) -> list[int]:
         return sorted(self._inside)
