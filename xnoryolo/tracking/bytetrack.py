@@ -6,7 +6,10 @@ hysteresis) and is dropped only after `lost_frames` inferred frames unseen (deat
 hysteresis), during which it can be found again where the filter predicts it.
 
 Boxes of different classes never match. Deterministic: the same boxes in give the same ids
-out (ids count from 1 per tracker; the assignment is `lap`'s exact LAPJV solver)."""
+out (ids count from 1 per tracker). The assignment is an exact minimum-cost matching: the
+compiled kernel (kernels/track.pyx) where the optimum is unique, `lap`'s LAPJV where two
+boxes or two tracks are alike and more than one matching is optimal (`match_stages` below is
+the reference of the kernel, on LAPJV throughout)."""
 
 from __future__ import annotations
 

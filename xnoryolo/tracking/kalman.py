@@ -13,9 +13,10 @@ exactly zero. The filter keeps only those blocks, `cov` (N, 3, 4): [variance of 
 component, covariance with its velocity, variance of the velocity]; the arithmetic is the
 8x8 filter's, term for term, without the products by zero.
 
-The tracker keeps a track's mean and blocks in one row of 20 floats; `predict_rows` and
-`update_rows` are the NumPy references of the compiled kernels (kernels/track.pyx) that the
-tracker runs (`PREDICT_ROWS`, `UPDATE_ROWS`), with the same arithmetic in the same order."""
+The tracker keeps a track's mean and blocks in one row of 20 floats; `initiate_rows`,
+`predict_rows` and `update_rows` are the NumPy references of the compiled kernels
+(kernels/track.pyx) that the tracker runs (`INITIATE_ROWS`, `PREDICT_ROWS`, `UPDATE_ROWS`),
+with the same arithmetic in the same order."""
 
 from __future__ import annotations
 
