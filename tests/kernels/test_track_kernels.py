@@ -101,7 +101,7 @@ def test_staged_matching_matches_lapjv(n: int, m: int, seed: int) -> None:
     # dense competition (seed even) or sparse pairs (odd), costs on the limits too
     cost = rng.uniform(0.0, 1.2 if seed % 2 == 0 else 3.0, (n, m))
     k = min(n, m)
-    cost[np.arange(k), np.arange(k)] = 0.8  # on the first stage's limit
+    cost[np.arange(k), np.arange(k)] = 0.81  # just past the first stage's limit
     rf = rng.choice(np.array([4, 3, 1], np.uint8), n)
     cf = rng.choice(np.array([0, 2, 1], np.uint8), m)
     fast, ref = _match(cost, rf, cf, True), _match(cost, rf, cf, False)
@@ -119,6 +119,12 @@ def test_alike_boxes_or_tracks_are_left_to_the_reference() -> None:
     assert fast[0] == 0 and fast[1:] == ref[1:]
     # one track, two different boxes: decided in the kernel
     assert _match(cost[:1, :2], rf[:1], cf[:2], True)[0] == -1
+    # a pair costing the limit itself, in competition: as good matched as not
+    at_limit = np.array([[0.8, 0.3], [0.1, 0.9]])
+    fast, ref = _match(at_limit, rf, cf[:2], True), _match(at_limit, rf, cf[:2], False)
+    assert fast[0] == 0 and fast[1:] == ref[1:]
+    # alone at the limit: taken, as LAPJV's caller took it
+    assert _match(at_limit[:1, :1], rf[:1], cf[:1], True)[:2] == (-1, 0)
 
 
 def test_matching_finds_the_optimum_not_the_greedy_pairs() -> None:

@@ -251,11 +251,13 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
                     int64_t[::1] col_of_row, int64_t[::1] row_of_col) noexcept nogil:
     """Matches rows with a flag of row_bits to columns with a flag of col_bits, both still
     free (-1 in col_of_row / row_of_col), at the least total cost, pairs costing more than
-    limit left out: 0; 1 where two candidate rows or columns have the same costs, so that
-    more than one matching is optimal (nothing written); -1 where memory ran out."""
+    limit left out: 0; 1 where pairs compete and two candidate rows or columns have the same
+    costs, or a pair costs exactly the limit, so that more than one matching can be optimal
+    (nothing written); -1 where memory ran out."""
     cdef Py_ssize_t nrow = cost.shape[0], ncol = cost.shape[1], width = ncol + nrow + 1
     cdef Py_ssize_t i, j, a, b, k, top, nr = 0, nc = 0, nc0 = 0, most_r = 0, most_c = 0
     cdef Py_ssize_t cnt, label, sr, sc
+    cdef bint at_limit = False
     cdef Py_ssize_t *ints = <Py_ssize_t *>malloc(
         (3 * nrow + 4 * ncol + 4 * width) * sizeof(Py_ssize_t))
     cdef double *reals = <double *>malloc((nrow + 1 + 2 * width) * sizeof(double))
@@ -290,6 +292,7 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
             if cost[i, cix[b]] <= limit:
                 cnt += 1
                 ccount[b] += 1
+                at_limit |= cost[i, cix[b]] == limit
         if cnt:
             rix[nr] = i
             nr += 1
@@ -301,10 +304,11 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
             if ccount[b] > most_c:
                 most_c = ccount[b]
             nc += 1
-    if (most_r > 1 or most_c > 1) and _identical_lines(cost, rix, nr, cix, nc, limit, u,
-                                                       minv):
-        # two candidate rows (or columns) alike: the optimum is not unique, and which of them
-        # gets which is the reference solver's choice; left to the caller
+    if (most_r > 1 or most_c > 1) and (
+            at_limit or _identical_lines(cost, rix, nr, cix, nc, limit, u, minv)):
+        # two candidate rows (or columns) alike, or a pair costing the limit itself (as good
+        # matched as not): the optimum is not unique, and which one is the reference
+        # solver's choice; left to the caller
         free(ints)
         free(reals)
         return 1
@@ -472,9 +476,9 @@ def match_stages(const double[:, ::1] cost, const uint8_t[:] row_flags,
     """Stage s matches the free rows with a flag of stage_rows[s] to the free columns with a
     flag of stage_cols[s] at the least total cost, pairs above limits[s] left out; the
     pairs go to col_of_row / row_of_col (-1: free). Returns -1, or the first stage not done
-    because two of its candidate rows or columns have the same costs (more than one optimum:
-    which one is the caller's choice, e.g. LAPJV's in bytetrack.match_stages, the
-    reference)."""
+    because two of its candidate rows or columns have the same costs or a pair costs the
+    limit itself (more than one optimum: which one is the caller's choice, e.g. LAPJV's in
+    bytetrack.match_stages, the reference)."""
     cdef Py_ssize_t s = 0, n = stage_rows.shape[0]
     cdef int err = 0
     if (row_flags.shape[0] != cost.shape[0] or col_of_row.shape[0] != cost.shape[0]
