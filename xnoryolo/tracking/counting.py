@@ -35,6 +35,8 @@ class Observations:
     names: Sequence[str]
 
     def __post_init__(self) -> None:
+        # the kernels read float64 rows in C order (a no-op for the tracker's own arrays)
+        self.boxes = np.ascontiguousarray(self.boxes, dtype=np.float64).reshape(-1, 4)
         self._anchors: dict[str, np.ndarray] = {}
         self._rows: dict[frozenset[str], np.ndarray] = {}
         self._heights: np.ndarray | None = None
