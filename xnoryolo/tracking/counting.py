@@ -187,6 +187,17 @@ class LineCounter:
         self._last_side = np.zeros(64, dtype=np.int8)
         self._counted: set[tuple[int, str]] = set()
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
+        self._size: tuple[int, int] | None = None
+        self._segment = (0.0, 0.0, 0.0, 0.0, 1.0)
+
+    def _geometry(self, size: tuple[int, int]) -> tuple[float, float, float, float, float]:
+        """A, B in pixels and |B - A|, computed once per frame size."""
+        if size != self._size:
+            w, h = size
+            (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
+            norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
+            self._size, self._segment = size, (ax, ay, bx, by, norm)
+        return self._segment
 
     def _slots(self, ids: list[int]) -> np.ndarray:
         slot_of = self._slot
@@ -211,8 +222,7 @@ class LineCounter:
     def observe(
         self, obs: Observations, size: tuple[int, int], frame: int, t: float
     ) -> list[AnalysisEvent]:
-        w, h = size
-        (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
+        ax, ay, bx, by, norm = self._geometry(size)
         out: list[AnalysisEvent] = []
         rows = obs.select(self._classes)
         pts, heights, ids = obs.anchors(self.spec.anchor), obs.heights, obs.id_list
@@ -220,7 +230,6 @@ class LineCounter:
             pts, heights, ids = pts[rows], heights[rows], [ids[r] for r in rows.tolist()]
         # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
         # side it had, so a box wobbling on the line is not counted across and back
-        norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
         # y grows downwards: a positive cross product is the right of A->B on the picture
         sides = np.empty(len(ids), dtype=np.int8)
         crossed = np.empty(len(ids), dtype=np.uint8)
