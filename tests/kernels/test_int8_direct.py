@@ -1,0 +1,115 @@
+"""The direct int8 convolution of thin inputs (up to 4 channels, stride_x 1: no im2col, the
+tiles read the input as quad pixels) against the NumPy reference, on every int8 path this CPU
+runs, forced on where the path would choose im2col: sums, floats, bytes (pooled) and pooled
+sign bits, over channels 1-4, kernel sizes, stride_y, padding, dilation, rows wider than one
+work item, and 1-2 threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xnoryolo.detector import ops, quantize
+from xnoryolo.detector.activations import activate
+from xnoryolo.kernels import qconv, xconv
+
+
+def _paths() -> list:
+    out = []
+    for name in qconv.path_names():
+        marks = (
+            []
+            if qconv.path_supported(name)
+            else [pytest.mark.skip(reason=f"this CPU (or build) has no int8 {name} path")]
+        )
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+PATHS = _paths()
+# (c, h, w, filters, size, stride_y, padding, dilation)
+CONVS = [
+    (3, 9, 21, 16, 3, 1, 1, 1),  # the first layer's shape, a ragged last panel
+    (1, 6, 5, 5, 3, 2, 1, 1),  # stride_y 2, an image narrower than one panel
+    (2, 7, 17, 19, 1, 1, 0, 1),  # 1x1, filters past one tile of 16
+    (4, 8, 13, 8, 5, 1, 2, 1),
+    (3, 7, 12, 7, 3, 1, 2, 2),  # dilation 2
+    (3, 5, 9, 3, 2, 1, 0, 1),  # even kernel, no padding
+    (3, 3, 530, 16, 3, 1, 1, 1),  # rows of more than one work item (32 panels)
+]
+
+
+def _case(conv: tuple[int, ...], seed: int):
+    c, h, w, f, size, sy, pad, dil = conv
+    spec = ops.ConvSpec(c, h, w, f, size, sy, 1, pad, dil)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-0.5, 1.5, (c, h, w)).astype(np.float32)
+    x[0, 0, 0] = 1e9  # clamped to 255
+    folded = rng.standard_normal((f, c, size, size)).astype(np.float32)
+    folded[-1] = 0.0  # an all-zero filter
+    bias = rng.standard_normal(f).astype(np.float32) * 5
+    qw, ws = quantize.quantize_weights(folded)
+    return spec, x, qw, ws, bias
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("conv", CONVS, ids=lambda g: "c{}_{}x{}_f{}_k{}sy{}p{}d{}".format(*g))
+def test_direct_matches_reference(conv: tuple[int, ...], path: str) -> None:
+    spec, x, qw, ws, bias = _case(conv, sum(conv))
+    quant = quantize.ActQuant(0.011, 13)
+    sums = quantize.int8_sums(x, qw, quant, spec)
+    xq = quantize.quantize_activations(x, quant)
+    out_quant = quantize.ActQuant(0.03, 5)
+    pool = (2, 2, 2, 1, (spec.out_h + 1) // 2, (spec.out_w + 1) // 2)
+    for threads in (1, 2):
+        k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "leaky", threads, path,
+                           activate=activate, direct=True)  # fmt: skip
+        assert k.direct
+        assert np.array_equal(k.run_int(x), sums)
+        assert np.array_equal(k.run_int(xq), sums)  # uint8 input: no quantisation
+        ref = quantize.int8_conv(x, qw, ws, bias, spec, quant, "leaky")
+        assert np.array_equal(k(x), ref)
+        for p in (None, pool):
+            want = quantize.int8_conv_bytes(x, qw, ws, bias, spec, quant, "leaky", out_quant, p)
+            got = k.run_bytes(xq, out_quant.scale, out_quant.zero, p)
+            assert np.array_equal(got, want), p
+    k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "logistic", 1, path,
+                       activate=activate, direct=True)  # fmt: skip
+    assert np.array_equal(k(x), quantize.int8_conv(x, qw, ws, bias, spec, quant, "logistic"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(3, 20, 26, 16), (1, 9, 11, 70), (4, 7, 35, 8)])
+def test_direct_pooled_bits(shape: tuple[int, ...], path: str) -> None:
+    """The first conv of an XNOR net straight to the pool's sign bits, on the direct path."""
+    c, h, w, f = shape
+    spec, x, qw, ws, bias = _case((c, h, w, f, 3, 1, 1, 1), h)
+    x = np.abs(x)
+    quant = quantize.INPUT_QUANT
+    y = quantize.int8_conv(x, qw, ws, bias * 20, spec, quant, "leaky")
+    for padding in (1, 0):  # darknet's default (odd sizes: a one-column last window), none
+        ph, pw = (h + padding - 2) // 2 + 1, (w + padding - 2) // 2 + 1
+        pooled = ops.maxpool(y, 2, 2, 2, padding, ph, pw)
+        for threads in (1, 2):
+            pool = xconv.MaxPool(f, h, w, 2, 2, 2, padding, ph, pw, threads)
+            k = qconv.Int8Conv(qw, ws, bias * 20, spec, quant.scale, quant.zero, "leaky",
+                               threads, path, direct=True)  # fmt: skip
+            shp = (ph + 2, pw + 2, (f + 63) // 64)
+            out = np.zeros(shp, np.uint64)
+            k.run_pooled_bits(quantize.quantize_activations(x, quant), pool, out, 1)
+            assert np.array_equal(out, ops.pack_signs(pooled, shp, 1)), (padding, threads)
+
+
+def test_direct_is_chosen_for_thin_inputs_only() -> None:
+    one = np.ones(16, np.float32)
+    spec = ops.ConvSpec(3, 8, 8, 16, 3)
+    w = np.ones((16, 27), np.int8)
+    assert not qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, "portable").direct
+    for path in ("avx512vnni", "avxvnni", "neondot"):
+        if qconv.path_supported(path):
+            assert qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, path).direct
+    for bad in (ops.ConvSpec(5, 8, 8, 16, 1), ops.ConvSpec(3, 8, 8, 16, 3, 1, 2, 1)):
+        wb = np.ones((16, bad.c * bad.size * bad.size), np.int8)
+        assert not qconv.Int8Conv(wb, one, one, bad, 0.1, 0, "leaky", 1, "portable").direct
+        with pytest.raises(ValueError, match="direct"):
+            qconv.Int8Conv(wb, one, one, bad, 0.1, 0, "leaky", 1, "portable", direct=True)
