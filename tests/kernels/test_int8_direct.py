@@ -60,7 +60,14 @@ def test_direct_matches_reference(conv: tuple[int, ...], path: str) -> None:
     sums = quantize.int8_sums(x, qw, quant, spec)
     xq = quantize.quantize_activations(x, quant)
     out_quant = quantize.ActQuant(0.03, 5)
-    pool = (2, 2, 2, 1, (spec.out_h + 1) // 2, (spec.out_w + 1) // 2)
+    # darknet maxpools (size, stride, padding): fused per pooled row where windows tile the
+    # output (2/2 and 3/3 with padding <= 1), else pooled after; odd sizes leave short windows
+    pools = [None] + [
+        (size, stride, stride, pad, (spec.out_h + pad - size) // stride + 1,
+         (spec.out_w + pad - size) // stride + 1)
+        for size, stride, pad in ((2, 2, 1), (3, 3, 1), (2, 1, 1))
+        if spec.out_h + pad >= size and spec.out_w + pad >= size
+    ]  # fmt: skip
     for threads in (1, 2):
         k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "leaky", threads, path,
                            activate=activate, direct=True)  # fmt: skip
@@ -69,7 +76,7 @@ def test_direct_matches_reference(conv: tuple[int, ...], path: str) -> None:
         assert np.array_equal(k.run_int(xq), sums)  # uint8 input: no quantisation
         ref = quantize.int8_conv(x, qw, ws, bias, spec, quant, "leaky")
         assert np.array_equal(k(x), ref)
-        for p in (None, pool):
+        for p in pools:
             want = quantize.int8_conv_bytes(x, qw, ws, bias, spec, quant, "leaky", out_quant, p)
             got = k.run_bytes(xq, out_quant.scale, out_quant.zero, p)
             assert np.array_equal(got, want), p

@@ -35,6 +35,10 @@ cdef extern from "xn_int8.h" nogil:
                           int64_t pend, int64_t n, const int32_t *corr, const float *mult,
                           const float *bias, int act, float inv, int zero, float *tmp,
                           uint8_t *out)
+    void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n)
+    void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
+                          float bias, int act, float inv, int zero, int size, int sx, int pw,
+                          float *tmp, uint8_t *q, uint8_t *out)
     void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
                        int oh, int ow, uint8_t *y)
     void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
@@ -70,5 +74,7 @@ cdef class Int8Conv:
     cdef const uint8_t *_quantized(self, x) except NULL
     cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil
     cdef object _run(self, x, int mode, float out_inv, int out_zero)
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
+                                   uint8_t[:, :, ::1] out)
     cdef void _run_direct(self, const uint8_t *qp, int mode, float out_inv, int out_zero,
                           float *fo, int32_t *io, uint8_t *bo) noexcept

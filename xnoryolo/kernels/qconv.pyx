@@ -191,14 +191,21 @@ cdef class Int8Conv:
             raise ValueError(f"zero point {out_zero} is not in 0..255")
         if not out_scale > 0:
             raise ValueError(f"activation scale {out_scale} must be > 0")
-        y = self._run(x, 2, np.float32(1) / np.float32(out_scale), out_zero)
+        cdef float inv = np.float32(1) / np.float32(out_scale)
         if pool is None:
-            return y
+            return self._run(x, 2, inv, out_zero)
         cdef int size, sy, sx, padding, ph, pw
         size, sy, sx, padding, ph, pw = pool
         if size < 1 or sy < 1 or sx < 1 or padding < 0 or ph < 1 or pw < 1:
             raise ValueError(f"bad pool geometry {pool}")
         out = np.empty((self.filters, ph, pw), np.uint8)
+        if (self.direct and sy == size and sx == size and padding // 2 == 0
+                and (ph - 1) * sy < self.out_h and (pw - 1) * sx < self.out_w):
+            # windows tile the output with no offset: each pooled row from its own conv rows
+            self._bytes_pooled_direct(self._quantized(x), inv, out_zero, size, out)
+            self.xin_ = None
+            return out
+        y = self._run(x, 2, inv, out_zero)
         cdef const uint8_t[:, :, ::1] yv = y
         cdef uint8_t[:, :, ::1] ov = out
         cdef int64_t c_
@@ -429,3 +436,63 @@ cdef class Int8Conv:
                         xq_store_tile(self.path, acc, nf, npb, f0, p0, p0 + npix, n,
                                       &self.corr_[0], &self.mult_[0], &self.bias_[0], self.act,
                                       fo, io)
+
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
+                                   uint8_t[:, :, ::1] out):
+        """run_bytes with a pool of ps x ps windows at stride ps, no offset, on the direct
+        path: per pooled row and run of columns, the max of its (up to ps) conv rows' int32
+        sums (two tiles' buffers, L1), then per filter the transform, quantisation and
+        horizontal max of that one row (xq_pooled_row_u8: all monotone in the sum, so the
+        max commutes with them). The same bytes as pooling run_bytes's output; neither
+        full-size floats nor bytes are made."""
+        cdef int ph = out.shape[1], pw = out.shape[2], ow = self.out_w
+        # a run of columns: whole windows, at most a block of panels
+        cdef int run = (self.block * XQ_PW // ps) * ps
+        cdef int64_t tile = TF * self.block * XQ_PW
+        second = np.empty((self.threads, tile), np.int32)
+        rowf = np.empty((self.threads, run + 16), np.float32)
+        rowq = np.empty((self.threads, run + 16), np.uint8)
+        cdef int32_t[:, ::1] acc2 = second
+        cdef float[:, ::1] rf = rowf
+        cdef uint8_t[:, ::1] rq = rowq
+        cdef const uint8_t *xi
+        cdef const uint8_t *src
+        cdef int py, t, nr, rr, ox0, npix, npb, f0, nf, i, px0, pwc
+        cdef int32_t *acc
+        with nogil:
+            xi = self._quads(qp)
+            for py in prange(ph, num_threads=self.threads, schedule="dynamic"):
+                t = threadid()
+                acc = &self.acc_[t, 0]
+                nr = ps
+                if py * ps + nr > self.out_h:
+                    nr = self.out_h - py * ps
+                ox0 = 0
+                while ox0 < ow:
+                    npix = ow - ox0
+                    if npix > run:
+                        npix = run
+                    npb = (npix + XQ_PW - 1) // XQ_PW
+                    px0 = ox0 // ps
+                    pwc = pw - px0
+                    if pwc > (npix + ps - 1) // ps:
+                        pwc = (npix + ps - 1) // ps
+                    for f0 in range(0, self.filters, TF):
+                        nf = self.filters - f0
+                        if nf > TF:
+                            nf = TF
+                        for rr in range(nr):
+                            src = xi + ((<int64_t>(py * ps + rr)) * self.stride_y * self.wp
+                                        + ox0) * 4
+                            xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, 64,
+                                    &self.goff[0], npb, acc if rr == 0 else &acc2[t, 0])
+                            if rr > 0:
+                                xq_max_i32(self.path, acc, &acc2[t, 0],
+                                           <int64_t>nf * npb * XQ_PW)
+                        for i in range(nf):
+                            xq_pooled_row_u8(self.path, acc + i * npb * XQ_PW, npix,
+                                             self.corr_[f0 + i], self.mult_[f0 + i],
+                                             self.bias_[f0 + i], self.act, inv, out_zero, ps,
+                                             ps, pwc, &rf[t, 0], &rq[t, 0],
+                                             &out[f0 + i, py, px0])
+                    ox0 = ox0 + npix

@@ -418,6 +418,86 @@ static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int 
 
 /* ------------------------------------------------------------------ maxpool on bytes */
 
+/* yr[ox] = max of columns 2 ox, 2 ox + 1 (those < w) of rows r0 and r1, ox < ow <= (w + 1) / 2:
+ * the 2x2 / 2 window (r1 = r0 for one row). */
+static void xq_max_pairs_u8(const uint8_t *r0, const uint8_t *r1, int w, int ow, uint8_t *yr) {
+    const int full = 2 * ow <= w ? ow : w / 2;
+    int ox = 0;
+#ifdef XN_X86
+    /* SSE2 (every x86-64): the vertical max of 32 bytes, then each 16-bit lane's two
+     * bytes, packed back to 16 bytes (lanes hold 0..255: the pack is exact) */
+    const __m128i low = _mm_set1_epi16(0xFF);
+    for (; ox + 16 <= full; ox += 16) {
+        __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox)),
+                                 _mm_loadu_si128((const __m128i *)(r1 + 2 * ox)));
+        __m128i b = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox + 16)),
+                                 _mm_loadu_si128((const __m128i *)(r1 + 2 * ox + 16)));
+        a = _mm_max_epi16(_mm_and_si128(a, low), _mm_srli_epi16(a, 8));
+        b = _mm_max_epi16(_mm_and_si128(b, low), _mm_srli_epi16(b, 8));
+        _mm_storeu_si128((__m128i *)(yr + ox), _mm_packus_epi16(a, b));
+    }
+#endif
+    for (; ox < full; ox++) {
+        uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+        uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+        yr[ox] = a > b ? a : b;
+    }
+    if (full < ow) { /* odd width: the last window has one column */
+        uint8_t a = r0[2 * full], b = r1[2 * full];
+        yr[full] = a > b ? a : b;
+    }
+}
+
+/* dst[i] = max(dst[i], src[i]) over n int32: the vertical step of a maxpool on the sums
+ * (every x86 int8 path but portable has AVX2; GCC vectorises the loop on arm64). */
+#ifdef XN_X86
+__attribute__((target(XQ_AVX2_TARGET))) static void xq_max_i32_avx2(int32_t *dst,
+                                                                   const int32_t *src,
+                                                                   int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(dst + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_max_epi32(a, b));
+    }
+    for (; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
+#endif
+
+static void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n) {
+#ifdef XN_X86
+    if (path != XQ_PORTABLE) {
+        xq_max_i32_avx2(dst, src, n);
+        return;
+    }
+#endif
+    (void)path;
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
+
+/* One filter's row of pooled bytes from the row of its sums max'ed over the window's rows
+ * (v, ow sums): the transform and quantisation (to tmp, then q: ow bytes), then the
+ * horizontal max of windows size / sx, no offset, into out (pw bytes). The transform and
+ * quantisation are monotone non-decreasing in the sum (mult > 0; linear, leaky and relu
+ * keep the order), so this is the pool of the bytes of the full-size output. */
+static void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
+                             float bias, int act, float inv, int zero, int size, int sx,
+                             int pw, float *tmp, uint8_t *q, uint8_t *out) {
+    xq_store_row(path, v, ow, corr, mult, bias, act, tmp);
+    xq_quantize_path(path, tmp, q, ow, inv, zero);
+    if (size == 2 && sx == 2 && 2 * pw <= ow + 1) {
+        xq_max_pairs_u8(q, q, ow, pw, out);
+        return;
+    }
+    for (int px = 0; px < pw; px++) {
+        uint8_t mx = 0;
+        for (int kx = 0; kx < size && px * sx + kx < ow; kx++)
+            mx = q[px * sx + kx] > mx ? q[px * sx + kx] : mx;
+        out[px] = mx;
+    }
+}
+
+
 /* Darknet's maxpool of one channel, on quantised bytes: quantisation is monotone, so the max
  * of the bytes is the byte of the max. Window origin -off; taps outside the image are skipped
  * (0, the least byte, is what the float pool's -FLT_MAX quantises to). */
@@ -428,32 +508,8 @@ static void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int 
         const int y0 = oy * sy - off;
         if (size == 2 && sy == 2 && sx == 2 && off == 0 && y0 + 1 < h) {
             /* the common 2x2 / 2: two rows, pairs of columns */
-            const uint8_t *r0 = x + (int64_t)y0 * w, *r1 = r0 + w;
-            const int full = 2 * ow <= w ? ow : w / 2;
-            int ox = 0;
-#ifdef XN_X86
-            /* SSE2 (every x86-64): the vertical max of 32 bytes, then each 16-bit lane's two
-             * bytes, packed back to 16 bytes (lanes hold 0..255: the pack is exact) */
-            const __m128i low = _mm_set1_epi16(0xFF);
-            for (; ox + 16 <= full; ox += 16) {
-                __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox)),
-                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox)));
-                __m128i b = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox + 16)),
-                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox + 16)));
-                a = _mm_max_epi16(_mm_and_si128(a, low), _mm_srli_epi16(a, 8));
-                b = _mm_max_epi16(_mm_and_si128(b, low), _mm_srli_epi16(b, 8));
-                _mm_storeu_si128((__m128i *)(yr + ox), _mm_packus_epi16(a, b));
-            }
-#endif
-            for (; ox < full; ox++) {
-                uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
-                uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
-                yr[ox] = a > b ? a : b;
-            }
-            if (full < ow) { /* odd width: the last window has one column */
-                uint8_t a = r0[2 * full], b = r1[2 * full];
-                yr[full] = a > b ? a : b;
-            }
+            const uint8_t *r0 = x + (int64_t)y0 * w;
+            xq_max_pairs_u8(r0, r0 + w, w, ow, yr);
             continue;
         }
         for (int ox = 0; ox < ow; ox++) {
