@@ -267,6 +267,9 @@ cdef class Int8Conv:
         cdef int32_t *acc
         cdef const uint8_t *xi = NULL
         cdef int r, ox0
+        second = np.empty((self.threads, TF * self.block * XQ_PW if self.direct else 1),
+                          np.int32)
+        cdef int32_t[:, ::1] a2 = second
         if self.direct:
             with nogil:
                 xi = self._quads(qp)
@@ -282,24 +285,30 @@ cdef class Int8Conv:
                 q1 = q0 + <int64_t>nr * self.out_w
                 memset(&mm[t, 0], 0, <size_t>(q1 - q0) * cw * 8)
                 if self.direct:
-                    for r in range(py * ps, py * ps + nr):
-                        ox0 = 0
-                        while ox0 < self.out_w:
-                            npix = ld
-                            if ox0 + npix > self.out_w:
-                                npix = self.out_w - ox0
-                            npb = (npix + XQ_PW - 1) // XQ_PW
-                            p0 = <int64_t>r * self.out_w + ox0
-                            pan = <uint8_t *>xi + (<int64_t>r * self.stride_y * self.wp + ox0) * 4
-                            for f0 in range(0, fg, TF):
-                                nf = fg - f0
-                                if nf > TF:
-                                    nf = TF
+                    # the max of the window rows' sums, compared once (max then threshold
+                    # is the OR of the thresholded rows): one row of pixel words
+                    ox0 = 0
+                    while ox0 < self.out_w:
+                        npix = ld
+                        if ox0 + npix > self.out_w:
+                            npix = self.out_w - ox0
+                        npb = (npix + XQ_PW - 1) // XQ_PW
+                        for f0 in range(0, fg, TF):
+                            nf = fg - f0
+                            if nf > TF:
+                                nf = TF
+                            for r in range(nr):
+                                pan = <uint8_t *>xi + ((<int64_t>(py * ps + r)) * self.stride_y
+                                                       * self.wp + ox0) * 4
                                 xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, 64,
-                                        &self.goff[0], npb, acc)
-                                xq_bits_tile(self.path, acc, nf, npb, f0, p0, p0 + npix,
-                                             &self.thr_[0], &mm[t, 0], cw, q0)
-                            ox0 = ox0 + npix
+                                        &self.goff[0], npb, acc if r == 0 else &a2[t, 0])
+                                if r > 0:
+                                    xq_max_i32(self.path, acc, &a2[t, 0],
+                                               <int64_t>nf * npb * XQ_PW)
+                            xq_bits_tile(self.path, acc, nf, npb, f0, ox0, ox0 + npix,
+                                         &self.thr_[0], &mm[t, 0], cw, 0)
+                        ox0 = ox0 + npix
+                    nr = 1
                 p0 = q0
                 while p0 < q1 and not self.direct:
                     npix = ld

@@ -919,9 +919,9 @@ static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, 
  * ow pixels of m, into dst[px * cw + word] for px < pw. */
 static void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
                              uint64_t *dst) {
-    if (cw == 1 && nr == 2 && size == 2 && sx == 2 && 2 * pw <= ow + 1) {
+    if (cw == 1 && nr <= 2 && size == 2 && sx == 2 && 2 * pw <= ow + 1) {
         /* the common 2x2 / 2 on one word a pixel (a loop GCC vectorises); an odd last column */
-        const uint64_t *m1 = m + ow;
+        const uint64_t *m1 = nr == 2 ? m + ow : m;
         const int full = 2 * pw <= ow ? pw : ow / 2;
         for (int px = 0; px < full; px++)
             dst[px] = m[2 * px] | m[2 * px + 1] | m1[2 * px] | m1[2 * px + 1];
