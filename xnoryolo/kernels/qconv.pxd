@@ -58,7 +58,7 @@ cdef class Int8Conv:
     cdef float inv
     cdef object activate_
     # (groups, fgp, kp): rows padded to 16 filters, taps to 4; direct: (1, fgp, size*size*4),
-    # taps in (ky, kx, channel) order
+    # taps in (ky, kx, channel) order; the avx2 path: the same as int16 (2 kp bytes a row)
     cdef int8_t[:, :, ::1] wt
     cdef int64_t[::1] goff         # per tap group: its offset in a panel / in the quad pixels
     cdef uint8_t[:, ::1] xi_       # (hp, 4 wp): the input as quad pixels (direct)

@@ -133,6 +133,9 @@ cdef class Int8Conv:
         else:
             wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
+        if self.path == XQ_AVX2:
+            # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
+            wt = np.ascontiguousarray(wt.astype(np.int16)).view(np.int8)
         self.wt = wt
         self.zero = in_zero
         self.in_scale = in_scale

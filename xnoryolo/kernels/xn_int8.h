@@ -689,37 +689,40 @@ xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t ps
 
 /* AVX2: vpmaddubsw would saturate (2 x 255 x 127 > 32767), so the bytes are widened to int16
  * and multiplied with vpmaddwd (exact). A lane then holds the sum of 2 of a pixel's 4 taps;
- * the pairs are added once, at the end of the K loop (vphaddd). 2 filters x 1 panel. */
+ * the pairs are added once, at the end of the K loop (vphaddd). The weights on this path are
+ * int16, widened once at load (wt holds rows of kp int16: 2 kp bytes), so a tap group's 4
+ * weights are one 64-bit broadcast. 4 filters x 8 pixels a pass, two passes a panel: the
+ * widened panel bytes serve 4 filters (madd + add is the bound: 16 multiply-adds per 2 ops). */
 __attribute__((target(XQ_AVX2_TARGET))) static void
 xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
              const int64_t *goff, int np_, int32_t *acc) {
+    const int16_t *w16 = (const int16_t *)(const void *)wt;
     const int groups = kp / 4;
-    for (int i0 = 0; i0 < nf; i0 += 2) {
+    for (int i0 = 0; i0 < nf; i0 += 4) {
+        const int16_t *w0 = w16 + (int64_t)i0 * kp;
         for (int j = 0; j < np_; j++) {
-            __m256i c[2][4];
-            for (int i = 0; i < 2; i++)
-                for (int q = 0; q < 4; q++) c[i][q] = _mm256_setzero_si256();
             const uint8_t *b = pan + j * pstride;
-            const int8_t *w0 = wt + (int64_t)i0 * kp;
-            for (int g = 0; g < groups; g++) {
-                const uint8_t *bg = b + goff[g];
-                __m256i x[4];
-                for (int q = 0; q < 4; q++)
-                    x[q] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16 * q)));
-                for (int i = 0; i < 2; i++) {
-                    const int8_t *wg = w0 + (int64_t)i * kp + 4 * g;
-                    __m256i wv = _mm256_cvtepi8_epi16(_mm_set1_epi32(xq_load4(wg)));
-                    for (int q = 0; q < 4; q++)
-                        c[i][q] = _mm256_add_epi32(c[i][q], _mm256_madd_epi16(x[q], wv));
+            for (int h = 0; h < 2; h++) {
+                __m256i c[4][2];
+                for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
+                for (int g = 0; g < groups; g++) {
+                    const uint8_t *bg = b + goff[g] + 32 * h;
+                    __m256i x0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)bg));
+                    __m256i x1 =
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16)));
+                    for (int i = 0; i < 4; i++) {
+                        long long w4;
+                        memcpy(&w4, w0 + (int64_t)i * kp + 4 * g, 8);
+                        const __m256i wv = _mm256_set1_epi64x(w4);
+                        c[i][0] = _mm256_add_epi32(c[i][0], _mm256_madd_epi16(x0, wv));
+                        c[i][1] = _mm256_add_epi32(c[i][1], _mm256_madd_epi16(x1, wv));
+                    }
                 }
-            }
-            for (int i = 0; i < 2 && i0 + i < nf; i++) {
-                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
-                for (int h = 0; h < 2; h++) {
-                    /* pixels 8h .. 8h+7: lanes (p, half) of c[2h] (pixels 8h..8h+3) and c[2h+1] */
-                    __m256i s = _mm256_hadd_epi32(c[i][2 * h], c[i][2 * h + 1]);
-                    s = _mm256_permute4x64_epi64(s, 0xD8);
-                    _mm256_storeu_si256((__m256i *)(a + 8 * h), s);
+                for (int i = 0; i < 4 && i0 + i < nf; i++) {
+                    /* pixels 8h .. 8h+7: lanes (p, half) of c[0] (4 pixels) and c[1] */
+                    int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW + 8 * h;
+                    __m256i s = _mm256_hadd_epi32(c[i][0], c[i][1]);
+                    _mm256_storeu_si256((__m256i *)a, _mm256_permute4x64_epi64(s, 0xD8));
                 }
             }
         }
