@@ -112,7 +112,7 @@ def test_direct_is_chosen_for_thin_inputs_only() -> None:
     spec = ops.ConvSpec(3, 8, 8, 16, 3)
     w = np.ones((16, 27), np.int8)
     assert not qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, "portable").direct
-    for path in ("avx512vnni", "avxvnni", "neondot"):
+    for path in ("avx512vnni", "avxvnni", "avx2", "neondot"):
         if qconv.path_supported(path):
             assert qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, path).direct
     for bad in (ops.ConvSpec(5, 8, 8, 16, 1), ops.ConvSpec(3, 8, 8, 16, 3, 1, 2, 1)):

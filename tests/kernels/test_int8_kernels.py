@@ -217,16 +217,18 @@ def test_int8_neon_tiles_match_portable(tmp_path: Path) -> None:
     assert run.returncode == 0 and "0 mismatches" in run.stdout, run.stdout + run.stderr
 
 
-def test_int8_module_builds_without_x86(tmp_path: Path) -> None:
-    """qconv's generated C with the x86 macros off: every function it calls is declared on
-    every platform (else the arm64 import fails on an undefined symbol)."""
+@pytest.mark.parametrize("module", ["qconv", "resize"])  # resize quantises with xn_int8.h
+def test_int8_module_builds_without_x86(tmp_path: Path, module: str) -> None:
+    """The generated C of the modules using xn_int8.h with the x86 macros off: every function
+    they call is declared on every platform (else the arm64 import fails on an undefined
+    symbol)."""
     python_h = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not python_h.is_file():
         pytest.skip(f"{python_h} is absent (no Python development headers)")
-    pytest.importorskip("Cython", reason="no Cython to generate qconv's C")
-    source = tmp_path / "qconv.c"
+    pytest.importorskip("Cython", reason="no Cython to generate the module's C")
+    source = tmp_path / f"{module}.c"
     gen = subprocess.run(
-        [sys.executable, "-m", "cython", "-3", str(KERNELS / "qconv.pyx"), "-o", str(source)],
+        [sys.executable, "-m", "cython", "-3", str(KERNELS / f"{module}.pyx"), "-o", str(source)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert gen.returncode == 0, gen.stderr

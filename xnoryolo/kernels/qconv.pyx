@@ -99,15 +99,15 @@ cdef class Int8Conv:
         cg = self.c // self.groups
         fg = self.filters // self.groups
         self.k = cg * self.size * self.size
-        # direct (no im2col) for thin inputs (xq_quads_row): by default on the paths that
-        # multiply 4 bytes a lane in one instruction, where skipping im2col outweighs the
-        # padding of 3 channels to 4 (avx2, neon and portable widen the bytes per filter:
-        # 4/3 of the taps costs them more than im2col)
+        # direct (no im2col) for thin inputs (xq_quads_row): by default on the x86 paths and
+        # sdot, where skipping im2col outweighs computing 4 channels for 3 (neon and portable
+        # widen the bytes for every filter: 4/3 of the taps costs them more than im2col)
         can_direct = self.groups == 1 and self.c <= 4 and self.stride_x == 1
         if direct and not can_direct:
             raise ValueError("the direct int8 conv needs one group, <= 4 channels, stride_x 1")
         if direct is None:
-            direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_NEONDOT)
+            direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
+                                                  XQ_NEONDOT)
         self.direct = direct
         if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct):
             self.path = XQ_AVX512VNNI
