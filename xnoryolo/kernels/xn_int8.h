@@ -181,50 +181,61 @@ static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, fl
 /* ------------------------------------------------------------------ im2col into panels */
 
 /* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
- * past K are 0. Each row is cut at output-row ends into runs that are one copy (stride 1) from
- * the input row, with `zero` (the quantised 0.0) where a tap falls in the padding. */
+ * past K are 0. The block is cut at output-row ends into runs; per run, each tap row gets the
+ * run's in-image bytes in one copy (stride 1) and `zero` (the quantised 0.0) where a tap falls
+ * in the padding. Runs outermost and no division per tap: 13- and 26-pixel rows made one
+ * memcpy call (and a div) per tap and run the cost of the deep layers' im2col. */
+static inline void xq_copy_bytes(uint8_t *d, const uint8_t *s, int64_t n) {
+    if (n >= 64) {
+        memcpy(d, s, (size_t)n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) d[i] = s[i];
+}
+
 static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
                            int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                            uint8_t *rows, int ld) {
     const int k = cg * size * size;
-    for (int kk = 0; kk < kp; kk++) {
-        uint8_t *dst = rows + (int64_t)kk * ld;
-        if (kk >= k) {
-            memset(dst, 0, (size_t)np_);
-            continue;
-        }
-        int c = kk / (size * size), r = kk % (size * size);
-        int ky = r / size, kx = r % size;
-        const uint8_t *plane = q + (int64_t)c * h * w;
-        int64_t p = p0, end = p0 + np_;
-        while (p < end) {
-            int oy = (int)(p / ow), ox0 = (int)(p % ow);
-            int64_t run = ow - ox0;
-            if (run > end - p) run = end - p;
-            uint8_t *d = dst + (p - p0);
-            int iy = oy * sy - pad + ky * dil;
-            if (iy < 0 || iy >= h) {
-                memset(d, zero, (size_t)run);
-            } else {
-                const uint8_t *src = plane + (int64_t)iy * w;
-                int ix = ox0 * sx - pad + kx * dil;
-                int64_t i = 0;
-                /* left padding, the in-image run, right padding */
-                for (; i < run && ix + i * sx < 0; i++) d[i] = zero;
-                if (sx == 1) {
-                    int64_t n = run - i;
-                    if (ix + i + n > w) n = w - (ix + i);
-                    if (n > 0) {
-                        memcpy(d + i, src + ix + i, (size_t)n);
-                        i += n;
+    for (int kk = k; kk < kp; kk++) memset(rows + (int64_t)kk * ld, 0, (size_t)np_);
+    int64_t p = p0;
+    const int64_t end = p0 + np_;
+    int oy = (int)(p0 / ow), ox0 = (int)(p0 % ow);
+    while (p < end) {
+        int64_t run = ow - ox0;
+        if (run > end - p) run = end - p;
+        uint8_t *d0 = rows + (p - p0);
+        int kk = 0;
+        for (int c = 0; c < cg; c++) {
+            const uint8_t *plane = q + (int64_t)c * h * w;
+            for (int ky = 0; ky < size; ky++) {
+                const int iy = oy * sy - pad + ky * dil;
+                const uint8_t *src = iy >= 0 && iy < h ? plane + (int64_t)iy * w : NULL;
+                for (int kx = 0; kx < size; kx++, kk++) {
+                    uint8_t *d = d0 + (int64_t)kk * ld;
+                    if (src == NULL) {
+                        memset(d, zero, (size_t)run);
+                        continue;
                     }
-                } else {
-                    for (; i < run && ix + i * sx < w; i++) d[i] = src[ix + i * sx];
+                    /* taps ix + i sx inside [0, w) for i in [i0, i1): padding either side */
+                    const int ix = ox0 * sx - pad + kx * dil;
+                    int64_t i0 = ix >= 0 ? 0 : (-(int64_t)ix + sx - 1) / sx;
+                    int64_t i1 = ix >= w ? 0 : ((int64_t)w - ix + sx - 1) / sx;
+                    if (i0 > run) i0 = run;
+                    if (i1 > run) i1 = run;
+                    if (i1 < i0) i1 = i0;
+                    for (int64_t i = 0; i < i0; i++) d[i] = zero;
+                    if (sx == 1)
+                        xq_copy_bytes(d + i0, src + ix + i0, i1 - i0);
+                    else
+                        for (int64_t i = i0; i < i1; i++) d[i] = src[ix + i * sx];
+                    for (int64_t i = i1; i < run; i++) d[i] = zero;
                 }
-                for (; i < run; i++) d[i] = zero;
             }
-            p += run;
         }
+        p += run;
+        ox0 = 0;
+        oy++;
     }
 }
 
