@@ -186,11 +186,21 @@ static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, fl
  * in the padding. Runs outermost and no division per tap: 13- and 26-pixel rows made one
  * memcpy call (and a div) per tap and run the cost of the deep layers' im2col. */
 static inline void xq_copy_bytes(uint8_t *d, const uint8_t *s, int64_t n) {
-    if (n >= 64) {
+    /* short runs as two overlapping fixed-size copies (GCC makes them single moves) */
+    if (n >= 32) {
         memcpy(d, s, (size_t)n);
-        return;
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (int64_t i = 0; i < n; i++) d[i] = s[i];
     }
-    for (int64_t i = 0; i < n; i++) d[i] = s[i];
 }
 
 static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
@@ -219,8 +229,14 @@ static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int
                     }
                     /* taps ix + i sx inside [0, w) for i in [i0, i1): padding either side */
                     const int ix = ox0 * sx - pad + kx * dil;
-                    int64_t i0 = ix >= 0 ? 0 : (-(int64_t)ix + sx - 1) / sx;
-                    int64_t i1 = ix >= w ? 0 : ((int64_t)w - ix + sx - 1) / sx;
+                    int64_t i0, i1;
+                    if (sx == 1) {
+                        i0 = ix >= 0 ? 0 : -(int64_t)ix;
+                        i1 = (int64_t)w - ix;
+                    } else {
+                        i0 = ix >= 0 ? 0 : (-(int64_t)ix + sx - 1) / sx;
+                        i1 = ix >= w ? 0 : ((int64_t)w - ix + sx - 1) / sx;
+                    }
                     if (i0 > run) i0 = run;
                     if (i1 > run) i1 = run;
                     if (i1 < i0) i1 = i0;
