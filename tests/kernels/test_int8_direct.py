@@ -1,8 +1,8 @@
-"""The direct int8 convolution of thin inputs (up to 4 channels, stride_x 1: no im2col, the
-tiles read the input as quad pixels) against the NumPy reference, on every int8 path this CPU
-runs, forced on where the path would choose im2col: sums, floats, bytes (pooled) and pooled
-sign bits, over channels 1-4, kernel sizes, stride_y, padding, dilation, rows wider than one
-work item, and 1-2 threads."""
+"""The direct int8 convolution (stride_x 1, one group: no im2col, the tiles read the input in
+place as blocks of 4 channels, "quad pixels") against the NumPy reference, on every int8 path
+this CPU runs, forced on where the path would choose im2col: sums, floats, bytes (pooled) and
+pooled sign bits, over channels 1-4 and whole and partial blocks of them, kernel sizes,
+stride_y, padding, dilation, rows wider than one work item, and 1-2 threads."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ CONVS = [
     (3, 7, 12, 7, 3, 1, 2, 2),  # dilation 2
     (3, 5, 9, 3, 2, 1, 0, 1),  # even kernel, no padding
     (3, 3, 530, 16, 3, 1, 1, 1),  # rows of more than one work item (32 panels)
+    (8, 6, 21, 16, 3, 1, 1, 1),  # two channel blocks
+    (5, 5, 17, 9, 3, 2, 1, 1),  # a partial second block (3 channels of weight 0)
+    (16, 4, 48, 24, 1, 1, 0, 1),  # four blocks, 1x1
 ]
 
 
@@ -107,16 +110,28 @@ def test_direct_pooled_bits(shape: tuple[int, ...], path: str) -> None:
             assert np.array_equal(out, ops.pack_signs(pooled, shp, 1)), (padding, threads)
 
 
-def test_direct_is_chosen_for_thin_inputs_only() -> None:
-    one = np.ones(16, np.float32)
-    spec = ops.ConvSpec(3, 8, 8, 16, 3)
-    w = np.ones((16, 27), np.int8)
-    assert not qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, "portable").direct
+def _conv(spec: ops.ConvSpec, path: str, direct: bool | None = None) -> qconv.Int8Conv:
+    one = np.ones(spec.filters, np.float32)
+    w = np.ones((spec.filters, spec.k), np.int8)
+    return qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, path, direct=direct)
+
+
+def test_which_layers_go_direct() -> None:
+    """By default: thin inputs, and whole channel blocks whose rows fill 7/8 of their panels,
+    on the x86 paths and sdot (AMX: thin ones only); never with groups or stride_x > 1."""
+    thin = ops.ConvSpec(3, 8, 8, 16, 3, 1, 1, 1)
+    wide = ops.ConvSpec(16, 20, 104, 32, 3, 1, 1, 1)
+    narrow = ops.ConvSpec(16, 20, 52, 32, 3, 1, 1, 1)  # 52 of 64 lanes
+    odd = ops.ConvSpec(6, 20, 104, 32, 3, 1, 1, 1)  # a partial block: im2col by default
+    assert not _conv(thin, "portable").direct
     for path in ("avx512vnni", "avxvnni", "avx2", "neondot"):
         if qconv.path_supported(path):
-            assert qconv.Int8Conv(w, one, one, spec, 0.1, 0, "leaky", 1, path).direct
-    for bad in (ops.ConvSpec(5, 8, 8, 16, 1), ops.ConvSpec(3, 8, 8, 16, 3, 1, 2, 1)):
-        wb = np.ones((16, bad.c * bad.size * bad.size), np.int8)
-        assert not qconv.Int8Conv(wb, one, one, bad, 0.1, 0, "leaky", 1, "portable").direct
+            assert _conv(thin, path).direct and _conv(wide, path).direct
+            assert not _conv(narrow, path).direct and not _conv(odd, path).direct
+    if qconv.path_supported("amx"):
+        assert _conv(thin, "amx").direct and _conv(thin, "amx").path_name == "avx512vnni"
+        assert not _conv(wide, "amx").direct and _conv(wide, "amx").path_name == "amx"
+    for bad in (ops.ConvSpec(4, 8, 8, 16, 3, 1, 2, 1), ops.ConvSpec(8, 8, 8, 16, 1, groups=2)):
+        assert not _conv(bad, "portable").direct
         with pytest.raises(ValueError, match="direct"):
-            qconv.Int8Conv(wb, one, one, bad, 0.1, 0, "leaky", 1, "portable", direct=True)
+            _conv(bad, "portable", direct=True)

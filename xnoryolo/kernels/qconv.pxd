@@ -51,17 +51,17 @@ cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
     cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero, block
     cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
-    cdef int hp, wp                # the quad-pixel input's rows and quads a row (direct)
+    cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
     cdef readonly float in_scale
     cdef readonly str activation
     cdef int act
     cdef float inv
     cdef object activate_
-    # (groups, fgp, kp): rows padded to 16 filters, taps to 4; direct: (1, fgp, size*size*4),
-    # taps in (ky, kx, channel) order; the avx2 path: the same as int16 (2 kp bytes a row)
+    # (groups, fgp, kp): rows padded to 16 filters, taps to 4; direct: (1, fgp, nb*size*size*4),
+    # taps in (block, ky, kx, channel) order; the avx2 path: as int16 (2 kp bytes a row)
     cdef int8_t[:, :, ::1] wt
     cdef int64_t[::1] goff         # per tap group: its offset in a panel / in the quad pixels
-    cdef uint8_t[:, ::1] xi_       # (hp, 4 wp): the input as quad pixels (direct)
+    cdef uint8_t[:, ::1] xi_       # (nb hp, 4 wp): the input as quad pixels (direct)
     cdef int32_t[::1] corr_
     cdef float[::1] mult_, bias_
     cdef int32_t[::1] thr_         # sign thresholds on the raw sums (pooled bits)

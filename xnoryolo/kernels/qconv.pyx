@@ -99,37 +99,47 @@ cdef class Int8Conv:
         cg = self.c // self.groups
         fg = self.filters // self.groups
         self.k = cg * self.size * self.size
-        # direct (no im2col) for thin inputs (xq_quads_row): by default on the x86 paths and
-        # sdot, where skipping im2col outweighs computing 4 channels for 3 (neon and portable
-        # widen the bytes for every filter: 4/3 of the taps costs them more than im2col)
-        can_direct = self.groups == 1 and self.c <= 4 and self.stride_x == 1
+        # direct (no im2col; xq_quads_row): the input in blocks of 4 channels, read in place.
+        # By default on the x86 paths and sdot (neon and portable widen the bytes for every
+        # filter: im2col costs them less than the padding of a 3-channel image to 4), for
+        # thin inputs (<= 4 channels), and for whole blocks of channels where the output rows
+        # fill at least 7/8 of their 16-pixel panels (13, 26 and 52 leave 19 % empty; the
+        # deep layers at 208 and 104 pixels gain most: their im2col is 9x the input). AMX keeps
+        # im2col there: its B tiles are the panels.
+        can_direct = self.groups == 1 and self.stride_x == 1
         if direct and not can_direct:
-            raise ValueError("the direct int8 conv needs one group, <= 4 channels, stride_x 1")
+            raise ValueError("the direct int8 conv needs one group and stride_x 1")
         if direct is None:
             direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
-                                                  XQ_NEONDOT)
+                                                  XQ_NEONDOT) and (
+                self.c <= 4 or (self.c % 4 == 0 and self.path != XQ_AMX
+                                and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
         self.direct = direct
         if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct):
             self.path = XQ_AVX512VNNI
         # AMX takes 64 taps and 16 filters a step (zero padded); the others 4 taps, 8 filters
         step = 64 if self.path == XQ_AMX else 4
         ss = self.size * self.size
-        self.kp = 4 * ss if self.direct else _ceil(self.k, step) * step
+        self.nb = _ceil(cg, 4)  # blocks of 4 channels (direct)
+        self.kp = 4 * ss * self.nb if self.direct else _ceil(self.k, step) * step
         self.fgp = _ceil(fg, 16) * 16
         qw = np.asarray(qweights, dtype=np.int8).reshape(self.filters, self.k)
         wt = np.zeros((self.groups, self.fgp, self.kp), np.int8)
         pad = self.padding * self.dilation
         span = (self.size - 1) * self.dilation
         if self.direct:
-            # taps (ky, kx, channel), the 4th channel's weights 0
-            w4 = np.zeros((self.fgp, ss, 4), np.int8)
-            w4[:fg, :, :cg] = qw.reshape(fg, cg, ss).transpose(0, 2, 1)
+            # taps (channel block, ky, kx, channel in block), missing channels' weights 0
+            w4 = np.zeros((self.fgp, 4 * self.nb, ss), np.int8)
+            w4[:fg, :cg] = qw.reshape(fg, cg, ss)
+            w4 = w4.reshape(self.fgp, self.nb, 4, ss).transpose(0, 1, 3, 2)
             wt[0] = w4.reshape(self.fgp, self.kp)
             self.wp = max(pad + self.w, _ceil(self.out_w, XQ_PW) * XQ_PW + span)
             self.hp = max(pad + self.h, (self.out_h - 1) * self.stride_y + span + 1)
-            ky, kx = np.divmod(np.arange(ss), self.size)
-            self.goff = (4 * self.dilation * (ky * self.wp + kx)).astype(np.int64)
-            self.xi_ = np.zeros((self.hp, 4 * self.wp), np.uint8)
+            cb, tap = np.divmod(np.arange(self.nb * ss), ss)
+            ky, kx = np.divmod(tap, self.size)
+            self.goff = (4 * (cb * self.hp * self.wp + self.dilation * (ky * self.wp + kx))
+                         ).astype(np.int64)
+            self.xi_ = np.zeros((self.nb * self.hp, 4 * self.wp), np.uint8)
         else:
             wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
@@ -159,10 +169,15 @@ cdef class Int8Conv:
 
     cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil:
         """The input bytes as quad pixels (xi_), for the direct path."""
-        cdef int r
-        for r in prange(self.hp, num_threads=self.threads, schedule="static"):
-            xq_quads_row(qp, self.c, self.h, self.w, self.padding * self.dilation, self.wp, r,
-                         <uint8_t>self.zero, &self.xi_[r, 0])
+        cdef int i, cb, nc
+        for i in prange(self.nb * self.hp, num_threads=self.threads, schedule="static"):
+            cb = i // self.hp
+            nc = self.c - 4 * cb
+            if nc > 4:
+                nc = 4
+            xq_quads_row(qp + <int64_t>4 * cb * self.h * self.w, nc, self.h, self.w,
+                         self.padding * self.dilation, self.wp, i - cb * self.hp,
+                         <uint8_t>self.zero, &self.xi_[i, 0])
         return &self.xi_[0, 0]
 
     @property
