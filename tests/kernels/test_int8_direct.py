@@ -118,7 +118,8 @@ def _conv(spec: ops.ConvSpec, path: str, direct: bool | None = None) -> qconv.In
 
 def test_which_layers_go_direct() -> None:
     """By default: thin inputs, and whole channel blocks whose rows fill 7/8 of their panels,
-    on the x86 paths and sdot (AMX: thin ones only); never with groups or stride_x > 1."""
+    on the x86 paths and sdot (AMX: up to 288 taps, on its VNNI tiles); never with groups or
+    stride_x > 1."""
     thin = ops.ConvSpec(3, 8, 8, 16, 3, 1, 1, 1)
     wide = ops.ConvSpec(16, 20, 104, 32, 3, 1, 1, 1)
     narrow = ops.ConvSpec(16, 20, 52, 32, 3, 1, 1, 1)  # 52 of 64 lanes
@@ -129,8 +130,10 @@ def test_which_layers_go_direct() -> None:
             assert _conv(thin, path).direct and _conv(wide, path).direct
             assert not _conv(narrow, path).direct and not _conv(odd, path).direct
     if qconv.path_supported("amx"):
-        assert _conv(thin, "amx").direct and _conv(thin, "amx").path_name == "avx512vnni"
-        assert not _conv(wide, "amx").direct and _conv(wide, "amx").path_name == "amx"
+        deep = ops.ConvSpec(64, 20, 104, 32, 3, 1, 1, 1)  # 576 taps: AMX
+        for spec in (thin, wide):
+            assert _conv(spec, "amx").direct and _conv(spec, "amx").path_name == "avx512vnni"
+        assert not _conv(deep, "amx").direct and _conv(deep, "amx").path_name == "amx"
     for bad in (ops.ConvSpec(4, 8, 8, 16, 3, 1, 2, 1), ops.ConvSpec(8, 8, 8, 16, 1, groups=2)):
         assert not _conv(bad, "portable").direct
         with pytest.raises(ValueError, match="direct"):

@@ -22,6 +22,10 @@ DEF AMX_MIN_TAPS = 128
 # Panels (of 16 pixels) per work item on the direct path: up to a 512-pixel row, whose sums
 # (16 filters at a time) stay in L1.
 DEF DIRECT_BLOCK = 32
+# Whole-block layers up to this many taps run direct on the VNNI tiles where AMX is asked for:
+# im2col costs them more than AMX saves (3x3, 16 -> 32 at 208: 1.6 -> 1.0 ms; 32 -> 64 at 104:
+# 0.97 -> 0.90; 1 thread).
+DEF AMX_DIRECT_MAX_TAPS = 288
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
 
@@ -105,14 +109,15 @@ cdef class Int8Conv:
         # thin inputs (<= 4 channels), and for whole blocks of channels where the output rows
         # fill at least 7/8 of their 16-pixel panels (13, 26 and 52 leave 19 % empty; the
         # deep layers at 208 and 104 pixels gain most: their im2col is 9x the input). AMX keeps
-        # im2col there: its B tiles are the panels.
+        # im2col (its B tiles are the panels) but for few taps, where direct VNNI wins.
         can_direct = self.groups == 1 and self.stride_x == 1
         if direct and not can_direct:
             raise ValueError("the direct int8 conv needs one group and stride_x 1")
         if direct is None:
             direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
                                                   XQ_NEONDOT) and (
-                self.c <= 4 or (self.c % 4 == 0 and self.path != XQ_AMX
+                self.c <= 4 or (self.c % 4 == 0
+                                and (self.path != XQ_AMX or self.k <= AMX_DIRECT_MAX_TAPS)
                                 and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
         self.direct = direct
         if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct):
