@@ -12,7 +12,7 @@ import pytest
 from netgen import TINY, write_model
 from xnoryolo.detector import Detector, Network, WeightsError, calibrate, packed, quantize
 from xnoryolo.detector.layers import ConvolutionalLayer
-from xnoryolo.detector.preprocess import preprocess
+from xnoryolo.detector.preprocess import preprocess, preprocess_bytes
 
 # first conv -> maxpool -> binary convs -> float head: the XNOR layout in small
 XNOR = """[net]
@@ -118,6 +118,36 @@ def test_int8_is_close_to_f32_and_f32_is_unchanged(model: tuple[Path, Path]) -> 
     for d in f32.detection_layers:
         y, ref = int8.forward(x)[d.index], f32.forward(x)[d.index]
         assert np.abs(y - ref).max() < 0.25 * max(1.0, float(np.abs(ref).max()))
+
+
+def test_int8_first_layer_takes_the_input_bytes(model: tuple[Path, Path]) -> None:
+    """An int8 first layer on the pixel grid takes preprocess_bytes's bytes: the outputs are
+    those of the float tensor (fast and NumPy kernels), detect feeds it bytes and finds the
+    same detections; f32 takes floats only."""
+    fast = _calibrated(*model, "fast")
+    ref = _calibrated(*model, "numpy")
+    assert fast.takes_bytes and ref.takes_bytes
+    c, h, w = fast.input_shape
+    for img in _frames(2):
+        x = preprocess(img, w, h, c, True)
+        xb = preprocess_bytes(img, w, h, c, True, threads=2)
+        assert np.array_equal(xb, quantize.quantize_activations(x, quantize.INPUT_QUANT))
+        for net in (fast, ref):
+            for keep in (False, True):
+                a, b = net.forward(x, keep=keep), net.forward(xb, keep=keep)
+                for d in net.detection_layers:
+                    assert np.array_equal(a[d.index], b[d.index])
+    det = Detector(fast)
+    img = _frames(1)[0]
+    assert det.network_input(img).dtype == np.uint8
+    want = det.postprocess(
+        fast.forward(det.preprocess(img), keep=False), img.shape[1], img.shape[0]
+    )
+    assert [d.to_json() for d in det.detect(img)] == [d.to_json() for d in want]
+    fast.prepare(fast.backend, precision="f32")
+    assert not fast.takes_bytes and det.network_input(img).dtype == np.float32
+    with pytest.raises(ValueError, match="uint8 input"):
+        fast.forward(xb)
 
 
 def test_int8_without_calibration_is_refused(model: tuple[Path, Path]) -> None:

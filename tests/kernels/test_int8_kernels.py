@@ -120,8 +120,12 @@ def test_amx_keeps_thin_layers_on_vnni() -> None:
                           0.1, 0, "linear", 1, "amx")  # fmt: skip
     deep = qconv.Int8Conv(np.ones((4, 144), np.int8), one, one, ops.ConvSpec(16, 5, 5, 4, 3),
                           0.1, 0, "linear", 1, "amx")  # fmt: skip
-    assert (thin.path_name, thin.kp) == ("avx512vnni", 28)
-    assert (deep.path_name, deep.kp) == ("amx", 192)
+    im2col = qconv.Int8Conv(np.ones((4, 27), np.int8), one, one, ops.ConvSpec(3, 5, 5, 4, 3),
+                            0.1, 0, "linear", 1, "amx", direct=False)  # fmt: skip
+    # thin: direct (3 channels padded to 4, 9 taps), or im2col'd 27 taps padded to 28
+    assert (thin.path_name, thin.direct, thin.kp) == ("avx512vnni", True, 36)
+    assert (im2col.path_name, im2col.direct, im2col.kp) == ("avx512vnni", False, 28)
+    assert (deep.path_name, deep.direct, deep.kp) == ("amx", False, 192)
 
 
 def test_sign_thresholds_are_exact() -> None:
@@ -213,16 +217,18 @@ def test_int8_neon_tiles_match_portable(tmp_path: Path) -> None:
     assert run.returncode == 0 and "0 mismatches" in run.stdout, run.stdout + run.stderr
 
 
-def test_int8_module_builds_without_x86(tmp_path: Path) -> None:
-    """qconv's generated C with the x86 macros off: every function it calls is declared on
-    every platform (else the arm64 import fails on an undefined symbol)."""
+@pytest.mark.parametrize("module", ["qconv", "resize"])  # resize quantises with xn_int8.h
+def test_int8_module_builds_without_x86(tmp_path: Path, module: str) -> None:
+    """The generated C of the modules using xn_int8.h with the x86 macros off: every function
+    they call is declared on every platform (else the arm64 import fails on an undefined
+    symbol)."""
     python_h = Path(sysconfig.get_paths()["include"]) / "Python.h"
     if not python_h.is_file():
         pytest.skip(f"{python_h} is absent (no Python development headers)")
-    pytest.importorskip("Cython", reason="no Cython to generate qconv's C")
-    source = tmp_path / "qconv.c"
+    pytest.importorskip("Cython", reason="no Cython to generate the module's C")
+    source = tmp_path / f"{module}.c"
     gen = subprocess.run(
-        [sys.executable, "-m", "cython", "-3", str(KERNELS / "qconv.pyx"), "-o", str(source)],
+        [sys.executable, "-m", "cython", "-3", str(KERNELS / f"{module}.pyx"), "-o", str(source)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert gen.returncode == 0, gen.stderr

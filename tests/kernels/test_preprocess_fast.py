@@ -1,4 +1,5 @@
-"""The compiled resize (kernels/resize.pyx) is bit-exact with darknet's resize reference."""
+"""The compiled resize (kernels/resize.pyx) is bit-exact with darknet's resize reference, and
+its bytes variant with that reference quantised on the int8 input grid."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from xnoryolo.detector import preprocess as pp
-from xnoryolo.kernels.resize import resize_bgr
+from xnoryolo.detector import quantize
+from xnoryolo.kernels.resize import resize_bgr, resize_bgr_bytes
 
 rng = np.random.default_rng(3)
 
@@ -33,8 +35,16 @@ def test_fast_preprocess_is_bit_exact(
     ref = pp.preprocess(img, w, h, 3, letter_box, fast=False)
     assert fast.dtype == np.float32 and fast.shape == (3, h, w)
     np.testing.assert_array_equal(fast, ref)
+    assert pp.FAST_RESIZE_BYTES is resize_bgr_bytes
+    fast_bytes = pp.preprocess_bytes(img, w, h, 3, letter_box, fast=True, threads=threads)
+    assert fast_bytes.dtype == np.uint8
+    np.testing.assert_array_equal(
+        fast_bytes, quantize.quantize_activations(ref, quantize.INPUT_QUANT)
+    )
 
 
 def test_fast_resize_rejects_what_it_cannot_do() -> None:
     with pytest.raises(ValueError, match="sizes >= 2"):
         resize_bgr(np.zeros((4, 4, 3), np.uint8), 1, 4)
+    with pytest.raises(ValueError, match="sizes >= 2"):
+        resize_bgr_bytes(np.zeros((4, 4, 3), np.uint8), 4, 1)

@@ -246,6 +246,12 @@ def xnoryolo_engine(text_of: Callable[[Inputs], str], precision: str) -> Callabl
         net = _network(text_of(inputs), inputs.weights)
         _prepare(net, inputs, threads, precision)
         x = inputs.x[0]
+        if net.takes_bytes:
+            # what detect feeds an int8 first layer: the frame's bytes (preprocess_bytes),
+            # which are these floats quantised on the pixel grid
+            from xnoryolo.detector.quantize import INPUT_QUANT, quantize_activations
+
+            x = quantize_activations(x, INPUT_QUANT)
         return lambda: net.forward(x, keep=False)
 
     return build

@@ -83,7 +83,7 @@ def time_layers(
         marks[i] = time.perf_counter()
 
     for r in range(warmup + runs):
-        x = detector.preprocess(frame)
+        x = detector.network_input(frame)
         start = time.perf_counter()
         network.forward(x, keep=False, on_layer=mark)
         if r >= warmup:
@@ -110,7 +110,7 @@ def time_frame(detector: Detector, frame: np.ndarray) -> tuple[float, float, flo
     """Seconds of preprocess, network and decode + NMS for one frame, as detect runs them
     (outputs dropped once nothing reads them)."""
     t0 = time.perf_counter()
-    x = detector.preprocess(frame)
+    x = detector.network_input(frame)
     t1 = time.perf_counter()
     outputs = detector.network.forward(x, keep=False)
     t2 = time.perf_counter()

@@ -18,7 +18,7 @@ from .files import UnreadableFile, read_small_file
 from .layers import RegionLayer, YoloLayer
 from .network import Network
 from .packed import is_packed, packed_names
-from .preprocess import preprocess
+from .preprocess import preprocess, preprocess_bytes
 
 F32 = np.float32
 MAX_NAMES_BYTES = 1 << 20
@@ -186,6 +186,16 @@ class Detector:
         threads = backend.threads if backend is not None else 1
         return preprocess(image, w, h, c, self.letter_box, threads=threads)
 
+    def network_input(self, image: np.ndarray) -> np.ndarray:
+        """What detect feeds the network: the input bytes where the first layer runs int8 on
+        them (Network.takes_bytes: the same bytes it would make of preprocess's floats, with
+        no float tensor in between), else preprocess's float tensor."""
+        if not self.network.takes_bytes:
+            return self.preprocess(image)
+        c, h, w = self.network.input_shape
+        threads = self.network.backend.threads if self.network.backend is not None else 1
+        return preprocess_bytes(image, w, h, c, self.letter_box, threads=threads)
+
     def forward(self, tensor: np.ndarray, keep: bool = True) -> list[np.ndarray]:
         """Every layer's output for a ready (c, h, w) float32 input tensor."""
         return self.network.forward(tensor, keep=keep)
@@ -259,5 +269,5 @@ class Detector:
     ) -> list[Detection]:
         """Detections on an OpenCV image (BGR, BGRA or grey uint8), in darknet's print order."""
         h, w = image.shape[:2]
-        outputs = self.forward(self.preprocess(image), keep=False)
+        outputs = self.forward(self.network_input(image), keep=False)
         return self.postprocess(outputs, w, h, thresh, nms)

@@ -28,7 +28,7 @@ from .layers import (
     YoloLayer,
     build_layer,
 )
-from .quantize import check_precision
+from .quantize import INPUT_QUANT, check_precision
 from .weights import WeightsHeader, WeightsReader
 
 # [net] keys used only for training/augmentation: read by darknet, ignored at inference.
@@ -134,6 +134,20 @@ class Network:
         return self
 
     @property
+    def takes_bytes(self) -> bool:
+        """Whether forward takes the input as uint8 bytes (preprocess_bytes): the first layer
+        is a conv prepared int8 on the pixel grid (scale 1/255, zero point 0), whose kernel
+        would quantise the float tensor to those very bytes; only the first layer reads the
+        network input."""
+        first = self.layers[0] if self.layers else None
+        return (
+            isinstance(first, ConvolutionalLayer)
+            and first.int8
+            and first.act_quant == INPUT_QUANT
+            and first.kernel is not None
+        )
+
+    @property
     def calibrated(self) -> bool:
         """Whether some non-binary conv has the calibrated quantisation of its input."""
         return any(
@@ -194,7 +208,8 @@ class Network:
         keep: bool = True,
         on_layer: Callable[[int], None] | None = None,
     ) -> list[np.ndarray]:
-        """Run on a (c, h, w) float32 tensor; returns every layer's output (darknet layout).
+        """Run on a (c, h, w) float32 tensor, or its uint8 bytes where `takes_bytes`; returns
+        every layer's output (darknet layout).
 
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
         slots hold the empty array `DROPPED`), and layers read by binary layers hand them
@@ -204,7 +219,15 @@ class Network:
         layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.dtype == np.uint8:
+            if not self.takes_bytes:
+                raise ValueError(
+                    "uint8 input needs a first layer prepared int8 on the pixel grid "
+                    "(Network.takes_bytes); give the float32 tensor (preprocess)"
+                )
+            x = np.ascontiguousarray(x)
+        else:
+            x = np.ascontiguousarray(x, dtype=np.float32)
         last_use = self._drop_plan if not keep else {}
         bits_plan = self.bits_plan if not keep else {}
         bytes_plan = self.bytes_plan if not keep else {}

@@ -3,6 +3,9 @@
 Planar CHW RGB float32 in [0, 1] (byte / 255), then darknet's own two-pass "align corners"
 bilinear resize (no antialiasing, separate float32 roundings, no FMA) or its letterbox
 (0.5 grey canvas, integer offsets). Bit-exact with darknet given the same decoded pixels.
+
+`preprocess_bytes`: the same tensor as an int8 network's input bytes (quantised with scale
+1/255, zero point 0, quantize.INPUT_QUANT), what a network whose first layer runs int8 takes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from .quantize import INPUT_QUANT, quantize_activations
 
 F32 = np.float32
 
@@ -98,15 +103,18 @@ def letterbox_image(im: np.ndarray, w: int, h: int) -> np.ndarray:
     return canvas
 
 
-def _fast_resize() -> Callable[[np.ndarray, int, int, int], np.ndarray] | None:
+Resize = Callable[[np.ndarray, int, int, int], np.ndarray]
+
+
+def _fast_resize() -> tuple[Resize, Resize] | tuple[None, None]:
     try:
-        from xnoryolo.kernels.resize import resize_bgr
+        from xnoryolo.kernels.resize import resize_bgr, resize_bgr_bytes
     except ImportError:  # kernels not built: the NumPy reference does the same, slower
-        return None
-    return resize_bgr
+        return None, None
+    return resize_bgr, resize_bgr_bytes
 
 
-FAST_RESIZE = _fast_resize()
+FAST_RESIZE, FAST_RESIZE_BYTES = _fast_resize()
 
 
 def preprocess(
@@ -122,9 +130,46 @@ def preprocess(
 
     BGR frames for 3-channel networks go through the compiled resize (bit-exact with
     resize_image); everything else, or fast=False, through the NumPy reference."""
-    if (
-        fast
-        and FAST_RESIZE is not None
+    out = _fast(FAST_RESIZE if fast else None, image, w, h, channels, letter_box, threads, F32(0.5))
+    if out is not None:
+        return out
+    im = to_planar(image, channels)
+    return letterbox_image(im, w, h) if letter_box else resize_image(im, w, h)
+
+
+def preprocess_bytes(
+    image: np.ndarray,
+    w: int,
+    h: int,
+    channels: int,
+    letter_box: bool,
+    fast: bool = True,
+    threads: int = 1,
+) -> np.ndarray:
+    """preprocess's tensor as uint8 (channels, h, w): quantize_activations(preprocess(...),
+    INPUT_QUANT), the bytes an int8 first layer would make of it (the grey 0.5 is 127). The
+    compiled resize quantises as it goes: no float tensor is written."""
+    grey = quantize_activations(np.full(1, 0.5, F32), INPUT_QUANT)[0]
+    out = _fast(FAST_RESIZE_BYTES if fast else None, image, w, h, channels, letter_box, threads,
+                grey)  # fmt: skip
+    if out is not None:
+        return out
+    return quantize_activations(preprocess(image, w, h, channels, letter_box, False), INPUT_QUANT)
+
+
+def _fast(
+    resize: Resize | None,
+    image: np.ndarray,
+    w: int,
+    h: int,
+    channels: int,
+    letter_box: bool,
+    threads: int,
+    grey: np.generic,
+) -> np.ndarray | None:
+    """The compiled resize where it applies (BGR frames, 3-channel networks), else None."""
+    if not (
+        resize is not None
         and channels == 3
         and image.dtype == np.uint8
         and image.ndim == 3
@@ -132,14 +177,14 @@ def preprocess(
         and min(image.shape[:2]) >= 2
         and min(w, h) >= 2
     ):
-        frame = np.ascontiguousarray(image)
-        if not letter_box:
-            return FAST_RESIZE(frame, w, h, threads)
-        new_w, new_h = letterbox_geometry(image.shape[1], image.shape[0], w, h)
-        if min(new_w, new_h) >= 2:
-            canvas = np.full((3, h, w), F32(0.5), F32)
-            dx, dy = (w - new_w) // 2, (h - new_h) // 2
-            canvas[:, dy : dy + new_h, dx : dx + new_w] = FAST_RESIZE(frame, new_w, new_h, threads)
-            return canvas
-    im = to_planar(image, channels)
-    return letterbox_image(im, w, h) if letter_box else resize_image(im, w, h)
+        return None
+    frame = np.ascontiguousarray(image)
+    if not letter_box:
+        return resize(frame, w, h, threads)
+    new_w, new_h = letterbox_geometry(image.shape[1], image.shape[0], w, h)
+    if min(new_w, new_h) < 2:
+        return None
+    canvas = np.full((3, h, w), grey, grey.dtype)
+    dx, dy = (w - new_w) // 2, (h - new_h) // 2
+    canvas[:, dy : dy + new_h, dx : dx + new_w] = resize(frame, new_w, new_h, threads)
+    return canvas

@@ -24,14 +24,21 @@ cdef extern from "xn_int8.h" nogil:
                         int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                         uint8_t *rows, int ld)
     void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t *pan)
-    void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
-                 int32_t *acc)
-    void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0, int64_t n,
-                       const int32_t *corr, const float *mult, const float *bias, int act,
-                       float *out, int32_t *out_int)
+    void xq_quads_row(const uint8_t *q, int c, int h, int w, int pad, int wp, int r,
+                      uint8_t zero, uint8_t *xr)
+    void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+                 const int64_t *goff, int np_, int32_t *acc)
+    void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
+                       int64_t pend, int64_t n, const int32_t *corr, const float *mult,
+                       const float *bias, int act, float *out, int32_t *out_int)
     void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
-                          int64_t n, const int32_t *corr, const float *mult, const float *bias,
-                          int act, float inv, int zero, float *tmp, uint8_t *out)
+                          int64_t pend, int64_t n, const int32_t *corr, const float *mult,
+                          const float *bias, int act, float inv, int zero, float *tmp,
+                          uint8_t *out)
+    void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n)
+    void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
+                          float bias, int act, float inv, int zero, int size, int sx, int pw,
+                          float *tmp, uint8_t *q, uint8_t *out)
     void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
                        int oh, int ow, uint8_t *y)
     void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
@@ -43,12 +50,18 @@ cdef extern from "xn_int8.h" nogil:
 cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
     cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero, block
+    cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
+    cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
     cdef readonly float in_scale
     cdef readonly str activation
     cdef int act
     cdef float inv
     cdef object activate_
-    cdef int8_t[:, :, ::1] wt      # (groups, fgp, kp): rows padded to 8 filters, taps to 4
+    # (groups, fgp, kp): rows padded to 16 filters, taps to 4; direct: (1, fgp, nb*size*size*4),
+    # taps in (block, ky, kx, channel) order; the avx2 path: as int16 (2 kp bytes a row)
+    cdef int8_t[:, :, ::1] wt
+    cdef int64_t[::1] goff         # per tap group: its offset in a panel / in the quad pixels
+    cdef uint8_t[:, ::1] xi_       # (nb hp, 4 wp): the input as quad pixels (direct)
     cdef int32_t[::1] corr_
     cdef float[::1] mult_, bias_
     cdef int32_t[::1] thr_         # sign thresholds on the raw sums (pooled bits)
@@ -59,4 +72,9 @@ cdef class Int8Conv:
     cdef float[:, ::1] tmp_        # per thread: one row of a tile as floats (bytes output)
     cdef object xin_               # the input bytes of the current call
     cdef const uint8_t *_quantized(self, x) except NULL
+    cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil
     cdef object _run(self, x, int mode, float out_inv, int out_zero)
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
+                                   uint8_t[:, :, ::1] out)
+    cdef void _run_direct(self, const uint8_t *qp, int mode, float out_inv, int out_zero,
+                          float *fo, int32_t *io, uint8_t *bo) noexcept

@@ -28,6 +28,7 @@ class Int8Conv:
     path: int
     zero: int
     block: int
+    direct: bool
     in_scale: float
     activation: str
     def __init__(
@@ -42,6 +43,7 @@ class Int8Conv:
         threads: int,
         path: str,
         activate: Activate | None = None,
+        direct: bool | None = None,
     ) -> None: ...
     @property
     def path_name(self) -> str: ...

@@ -19,6 +19,13 @@ DEF BLOCK_BYTES = 65536
 # Fewer taps than this run AVX-512 VNNI on the amx path: padded to 64 taps, a thin first layer
 # (27 taps) took 13x the VNNI time; 144 taps (3x3x16) were 1.2x faster on AMX.
 DEF AMX_MIN_TAPS = 128
+# Panels (of 16 pixels) per work item on the direct path: up to a 512-pixel row, whose sums
+# (16 filters at a time) stay in L1.
+DEF DIRECT_BLOCK = 32
+# Whole-block layers up to this many taps run direct on the VNNI tiles where AMX is asked for:
+# im2col costs them more than AMX saves (3x3, 16 -> 32 at 208: 1.6 -> 1.0 ms; 32 -> 64 at 104:
+# 0.97 -> 0.90; 1 thread).
+DEF AMX_DIRECT_MAX_TAPS = 288
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
 
@@ -65,10 +72,12 @@ def sign_thresholds(mult, bias):
 cdef class Int8Conv:
     """x float32 (C, H, W) -> float32 (F, out_h, out_w): quantise x (scale, zero point),
     int32 sums with the int8 weights, then float(sum - zero * sum(w)) * w_scale * in_scale
-    + bias and the activation (linear, leaky, relu fused; others through `activate`)."""
+    + bias and the activation (linear, leaky, relu fused; others through `activate`).
+    `direct`: whether thin inputs (one group, <= 4 channels, stride_x 1) skip im2col; None
+    chooses by path. Every output mode runs either way, with the same integers."""
 
     def __init__(self, qweights, w_scale, bias, spec, float in_scale, int in_zero,
-                 str activation, int threads, str path, activate=None):
+                 str activation, int threads, str path, activate=None, direct=None):
         if path not in _PATHS or not path_supported(path):
             raise ValueError(f"int8 path {path!r} is not available: {available_paths()}")
         if not 0 <= in_zero <= 255:
@@ -94,15 +103,54 @@ cdef class Int8Conv:
         cg = self.c // self.groups
         fg = self.filters // self.groups
         self.k = cg * self.size * self.size
-        if self.path == XQ_AMX and self.k < AMX_MIN_TAPS:
+        # direct (no im2col; xq_quads_row): the input in blocks of 4 channels, read in place.
+        # By default on the x86 paths and sdot (neon and portable widen the bytes for every
+        # filter: im2col costs them less than the padding of a 3-channel image to 4), for
+        # thin inputs (<= 4 channels), and for whole blocks of channels where the output rows
+        # fill at least 7/8 of their 16-pixel panels (13, 26 and 52 leave 19 % empty; the
+        # deep layers at 208 and 104 pixels gain most: their im2col is 9x the input). AMX keeps
+        # im2col (its B tiles are the panels) but for few taps, where direct VNNI wins.
+        can_direct = self.groups == 1 and self.stride_x == 1
+        if direct and not can_direct:
+            raise ValueError("the direct int8 conv needs one group and stride_x 1")
+        if direct is None:
+            direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
+                                                  XQ_NEONDOT) and (
+                self.c <= 4 or (self.c % 4 == 0
+                                and (self.path != XQ_AMX or self.k <= AMX_DIRECT_MAX_TAPS)
+                                and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
+        self.direct = direct
+        if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct):
             self.path = XQ_AVX512VNNI
         # AMX takes 64 taps and 16 filters a step (zero padded); the others 4 taps, 8 filters
         step = 64 if self.path == XQ_AMX else 4
-        self.kp = _ceil(self.k, step) * step
+        ss = self.size * self.size
+        self.nb = _ceil(cg, 4)  # blocks of 4 channels (direct)
+        self.kp = 4 * ss * self.nb if self.direct else _ceil(self.k, step) * step
         self.fgp = _ceil(fg, 16) * 16
         qw = np.asarray(qweights, dtype=np.int8).reshape(self.filters, self.k)
         wt = np.zeros((self.groups, self.fgp, self.kp), np.int8)
-        wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
+        pad = self.padding * self.dilation
+        span = (self.size - 1) * self.dilation
+        if self.direct:
+            # taps (channel block, ky, kx, channel in block), missing channels' weights 0
+            w4 = np.zeros((self.fgp, 4 * self.nb, ss), np.int8)
+            w4[:fg, :cg] = qw.reshape(fg, cg, ss)
+            w4 = w4.reshape(self.fgp, self.nb, 4, ss).transpose(0, 1, 3, 2)
+            wt[0] = w4.reshape(self.fgp, self.kp)
+            self.wp = max(pad + self.w, _ceil(self.out_w, XQ_PW) * XQ_PW + span)
+            self.hp = max(pad + self.h, (self.out_h - 1) * self.stride_y + span + 1)
+            cb, tap = np.divmod(np.arange(self.nb * ss), ss)
+            ky, kx = np.divmod(tap, self.size)
+            self.goff = (4 * (cb * self.hp * self.wp + self.dilation * (ky * self.wp + kx))
+                         ).astype(np.int64)
+            self.xi_ = np.zeros((self.nb * self.hp, 4 * self.wp), np.uint8)
+        else:
+            wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
+            self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
+        if self.path == XQ_AVX2:
+            # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
+            wt = np.ascontiguousarray(wt.astype(np.int16)).view(np.int8)
         self.wt = wt
         self.zero = in_zero
         self.in_scale = in_scale
@@ -112,12 +160,30 @@ cdef class Int8Conv:
         self.bias_ = np.ascontiguousarray(bias, dtype=np.float32)
         self.q_ = np.empty((self.c, self.h * self.w), np.uint8)
         self.block = max(4, min(64, BLOCK_BYTES // (self.kp * XQ_PW)))
-        self.pan_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
-        self.rows_ = np.zeros((self.threads, self.block * XQ_PW * self.kp + 64), np.uint8)
+        panel_bytes = self.block * XQ_PW * self.kp + 64
+        if self.direct:
+            # a block is (part of) one output row: no panels
+            self.block = min(DIRECT_BLOCK, _ceil(self.out_w, XQ_PW))
+            panel_bytes = 64
+        self.pan_ = np.zeros((self.threads, panel_bytes), np.uint8)
+        self.rows_ = np.zeros((self.threads, panel_bytes), np.uint8)
         self.acc_ = np.zeros((self.threads, TF * self.block * XQ_PW), np.int32)
         self.tmp_ = np.zeros((self.threads, self.block * XQ_PW), np.float32)
         thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
         self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
+
+    cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil:
+        """The input bytes as quad pixels (xi_), for the direct path."""
+        cdef int i, cb, nc
+        for i in prange(self.nb * self.hp, num_threads=self.threads, schedule="static"):
+            cb = i // self.hp
+            nc = self.c - 4 * cb
+            if nc > 4:
+                nc = 4
+            xq_quads_row(qp + <int64_t>4 * cb * self.h * self.w, nc, self.h, self.w,
+                         self.padding * self.dilation, self.wp, i - cb * self.hp,
+                         <uint8_t>self.zero, &self.xi_[i, 0])
+        return &self.xi_[0, 0]
 
     @property
     def path_name(self):
@@ -148,14 +214,21 @@ cdef class Int8Conv:
             raise ValueError(f"zero point {out_zero} is not in 0..255")
         if not out_scale > 0:
             raise ValueError(f"activation scale {out_scale} must be > 0")
-        y = self._run(x, 2, np.float32(1) / np.float32(out_scale), out_zero)
+        cdef float inv = np.float32(1) / np.float32(out_scale)
         if pool is None:
-            return y
+            return self._run(x, 2, inv, out_zero)
         cdef int size, sy, sx, padding, ph, pw
         size, sy, sx, padding, ph, pw = pool
         if size < 1 or sy < 1 or sx < 1 or padding < 0 or ph < 1 or pw < 1:
             raise ValueError(f"bad pool geometry {pool}")
         out = np.empty((self.filters, ph, pw), np.uint8)
+        if (self.direct and sy == size and sx == size and padding // 2 == 0
+                and (ph - 1) * sy < self.out_h and (pw - 1) * sx < self.out_w):
+            # windows tile the output with no offset: each pooled row from its own conv rows
+            self._bytes_pooled_direct(self._quantized(x), inv, out_zero, size, out)
+            self.xin_ = None
+            return out
+        y = self._run(x, 2, inv, out_zero)
         cdef const uint8_t[:, :, ::1] yv = y
         cdef uint8_t[:, :, ::1] ov = out
         cdef int64_t c_
@@ -215,6 +288,14 @@ cdef class Int8Conv:
         cdef int64_t q0, q1, p0
         cdef uint8_t *pan
         cdef int32_t *acc
+        cdef const uint8_t *xi = NULL
+        cdef int r, ox0
+        second = np.empty((self.threads, TF * self.block * XQ_PW if self.direct else 1),
+                          np.int32)
+        cdef int32_t[:, ::1] a2 = second
+        if self.direct:
+            with nogil:
+                xi = self._quads(qp)
         with nogil:
             for py in prange(ph, num_threads=self.threads, schedule="dynamic"):
                 t = threadid()
@@ -226,8 +307,33 @@ cdef class Int8Conv:
                 q0 = <int64_t>py * ps * self.out_w
                 q1 = q0 + <int64_t>nr * self.out_w
                 memset(&mm[t, 0], 0, <size_t>(q1 - q0) * cw * 8)
+                if self.direct:
+                    # the max of the window rows' sums, compared once (max then threshold
+                    # is the OR of the thresholded rows): one row of pixel words
+                    ox0 = 0
+                    while ox0 < self.out_w:
+                        npix = ld
+                        if ox0 + npix > self.out_w:
+                            npix = self.out_w - ox0
+                        npb = (npix + XQ_PW - 1) // XQ_PW
+                        for f0 in range(0, fg, TF):
+                            nf = fg - f0
+                            if nf > TF:
+                                nf = TF
+                            for r in range(nr):
+                                pan = <uint8_t *>xi + ((<int64_t>(py * ps + r)) * self.stride_y
+                                                       * self.wp + ox0) * 4
+                                xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, 64,
+                                        &self.goff[0], npb, acc if r == 0 else &a2[t, 0])
+                                if r > 0:
+                                    xq_max_i32(self.path, acc, &a2[t, 0],
+                                               <int64_t>nf * npb * XQ_PW)
+                            xq_bits_tile(self.path, acc, nf, npb, f0, ox0, ox0 + npix,
+                                         &self.thr_[0], &mm[t, 0], cw, 0)
+                        ox0 = ox0 + npix
+                    nr = 1
                 p0 = q0
-                while p0 < q1:
+                while p0 < q1 and not self.direct:
                     npix = ld
                     if p0 + npix > q1:
                         npix = <int>(q1 - p0)
@@ -240,7 +346,8 @@ cdef class Int8Conv:
                         nf = fg - f0
                         if nf > TF:
                             nf = TF
-                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, npb, acc)
+                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan,
+                                self.kp * XQ_PW, &self.goff[0], npb, acc)
                         xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0],
                                      &mm[t, 0], cw, q0)
                     p0 = p0 + npix
@@ -272,6 +379,9 @@ cdef class Int8Conv:
         cdef int64_t plane = <int64_t>self.h * self.w
         cdef int64_t npan = (n + XQ_PW - 1) // XQ_PW
         cdef int block = self.block
+        if self.direct:
+            self._run_direct(qp, mode, out_inv, out_zero, fo, io, bo)
+            npan = 0
         while block > 1 and (npan + block - 1) // block < 2 * self.threads:
             block //= 2
         cdef int64_t nblk = (npan + block - 1) // block
@@ -282,7 +392,7 @@ cdef class Int8Conv:
         cdef uint8_t *pan
         cdef int32_t *acc
         with nogil:
-            for g in range(self.groups):
+            for g in range(self.groups if nblk else 0):
                 for b in prange(nblk, num_threads=self.threads, schedule="dynamic"):
                     t = threadid()
                     pan = &self.pan_[t, 0]
@@ -303,13 +413,14 @@ cdef class Int8Conv:
                         nf = fg - f0
                         if nf > TF:
                             nf = TF
-                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, nf, pan, npb, acc)
+                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, nf, pan,
+                                self.kp * XQ_PW, &self.goff[0], npb, acc)
                         if mode == 2:
-                            xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n,
+                            xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
                                              &self.corr_[0], &self.mult_[0], &self.bias_[0],
                                              self.act, out_inv, out_zero, &self.tmp_[t, 0], bo)
                         else:
-                            xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n,
+                            xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
                                           &self.corr_[0], &self.mult_[0], &self.bias_[0],
                                           self.act, fo, io)
         self.xin_ = None
@@ -317,3 +428,103 @@ cdef class Int8Conv:
         if self.activate_ is not None and mode == 0:
             out = self.activate_(out, self.activation)
         return out
+
+    cdef void _run_direct(self, const uint8_t *qp, int mode, float out_inv, int out_zero,
+                          float *fo, int32_t *io, uint8_t *bo) noexcept:
+        """_run's work on the direct path: (output row, run of <= block panels) items."""
+        cdef int64_t n = <int64_t>self.out_h * self.out_w
+        cdef int block = self.block
+        cdef int nch = (self.out_w + block * XQ_PW - 1) // (block * XQ_PW)
+        cdef int64_t items = <int64_t>self.out_h * nch
+        cdef int64_t it, p0
+        cdef int t, oy, ox0, npix, npb, f0, nf
+        cdef const uint8_t *xi
+        cdef const uint8_t *src
+        cdef int32_t *acc
+        with nogil:
+            xi = self._quads(qp)
+            for it in prange(items, num_threads=self.threads, schedule="dynamic"):
+                t = threadid()
+                acc = &self.acc_[t, 0]
+                oy = <int>(it // nch)
+                ox0 = <int>(it % nch) * block * XQ_PW
+                npix = self.out_w - ox0
+                if npix > block * XQ_PW:
+                    npix = block * XQ_PW
+                npb = (npix + XQ_PW - 1) // XQ_PW
+                p0 = <int64_t>oy * self.out_w + ox0
+                src = xi + (<int64_t>oy * self.stride_y * self.wp + ox0) * 4
+                for f0 in range(0, self.filters, TF):
+                    nf = self.filters - f0
+                    if nf > TF:
+                        nf = TF
+                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, 64, &self.goff[0],
+                            npb, acc)
+                    if mode == 2:
+                        xq_store_tile_u8(self.path, acc, nf, npb, f0, p0, p0 + npix, n,
+                                         &self.corr_[0], &self.mult_[0], &self.bias_[0],
+                                         self.act, out_inv, out_zero, &self.tmp_[t, 0], bo)
+                    else:
+                        xq_store_tile(self.path, acc, nf, npb, f0, p0, p0 + npix, n,
+                                      &self.corr_[0], &self.mult_[0], &self.bias_[0], self.act,
+                                      fo, io)
+
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
+                                   uint8_t[:, :, ::1] out):
+        """run_bytes with a pool of ps x ps windows at stride ps, no offset, on the direct
+        path: per pooled row and run of columns, the max of its (up to ps) conv rows' int32
+        sums (two tiles' buffers, L1), then per filter the transform, quantisation and
+        horizontal max of that one row (xq_pooled_row_u8: all monotone in the sum, so the
+        max commutes with them). The same bytes as pooling run_bytes's output; neither
+        full-size floats nor bytes are made."""
+        cdef int ph = out.shape[1], pw = out.shape[2], ow = self.out_w
+        # a run of columns: whole windows, at most a block of panels
+        cdef int run = (self.block * XQ_PW // ps) * ps
+        cdef int64_t tile = TF * self.block * XQ_PW
+        second = np.empty((self.threads, tile), np.int32)
+        rowf = np.empty((self.threads, run + 16), np.float32)
+        rowq = np.empty((self.threads, run + 16), np.uint8)
+        cdef int32_t[:, ::1] acc2 = second
+        cdef float[:, ::1] rf = rowf
+        cdef uint8_t[:, ::1] rq = rowq
+        cdef const uint8_t *xi
+        cdef const uint8_t *src
+        cdef int py, t, nr, rr, ox0, npix, npb, f0, nf, i, px0, pwc
+        cdef int32_t *acc
+        with nogil:
+            xi = self._quads(qp)
+            for py in prange(ph, num_threads=self.threads, schedule="dynamic"):
+                t = threadid()
+                acc = &self.acc_[t, 0]
+                nr = ps
+                if py * ps + nr > self.out_h:
+                    nr = self.out_h - py * ps
+                ox0 = 0
+                while ox0 < ow:
+                    npix = ow - ox0
+                    if npix > run:
+                        npix = run
+                    npb = (npix + XQ_PW - 1) // XQ_PW
+                    px0 = ox0 // ps
+                    pwc = pw - px0
+                    if pwc > (npix + ps - 1) // ps:
+                        pwc = (npix + ps - 1) // ps
+                    for f0 in range(0, self.filters, TF):
+                        nf = self.filters - f0
+                        if nf > TF:
+                            nf = TF
+                        for rr in range(nr):
+                            src = xi + ((<int64_t>(py * ps + rr)) * self.stride_y * self.wp
+                                        + ox0) * 4
+                            xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, 64,
+                                    &self.goff[0], npb, acc if rr == 0 else &acc2[t, 0])
+                            if rr > 0:
+                                xq_max_i32(self.path, acc, &acc2[t, 0],
+                                           <int64_t>nf * npb * XQ_PW)
+                        for i in range(nf):
+                            xq_pooled_row_u8(self.path, acc + i * npb * XQ_PW, npix,
+                                             self.corr_[f0 + i], self.mult_[f0 + i],
+                                             self.bias_[f0 + i], self.act, inv, out_zero, ps,
+                                             ps, pwc, &rf[t, 0], &rq[t, 0],
+                                             &out[f0 + i, py, px0])
+                    ox0 = ox0 + npix

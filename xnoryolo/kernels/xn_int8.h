@@ -181,50 +181,77 @@ static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, fl
 /* ------------------------------------------------------------------ im2col into panels */
 
 /* Rows of the im2col matrix for pixels p0 .. p0+np_-1: rows[k][0 .. np_-1] (k < kp), taps
- * past K are 0. Each row is cut at output-row ends into runs that are one copy (stride 1) from
- * the input row, with `zero` (the quantised 0.0) where a tap falls in the padding. */
+ * past K are 0. The block is cut at output-row ends into runs; per run, each tap row gets the
+ * run's in-image bytes in one copy (stride 1) and `zero` (the quantised 0.0) where a tap falls
+ * in the padding. Runs outermost and no division per tap: 13- and 26-pixel rows made one
+ * memcpy call (and a div) per tap and run the cost of the deep layers' im2col. */
+static inline void xq_copy_bytes(uint8_t *d, const uint8_t *s, int64_t n) {
+    /* short runs as two overlapping fixed-size copies (GCC makes them single moves) */
+    if (n >= 32) {
+        memcpy(d, s, (size_t)n);
+    } else if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else {
+        for (int64_t i = 0; i < n; i++) d[i] = s[i];
+    }
+}
+
 static void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
                            int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                            uint8_t *rows, int ld) {
     const int k = cg * size * size;
-    for (int kk = 0; kk < kp; kk++) {
-        uint8_t *dst = rows + (int64_t)kk * ld;
-        if (kk >= k) {
-            memset(dst, 0, (size_t)np_);
-            continue;
-        }
-        int c = kk / (size * size), r = kk % (size * size);
-        int ky = r / size, kx = r % size;
-        const uint8_t *plane = q + (int64_t)c * h * w;
-        int64_t p = p0, end = p0 + np_;
-        while (p < end) {
-            int oy = (int)(p / ow), ox0 = (int)(p % ow);
-            int64_t run = ow - ox0;
-            if (run > end - p) run = end - p;
-            uint8_t *d = dst + (p - p0);
-            int iy = oy * sy - pad + ky * dil;
-            if (iy < 0 || iy >= h) {
-                memset(d, zero, (size_t)run);
-            } else {
-                const uint8_t *src = plane + (int64_t)iy * w;
-                int ix = ox0 * sx - pad + kx * dil;
-                int64_t i = 0;
-                /* left padding, the in-image run, right padding */
-                for (; i < run && ix + i * sx < 0; i++) d[i] = zero;
-                if (sx == 1) {
-                    int64_t n = run - i;
-                    if (ix + i + n > w) n = w - (ix + i);
-                    if (n > 0) {
-                        memcpy(d + i, src + ix + i, (size_t)n);
-                        i += n;
+    for (int kk = k; kk < kp; kk++) memset(rows + (int64_t)kk * ld, 0, (size_t)np_);
+    int64_t p = p0;
+    const int64_t end = p0 + np_;
+    int oy = (int)(p0 / ow), ox0 = (int)(p0 % ow);
+    while (p < end) {
+        int64_t run = ow - ox0;
+        if (run > end - p) run = end - p;
+        uint8_t *d0 = rows + (p - p0);
+        int kk = 0;
+        for (int c = 0; c < cg; c++) {
+            const uint8_t *plane = q + (int64_t)c * h * w;
+            for (int ky = 0; ky < size; ky++) {
+                const int iy = oy * sy - pad + ky * dil;
+                const uint8_t *src = iy >= 0 && iy < h ? plane + (int64_t)iy * w : NULL;
+                for (int kx = 0; kx < size; kx++, kk++) {
+                    uint8_t *d = d0 + (int64_t)kk * ld;
+                    if (src == NULL) {
+                        memset(d, zero, (size_t)run);
+                        continue;
                     }
-                } else {
-                    for (; i < run && ix + i * sx < w; i++) d[i] = src[ix + i * sx];
+                    /* taps ix + i sx inside [0, w) for i in [i0, i1): padding either side */
+                    const int ix = ox0 * sx - pad + kx * dil;
+                    int64_t i0, i1;
+                    if (sx == 1) {
+                        i0 = ix >= 0 ? 0 : -(int64_t)ix;
+                        i1 = (int64_t)w - ix;
+                    } else {
+                        i0 = ix >= 0 ? 0 : (-(int64_t)ix + sx - 1) / sx;
+                        i1 = ix >= w ? 0 : ((int64_t)w - ix + sx - 1) / sx;
+                    }
+                    if (i0 > run) i0 = run;
+                    if (i1 > run) i1 = run;
+                    if (i1 < i0) i1 = i0;
+                    for (int64_t i = 0; i < i0; i++) d[i] = zero;
+                    if (sx == 1)
+                        xq_copy_bytes(d + i0, src + ix + i0, i1 - i0);
+                    else
+                        for (int64_t i = i0; i < i1; i++) d[i] = src[ix + i * sx];
+                    for (int64_t i = i1; i < run; i++) d[i] = zero;
                 }
-                for (; i < run; i++) d[i] = zero;
             }
-            p += run;
         }
+        p += run;
+        ox0 = 0;
+        oy++;
     }
 }
 
@@ -257,6 +284,50 @@ static void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t 
                 for (int t = 0; t < 4; t++) d[4 * l + t] = l < m ? r0[(int64_t)t * ld + l] : 0;
         }
     }
+}
+
+/* ------------------------------------------------------------------ direct (thin inputs) */
+
+/* Thin inputs (up to 4 channels, stride_x 1) skip im2col: the input is stored once as quad
+ * pixels, xi[r][s][4] = its (up to 4) channel bytes at (r - pad, s - pad), `zero` (the
+ * quantised 0.0) outside the image and 0 in unused channels (their weights are 0). Then tap
+ * (ky, kx) of 16 consecutive output pixels of a row is 64 consecutive bytes of xi, laid out
+ * as a panel's tap group: the tiles read xi in place (pstride 64, goff[ky size + kx] = the
+ * tap's offset), with weight rows in (ky, kx, channel) order. Row r of xi for r < hp, wp
+ * quads a row; rows past the image and the columns the last partial panel reads are padding. */
+static void xq_quads_row(const uint8_t *q, int c, int h, int w, int pad, int wp, int r,
+                         uint8_t zero, uint8_t *xr) {
+    const int iy = r - pad;
+    if (iy < 0 || iy >= h) {
+        memset(xr, zero, (size_t)wp * 4);
+        return;
+    }
+    const int lead = pad < wp ? pad : wp;
+    const int in = w < wp - lead ? w : wp - lead;
+    memset(xr, zero, (size_t)lead * 4);
+    const uint8_t *src[4];
+    for (int ch = 0; ch < 4; ch++) src[ch] = ch < c ? q + ((int64_t)ch * h + iy) * w : NULL;
+    uint8_t *d = xr + (int64_t)lead * 4;
+    int64_t x = 0;
+#ifdef XN_X86
+    /* SSE2 (every x86-64): 4 channel rows of 16 bytes -> 16 quads; missing channels 0 */
+    const __m128i nil = _mm_setzero_si128();
+    for (; x + 16 <= in; x += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(src[0] + x));
+        __m128i b = c > 1 ? _mm_loadu_si128((const __m128i *)(src[1] + x)) : nil;
+        __m128i e = c > 2 ? _mm_loadu_si128((const __m128i *)(src[2] + x)) : nil;
+        __m128i f = c > 3 ? _mm_loadu_si128((const __m128i *)(src[3] + x)) : nil;
+        __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+        __m128i ef_lo = _mm_unpacklo_epi8(e, f), ef_hi = _mm_unpackhi_epi8(e, f);
+        _mm_storeu_si128((__m128i *)(d + 4 * x), _mm_unpacklo_epi16(ab_lo, ef_lo));
+        _mm_storeu_si128((__m128i *)(d + 4 * x + 16), _mm_unpackhi_epi16(ab_lo, ef_lo));
+        _mm_storeu_si128((__m128i *)(d + 4 * x + 32), _mm_unpacklo_epi16(ab_hi, ef_hi));
+        _mm_storeu_si128((__m128i *)(d + 4 * x + 48), _mm_unpackhi_epi16(ab_hi, ef_hi));
+    }
+#endif
+    for (; x < in; x++)
+        for (int ch = 0; ch < 4; ch++) d[4 * x + ch] = ch < c ? src[ch][x] : 0;
+    if (lead + in < wp) memset(d + (int64_t)in * 4, zero, (size_t)(wp - lead - in) * 4);
 }
 
 /* ------------------------------------------------------------------ output transform */
@@ -335,12 +406,13 @@ static void xq_store_row(int path, const int32_t *a, int64_t m, int32_t corr, fl
     for (int64_t j = 0; j < m; j++) o[j] = xq_transform(a[j], corr, mult, bias, act);
 }
 
-/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < n) of a tile of sums acc[nf][16*np_]:
- * the transform into out (F, n) floats, or the sums less the zero-point term into out_int. */
+/* Rows f0 .. f0+nf-1, pixels p0 .. p0+16*np_-1 (those < pend) of a tile of sums
+ * acc[nf][16*np_]: the transform into out (F, n) floats, or the sums less the zero-point term
+ * into out_int. */
 static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
-                          int64_t n, const int32_t *corr, const float *mult, const float *bias,
-                          int act, float *out, int32_t *out_int) {
-    int64_t m = n - p0;
+                          int64_t pend, int64_t n, const int32_t *corr, const float *mult,
+                          const float *bias, int act, float *out, int32_t *out_int) {
+    int64_t m = pend - p0;
     if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
     for (int i = 0; i < nf; i++) {
         const int32_t *a = acc + (int64_t)i * np_ * XQ_PW;
@@ -359,9 +431,10 @@ static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0,
  * with that layer's 1/scale and zero point, so out holds the bytes the next layer would have
  * made of the floats. */
 static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
-                             int64_t n, const int32_t *corr, const float *mult, const float *bias,
-                             int act, float inv, int zero, float *tmp, uint8_t *out) {
-    int64_t m = n - p0;
+                             int64_t pend, int64_t n, const int32_t *corr, const float *mult,
+                             const float *bias, int act, float inv, int zero, float *tmp,
+                             uint8_t *out) {
+    int64_t m = pend - p0;
     if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
     for (int i = 0; i < nf; i++) {
         int f = f0 + i;
@@ -371,6 +444,86 @@ static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int 
 }
 
 /* ------------------------------------------------------------------ maxpool on bytes */
+
+/* yr[ox] = max of columns 2 ox, 2 ox + 1 (those < w) of rows r0 and r1, ox < ow <= (w + 1) / 2:
+ * the 2x2 / 2 window (r1 = r0 for one row). */
+static void xq_max_pairs_u8(const uint8_t *r0, const uint8_t *r1, int w, int ow, uint8_t *yr) {
+    const int full = 2 * ow <= w ? ow : w / 2;
+    int ox = 0;
+#ifdef XN_X86
+    /* SSE2 (every x86-64): the vertical max of 32 bytes, then each 16-bit lane's two
+     * bytes, packed back to 16 bytes (lanes hold 0..255: the pack is exact) */
+    const __m128i low = _mm_set1_epi16(0xFF);
+    for (; ox + 16 <= full; ox += 16) {
+        __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox)),
+                                 _mm_loadu_si128((const __m128i *)(r1 + 2 * ox)));
+        __m128i b = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox + 16)),
+                                 _mm_loadu_si128((const __m128i *)(r1 + 2 * ox + 16)));
+        a = _mm_max_epi16(_mm_and_si128(a, low), _mm_srli_epi16(a, 8));
+        b = _mm_max_epi16(_mm_and_si128(b, low), _mm_srli_epi16(b, 8));
+        _mm_storeu_si128((__m128i *)(yr + ox), _mm_packus_epi16(a, b));
+    }
+#endif
+    for (; ox < full; ox++) {
+        uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
+        uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
+        yr[ox] = a > b ? a : b;
+    }
+    if (full < ow) { /* odd width: the last window has one column */
+        uint8_t a = r0[2 * full], b = r1[2 * full];
+        yr[full] = a > b ? a : b;
+    }
+}
+
+/* dst[i] = max(dst[i], src[i]) over n int32: the vertical step of a maxpool on the sums
+ * (every x86 int8 path but portable has AVX2; GCC vectorises the loop on arm64). */
+#ifdef XN_X86
+__attribute__((target(XQ_AVX2_TARGET))) static void xq_max_i32_avx2(int32_t *dst,
+                                                                   const int32_t *src,
+                                                                   int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(dst + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(src + i));
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_max_epi32(a, b));
+    }
+    for (; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
+#endif
+
+static void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n) {
+#ifdef XN_X86
+    if (path != XQ_PORTABLE) {
+        xq_max_i32_avx2(dst, src, n);
+        return;
+    }
+#endif
+    (void)path;
+    for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
+}
+
+/* One filter's row of pooled bytes from the row of its sums max'ed over the window's rows
+ * (v, ow sums): the transform and quantisation (to tmp, then q: ow bytes), then the
+ * horizontal max of windows size / sx, no offset, into out (pw bytes). The transform and
+ * quantisation are monotone non-decreasing in the sum (mult > 0; linear, leaky and relu
+ * keep the order), so this is the pool of the bytes of the full-size output. */
+static void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
+                             float bias, int act, float inv, int zero, int size, int sx,
+                             int pw, float *tmp, uint8_t *q, uint8_t *out) {
+    xq_store_row(path, v, ow, corr, mult, bias, act, tmp);
+    xq_quantize_path(path, tmp, q, ow, inv, zero);
+    if (size == 2 && sx == 2 && 2 * pw <= ow + 1) {
+        xq_max_pairs_u8(q, q, ow, pw, out);
+        return;
+    }
+    for (int px = 0; px < pw; px++) {
+        uint8_t mx = 0;
+        for (int kx = 0; kx < size && px * sx + kx < ow; kx++)
+            mx = q[px * sx + kx] > mx ? q[px * sx + kx] : mx;
+        out[px] = mx;
+    }
+}
+
 
 /* Darknet's maxpool of one channel, on quantised bytes: quantisation is monotone, so the max
  * of the bytes is the byte of the max. Window origin -off; taps outside the image are skipped
@@ -382,32 +535,8 @@ static void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int 
         const int y0 = oy * sy - off;
         if (size == 2 && sy == 2 && sx == 2 && off == 0 && y0 + 1 < h) {
             /* the common 2x2 / 2: two rows, pairs of columns */
-            const uint8_t *r0 = x + (int64_t)y0 * w, *r1 = r0 + w;
-            const int full = 2 * ow <= w ? ow : w / 2;
-            int ox = 0;
-#ifdef XN_X86
-            /* SSE2 (every x86-64): the vertical max of 32 bytes, then each 16-bit lane's two
-             * bytes, packed back to 16 bytes (lanes hold 0..255: the pack is exact) */
-            const __m128i low = _mm_set1_epi16(0xFF);
-            for (; ox + 16 <= full; ox += 16) {
-                __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox)),
-                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox)));
-                __m128i b = _mm_max_epu8(_mm_loadu_si128((const __m128i *)(r0 + 2 * ox + 16)),
-                                         _mm_loadu_si128((const __m128i *)(r1 + 2 * ox + 16)));
-                a = _mm_max_epi16(_mm_and_si128(a, low), _mm_srli_epi16(a, 8));
-                b = _mm_max_epi16(_mm_and_si128(b, low), _mm_srli_epi16(b, 8));
-                _mm_storeu_si128((__m128i *)(yr + ox), _mm_packus_epi16(a, b));
-            }
-#endif
-            for (; ox < full; ox++) {
-                uint8_t a = r0[2 * ox] > r0[2 * ox + 1] ? r0[2 * ox] : r0[2 * ox + 1];
-                uint8_t b = r1[2 * ox] > r1[2 * ox + 1] ? r1[2 * ox] : r1[2 * ox + 1];
-                yr[ox] = a > b ? a : b;
-            }
-            if (full < ow) { /* odd width: the last window has one column */
-                uint8_t a = r0[2 * full], b = r1[2 * full];
-                yr[full] = a > b ? a : b;
-            }
+            const uint8_t *r0 = x + (int64_t)y0 * w;
+            xq_max_pairs_u8(r0, r0 + w, w, ow, yr);
             continue;
         }
         for (int ox = 0; ox < ow; ox++) {
@@ -430,17 +559,19 @@ static void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int 
 
 /* ------------------------------------------------------------------ GEMM tiles */
 
-/* Sums of nf filters (rows of wt, kp bytes each) over np_ consecutive panels; acc[nf][np_*16]. */
-static void xq_tile_portable(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
-                             int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+/* Sums of nf filters (rows of wt, kp bytes each) over np_ panels; acc[nf][np_*16]. Panel j's
+ * tap group g (16 pixels x 4 taps, 64 bytes) is at src + j * pstride + goff[g]: goff[g] = 64 g
+ * on im2col panels (pstride = kp * 16), the offset of tap (ky, kx) in the quad-pixel input
+ * on the direct path (pstride = 64: the next 16 pixels of the row). */
+static void xq_tile_portable(const int8_t *wt, int kp, int nf, const uint8_t *pan,
+                             int64_t pstride, const int64_t *goff, int np_, int32_t *acc) {
     for (int i = 0; i < nf; i++) {
         const int8_t *wr = wt + (int64_t)i * kp;
         for (int j = 0; j < np_; j++) {
             int32_t s[XQ_PW] = {0};
             const uint8_t *b = pan + j * pstride;
             for (int g = 0; g < kp / 4; g++) {
-                const uint8_t *bg = b + (int64_t)g * 64;
+                const uint8_t *bg = b + goff[g];
                 const int8_t *wg = wr + 4 * g;
                 for (int l = 0; l < XQ_PW; l++)
                     s[l] += wg[0] * bg[4 * l] + wg[1] * bg[4 * l + 1] + wg[2] * bg[4 * l + 2] +
@@ -461,8 +592,8 @@ static inline int32_t xq_load4(const int8_t *p) {
 /* AVX-512 VNNI: 8 filters x 2 panels (32 pixels), 16 zmm accumulators; vpdpbusd multiplies
  * the panel's unsigned bytes by the broadcast signed weights, 4 taps per lane. */
 __attribute__((target(XQ_AVX512_TARGET))) static void
-xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+                   const int64_t *goff, int np_, int32_t *acc) {
     const int groups = kp / 4;
     for (int i0 = 0; i0 < nf; i0 += 8) {
         for (int j0 = 0; j0 < np_; j0 += 2) {
@@ -472,8 +603,8 @@ xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_
             const uint8_t *b0 = pan + j0 * pstride, *b1 = two ? b0 + pstride : b0;
             const int8_t *w0 = wt + (int64_t)i0 * kp;
             for (int g = 0; g < groups; g++) {
-                __m512i x0 = _mm512_loadu_si512(b0 + (int64_t)g * 64);
-                __m512i x1 = _mm512_loadu_si512(b1 + (int64_t)g * 64);
+                __m512i x0 = _mm512_loadu_si512(b0 + goff[g]);
+                __m512i x1 = _mm512_loadu_si512(b1 + goff[g]);
 #define XQ_STEP(i)                                                                                 \
     do {                                                                                           \
         __m512i wv = _mm512_set1_epi32(xq_load4(w0 + (int64_t)(i)*kp + 4 * g));                    \
@@ -512,7 +643,8 @@ typedef struct {
 } xq_tilecfg;
 
 __attribute__((target(XQ_AMX_TARGET))) static void
-xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
+xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride, int np_,
+            int32_t *acc) {
     xq_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -524,7 +656,6 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32
     _tile_loadconfig(&cfg);
     /* the tile loads are asm statements that only see pointers: the panels' stores first */
     __asm__ volatile("" ::: "memory");
-    const int64_t pstride = (int64_t)kp * XQ_PW;
     const long cstride = (long)np_ * XQ_PW * 4;
     int j = 0;
     for (; j + 2 <= np_; j += 2) {
@@ -556,8 +687,8 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32
 
 /* AVX-VNNI (VEX vpdpbusd, 256-bit): 4 filters x 1 panel (two halves of 8 pixels). */
 __attribute__((target(XQ_AVXVNNI_TARGET))) static void
-xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+                const int64_t *goff, int np_, int32_t *acc) {
     const int groups = kp / 4;
     for (int i0 = 0; i0 < nf; i0 += 4) {
         for (int j = 0; j < np_; j++) {
@@ -566,8 +697,8 @@ xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, i
             const uint8_t *b = pan + j * pstride;
             const int8_t *w0 = wt + (int64_t)i0 * kp;
             for (int g = 0; g < groups; g++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64));
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + (int64_t)g * 64 + 32));
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + goff[g]));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + goff[g] + 32));
                 for (int i = 0; i < 4; i++) {
                     __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
                     c[i][0] = _mm256_dpbusd_avx_epi32(c[i][0], x0, wv);
@@ -585,37 +716,40 @@ xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, i
 
 /* AVX2: vpmaddubsw would saturate (2 x 255 x 127 > 32767), so the bytes are widened to int16
  * and multiplied with vpmaddwd (exact). A lane then holds the sum of 2 of a pixel's 4 taps;
- * the pairs are added once, at the end of the K loop (vphaddd). 2 filters x 1 panel. */
+ * the pairs are added once, at the end of the K loop (vphaddd). The weights on this path are
+ * int16, widened once at load (wt holds rows of kp int16: 2 kp bytes), so a tap group's 4
+ * weights are one 64-bit broadcast. 4 filters x 8 pixels a pass, two passes a panel: the
+ * widened panel bytes serve 4 filters (madd + add is the bound: 16 multiply-adds per 2 ops). */
 __attribute__((target(XQ_AVX2_TARGET))) static void
-xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+             const int64_t *goff, int np_, int32_t *acc) {
+    const int16_t *w16 = (const int16_t *)(const void *)wt;
     const int groups = kp / 4;
-    for (int i0 = 0; i0 < nf; i0 += 2) {
+    for (int i0 = 0; i0 < nf; i0 += 4) {
+        const int16_t *w0 = w16 + (int64_t)i0 * kp;
         for (int j = 0; j < np_; j++) {
-            __m256i c[2][4];
-            for (int i = 0; i < 2; i++)
-                for (int q = 0; q < 4; q++) c[i][q] = _mm256_setzero_si256();
             const uint8_t *b = pan + j * pstride;
-            const int8_t *w0 = wt + (int64_t)i0 * kp;
-            for (int g = 0; g < groups; g++) {
-                const uint8_t *bg = b + (int64_t)g * 64;
-                __m256i x[4];
-                for (int q = 0; q < 4; q++)
-                    x[q] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16 * q)));
-                for (int i = 0; i < 2; i++) {
-                    const int8_t *wg = w0 + (int64_t)i * kp + 4 * g;
-                    __m256i wv = _mm256_cvtepi8_epi16(_mm_set1_epi32(xq_load4(wg)));
-                    for (int q = 0; q < 4; q++)
-                        c[i][q] = _mm256_add_epi32(c[i][q], _mm256_madd_epi16(x[q], wv));
+            for (int h = 0; h < 2; h++) {
+                __m256i c[4][2];
+                for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
+                for (int g = 0; g < groups; g++) {
+                    const uint8_t *bg = b + goff[g] + 32 * h;
+                    __m256i x0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)bg));
+                    __m256i x1 =
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(bg + 16)));
+                    for (int i = 0; i < 4; i++) {
+                        long long w4;
+                        memcpy(&w4, w0 + (int64_t)i * kp + 4 * g, 8);
+                        const __m256i wv = _mm256_set1_epi64x(w4);
+                        c[i][0] = _mm256_add_epi32(c[i][0], _mm256_madd_epi16(x0, wv));
+                        c[i][1] = _mm256_add_epi32(c[i][1], _mm256_madd_epi16(x1, wv));
+                    }
                 }
-            }
-            for (int i = 0; i < 2 && i0 + i < nf; i++) {
-                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
-                for (int h = 0; h < 2; h++) {
-                    /* pixels 8h .. 8h+7: lanes (p, half) of c[2h] (pixels 8h..8h+3) and c[2h+1] */
-                    __m256i s = _mm256_hadd_epi32(c[i][2 * h], c[i][2 * h + 1]);
-                    s = _mm256_permute4x64_epi64(s, 0xD8);
-                    _mm256_storeu_si256((__m256i *)(a + 8 * h), s);
+                for (int i = 0; i < 4 && i0 + i < nf; i++) {
+                    /* pixels 8h .. 8h+7: lanes (p, half) of c[0] (4 pixels) and c[1] */
+                    int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW + 8 * h;
+                    __m256i s = _mm256_hadd_epi32(c[i][0], c[i][1]);
+                    _mm256_storeu_si256((__m256i *)a, _mm256_permute4x64_epi64(s, 0xD8));
                 }
             }
         }
@@ -626,9 +760,8 @@ xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int3
 #ifdef XN_HAVE_NEON
 /* NEON without the dot product: bytes widened to 16 bits, vmlal into 4 lanes per pixel
  * (its 4 taps), reduced once per tile. 1 filter x 1 panel: 16 accumulators. */
-static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
-                         int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+                         const int64_t *goff, int np_, int32_t *acc) {
     const int groups = kp / 4;
     for (int i = 0; i < nf; i++) {
         const int8_t *wr = wt + (int64_t)i * kp;
@@ -639,7 +772,7 @@ static void xq_tile_neon(const int8_t *wt, int kp, int nf, const uint8_t *pan, i
             for (int g = 0; g < groups; g++) {
                 int8x8_t w8 = vreinterpret_s8_s32(vdup_n_s32(xq_load4(wr + 4 * g)));
                 int16x4_t w16 = vget_low_s16(vmovl_s8(w8));
-                const uint8_t *bg = b + (int64_t)g * 64;
+                const uint8_t *bg = b + goff[g];
                 for (int q = 0; q < 4; q++) {
                     uint8x16_t x = vld1q_u8(bg + 16 * q);
                     int16x8_t lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x)));
@@ -665,8 +798,8 @@ __attribute__((target("dotprod")))
 __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 static void
-xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, int32_t *acc) {
-    const int64_t pstride = (int64_t)kp * XQ_PW;
+xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+                const int64_t *goff, int np_, int32_t *acc) {
     const int groups = kp / 4;
     const uint8x16_t flip = vdupq_n_u8(0x80);
     for (int i = 0; i < nf; i++) {
@@ -679,7 +812,7 @@ xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, i
             const uint8_t *b = pan + j * pstride;
             for (int g = 0; g < groups; g++) {
                 int8x16_t wv = vreinterpretq_s8_s32(vdupq_n_s32(xq_load4(wr + 4 * g)));
-                const uint8_t *bg = b + (int64_t)g * 64;
+                const uint8_t *bg = b + goff[g];
                 for (int q = 0; q < 4; q++) {
                     int8x16_t x = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(bg + 16 * q), flip));
                     c[q] = vdotq_s32(c[q], x, wv);
@@ -693,33 +826,35 @@ xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_, i
 }
 #endif
 
-static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int np_,
-                    int32_t *acc) {
+/* The tile of `path` (see xq_tile_portable for the layout). AMX reads im2col panels only
+ * (goff[g] = 64 g, pstride = 16 kp). */
+static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan,
+                    int64_t pstride, const int64_t *goff, int np_, int32_t *acc) {
     switch (path) {
 #ifdef XN_X86
     case XQ_AMX:
-        xq_tile_amx(wt, kp, nf, pan, np_, acc);
+        xq_tile_amx(wt, kp, nf, pan, pstride, np_, acc);
         return;
     case XQ_AVX512VNNI:
-        xq_tile_avx512vnni(wt, kp, nf, pan, np_, acc);
+        xq_tile_avx512vnni(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
     case XQ_AVXVNNI:
-        xq_tile_avxvnni(wt, kp, nf, pan, np_, acc);
+        xq_tile_avxvnni(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
     case XQ_AVX2:
-        xq_tile_avx2(wt, kp, nf, pan, np_, acc);
+        xq_tile_avx2(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
 #endif
 #ifdef XN_HAVE_NEON
     case XQ_NEONDOT:
-        xq_tile_neondot(wt, kp, nf, pan, np_, acc);
+        xq_tile_neondot(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
     case XQ_NEON:
-        xq_tile_neon(wt, kp, nf, pan, np_, acc);
+        xq_tile_neon(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
 #endif
     default:
-        xq_tile_portable(wt, kp, nf, pan, np_, acc);
+        xq_tile_portable(wt, kp, nf, pan, pstride, goff, np_, acc);
     }
 }
 
@@ -730,50 +865,51 @@ static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *p
  * evaluating the transform, Int8Conv.sign_thresholds). Word f / 64 of pixel p - mbase in m
  * (cw words a pixel) gets bit f % 64; pixels p0 .. min(p0 + 16 np_, pend) - 1. */
 #ifdef XN_X86
-/* One word a pixel (up to 64 filters): a filter's compare mask over 16 pixels ORs its bit
- * into 16 pixel words held in two registers. */
+/* One word a pixel (up to 64 filters; a tile has up to 16, f0 a multiple of 16): their
+ * compare masks over 16 pixels set bits 0..15 of 16 32-bit lanes (one OR each), then the
+ * lanes are widened, shifted to bit f0 % 64 and ORed into the 16 pixel words. */
 __attribute__((target(XQ_AVX512_TARGET))) static void
 xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
                     uint64_t *mw) {
+    const __m128i sh = _mm_cvtsi32_si128(f0 & 63);
     for (int64_t j = 0; j < cnt; j += 16) {
         const __mmask16 live =
             cnt - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cnt - j)) - 1);
-        __m512i lo = _mm512_maskz_loadu_epi64((__mmask8)live, mw + j);
-        __m512i hi = _mm512_maskz_loadu_epi64((__mmask8)(live >> 8), mw + j + 8);
+        __m512i b = _mm512_setzero_si512();
         for (int i = 0; i < nf; i++) {
             const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
             __mmask16 m = _mm512_mask_cmpge_epi32_mask(live, _mm512_maskz_loadu_epi32(live, a),
                                                        _mm512_set1_epi32(thr[f0 + i]));
-            const __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << ((f0 + i) & 63)));
-            lo = _mm512_mask_or_epi64(lo, (__mmask8)m, lo, bit);
-            hi = _mm512_mask_or_epi64(hi, (__mmask8)(m >> 8), hi, bit);
+            b = _mm512_mask_or_epi32(b, m, b, _mm512_set1_epi32(1 << i));
         }
+        __m512i lo = _mm512_sll_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(b)), sh);
+        __m512i hi = _mm512_sll_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(b, 1)), sh);
+        lo = _mm512_or_si512(lo, _mm512_maskz_loadu_epi64((__mmask8)live, mw + j));
+        hi = _mm512_or_si512(hi, _mm512_maskz_loadu_epi64((__mmask8)(live >> 8), mw + j + 8));
         _mm512_mask_storeu_epi64(mw + j, (__mmask8)live, lo);
         _mm512_mask_storeu_epi64(mw + j + 8, (__mmask8)(live >> 8), hi);
     }
 }
 
-/* The same with 256-bit registers: 16 pixel words in four, the compare widened to 64 bits. */
+/* The same with 256-bit registers, 8 pixels at a time. */
 __attribute__((target(XQ_AVX2_TARGET))) static void
 xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
                   uint64_t *mw) {
+    const __m128i sh = _mm_cvtsi32_si128(f0 & 63);
     int64_t j = 0;
-    for (; j + 16 <= cnt; j += 16) {
-        __m256i w[4];
-        for (int q = 0; q < 4; q++) w[q] = _mm256_loadu_si256((const __m256i *)(mw + j + 4 * q));
+    for (; j + 8 <= cnt; j += 8) {
+        __m256i b = _mm256_setzero_si256();
         for (int i = 0; i < nf; i++) {
             const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
             const __m256i t = _mm256_set1_epi32(thr[f0 + i] - 1); /* a >= t <=> a > t - 1 */
-            const __m256i bit = _mm256_set1_epi64x((long long)((uint64_t)1 << ((f0 + i) & 63)));
-            for (int h = 0; h < 2; h++) {
-                __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)(a + 8 * h)), t);
-                __m256i g0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(gt));
-                __m256i g1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(gt, 1));
-                w[2 * h] = _mm256_or_si256(w[2 * h], _mm256_and_si256(g0, bit));
-                w[2 * h + 1] = _mm256_or_si256(w[2 * h + 1], _mm256_and_si256(g1, bit));
-            }
+            __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)a), t);
+            b = _mm256_or_si256(b, _mm256_and_si256(gt, _mm256_set1_epi32(1 << i)));
         }
-        for (int q = 0; q < 4; q++) _mm256_storeu_si256((__m256i *)(mw + j + 4 * q), w[q]);
+        __m256i lo = _mm256_sll_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(b)), sh);
+        __m256i hi = _mm256_sll_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(b, 1)), sh);
+        __m256i *w = (__m256i *)(mw + j);
+        _mm256_storeu_si256(w, _mm256_or_si256(lo, _mm256_loadu_si256(w)));
+        _mm256_storeu_si256(w + 1, _mm256_or_si256(hi, _mm256_loadu_si256(w + 1)));
     }
     for (; j < cnt; j++)
         for (int i = 0; i < nf; i++)
@@ -813,6 +949,15 @@ static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, 
  * ow pixels of m, into dst[px * cw + word] for px < pw. */
 static void xq_pool_bits_row(const uint64_t *m, int cw, int nr, int ow, int size, int sx, int pw,
                              uint64_t *dst) {
+    if (cw == 1 && nr <= 2 && size == 2 && sx == 2 && 2 * pw <= ow + 1) {
+        /* the common 2x2 / 2 on one word a pixel (a loop GCC vectorises); an odd last column */
+        const uint64_t *m1 = nr == 2 ? m + ow : m;
+        const int full = 2 * pw <= ow ? pw : ow / 2;
+        for (int px = 0; px < full; px++)
+            dst[px] = m[2 * px] | m[2 * px + 1] | m1[2 * px] | m1[2 * px + 1];
+        if (full < pw) dst[full] = m[2 * full] | m1[2 * full];
+        return;
+    }
     for (int px = 0; px < pw; px++) {
         for (int wd = 0; wd < cw; wd++) {
             uint64_t v = 0;
