@@ -9,24 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernel_params import INT8_PATHS
 from xnoryolo.detector import ops, quantize
 from xnoryolo.detector.activations import activate
 from xnoryolo.kernels import qconv, xconv
 
-
-def _paths() -> list:
-    out = []
-    for name in qconv.path_names():
-        marks = (
-            []
-            if qconv.path_supported(name)
-            else [pytest.mark.skip(reason=f"this CPU (or build) has no int8 {name} path")]
-        )
-        out.append(pytest.param(name, marks=marks, id=name))
-    return out
-
-
-PATHS = _paths()
+PATHS = INT8_PATHS
 # (c, h, w, filters, size, stride_y, padding, dilation)
 CONVS = [
     (3, 9, 21, 16, 3, 1, 1, 1),  # the first layer's shape, a ragged last panel

@@ -13,25 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kernel_params import INT8_PATHS
 from xnoryolo.detector import ops, quantize
 from xnoryolo.detector.activations import activate
 from xnoryolo.kernels import backend as kb
 from xnoryolo.kernels import qconv, xconv
 
-
-def _paths() -> list:
-    out = []
-    for name in qconv.path_names():
-        marks = (
-            []
-            if qconv.path_supported(name)
-            else [pytest.mark.skip(reason=f"this CPU (or build) has no int8 {name} path")]
-        )
-        out.append(pytest.param(name, marks=marks, id=name))
-    return out
-
-
-PATHS = _paths()
+PATHS = INT8_PATHS
 CHANNELS = [1, 3, 4, 5, 16, 33, 64, 130]
 # (size, stride_y, stride_x, padding, dilation)
 GEOMETRIES = [(1, 1, 1, 0, 1), (3, 1, 1, 1, 1), (3, 2, 2, 1, 1), (3, 1, 1, 2, 1), (3, 1, 2, 0, 2)]
