@@ -77,12 +77,32 @@ def test_distill_smoke_and_resume(yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_
     assert "resumed from" in r.stdout and "0 new teacher runs" in r.stdout
     assert json.loads((out / "report.json").read_text())["steps"] == 5
 
+    # a more binary layout started from this student: its float layers begin where the
+    # student's are (a learning rate too small to move them), not at the teacher's
+    full = tmp_path / "full"
+    r = xnoryolo(
+        *[CONFIGS / "yolov3-tiny_xnor.cfg" if a == PARTIAL else full if a == out else a
+          for a in common],
+        "--steps", "1", "--lr", "1e-12",
+        "--init-cfg", out / "student.cfg", "--init-weights", out / "student.weights",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    first = [Network.load(d / "student.cfg", d / "student.weights", "numpy").layers[0]
+             for d in (out, full)]  # fmt: skip
+    teacher = Network.load(yolov3_tiny.cfg, yolov3_tiny.weights, "numpy").layers[0]
+    np.testing.assert_array_equal(first[1].weights, first[0].weights)
+    assert not np.array_equal(first[1].weights, teacher.weights)
+
 
 def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:
     r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
                  "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
                  "--size", "100")  # fmt: skip
     assert r.returncode == 2 and "multiple of 32" in r.stderr
+    r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
+                 "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
+                 "--init-cfg", "g")  # fmt: skip
+    assert r.returncode == 2 and "--init-cfg and --init-weights go together" in r.stderr
     _need_torch()
     r = xnoryolo(
         "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,

@@ -120,6 +120,13 @@ def add_parser(sub: Any) -> None:
         default=1.0,
         help="layout search: fine-tune minutes of each layer's sensitivity scan",
     )
+    p.add_argument(
+        "--init-cfg",
+        default=None,
+        help="start the student from this model instead of the teacher (with --init-weights): "
+        "e.g. a student of a less binary layout, to binarize further",
+    )
+    p.add_argument("--init-weights", default=None, help="weights of --init-cfg (.weights)")
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
 
@@ -129,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--size must be a multiple of 32, at least 64")
     if not 0 <= args.holdout < 1:
         raise UsageError("--holdout must be in [0, 1)")
+    if (args.init_cfg is None) != (args.init_weights is None):
+        raise UsageError("--init-cfg and --init-weights go together")
     try:
         from xnoryolo.distill.data import Augment
         from xnoryolo.distill.model import DistillError
@@ -164,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         recalibrate=args.recalibrate,
         crop_labels=args.crop_labels,
         ste_width=args.ste_width,
+        init_cfg=args.init_cfg,
+        init_weights=args.init_weights,
     )
 
     def log(line: str) -> None:
