@@ -169,3 +169,102 @@ def test_line_crossings_and_polygons_match_the_reference(n: int) -> None:
             track.points_inside(points, *edges, i2)
             assert np.array_equal(i1, i2) and set(i1.tolist()) <= {0, 1}
         assert crossings > 0 or n < 50
+
+
+_STAGES = (np.array([1, 2, 4], np.uint8), np.array([1, 2, 1], np.uint8), np.array([0.8, 0.5, 0.7]))
+_STATE_FLAGS = np.array([4, 3, 1], np.uint8)
+
+
+def _tracks(rng: np.random.Generator, n: int, cap: int) -> tuple[np.ndarray, ...]:
+    """Capacity arrays of n tracks (rows, classes, life: state, id, hits, misses), junk
+    beyond n (the kernels must neither read nor keep it)."""
+    rows = np.full((cap, 20), np.nan)
+    rows[:n] = _rows(rng, n)
+    cls = rng.integers(0, 2, cap)
+    life = rng.integers(-5, 99, (cap, 4))
+    state = rng.integers(0, 3, n)
+    life[:n, 0] = state
+    life[:n, 1] = np.where(state == 0, -1, rng.permutation(n) + 1)
+    life[:n, 2] = rng.integers(1, 5, n)
+    life[:n, 3] = np.where(state == 2, rng.integers(1, 4, n), 0)
+    return rows, cls, life
+
+
+@pytest.mark.parametrize(("n", "m"), SIZES)
+@pytest.mark.parametrize("seed", range(4))
+def test_track_match_matches_the_reference(n: int, m: int, seed: int) -> None:
+    rng = np.random.default_rng(seed * 1000 + n * 50 + m)
+    rows, cls, life = _tracks(rng, n, n + 3)
+    boxes = _boxes(rng, m)
+    if n and m:  # boxes near the tracks: real competition
+        k = min(n, m)
+        boxes[:k] = kalman.xyah_to_xyxy(rows[:k, :4]) + rng.normal(0, 3, (k, 4))
+    box_class = rng.integers(0, 2, m)
+    if seed % 2 and n >= 2 and m >= 2:  # two alike tracks, two alike boxes: a tie
+        rows[1], cls[1], life[1, 0] = rows[0], cls[0], life[0, 0]
+        boxes[1] = boxes[0]
+        box_class[0] = box_class[1] = cls[0]
+    scores = rng.uniform(0, 1, m)
+    scores[:2] = 0.6  # on an edge (boxes 0 and 1 confident)
+    scores[::4] = 0.6
+    if m > 2:
+        scores[2] = np.nan
+    edges = np.array([0.1, 0.6])
+    out = []
+    for fn in (track.track_match, bytetrack.track_match):
+        cost = np.full((n, m), -7.0)
+        rf, bf = np.zeros(n, np.uint8), np.zeros(m, np.uint8)
+        det_of, box_of = np.zeros(n, np.int64), np.zeros(m, np.int64)
+        args = (rows, cls, life, n, boxes, box_class, scores, edges, _STATE_FLAGS, *_STAGES)
+        left = fn(*args, cost, rf, bf, det_of, box_of)
+        if left >= 0:  # what the tracker does: LAPJV from that stage on
+            bytetrack.match_stages(cost, rf, bf, *(s[left:] for s in _STAGES), det_of, box_of)
+        out.append((cost, rf, bf, det_of, box_of))
+    for a, b in zip(*out, strict=True):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize(("n", "m"), SIZES)
+@pytest.mark.parametrize("min_hits", [1, 3])
+@pytest.mark.parametrize("seed", range(3))
+def test_track_life_matches_the_reference(n: int, m: int, min_hits: int, seed: int) -> None:
+    rng = np.random.default_rng(seed * 1000 + n * 50 + m)
+    rows, cls, life = _tracks(rng, n, n + m + 2)
+    boxes = _boxes(rng, max(m, 1))[:m]
+    # a random one-to-one matching
+    k = int(rng.integers(0, min(n, m) + 1))
+    det_of, box_of = np.full(n, -1, np.int64), np.full(m, -1, np.int64)
+    r, c = rng.permutation(n)[:k], rng.permutation(m)[:k]
+    det_of[r], box_of[c] = c, r
+    flags = rng.choice(np.array([0, 1, 2], np.uint8), m)
+    scores = rng.uniform(0, 1, m)
+    box_class = rng.integers(0, 3, m)
+    results = []
+    for fn in (track.track_life, bytetrack.track_life):
+        f, rc, lf = rows.copy(), cls.copy(), life.copy()
+        ids, ended = np.full(m, -1, np.int64), np.full(n, -9, np.int64)
+        ret = fn(f, rc, lf, n, det_of, box_of, flags, scores, boxes, box_class, 0.5,
+                 min_hits, 2, 17, kalman.R_SCALE, kalman.R_FIXED, kalman.P0_SCALE,
+                 kalman.P0_FIXED, ids, ended)  # fmt: skip
+        kept = ret[0]
+        results.append((ret, f[:kept], rc[:kept], lf[:kept], ids, ended[: ret[2]]))
+    fast, ref = results
+    assert fast[0] == ref[0]
+    for a, b in zip(fast[1:], ref[1:], strict=True):
+        assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_track_life_refuses_short_arrays() -> None:
+    rng = np.random.default_rng(0)
+    rows, cls, life = _tracks(rng, 3, 4)  # room for 4 rows: 3 tracks + 2 boxes do not fit
+    boxes = _boxes(rng, 2)
+    args = (np.full(3, -1, np.int64), np.full(2, -1, np.int64), np.ones(2, np.uint8),
+            np.ones(2), boxes, np.zeros(2, np.int64), 0.5, 1, 2, 1, kalman.R_SCALE,
+            kalman.R_FIXED, kalman.P0_SCALE, kalman.P0_FIXED, np.full(2, -1, np.int64),
+            np.empty(3, np.int64))  # fmt: skip
+    with pytest.raises(ValueError, match="shapes"):
+        track.track_life(rows, cls, life, 3, *args)
+    with pytest.raises(IndexError):
+        big = _tracks(rng, 3, 8)
+        bad = (np.array([0, 5, -1]), *args[1:])
+        track.track_life(*big, 3, *bad)

@@ -54,22 +54,28 @@ cdef inline void _xyah(const double[:, ::1] boxes, int64_t d, double *z) noexcep
     z[3] = h
 
 
+cdef inline void _initiate_row(double *r, const double[:, ::1] boxes, int64_t d,
+                               const double[::1] p0_scale,
+                               const double[::1] p0_fixed) noexcept nogil:
+    """Row r of a new track from box d: the box, no velocity, the initial variances."""
+    cdef Py_ssize_t k
+    cdef double sd
+    _xyah(boxes, d, r)
+    for k in range(4):
+        r[4 + k] = 0.0
+        sd = r[3] * p0_scale[k] + p0_fixed[k]
+        r[8 + k] = sd * sd
+        r[12 + k] = 0.0
+        sd = r[3] * p0_scale[4 + k] + p0_fixed[4 + k]
+        r[16 + k] = sd * sd
+
+
 cdef void kalman_initiate_rows(double[:, ::1] rows, const double[:, ::1] boxes,
                                const double[::1] p0_scale,
                                const double[::1] p0_fixed) noexcept nogil:
-    cdef Py_ssize_t i, k
-    cdef double sd
-    cdef double *r
+    cdef Py_ssize_t i
     for i in range(rows.shape[0]):
-        r = &rows[i, 0]
-        _xyah(boxes, i, r)
-        for k in range(4):
-            r[4 + k] = 0.0
-            sd = r[3] * p0_scale[k] + p0_fixed[k]
-            r[8 + k] = sd * sd
-            r[12 + k] = 0.0
-            sd = r[3] * p0_scale[4 + k] + p0_fixed[4 + k]
-            r[16 + k] = sd * sd
+        _initiate_row(&rows[i, 0], boxes, i, p0_scale, p0_fixed)
 
 
 cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
@@ -358,6 +364,86 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
     return 0
 
 
+# a track's life cycle, one row of 4 integers: state, id (-1 until confirmed), matches in a
+# row, inferred frames missed. States as tracking/bytetrack.TrackState; box flags as there.
+cdef enum:
+    TENTATIVE = 0
+    TRACKED = 1
+    LOST = 2
+    HIGH = 1
+
+
+cdef Py_ssize_t life_cycle(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
+                           Py_ssize_t n, const int64_t[::1] det_of, const int64_t[::1] box_of,
+                           const uint8_t[::1] box_flags, const double[::1] scores,
+                           const double[:, ::1] boxes, const int64_t[::1] box_class,
+                           double new_thresh, int64_t min_hits, int64_t lost_frames,
+                           int64_t *next_id, const double[::1] r_scale,
+                           const double[::1] r_fixed, const double[::1] p0_scale,
+                           const double[::1] p0_fixed, int64_t[::1] ids, int64_t[::1] ended,
+                           Py_ssize_t *n_ended) noexcept nogil:
+    """The life cycle after a frame's matching (det_of: each row's box or -1, box_of: each
+    box's row or -1): the Kalman update of the matched rows; matched rows count a hit (and
+    get an id at min_hits), confirmed rows unmatched are lost and end after lost_frames
+    misses, tentative rows unmatched are dropped; the rows kept move up in order; then a row
+    for each confident box (flag HIGH, score >= new_thresh) nobody claimed, in box order.
+    ids[d]: the id of box d (or left as it is), ended[:n_ended]: the ids that ended. Returns
+    the number of rows now."""
+    cdef Py_ssize_t r, k, j, kept = 0
+    cdef int64_t d, tid
+    cdef int64_t *lr
+    n_ended[0] = 0
+    kalman_update_rows(rows[:n], det_of, boxes, r_scale, r_fixed)
+    for r in range(n):
+        lr = &life[r, 0]
+        d = det_of[r]
+        if d >= 0:
+            lr[2] += 1
+            lr[3] = 0
+            # ids in row order: the order tracks were born in
+            if lr[1] < 0 and lr[2] >= min_hits:
+                lr[1] = next_id[0]
+                next_id[0] += 1
+            if lr[1] >= 0:
+                lr[0] = TRACKED
+                ids[d] = lr[1]
+        elif lr[0] != TENTATIVE:
+            lr[0] = LOST
+            lr[3] += 1
+            if lr[3] > lost_frames:
+                ended[n_ended[0]] = lr[1]
+                n_ended[0] += 1
+                continue
+        else:
+            continue  # a tentative track unmatched (a box seen once) is not yet anything
+        if kept != r:
+            for k in range(20):
+                rows[kept, k] = rows[r, k]
+            row_class[kept] = row_class[r]
+            for k in range(4):
+                life[kept, k] = lr[k]
+        kept += 1
+    for j in range(box_of.shape[0]):
+        if box_of[j] >= 0 or box_flags[j] != HIGH or not (scores[j] >= new_thresh):
+            continue
+        _initiate_row(&rows[kept, 0], boxes, j, p0_scale, p0_fixed)
+        row_class[kept] = box_class[j]
+        lr = &life[kept, 0]
+        lr[2] = 1
+        lr[3] = 0
+        if min_hits <= 1:
+            tid = next_id[0]
+            next_id[0] += 1
+            lr[0] = TRACKED
+            lr[1] = tid
+            ids[j] = tid
+        else:
+            lr[0] = TENTATIVE
+            lr[1] = -1
+        kept += 1
+    return kept
+
+
 cdef inline double _cross(double ax, double ay, double bx, double by, double px,
                           double py) noexcept nogil:
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
@@ -532,3 +618,89 @@ def points_inside(const double[:, ::1] points, const double[:] xs, const double[
         raise ValueError("points_inside: shapes do not agree")
     with nogil:
         inside_polygon(points, xs, ys, yj, dx, dy, inside)
+
+
+def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life, Py_ssize_t n,
+               const int64_t[::1] det_of, const int64_t[::1] box_of,
+               const uint8_t[::1] box_flags, const double[::1] scores,
+               const double[:, ::1] boxes, const int64_t[::1] box_class, double new_thresh,
+               int64_t min_hits, int64_t lost_frames, int64_t next_id,
+               const double[::1] r_scale, const double[::1] r_fixed,
+               const double[::1] p0_scale, const double[::1] p0_fixed, int64_t[::1] ids,
+               int64_t[::1] ended):
+    """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
+    and life (C, 4: state, id, hits, misses), C >= n + the boxes: the Kalman update of the
+    rows matched; hits, ids, losses and ends by det_of (each row's box or -1), the rows kept
+    moved up in order, then new rows for the confident boxes (box_flags HIGH, score >=
+    new_thresh) with box_of -1. ids (boxes): each box's id where it has one (left as it is
+    elsewhere); ended (>= n): the ids that ended. Returns (rows now, next id, ids ended)
+    (bytetrack.track_life is the reference)."""
+    cdef Py_ssize_t m = boxes.shape[0], kept, n_ended = 0
+    cdef int64_t nid = next_id
+    if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 4 or boxes.shape[1] != 4
+            or rows.shape[0] < n + m or row_class.shape[0] < n + m or life.shape[0] < n + m
+            or det_of.shape[0] != n or box_of.shape[0] != m or box_flags.shape[0] != m
+            or scores.shape[0] != m or box_class.shape[0] != m or ids.shape[0] != m
+            or ended.shape[0] < n or p0_scale.shape[0] != 8 or p0_fixed.shape[0] != 8
+            or r_scale.shape[0] != 4 or r_fixed.shape[0] != 4):
+        raise ValueError("track_life: shapes do not agree")
+    for kept in range(n):
+        if det_of[kept] >= m:
+            raise IndexError("det_of names a box that is not there")
+    with nogil:
+        kept = life_cycle(rows, row_class, life, n, det_of, box_of, box_flags, scores, boxes,
+                          box_class, new_thresh, min_hits, lost_frames, &nid, r_scale,
+                          r_fixed, p0_scale, p0_fixed, ids, ended, &n_ended)
+    return kept, nid, n_ended
+
+
+def track_match(const double[:, ::1] rows, const int64_t[::1] row_class,
+                const int64_t[:, ::1] life, Py_ssize_t n, const double[:, ::1] boxes,
+                const int64_t[::1] box_class, const double[::1] scores,
+                const double[::1] score_edges, const uint8_t[::1] state_flags,
+                const uint8_t[::1] stage_rows, const uint8_t[::1] stage_cols,
+                const double[::1] limits, double[:, ::1] cost, uint8_t[::1] row_flags,
+                uint8_t[::1] box_flags, int64_t[::1] det_of, int64_t[::1] box_of):
+    """A frame's matching of the first n rows (rows (C, 20), row_class, life (C, 4): state
+    first) to the boxes: box_flags by score (below score_edges[0] 0, below score_edges[1]
+    2, else 1), row_flags = state_flags[state], cost (n, boxes) the 1 - IoU costs (iou_cost),
+    det_of / box_of the pairs of the stages (match_stages, from all free). Returns -1, or the
+    stage left to the caller (bytetrack.track_match is the reference)."""
+    cdef Py_ssize_t m = boxes.shape[0], i, s = 0
+    cdef int err = 0
+    cdef double v
+    cdef uint8_t[3] score_flags
+    score_flags[0] = 0
+    score_flags[1] = 2
+    score_flags[2] = 1
+    if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 4 or boxes.shape[1] != 4
+            or rows.shape[0] < n or row_class.shape[0] < n or life.shape[0] < n
+            or box_class.shape[0] != m or scores.shape[0] != m or score_edges.shape[0] != 2
+            or state_flags.shape[0] != 3 or cost.shape[0] != n or cost.shape[1] != m
+            or row_flags.shape[0] != n or box_flags.shape[0] != m or det_of.shape[0] != n
+            or box_of.shape[0] != m or stage_cols.shape[0] != stage_rows.shape[0]
+            or limits.shape[0] != stage_rows.shape[0]):
+        raise ValueError("track_match: shapes do not agree")
+    for i in range(n):
+        if not 0 <= life[i, 0] < 3:
+            raise ValueError("track_match: a state out of range")
+    with nogil:
+        for i in range(m):
+            v = scores[i]
+            # searchsorted(score_edges, v, "right"): a NaN sorts after every edge
+            box_flags[i] = score_flags[2 if v != v else (score_edges[0] <= v)
+                                       + (score_edges[1] <= v)]
+            box_of[i] = -1
+        for i in range(n):
+            row_flags[i] = state_flags[life[i, 0]]
+            det_of[i] = -1
+        if n and m:
+            iou_cost_rows(rows[:n], row_class[:n], boxes, box_class, cost)
+            for s in range(stage_rows.shape[0]):
+                err = match_free(cost, row_flags, stage_rows[s], box_flags, stage_cols[s],
+                                 limits[s], det_of, box_of)
+                if err:
+                    break
+    if err < 0:
+        raise MemoryError()
+    return s if err else -1

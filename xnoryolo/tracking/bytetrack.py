@@ -9,7 +9,11 @@ Boxes of different classes never match. Deterministic: the same boxes in give th
 out (ids count from 1 per tracker). The assignment is an exact minimum-cost matching: the
 compiled kernel (kernels/track.pyx) where the optimum is unique, `lap`'s LAPJV where two
 boxes or two tracks are alike and more than one matching is optimal (`match_stages` below is
-the reference of the kernel, on LAPJV throughout)."""
+the reference of the kernel, on LAPJV throughout).
+
+A frame is two compiled calls after the prediction: `track_match` (score and state flags,
+costs, the three stages) and `track_life` (Kalman update, hits, ids, losses, ends, births)
+over the tracks' arrays; the functions of those names below are their references."""
 
 from __future__ import annotations
 
@@ -139,19 +143,133 @@ def match_stages(
     return -1
 
 
+def track_match(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    life: np.ndarray,
+    n: int,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    scores: np.ndarray,
+    score_edges: np.ndarray,
+    state_flags: np.ndarray,
+    stage_rows: np.ndarray,
+    stage_cols: np.ndarray,
+    limits: np.ndarray,
+    cost: np.ndarray,
+    row_flags: np.ndarray,
+    box_flags: np.ndarray,
+    det_of: np.ndarray,
+    box_of: np.ndarray,
+) -> int:
+    """A frame's matching of the first n rows (rows (C, 20), row_class, life (C, 4): state
+    first) to the boxes: box_flags by score (below score_edges[0] 0, below score_edges[1]
+    _LOW, else _HIGH), row_flags = state_flags[state], cost (n, boxes) the 1 - IoU costs
+    (`iou_cost`), det_of / box_of the pairs of the stages (`match_stages`, from all free).
+    Returns -1 (the compiled kernel may return a stage it left to `match_stages`)."""
+    box_flags[:] = _SCORE_FLAGS[np.searchsorted(score_edges, scores, side="right")]
+    row_flags[:] = state_flags[life[:n, 0]]
+    det_of[:] = -1
+    box_of[:] = -1
+    if n and len(boxes):
+        iou_cost(rows[:n], row_class[:n], boxes, box_class, cost)
+        match_stages(cost, row_flags, box_flags, stage_rows, stage_cols, limits, det_of, box_of)
+    return -1
+
+
+def track_life(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    life: np.ndarray,
+    n: int,
+    det_of: np.ndarray,
+    box_of: np.ndarray,
+    box_flags: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    new_thresh: float,
+    min_hits: int,
+    lost_frames: int,
+    next_id: int,
+    r_scale: np.ndarray,
+    r_fixed: np.ndarray,
+    p0_scale: np.ndarray,
+    p0_fixed: np.ndarray,
+    ids: np.ndarray,
+    ended: np.ndarray,
+) -> tuple[int, int, int]:
+    """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
+    and life (C, 4: state, id, hits, misses), C >= n + the boxes: the Kalman update of the
+    rows matched; hits, ids, losses and ends by det_of (each row's box or -1), the rows kept
+    moved up in order, then new rows for the confident boxes (box_flags _HIGH, score >=
+    new_thresh) with box_of -1. ids (boxes): each box's id where it has one (left as it is
+    elsewhere); ended (>= n): the ids that ended. Returns (rows now, next id, ids ended)."""
+    kalman.update_rows(rows[:n], det_of, boxes, r_scale, r_fixed)
+    keep: list[int] = []
+    n_ended = 0
+    lives = life[:n].tolist()
+    for r, d in enumerate(det_of.tolist()):
+        state, tid, hits, misses = lives[r]
+        if d >= 0:
+            hits += 1
+            misses = 0
+            # ids in row order: the order tracks were born in
+            if tid < 0 and hits >= min_hits:
+                tid = next_id
+                next_id += 1
+            if tid >= 0:
+                state = TrackState.TRACKED
+                ids[d] = tid
+            keep.append(r)
+        elif state != TrackState.TENTATIVE:
+            # confirmed and unmatched: lost, and dropped after `lost_frames`
+            state = TrackState.LOST
+            misses += 1
+            if misses > lost_frames:
+                ended[n_ended] = tid
+                n_ended += 1
+            else:
+                keep.append(r)
+        # a tentative track unmatched (a box seen once) is not yet anything: dropped
+        life[r] = (state, tid, hits, misses)
+    kept = len(keep)
+    rows[:kept], row_class[:kept], life[:kept] = rows[keep], row_class[keep], life[keep]
+    # new tracks from the confident boxes nobody claimed
+    born = [
+        j
+        for j, (row, flags, score) in enumerate(
+            zip(box_of.tolist(), box_flags.tolist(), scores.tolist(), strict=True)
+        )
+        if row < 0 and flags == _HIGH and score >= new_thresh
+    ]
+    if born:
+        end = kept + len(born)
+        kalman.initiate_rows(rows[kept:end], boxes[born], p0_scale, p0_fixed)
+        row_class[kept:end] = box_class[born]
+        life[kept:end, 2:] = (1, 0)
+        if min_hits <= 1:
+            new_ids = np.arange(next_id, next_id + len(born))
+            next_id += len(born)
+            life[kept:end, 0] = TrackState.TRACKED
+            life[kept:end, 1] = new_ids
+            ids[born] = new_ids
+        else:
+            life[kept:end, :2] = (TrackState.TENTATIVE, -1)
+        kept = end
+    return kept, next_id, n_ended
+
+
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    IOU_COST, MATCH_STAGES = iou_cost, match_stages
+    TRACK_MATCH, TRACK_LIFE = track_match, track_life
 else:
-    IOU_COST, MATCH_STAGES = _compiled.iou_cost, _compiled.match_stages
+    TRACK_MATCH, TRACK_LIFE = _compiled.track_match, _compiled.track_life
 
-# which stages a track may be matched in, by state (a bit per stage below) ...
-_ROW_FLAGS = {
-    TrackState.TENTATIVE: 4,
-    TrackState.TRACKED: 1 | 2,
-    TrackState.LOST: 1,
-}
+# which stages a track may be matched in, by state (a bit per stage below: TENTATIVE 4,
+# TRACKED 1 | 2, LOST 1) ...
+_ROW_FLAGS = np.array([4, 1 | 2, 1], dtype=np.uint8)
 # ... and a box, by score: below low_thresh none; weak (low..high) 2; confident 1
 _HIGH, _LOW = 1, 2
 _SCORE_FLAGS = np.array([0, _LOW, _HIGH], dtype=np.uint8)
@@ -166,17 +284,14 @@ class Tracker:
     spec: TrackerSpec = field(default_factory=TrackerSpec)
 
     def __post_init__(self) -> None:
-        # one row per track. The numbers the compiled kernels work on are arrays: the Kalman
-        # mean (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class.
-        # The life cycle is lists, read and written one track at a time: state, id (-1
-        # until confirmed), matches in a row, inferred frames missed (at tens of tracks a
-        # loop over lists costs less than the dozens of array calls the same logic takes).
-        self._f = np.zeros((0, 20))
-        self._cls = np.zeros(0, dtype=np.int64)
-        self._state: list[TrackState] = []
-        self._id: list[int] = []
-        self._hits: list[int] = []
-        self._misses: list[int] = []
+        # one row per track, the first `_n` rows of arrays with room to grow: the Kalman mean
+        # (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class, and
+        # the life cycle (state, id: -1 until confirmed, matches in a row, inferred frames
+        # missed), all updated by the compiled kernels
+        self._n = 0
+        self._f = np.zeros((16, 20))
+        self._cls = np.zeros(16, dtype=np.int64)
+        self._life = np.zeros((16, 4), dtype=np.int64)
         self._t: float | None = None
         self._next_id = 1
         spec = self.spec
@@ -188,15 +303,27 @@ class Tracker:
         # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
         self._t = t
-        if not len(self._f) or steps == 0.0:
+        if not self._n or steps == 0.0:
             return
         # without moving, the uncertainty grows and the boxes stay
-        kalman.PREDICT_ROWS(self._f, steps, move, kalman.Q_SCALE, kalman.Q_FIXED)
+        kalman.PREDICT_ROWS(self._f[: self._n], steps, move, kalman.Q_SCALE, kalman.Q_FIXED)
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
         where they are, their uncertainty grows."""
         self._predict(t, move=False)
+
+    def _room(self, rows: int) -> None:
+        if rows > len(self._cls):
+            cap = max(rows, 2 * len(self._cls))
+            n = self._n
+            f, cls, life = (
+                np.zeros((cap, 20)),
+                np.zeros(cap, np.int64),
+                np.zeros((cap, 4), np.int64),
+            )
+            f[:n], cls[:n], life[:n] = self._f[:n], self._cls[:n], self._life[:n]
+            self._f, self._cls, self._life = f, cls, life
 
     # -- association -----------------------------------------------------------------------
     def update(
@@ -205,111 +332,85 @@ class Tracker:
         """Match the boxes (N, 4: x0 y0 x1 y1 pixels) of one inferred frame at time t (s)."""
         spec = self.spec
         boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+        scores = np.ascontiguousarray(scores, dtype=np.float64).reshape(-1)
+        classes = np.ascontiguousarray(classes, dtype=np.int64).reshape(-1)
         self._predict(t, move=True)
-        states, tids, hits, misses = self._state, self._id, self._hits, self._misses
-        n, m = len(states), len(boxes)
-        det_of = np.full(n, -1, dtype=np.int64)  # track row -> box index
-        box_of = np.full(m, -1, dtype=np.int64)  # box index -> track row
-        box_flags = _SCORE_FLAGS[np.searchsorted(self._score_edges, scores, side="right")]
-        if n and m:
-            # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
-            cost = np.empty((n, m))
-            IOU_COST(self._f, self._cls, boxes, classes, cost)
-            row_flags = np.frombuffer(bytes([_ROW_FLAGS[s] for s in states]), np.uint8)
-            left = MATCH_STAGES(
-                cost, row_flags, box_flags, _STAGE_ROWS, _STAGE_COLS, self._limits, det_of, box_of
+        n, m = self._n, len(boxes)
+        self._room(n + m)
+        cost = np.empty((n, m))  # one cost matrix for every stage: 1 - IoU, 2 across classes
+        row_flags = np.empty(n, dtype=np.uint8)
+        box_flags = np.empty(m, dtype=np.uint8)
+        det_of = np.empty(n, dtype=np.int64)  # track row -> box index
+        box_of = np.empty(m, dtype=np.int64)  # box index -> track row
+        left = TRACK_MATCH(
+            self._f,
+            self._cls,
+            self._life,
+            n,
+            boxes,
+            classes,
+            scores,
+            self._score_edges,
+            _ROW_FLAGS,
+            _STAGE_ROWS,
+            _STAGE_COLS,
+            self._limits,
+            cost,
+            row_flags,
+            box_flags,
+            det_of,
+            box_of,
+        )
+        if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
+            match_stages(
+                cost,
+                row_flags,
+                box_flags,
+                _STAGE_ROWS[left:],
+                _STAGE_COLS[left:],
+                self._limits[left:],
+                det_of,
+                box_of,
             )
-            if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
-                match_stages(
-                    cost,
-                    row_flags,
-                    box_flags,
-                    _STAGE_ROWS[left:],
-                    _STAGE_COLS[left:],
-                    self._limits[left:],
-                    det_of,
-                    box_of,
-                )
-            kalman.UPDATE_ROWS(self._f, det_of, boxes, kalman.R_SCALE, kalman.R_FIXED)
-
-        ids = [-1] * m
-        ended: list[int] = []
-        keep: list[int] = []
-        next_id = self._next_id
-        for r, d in enumerate(det_of.tolist()):
-            if d >= 0:
-                hits[r] += 1
-                misses[r] = 0
-                # ids in row order: the order tracks were born in
-                if tids[r] < 0 and hits[r] >= spec.min_hits:
-                    tids[r] = next_id
-                    next_id += 1
-                if tids[r] >= 0:
-                    states[r] = TrackState.TRACKED
-                    ids[d] = tids[r]
-                keep.append(r)
-            elif states[r] != TrackState.TENTATIVE:
-                # confirmed and unmatched: lost, and dropped after `lost_frames`
-                states[r] = TrackState.LOST
-                misses[r] += 1
-                if misses[r] > spec.lost_frames:
-                    ended.append(tids[r])
-                else:
-                    keep.append(r)
-            # a tentative track unmatched (a box seen once) is not yet anything: dropped
-        self._next_id = next_id
-        if len(keep) < n:
-            self._f, self._cls = self._f[keep], self._cls[keep]
-            self._state = [states[r] for r in keep]
-            self._id = [tids[r] for r in keep]
-            self._hits = [hits[r] for r in keep]
-            self._misses = [misses[r] for r in keep]
-
-        # 4. new tracks from the confident boxes nobody claimed
-        new = spec.new_track_thresh
-        born = [
-            j
-            for j, (row, flags, score) in enumerate(
-                zip(box_of.tolist(), box_flags.tolist(), scores.tolist(), strict=True)
-            )
-            if row < 0 and flags == _HIGH and score >= new
-        ]
-        if born:
-            self._add(born, boxes, classes, ids)
-        return TrackUpdate(np.array(ids, dtype=np.int64), tuple(ended))
-
-    def _add(self, new: list[int], boxes: np.ndarray, classes: np.ndarray, ids: list[int]) -> None:
-        n = len(new)
-        rows = np.empty((n, 20))
-        kalman.INITIATE_ROWS(rows, boxes[new], kalman.P0_SCALE, kalman.P0_FIXED)
-        self._f = np.concatenate([self._f, rows])
-        self._cls = np.concatenate([self._cls, classes[new]])
-        self._hits += [1] * n
-        self._misses += [0] * n
-        if self.spec.min_hits <= 1:
-            first = self._next_id
-            self._next_id += n
-            self._id += range(first, first + n)
-            self._state += [TrackState.TRACKED] * n
-            for k, j in enumerate(new):
-                ids[j] = first + k
-        else:
-            self._id += [-1] * n
-            self._state += [TrackState.TENTATIVE] * n
+        ids = np.full(m, -1, dtype=np.int64)
+        ended = np.empty(n, dtype=np.int64)
+        self._n, self._next_id, n_ended = TRACK_LIFE(
+            self._f,
+            self._cls,
+            self._life,
+            n,
+            det_of,
+            box_of,
+            box_flags,
+            scores,
+            boxes,
+            classes,
+            spec.new_track_thresh,
+            spec.min_hits,
+            spec.lost_frames,
+            self._next_id,
+            kalman.R_SCALE,
+            kalman.R_FIXED,
+            kalman.P0_SCALE,
+            kalman.P0_FIXED,
+            ids,
+            ended,
+        )
+        return TrackUpdate(ids, tuple(ended[:n_ended].tolist()) if n_ended else ())
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:
         """The confirmed tracks (followed and lost), boxes where the filter puts them now."""
-        rows = [r for r, tid in enumerate(self._id) if tid >= 0]
+        life = self._life[: self._n]
+        rows = np.flatnonzero(life[:, 1] >= 0)
         xyxy = kalman.xyah_to_xyxy(self._f[rows, :4])
         return [
-            TrackView(self._id[r], cls, (x0, y0, x1, y1), self._state[r])
-            for r, cls, (x0, y0, x1, y1) in zip(
-                rows, self._cls[rows].tolist(), xyxy.tolist(), strict=True
+            TrackView(tid, cls, (x0, y0, x1, y1), TrackState(state))
+            for (state, tid), cls, (x0, y0, x1, y1) in zip(
+                life[rows, :2].tolist(), self._cls[rows].tolist(), xyxy.tolist(), strict=True
             )
         ]
 
     def live_ids(self) -> set[int]:
-        return {tid for tid in self._id if tid >= 0}
+        ids = self._life[: self._n, 1]
+        return set(ids[ids >= 0].tolist())
