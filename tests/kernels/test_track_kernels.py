@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xnoryolo.tracking import bytetrack, kalman
+from xnoryolo.tracking import bytetrack, counting, kalman
 
 track = pytest.importorskip("xnoryolo.kernels.track", reason="kernels not built")
 
@@ -268,3 +268,71 @@ def test_track_life_refuses_short_arrays() -> None:
         big = _tracks(rng, 3, 8)
         bad = (np.array([0, 5, -1]), *args[1:])
         track.track_life(*big, 3, *bad)
+
+
+def _counting_state(rng: np.random.Generator, nl: int, nz: int, cap: int) -> list[np.ndarray]:
+    return [
+        rng.uniform(0, 300, (nl, cap, 2)),
+        rng.integers(-1, 2, (nl, cap)).astype(np.int8),
+        rng.integers(0, 2, (nz, cap)).astype(np.uint8),
+        rng.integers(0, 50, (nz, cap)),
+        rng.uniform(0, 5, (nz, cap)),
+    ]
+
+
+@pytest.mark.parametrize(("n", "nl", "nz"), [(0, 2, 2), (1, 1, 0), (5, 0, 1), (40, 2, 3)])
+@pytest.mark.parametrize("seed", range(3))
+def test_observe_frame_matches_the_reference(n: int, nl: int, nz: int, seed: int) -> None:
+    rng = np.random.default_rng(seed * 100 + n)
+    cap = n + 4
+    lines = np.empty((nl, 6))
+    for li in range(nl):
+        ax, ay, bx, by = rng.uniform(0, 300, 4)
+        if li == 0:
+            ax, bx = 150.0, 150.0  # vertical: points land on its grid
+        lines[li] = (ax, ay, bx, by, max(1e-9, float(np.hypot(bx - ax, by - ay))), li % 2)
+    polys = [rng.uniform(0, 300, (int(rng.integers(3, 8)), 2)) for _ in range(nz)]
+    if nz:
+        polys[0] = np.array([[50.0, 50], [250, 50], [250, 250], [150, 120], [50, 250]])
+    edges = [np.stack(counting.polygon_edges(p), 1) for p in polys]
+    zones = np.array(
+        [(sum(len(e) for e in edges[:z]), len(edges[z]), z % 2) for z in range(nz)], np.int64
+    ).reshape(nz, 3)
+    edge_rows = np.concatenate(edges) if edges else np.zeros((0, 5))
+    slots = rng.permutation(cap)[:n].astype(np.int64)
+    states = [_counting_state(np.random.default_rng(seed), nl, nz, cap) for _ in range(2)]
+    boxes = _boxes(rng, max(n, 1))[:n]
+    for frame in range(6):  # the boxes move, memories carry over
+        boxes = boxes + rng.normal(0, 25, boxes.shape)
+        boxes[::4] = np.round(boxes[::4])
+        if n:
+            boxes[0, [0, 2]] = (140.0, 160.0)  # anchor on the vertical line
+            boxes[-1, [0, 2, 3]] = (40.0, 60.0, 50.0)  # anchor on a polygon vertex
+        watch = rng.integers(0, 2, (nl + nz, n)).astype(np.uint8)
+        watch[:, ::3] = 1
+        changes = []
+        for fn, state in zip((track.observe_frame, counting.observe_frame), states, strict=True):
+            change = np.full((nl + nz, n), 9, np.int8)
+            k = fn(boxes, slots, lines, zones, edge_rows, watch, 0.05, *state, frame,
+                   frame / 10, change)  # fmt: skip
+            changes.append((k, change))
+        assert changes[0][0] == changes[1][0] == np.count_nonzero(changes[0][1])
+        assert np.array_equal(changes[0][1], changes[1][1])
+        for a, b in zip(*states, strict=True):
+            assert np.array_equal(a, b)
+
+
+def test_observe_frame_refuses_bad_slots_and_edges() -> None:
+    rng = np.random.default_rng(0)
+    state = _counting_state(rng, 1, 1, 4)
+    lines = np.array([[0.0, 0, 10, 10, 14.1, 0]])
+    zones = np.array([[0, 3, 0]])
+    edges = np.stack(counting.polygon_edges(np.array([[0.0, 0], [9, 0], [0, 9]])), 1)
+    args = (lines, zones, edges, np.ones((2, 1), np.uint8), 0.05, *state, 0, 0.0)
+    with pytest.raises(IndexError, match="slot"):
+        track.observe_frame(np.ones((1, 4)), np.array([4]), *args, np.empty((2, 1), np.int8))
+    with pytest.raises(IndexError, match="edges"):
+        bad = (lines, np.array([[1, 3, 0]]), *args[2:])
+        track.observe_frame(np.ones((1, 4)), np.array([0]), *bad, np.empty((2, 1), np.int8))
+    with pytest.raises(ValueError, match="shapes"):
+        track.observe_frame(np.ones((1, 4)), np.array([0]), *args, np.empty((1, 1), np.int8))

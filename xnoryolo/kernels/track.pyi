@@ -96,3 +96,20 @@ def track_match(
     det_of: np.ndarray,
     box_of: np.ndarray,
 ) -> int: ...
+def observe_frame(
+    boxes: np.ndarray,
+    slots: np.ndarray,
+    lines: np.ndarray,
+    zones: np.ndarray,
+    edges: np.ndarray,
+    watch: np.ndarray,
+    hysteresis: float,
+    last: np.ndarray,
+    last_side: np.ndarray,
+    inside: np.ndarray,
+    seen_frame: np.ndarray,
+    seen_t: np.ndarray,
+    frame: int,
+    t: float,
+    change: np.ndarray,
+) -> int: ...

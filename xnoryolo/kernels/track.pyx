@@ -505,6 +505,81 @@ cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
         inside[i] = odd
 
 
+cdef Py_ssize_t observe_boxes(const double[:, ::1] boxes, const int64_t[::1] slots,
+                              const double[:, ::1] lines, const int64_t[:, ::1] zones,
+                              const double[:, ::1] edges, const uint8_t[:, ::1] watch,
+                              double hysteresis, double[:, :, ::1] last,
+                              int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
+                              int64_t[:, ::1] seen_frame, double[:, ::1] seen_t,
+                              int64_t frame, double t, int8_t[:, ::1] change) noexcept nogil:
+    cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], i, li, z, e, e0, e1, changes = 0
+    cdef int64_t k
+    cdef double qx, qy, px, py, ax, ay, bx, by, norm, dist, margin, d1, d2, d3, d4
+    cdef int8_t s0, s1
+    cdef uint8_t odd
+    for li in range(nl):
+        ax = lines[li, 0]
+        ay = lines[li, 1]
+        bx = lines[li, 2]
+        by = lines[li, 3]
+        norm = lines[li, 4]
+        for i in range(n):
+            change[li, i] = 0
+            if not watch[li, i]:
+                continue
+            # the anchor: bottom centre (anchor 0) or centre of the box
+            qx = (boxes[i, 0] + boxes[i, 2]) / 2
+            qy = boxes[i, 3] if lines[li, 5] == 0 else (boxes[i, 1] + boxes[i, 3]) / 2
+            dist = ((bx - ax) * (qy - ay) - (by - ay) * (qx - ax)) / norm
+            margin = hysteresis * (boxes[i, 3] - boxes[i, 1])
+            s1 = <int8_t>(dist > margin) - <int8_t>(dist < -margin)
+            if s1 == 0:
+                continue
+            k = slots[i]
+            s0 = last_side[li, k]
+            px = last[li, k, 0]
+            py = last[li, k, 1]
+            last[li, k, 0] = qx
+            last[li, k, 1] = qy
+            last_side[li, k] = s1
+            if s0 == 0 or s0 == s1:
+                continue
+            d1 = _cross(ax, ay, bx, by, px, py)
+            d2 = _cross(ax, ay, bx, by, qx, qy)
+            d3 = _cross(px, py, qx, qy, ax, ay)
+            d4 = _cross(px, py, qx, qy, bx, by)
+            if d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0):
+                change[li, i] = s1
+                changes += 1
+    for z in range(zones.shape[0]):
+        e0 = zones[z, 0]
+        e1 = e0 + zones[z, 1]
+        for i in range(n):
+            change[nl + z, i] = 0
+            if not watch[nl + z, i]:
+                continue
+            qx = (boxes[i, 0] + boxes[i, 2]) / 2
+            qy = boxes[i, 3] if zones[z, 2] == 0 else (boxes[i, 1] + boxes[i, 3]) / 2
+            odd = 0
+            for e in range(e0, e1):
+                if (((edges[e, 1] > qy) != (edges[e, 2] > qy))
+                        and qx < edges[e, 3] * (qy - edges[e, 1]) / edges[e, 4] + edges[e, 0]):
+                    odd ^= 1
+            k = slots[i]
+            if odd:
+                seen_frame[z, k] = frame
+                seen_t[z, k] = t
+                if not inside[z, k]:
+                    inside[z, k] = 1
+                    change[nl + z, i] = 1
+                    changes += 1
+            elif inside[z, k]:
+                inside[z, k] = 0
+                change[nl + z, i] = -1
+                changes += 1
+    return changes
+
+
 def kalman_predict(double[:, ::1] rows, double steps, bint move, const double[::1] q_scale,
                    const double[::1] q_fixed):
     """Advance every row (N, 20) by `steps` in place; without `move` only the uncertainty
@@ -704,3 +779,42 @@ def track_match(const double[:, ::1] rows, const int64_t[::1] row_class,
     if err < 0:
         raise MemoryError()
     return s if err else -1
+
+
+def observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,
+                  const double[:, ::1] lines, const int64_t[:, ::1] zones,
+                  const double[:, ::1] edges, const uint8_t[:, ::1] watch, double hysteresis,
+                  double[:, :, ::1] last, int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
+                  int64_t[:, ::1] seen_frame, double[:, ::1] seen_t, int64_t frame, double t,
+                  int8_t[:, ::1] change):
+    """Every line and zone of a frame over its tracked boxes (N, 4: x0 y0 x1 y1), box i
+    watched by line / zone r where watch[r, i] (rows: the lines, then the zones). Line l:
+    lines[l] = A (x, y), B (x, y), |B - A|, anchor (0: bottom centre, 1: centre); change[l, i]
+    +1 / -1 where box i's anchor crossed the segment to its right / left side, more than
+    hysteresis box heights past it (the memory of box i's track is slot slots[i] of
+    last[l] / last_side[l], as in line_crossings). Zone z: zones[z] = first edge, edges,
+    anchor, the edges rows of edges (vertex x, y, previous vertex's y, dx, dy;
+    counting.polygon_edges); where box i's anchor is inside (even-odd rule), seen_frame /
+    seen_t of its slot take frame / t and, if inside[z, slot] was 0, it becomes 1 and
+    change[L + z, i] = +1; outside where it was 1: 0 and change -1. Returns the number of
+    changes (counting.observe_frame is the reference)."""
+    cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], nz = zones.shape[0], i, z
+    cdef Py_ssize_t cap_l = last_side.shape[1], cap_z = inside.shape[1], changes
+    if (boxes.shape[1] != 4 or slots.shape[0] != n or lines.shape[1] != 6
+            or zones.shape[1] != 3 or edges.shape[1] != 5 or watch.shape[0] != nl + nz
+            or watch.shape[1] != n or change.shape[0] != nl + nz or change.shape[1] != n
+            or last.shape[0] != nl or last.shape[1] != cap_l or last.shape[2] != 2
+            or last_side.shape[0] != nl or inside.shape[0] != nz
+            or seen_frame.shape[0] != nz or seen_t.shape[0] != nz
+            or seen_frame.shape[1] != cap_z or seen_t.shape[1] != cap_z):
+        raise ValueError("observe_frame: shapes do not agree")
+    for i in range(n):
+        if slots[i] < 0 or (nl and slots[i] >= cap_l) or (nz and slots[i] >= cap_z):
+            raise IndexError("observe_frame: a slot is out of range")
+    for z in range(nz):
+        if zones[z, 0] < 0 or zones[z, 1] < 0 or zones[z, 0] + zones[z, 1] > edges.shape[0]:
+            raise IndexError("observe_frame: a zone's edges are out of range")
+    with nogil:
+        changes = observe_boxes(boxes, slots, lines, zones, edges, watch, hysteresis, last,
+                                last_side, inside, seen_frame, seen_t, frame, t, change)
+    return changes
