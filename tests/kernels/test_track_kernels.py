@@ -173,28 +173,36 @@ def test_line_crossings_and_polygons_match_the_reference(n: int) -> None:
 
 _STAGES = (np.array([1, 2, 4], np.uint8), np.array([1, 2, 1], np.uint8), np.array([0.8, 0.5, 0.7]))
 _STATE_FLAGS = np.array([4, 3, 1], np.uint8)
+_Q = (kalman.Q_SCALE, kalman.Q_FIXED)
+_RP = (kalman.R_SCALE, kalman.R_FIXED, kalman.P0_SCALE, kalman.P0_FIXED)
 
 
 def _tracks(rng: np.random.Generator, n: int, cap: int) -> tuple[np.ndarray, ...]:
-    """Capacity arrays of n tracks (rows, classes, life: state, id, hits, misses), junk
-    beyond n (the kernels must neither read nor keep it)."""
+    """Capacity arrays of n tracks (rows, classes, life: state, id, hits, misses, slot), junk
+    beyond n (the kernels must neither read nor keep it), and the slots' counters and free
+    stack: slots 0 .. n + 2 used, the two not held by a track free."""
     rows = np.full((cap, 20), np.nan)
     rows[:n] = _rows(rng, n)
     cls = rng.integers(0, 2, cap)
-    life = rng.integers(-5, 99, (cap, 4))
+    life = rng.integers(-5, 99, (cap, 5))
     state = rng.integers(0, 3, n)
     life[:n, 0] = state
     life[:n, 1] = np.where(state == 0, -1, rng.permutation(n) + 1)
     life[:n, 2] = rng.integers(1, 5, n)
     life[:n, 3] = np.where(state == 2, rng.integers(1, 4, n), 0)
-    return rows, cls, life
+    order = rng.permutation(n + 2)
+    life[:n, 4] = order[:n]
+    free = np.full(cap + 2, -3, np.int64)
+    free[:2] = order[n:]
+    counters = np.array([n + 1, 2, n + 2], np.int64)
+    return rows, cls, life, counters, free
 
 
 @pytest.mark.parametrize(("n", "m"), SIZES)
 @pytest.mark.parametrize("seed", range(4))
 def test_track_match_matches_the_reference(n: int, m: int, seed: int) -> None:
     rng = np.random.default_rng(seed * 1000 + n * 50 + m)
-    rows, cls, life = _tracks(rng, n, n + 3)
+    rows, cls, life, _, _ = _tracks(rng, n, n + 3)
     boxes = _boxes(rng, m)
     if n and m:  # boxes near the tracks: real competition
         k = min(n, m)
@@ -210,18 +218,22 @@ def test_track_match_matches_the_reference(n: int, m: int, seed: int) -> None:
     if m > 2:
         scores[2] = np.nan
     edges = np.array([0.1, 0.6])
+    steps = (0.0, 1.0, 2.5, 1.0)[seed]
     out = []
     for fn in (track.track_match, bytetrack.track_match):
-        cost = np.full((n, m), -7.0)
-        rf, bf = np.zeros(n, np.uint8), np.zeros(m, np.uint8)
-        det_of, box_of = np.zeros(n, np.int64), np.zeros(m, np.int64)
-        args = (rows, cls, life, n, boxes, box_class, scores, edges, _STATE_FLAGS, *_STAGES)
-        left = fn(*args, cost, rf, bf, det_of, box_of)
+        f = rows.copy()
+        cost = np.full((n + 2, m + 3), -7.0)  # scratch longer than the frame
+        rf, bf = np.zeros(n + 1, np.uint8), np.zeros(m + 2, np.uint8)
+        det_of, box_of = np.zeros(n + 1, np.int64), np.zeros(m + 2, np.int64)
+        args = (f, cls, life, n, steps, *_Q, boxes, box_class, scores, edges, _STATE_FLAGS)
+        left = fn(*args, *_STAGES, cost, rf, bf, det_of, box_of)
         if left >= 0:  # what the tracker does: LAPJV from that stage on
-            bytetrack.match_stages(cost, rf, bf, *(s[left:] for s in _STAGES), det_of, box_of)
-        out.append((cost, rf, bf, det_of, box_of))
+            bytetrack.match_stages(
+                cost[:n, :m], rf[:n], bf[:m], *(s[left:] for s in _STAGES), det_of[:n], box_of[:m]
+            )
+        out.append((f, cost, rf, bf, det_of, box_of))
     for a, b in zip(*out, strict=True):
-        assert np.array_equal(a, b)
+        assert np.array_equal(a, b, equal_nan=True)
 
 
 @pytest.mark.parametrize(("n", "m"), SIZES)
@@ -229,45 +241,65 @@ def test_track_match_matches_the_reference(n: int, m: int, seed: int) -> None:
 @pytest.mark.parametrize("seed", range(3))
 def test_track_life_matches_the_reference(n: int, m: int, min_hits: int, seed: int) -> None:
     rng = np.random.default_rng(seed * 1000 + n * 50 + m)
-    rows, cls, life = _tracks(rng, n, n + m + 2)
+    rows, cls, life, counters, free = _tracks(rng, n, n + m + 2)
     boxes = _boxes(rng, max(m, 1))[:m]
-    # a random one-to-one matching
+    # a random one-to-one matching, in scratch arrays longer than the frame
     k = int(rng.integers(0, min(n, m) + 1))
-    det_of, box_of = np.full(n, -1, np.int64), np.full(m, -1, np.int64)
+    det_of, box_of = np.full(n + 2, -1, np.int64), np.full(m + 1, -1, np.int64)
     r, c = rng.permutation(n)[:k], rng.permutation(m)[:k]
     det_of[r], box_of[c] = c, r
-    flags = rng.choice(np.array([0, 1, 2], np.uint8), m)
+    flags = rng.choice(np.array([0, 1, 2], np.uint8), m + 1)
     scores = rng.uniform(0, 1, m)
     box_class = rng.integers(0, 3, m)
     results = []
     for fn in (track.track_life, bytetrack.track_life):
-        f, rc, lf = rows.copy(), cls.copy(), life.copy()
-        ids, ended = np.full(m, -1, np.int64), np.full(n, -9, np.int64)
-        ret = fn(f, rc, lf, n, det_of, box_of, flags, scores, boxes, box_class, 0.5,
-                 min_hits, 2, 17, kalman.R_SCALE, kalman.R_FIXED, kalman.P0_SCALE,
-                 kalman.P0_FIXED, ids, ended)  # fmt: skip
-        kept = ret[0]
-        results.append((ret, f[:kept], rc[:kept], lf[:kept], ids, ended[: ret[2]]))
+        f, rc, lf, cnt, fr = rows.copy(), cls.copy(), life.copy(), counters.copy(), free.copy()
+        ids, slots, ended = (
+            np.full(m, 9, np.int64),
+            np.full(m, 9, np.int64),
+            np.zeros((n, 2), np.int64),
+        )
+        kept, n_ended = fn(f, rc, lf, n, det_of, box_of, flags, scores, boxes, box_class, 0.5,
+                           min_hits, 2, *_RP, cnt, fr, ids, slots, ended)  # fmt: skip
+        results.append(
+            (
+                (kept, n_ended),
+                f[:kept],
+                rc[:kept],
+                lf[:kept],
+                cnt,
+                fr[: cnt[1]],
+                ids,
+                slots,
+                ended[:n_ended],
+            )
+        )
     fast, ref = results
     assert fast[0] == ref[0]
     for a, b in zip(fast[1:], ref[1:], strict=True):
         assert np.array_equal(a, b, equal_nan=True)
+    # every slot is a live track's or free, none twice
+    kept_slots = fast[3][:, 4].tolist()
+    assert sorted(kept_slots + fast[5].tolist()) == list(range(int(fast[4][2])))
 
 
 def test_track_life_refuses_short_arrays() -> None:
     rng = np.random.default_rng(0)
-    rows, cls, life = _tracks(rng, 3, 4)  # room for 4 rows: 3 tracks + 2 boxes do not fit
+    rows, cls, life, counters, free = _tracks(rng, 3, 4)  # room for 4: 3 tracks + 2 boxes not
     boxes = _boxes(rng, 2)
-    args = (np.full(3, -1, np.int64), np.full(2, -1, np.int64), np.ones(2, np.uint8),
-            np.ones(2), boxes, np.zeros(2, np.int64), 0.5, 1, 2, 1, kalman.R_SCALE,
-            kalman.R_FIXED, kalman.P0_SCALE, kalman.P0_FIXED, np.full(2, -1, np.int64),
-            np.empty(3, np.int64))  # fmt: skip
+    rest = (np.ones(2), boxes, np.zeros(2, np.int64), 0.5, 1, 2, *_RP, counters, free,
+            np.empty(2, np.int64), np.empty(2, np.int64), np.empty((3, 2), np.int64))  # fmt: skip
+    head = (np.full(3, -1, np.int64), np.full(2, -1, np.int64), np.ones(2, np.uint8))
     with pytest.raises(ValueError, match="shapes"):
-        track.track_life(rows, cls, life, 3, *args)
+        track.track_life(rows, cls, life, 3, *head, *rest)
+    rows, cls, life, counters, free = _tracks(rng, 3, 8)
+    big = (rows, cls, life, 3)
+    rest = (*rest[:10], counters, free, *rest[12:])
     with pytest.raises(IndexError):
-        big = _tracks(rng, 3, 8)
-        bad = (np.array([0, 5, -1]), *args[1:])
-        track.track_life(*big, 3, *bad)
+        track.track_life(*big, np.array([0, 5, -1]), *head[1:], *rest)
+    with pytest.raises(ValueError, match="counters"):
+        bad = (*rest[:10], np.array([4, 9, 5]), *rest[11:])
+        track.track_life(*big, *head, *bad)
 
 
 def _counting_state(rng: np.random.Generator, nl: int, nz: int, cap: int) -> list[np.ndarray]:
@@ -300,6 +332,7 @@ def test_observe_frame_matches_the_reference(n: int, nl: int, nz: int, seed: int
     ).reshape(nz, 3)
     edge_rows = np.concatenate(edges) if edges else np.zeros((0, 5))
     slots = rng.permutation(cap)[:n].astype(np.int64)
+    slots[1::5] = -1  # boxes without a track
     states = [_counting_state(np.random.default_rng(seed), nl, nz, cap) for _ in range(2)]
     boxes = _boxes(rng, max(n, 1))[:n]
     for frame in range(6):  # the boxes move, memories carry over
@@ -308,16 +341,17 @@ def test_observe_frame_matches_the_reference(n: int, nl: int, nz: int, seed: int
         if n:
             boxes[0, [0, 2]] = (140.0, 160.0)  # anchor on the vertical line
             boxes[-1, [0, 2, 3]] = (40.0, 60.0, 50.0)  # anchor on a polygon vertex
-        watch = rng.integers(0, 2, (nl + nz, n)).astype(np.uint8)
-        watch[:, ::3] = 1
-        changes = []
+        watch = None
+        if frame % 2:
+            watch = rng.integers(0, 2, (nl + nz, n)).astype(np.uint8)
+            watch[:, ::3] = 1
+        found = []
         for fn, state in zip((track.observe_frame, counting.observe_frame), states, strict=True):
-            change = np.full((nl + nz, n), 9, np.int8)
+            events = np.full(((nl + nz) * n + 2, 3), -9, np.int64)
             k = fn(boxes, slots, lines, zones, edge_rows, watch, 0.05, *state, frame,
-                   frame / 10, change)  # fmt: skip
-            changes.append((k, change))
-        assert changes[0][0] == changes[1][0] == np.count_nonzero(changes[0][1])
-        assert np.array_equal(changes[0][1], changes[1][1])
+                   frame / 10, events)  # fmt: skip
+            found.append(events[:k])
+        assert np.array_equal(found[0], found[1])
         for a, b in zip(*states, strict=True):
             assert np.array_equal(a, b)
 
@@ -328,11 +362,12 @@ def test_observe_frame_refuses_bad_slots_and_edges() -> None:
     lines = np.array([[0.0, 0, 10, 10, 14.1, 0]])
     zones = np.array([[0, 3, 0]])
     edges = np.stack(counting.polygon_edges(np.array([[0.0, 0], [9, 0], [0, 9]])), 1)
-    args = (lines, zones, edges, np.ones((2, 1), np.uint8), 0.05, *state, 0, 0.0)
+    args = (lines, zones, edges, None, 0.05, *state, 0, 0.0)
+    one = np.ones((1, 4))
     with pytest.raises(IndexError, match="slot"):
-        track.observe_frame(np.ones((1, 4)), np.array([4]), *args, np.empty((2, 1), np.int8))
+        track.observe_frame(one, np.array([4]), *args, np.empty((2, 3), np.int64))
     with pytest.raises(IndexError, match="edges"):
         bad = (lines, np.array([[1, 3, 0]]), *args[2:])
-        track.observe_frame(np.ones((1, 4)), np.array([0]), *bad, np.empty((2, 1), np.int8))
+        track.observe_frame(one, np.array([0]), *bad, np.empty((2, 3), np.int64))
     with pytest.raises(ValueError, match="shapes"):
-        track.observe_frame(np.ones((1, 4)), np.array([0]), *args, np.empty((1, 1), np.int8))
+        track.observe_frame(one, np.array([0]), *args, np.empty((1, 3), np.int64))

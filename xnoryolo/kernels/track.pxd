@@ -31,18 +31,19 @@ cdef Py_ssize_t life_cycle(double[:, ::1] rows, int64_t[::1] row_class, int64_t[
                            const uint8_t[::1] box_flags, const double[::1] scores,
                            const double[:, ::1] boxes, const int64_t[::1] box_class,
                            double new_thresh, int64_t min_hits, int64_t lost_frames,
-                           int64_t *next_id, const double[::1] r_scale,
-                           const double[::1] r_fixed, const double[::1] p0_scale,
-                           const double[::1] p0_fixed, int64_t[::1] ids, int64_t[::1] ended,
+                           const double[::1] r_scale, const double[::1] r_fixed,
+                           const double[::1] p0_scale, const double[::1] p0_fixed,
+                           int64_t[::1] counters, int64_t[::1] free_slots, int64_t[::1] ids,
+                           int64_t[::1] slots, int64_t[:, ::1] ended,
                            Py_ssize_t *n_ended) noexcept nogil
 
 cdef Py_ssize_t observe_boxes(const double[:, ::1] boxes, const int64_t[::1] slots,
                               const double[:, ::1] lines, const int64_t[:, ::1] zones,
                               const double[:, ::1] edges, const uint8_t[:, ::1] watch,
-                              double hysteresis, double[:, :, ::1] last,
+                              bint has_watch, double hysteresis, double[:, :, ::1] last,
                               int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
                               int64_t[:, ::1] seen_frame, double[:, ::1] seen_t,
-                              int64_t frame, double t, int8_t[:, ::1] change) noexcept nogil
+                              int64_t frame, double t, int64_t[:, ::1] events) noexcept nogil
 
 cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1] heights,
                                   double ax, double ay, double bx, double by, double norm,

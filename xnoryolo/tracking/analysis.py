@@ -33,22 +33,6 @@ def _with_track(d: Detection, track_id: int) -> Detection:
     return new
 
 
-class _Names(Sequence[str]):
-    """The class names of the tracked boxes, read only for events and class filters."""
-
-    def __init__(self, best: list[Detection], rows: np.ndarray) -> None:
-        self._best = best
-        self._rows = rows
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self._best[r].name for r in self._rows[i].tolist()]
-        return self._best[int(self._rows[i])].name
-
-
 class FrameAnalysis:
     def __init__(self, spec: AnalysisSpec | None = None) -> None:
         self.spec = spec or AnalysisSpec()
@@ -59,7 +43,6 @@ class FrameAnalysis:
         self.gate = MotionGate(self.spec.motion) if self.spec.motion.enabled else None
         self._lock = threading.Lock()
         self._newest = -1
-        self._ids: set[int] = set()
 
     @property
     def tracking(self) -> bool:
@@ -107,35 +90,26 @@ class FrameAnalysis:
             boxes[:, 2:] += boxes[:, :2]
             classes = cols[:, 5].astype(np.int64)
             result = self.tracker.update(boxes, cols[:, 4], classes, t)
-            ids = result.ids
-            rows = np.flatnonzero(ids >= 0)
-            track_ids = ids[rows].tolist()
-            self._ids.update(track_ids)
+            ids = result.ids.tolist()
             events: list[AnalysisEvent] = []
             if self.lines or self.zones:
+                assert result.slots is not None
                 events = self._counting.observe(
-                    track_ids,
-                    classes[rows].tolist(),
-                    boxes[rows],
-                    _Names(best, rows),
-                    size,
-                    frame,
-                    t,
+                    result.slots, result.slots_used, boxes, ids, best, size, frame, t
                 )
-            for tid in result.ended:
-                events += self._counting.forget(tid)
+            for tid, slot in zip(result.ended, result.ended_slots, strict=True):
+                events += self._counting.forget(tid, slot)
             if n == len(dets):
                 out = [
-                    _with_track(d, tid) if tid >= 0 else d
-                    for d, tid in zip(dets, ids.tolist(), strict=True)
+                    _with_track(d, tid) if tid >= 0 else d for d, tid in zip(dets, ids, strict=True)
                 ]
             else:  # a box's other classes get the id of its best one
                 by_box = {
                     (d.left, d.top, d.width, d.height): tid
-                    for d, tid in zip(best, ids.tolist(), strict=True)
+                    for d, tid in zip(best, ids, strict=True)
                     if tid >= 0
                 }
-                best_ids = iter(ids.tolist())
+                best_ids = iter(ids)
                 out = []
                 for d in dets:
                     tid = (
@@ -156,7 +130,8 @@ class FrameAnalysis:
         inside and dwell times, tracks seen, frames the gate skipped."""
         with self._lock:
             return {
-                "tracks": len(self._ids) if self.tracker is not None else None,
+                # every id given appears on a box: the ids seen are 1 .. ids_issued
+                "tracks": self.tracker.ids_issued if self.tracker is not None else None,
                 "lines": {c.spec.name: c.summary() for c in self.lines},
                 "zones": {z.spec.name: z.summary() for z in self.zones},
                 "motion": None

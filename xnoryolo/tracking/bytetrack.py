@@ -36,10 +36,16 @@ class TrackState(enum.IntEnum):
 @dataclass(frozen=True)
 class TrackUpdate:
     """One update's answer: ids[i] is the id of box i (-1: none); `ended` the ids of tracks
-    dropped in this update."""
+    dropped in this update. slots[i]: the slot of box i's track (-1: none), a small number
+    that stays the track's while it lives (an index into memories kept per track, e.g. the
+    lines' and zones'); `ended_slots` those of the ended tracks; `slots_used` how many slots
+    there are so far."""
 
     ids: np.ndarray
     ended: tuple[int, ...] = ()
+    slots: np.ndarray | None = None
+    ended_slots: tuple[int, ...] = ()
+    slots_used: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,9 @@ def track_match(
     row_class: np.ndarray,
     life: np.ndarray,
     n: int,
+    steps: float,
+    q_scale: np.ndarray,
+    q_fixed: np.ndarray,
     boxes: np.ndarray,
     box_class: np.ndarray,
     scores: np.ndarray,
@@ -162,18 +171,26 @@ def track_match(
     det_of: np.ndarray,
     box_of: np.ndarray,
 ) -> int:
-    """A frame's matching of the first n rows (rows (C, 20), row_class, life (C, 4): state
-    first) to the boxes: box_flags by score (below score_edges[0] 0, below score_edges[1]
-    _LOW, else _HIGH), row_flags = state_flags[state], cost (n, boxes) the 1 - IoU costs
-    (`iou_cost`), det_of / box_of the pairs of the stages (`match_stages`, from all free).
-    Returns -1 (the compiled kernel may return a stage it left to `match_stages`)."""
-    box_flags[:] = _SCORE_FLAGS[np.searchsorted(score_edges, scores, side="right")]
-    row_flags[:] = state_flags[life[:n, 0]]
-    det_of[:] = -1
-    box_of[:] = -1
-    if n and len(boxes):
-        iou_cost(rows[:n], row_class[:n], boxes, box_class, cost)
-        match_stages(cost, row_flags, box_flags, stage_rows, stage_cols, limits, det_of, box_of)
+    """A frame's prediction and matching of the first n rows (rows (C, 20), row_class, life
+    (C, 5): state first) to the boxes (M): the rows move `steps` steps (none for 0),
+    box_flags[:M] by score (below score_edges[0] 0, below score_edges[1] _LOW, else
+    _HIGH), row_flags[:n] = state_flags[state], cost[:n, :M] the 1 - IoU costs
+    (`iou_cost`), det_of[:n] / box_of[:M] the pairs of the stages (`match_stages`, from all
+    free). The scratch arrays may be longer. Returns -1 (the compiled kernel may return a
+    stage it left to `match_stages`)."""
+    m = len(boxes)
+    if n and steps != 0.0:
+        kalman.predict_rows(rows[:n], steps, True, q_scale, q_fixed)
+    box_flags[:m] = _SCORE_FLAGS[np.searchsorted(score_edges, scores, side="right")]
+    row_flags[:n] = state_flags[life[:n, 0]]
+    det_of[:n] = -1
+    box_of[:m] = -1
+    if n and m:
+        c = cost[:n, :m]
+        iou_cost(rows[:n], row_class[:n], boxes, box_class, c)
+        match_stages(
+            c, row_flags[:n], box_flags[:m], stage_rows, stage_cols, limits, det_of[:n], box_of[:m]
+        )
     return -1
 
 
@@ -191,26 +208,34 @@ def track_life(
     new_thresh: float,
     min_hits: int,
     lost_frames: int,
-    next_id: int,
     r_scale: np.ndarray,
     r_fixed: np.ndarray,
     p0_scale: np.ndarray,
     p0_fixed: np.ndarray,
+    counters: np.ndarray,
+    free_slots: np.ndarray,
     ids: np.ndarray,
+    slots: np.ndarray,
     ended: np.ndarray,
-) -> tuple[int, int, int]:
+) -> tuple[int, int]:
     """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
-    and life (C, 4: state, id, hits, misses), C >= n + the boxes: the Kalman update of the
-    rows matched; hits, ids, losses and ends by det_of (each row's box or -1), the rows kept
-    moved up in order, then new rows for the confident boxes (box_flags _HIGH, score >=
-    new_thresh) with box_of -1. ids (boxes): each box's id where it has one (left as it is
-    elsewhere); ended (>= n): the ids that ended. Returns (rows now, next id, ids ended)."""
-    kalman.update_rows(rows[:n], det_of, boxes, r_scale, r_fixed)
+    and life (C, 5: state, id, hits, misses, slot), C >= n + the boxes (M): the Kalman
+    update of the rows matched; hits, ids, losses and ends by det_of[:n] (each row's box or
+    -1), the rows kept moved up in order, then new rows for the confident boxes (box_flags
+    _HIGH, score >= new_thresh) with box_of -1, each on a slot from free_slots (C) or a new
+    one. counters (3: next id, free slots, slots used) move on. ids / slots (M): each box's
+    track id and its slot where it has an id, else -1; ended[:k] (>= n rows): (id, slot) of
+    the tracks that ended, their slots freed after the births. Returns (rows now, k)."""
+    m = len(boxes)
+    ids[:] = -1
+    slots[:] = -1
+    kalman.update_rows(rows[:n], det_of[:n], boxes, r_scale, r_fixed)
+    next_id, n_free, used = counters.tolist()
     keep: list[int] = []
     n_ended = 0
     lives = life[:n].tolist()
-    for r, d in enumerate(det_of.tolist()):
-        state, tid, hits, misses = lives[r]
+    for r, d in enumerate(det_of[:n].tolist()):
+        state, tid, hits, misses, slot = lives[r]
         if d >= 0:
             hits += 1
             misses = 0
@@ -220,44 +245,53 @@ def track_life(
                 next_id += 1
             if tid >= 0:
                 state = TrackState.TRACKED
-                ids[d] = tid
+                ids[d], slots[d] = tid, slot
             keep.append(r)
         elif state != TrackState.TENTATIVE:
             # confirmed and unmatched: lost, and dropped after `lost_frames`
             state = TrackState.LOST
             misses += 1
             if misses > lost_frames:
-                ended[n_ended] = tid
+                ended[n_ended] = (tid, slot)
                 n_ended += 1
             else:
                 keep.append(r)
-        # a tentative track unmatched (a box seen once) is not yet anything: dropped
-        life[r] = (state, tid, hits, misses)
+        else:  # a tentative track unmatched (a box seen once) is not yet anything: dropped
+            free_slots[n_free] = slot
+            n_free += 1
+        life[r] = (state, tid, hits, misses, slot)
     kept = len(keep)
     rows[:kept], row_class[:kept], life[:kept] = rows[keep], row_class[keep], life[keep]
     # new tracks from the confident boxes nobody claimed
     born = [
         j
         for j, (row, flags, score) in enumerate(
-            zip(box_of.tolist(), box_flags.tolist(), scores.tolist(), strict=True)
+            zip(box_of[:m].tolist(), box_flags[:m].tolist(), scores.tolist(), strict=True)
         )
         if row < 0 and flags == _HIGH and score >= new_thresh
     ]
     if born:
-        end = kept + len(born)
-        kalman.initiate_rows(rows[kept:end], boxes[born], p0_scale, p0_fixed)
-        row_class[kept:end] = box_class[born]
-        life[kept:end, 2:] = (1, 0)
-        if min_hits <= 1:
-            new_ids = np.arange(next_id, next_id + len(born))
-            next_id += len(born)
-            life[kept:end, 0] = TrackState.TRACKED
-            life[kept:end, 1] = new_ids
-            ids[born] = new_ids
+        kalman.initiate_rows(rows[kept : kept + len(born)], boxes[born], p0_scale, p0_fixed)
+    for j in born:
+        row_class[kept] = box_class[j]
+        if n_free:
+            n_free -= 1
+            slot = int(free_slots[n_free])
         else:
-            life[kept:end, :2] = (TrackState.TENTATIVE, -1)
-        kept = end
-    return kept, next_id, n_ended
+            slot = used
+            used += 1
+        if min_hits <= 1:
+            life[kept] = (TrackState.TRACKED, next_id, 1, 0, slot)
+            ids[j], slots[j] = next_id, slot
+            next_id += 1
+        else:
+            life[kept] = (TrackState.TENTATIVE, -1, 1, 0, slot)
+        kept += 1
+    for k in range(n_ended):
+        free_slots[n_free] = ended[k, 1]
+        n_free += 1
+    counters[:] = (next_id, n_free, used)
+    return kept, n_ended
 
 
 try:
@@ -287,43 +321,65 @@ class Tracker:
         # one row per track, the first `_n` rows of arrays with room to grow: the Kalman mean
         # (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class, and
         # the life cycle (state, id: -1 until confirmed, matches in a row, inferred frames
-        # missed), all updated by the compiled kernels
+        # missed, slot), all updated by the compiled kernels; the free slots (a stack), and
+        # the next id, free slots and slots used in `_counters`; scratch for a frame's
+        # matching (per row, per box, the costs)
         self._n = 0
-        self._f = np.zeros((16, 20))
-        self._cls = np.zeros(16, dtype=np.int64)
-        self._life = np.zeros((16, 4), dtype=np.int64)
+        self._f = np.zeros((0, 20))
+        self._cls = np.zeros(0, dtype=np.int64)
+        self._life = np.zeros((0, 5), dtype=np.int64)
+        self._free = np.zeros(0, dtype=np.int64)
+        self._counters = np.array([1, 0, 0], dtype=np.int64)
+        self._cost = np.zeros((0, 0))
+        self._room(16, 16)
         self._t: float | None = None
-        self._next_id = 1
         spec = self.spec
         self._limits = np.array([1.0 - spec.match_iou, 1.0 - 0.5, 1.0 - 0.3])
         self._score_edges = np.array([min(spec.low_thresh, spec.high_thresh), spec.high_thresh])
 
     # -- time ------------------------------------------------------------------------------
-    def _predict(self, t: float, move: bool) -> None:
+    def _steps(self, t: float) -> float:
         # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
         self._t = t
-        if not self._n or steps == 0.0:
-            return
-        # without moving, the uncertainty grows and the boxes stay
-        kalman.PREDICT_ROWS(self._f[: self._n], steps, move, kalman.Q_SCALE, kalman.Q_FIXED)
+        return steps
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
         where they are, their uncertainty grows."""
-        self._predict(t, move=False)
+        steps = self._steps(t)
+        if self._n and steps != 0.0:
+            kalman.PREDICT_ROWS(self._f[: self._n], steps, False, kalman.Q_SCALE, kalman.Q_FIXED)
 
-    def _room(self, rows: int) -> None:
-        if rows > len(self._cls):
-            cap = max(rows, 2 * len(self._cls))
-            n = self._n
+    def _room(self, rows: int, boxes: int) -> None:
+        """Room for `rows` tracks and a frame of `boxes` boxes."""
+        n, cap = self._n, len(self._cls)
+        if rows > cap:
+            cap = max(rows, 2 * cap)
             f, cls, life = (
                 np.zeros((cap, 20)),
                 np.zeros(cap, np.int64),
-                np.zeros((cap, 4), np.int64),
+                np.zeros((cap, 5), np.int64),
             )
             f[:n], cls[:n], life[:n] = self._f[:n], self._cls[:n], self._life[:n]
             self._f, self._cls, self._life = f, cls, life
+            free = np.zeros(cap, np.int64)
+            free[: len(self._free)] = self._free
+            self._free = free
+            self._row_flags = np.zeros(cap, np.uint8)
+            self._det_of = np.zeros(cap, np.int64)
+            self._ended = np.zeros((cap, 2), np.int64)
+        nb = self._cost.shape[1]
+        if boxes > nb or cap > len(self._cost):
+            nb = max(boxes, 2 * nb) if boxes > nb else nb
+            self._cost = np.zeros((cap, nb))
+            self._box_flags = np.zeros(nb, np.uint8)
+            self._box_of = np.zeros(nb, np.int64)
+
+    @property
+    def ids_issued(self) -> int:
+        """How many track ids this tracker gave (ids count from 1)."""
+        return int(self._counters[0]) - 1
 
     # -- association -----------------------------------------------------------------------
     def update(
@@ -334,19 +390,19 @@ class Tracker:
         boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.ascontiguousarray(scores, dtype=np.float64).reshape(-1)
         classes = np.ascontiguousarray(classes, dtype=np.int64).reshape(-1)
-        self._predict(t, move=True)
+        steps = self._steps(t)
         n, m = self._n, len(boxes)
-        self._room(n + m)
-        cost = np.empty((n, m))  # one cost matrix for every stage: 1 - IoU, 2 across classes
-        row_flags = np.empty(n, dtype=np.uint8)
-        box_flags = np.empty(m, dtype=np.uint8)
-        det_of = np.empty(n, dtype=np.int64)  # track row -> box index
-        box_of = np.empty(m, dtype=np.int64)  # box index -> track row
+        self._room(n + m, m)
+        cost, row_flags, box_flags = self._cost, self._row_flags, self._box_flags
+        det_of, box_of = self._det_of, self._box_of
         left = TRACK_MATCH(
             self._f,
             self._cls,
             self._life,
             n,
+            steps,
+            kalman.Q_SCALE,
+            kalman.Q_FIXED,
             boxes,
             classes,
             scores,
@@ -363,18 +419,18 @@ class Tracker:
         )
         if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
             match_stages(
-                cost,
-                row_flags,
-                box_flags,
+                cost[:n, :m],
+                row_flags[:n],
+                box_flags[:m],
                 _STAGE_ROWS[left:],
                 _STAGE_COLS[left:],
                 self._limits[left:],
-                det_of,
-                box_of,
+                det_of[:n],
+                box_of[:m],
             )
-        ids = np.full(m, -1, dtype=np.int64)
-        ended = np.empty(n, dtype=np.int64)
-        self._n, self._next_id, n_ended = TRACK_LIFE(
+        ids = np.empty(m, dtype=np.int64)
+        slots = np.empty(m, dtype=np.int64)
+        self._n, n_ended = TRACK_LIFE(
             self._f,
             self._cls,
             self._life,
@@ -388,15 +444,21 @@ class Tracker:
             spec.new_track_thresh,
             spec.min_hits,
             spec.lost_frames,
-            self._next_id,
             kalman.R_SCALE,
             kalman.R_FIXED,
             kalman.P0_SCALE,
             kalman.P0_FIXED,
+            self._counters,
+            self._free,
             ids,
-            ended,
+            slots,
+            self._ended,
         )
-        return TrackUpdate(ids, tuple(ended[:n_ended].tolist()) if n_ended else ())
+        used = int(self._counters[2])
+        if not n_ended:
+            return TrackUpdate(ids, (), slots, (), used)
+        ended = self._ended[:n_ended].T.tolist()
+        return TrackUpdate(ids, tuple(ended[0]), slots, tuple(ended[1]), used)
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -118,7 +118,7 @@ def observe_frame(
     lines: np.ndarray,
     zones: np.ndarray,
     edges: np.ndarray,
-    watch: np.ndarray,
+    watch: np.ndarray | None,
     hysteresis: float,
     last: np.ndarray,
     last_side: np.ndarray,
@@ -127,22 +127,25 @@ def observe_frame(
     seen_t: np.ndarray,
     frame: int,
     t: float,
-    change: np.ndarray,
+    events: np.ndarray,
 ) -> int:
-    """Every line and zone of a frame over its tracked boxes (N, 4: x0 y0 x1 y1), box i
-    watched by line / zone r where watch[r, i] (rows: the lines, then the zones). Line l:
-    lines[l] = A (x, y), B (x, y), |B - A|, anchor (0: bottom centre, 1: centre); change[l, i]
-    +1 / -1 where box i's anchor crossed the segment to its right / left side, more than
-    hysteresis box heights past it (the memory of box i's track is slot slots[i] of
-    last[l] / last_side[l], as in `line_crossings`). Zone z: zones[z] = first edge, edges,
-    anchor, the edges rows of edges (vertex x, y, previous vertex's y, dx, dy;
-    `polygon_edges`); where box i's anchor is inside (even-odd rule), seen_frame / seen_t of
-    its slot take frame / t and, if inside[z, slot] was 0, it becomes 1 and change[L + z, i]
-    = +1; outside where it was 1: 0 and change -1. Returns the number of changes."""
-    change[...] = 0
+    """Every line and zone of a frame over its boxes (N, 4: x0 y0 x1 y1); box i is a track's
+    where slots[i] >= 0 (its slot in the memories), and watched by line / zone r where
+    watch[r, i] (rows: the lines, then the zones; None: all). Line l: lines[l] = A (x, y), B
+    (x, y), |B - A|, anchor (0: bottom centre, 1: centre); where box i's anchor crosses the
+    segment to its right / left side, more than hysteresis box heights past it, the event
+    (l, i, +1 / -1) (the track's memory: last[l] / last_side[l] at its slot, as in
+    `line_crossings`). Zone z: zones[z] = first edge, edges, anchor, the edges rows of edges
+    (vertex x, y, previous vertex's y, dx, dy; `polygon_edges`); where box i's anchor is
+    inside (even-odd rule), seen_frame / seen_t at its slot take frame / t and, if
+    inside[z, slot] was 0, it becomes 1: the event (L + z, i, +1); outside where it was 1:
+    0 and (L + z, i, -1). The events go to events (>= (L + Z) * N rows) in that order: the
+    lines, then the zones, each in box order. Returns their number."""
     nl = len(lines)
+    found: list[tuple[int, int, int]] = []
+    tracked = slots >= 0
     for li, (ax, ay, bx, by, norm, anchor) in enumerate(lines.tolist()):
-        rows = np.flatnonzero(watch[li])
+        rows = np.flatnonzero(tracked if watch is None else tracked & (watch[li] != 0))
         sides = np.empty(len(rows), dtype=np.int8)
         crossed = np.empty(len(rows), dtype=np.uint8)
         b = boxes[rows]
@@ -161,9 +164,10 @@ def observe_frame(
             sides,
             crossed,
         )
-        change[li, rows] = np.where(crossed != 0, sides, 0)
+        hits = zip(rows.tolist(), sides.tolist(), crossed.tolist(), strict=True)
+        found += [(li, i, side) for i, side, c in hits if c]
     for z, (first, count, anchor) in enumerate(zones.tolist()):
-        rows = np.flatnonzero(watch[nl + z])
+        rows = np.flatnonzero(tracked if watch is None else tracked & (watch[nl + z] != 0))
         now = np.empty(len(rows), dtype=np.uint8)
         e = edges[first : first + count]
         points_inside(
@@ -173,10 +177,14 @@ def observe_frame(
             if a:
                 seen_frame[z, k], seen_t[z, k] = frame, t
                 if not inside[z, k]:
-                    inside[z, k], change[nl + z, i] = 1, 1
+                    inside[z, k] = 1
+                    found.append((nl + z, i, 1))
             elif inside[z, k]:
-                inside[z, k], change[nl + z, i] = 0, -1
-    return int(np.count_nonzero(change))
+                inside[z, k] = 0
+                found.append((nl + z, i, -1))
+    if found:
+        events[: len(found)] = found
+    return len(found)
 
 
 try:
@@ -244,6 +252,7 @@ class _Visit:
     class_id: int
     name: str
     since: float
+    slot: int  # the track's slot in `Counting`'s memories
 
 
 @dataclass
@@ -263,8 +272,10 @@ class ZoneWatcher:
         """The polygon's edges in pixels, one row each (`polygon_edges`' five arrays)."""
         return np.stack(polygon_edges(np.array(self.spec.points, dtype=np.float64) * size), 1)
 
-    def enter(self, track_id: int, class_id: int, name: str, frame: int, t: float) -> ZoneEntered:
-        self._inside[track_id] = _Visit(class_id, name, t)
+    def enter(
+        self, track_id: int, slot: int, class_id: int, name: str, frame: int, t: float
+    ) -> ZoneEntered:
+        self._inside[track_id] = _Visit(class_id, name, t, slot)
         self.entered[name] += 1
         return ZoneEntered(self.spec.name, track_id, class_id, name, frame, t)
 
@@ -300,25 +311,34 @@ class ZoneWatcher:
         }
 
 
+class Labelled(Protocol):
+    """What the events read of a box: its class id and name (a detector's Detection)."""
+
+    @property
+    def class_id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+
 class Counting:
     """The lines and zones of one analysis over the tracked boxes of each frame: one compiled
-    call a frame (`observe_frame`) over every line and zone, each track's memory in a slot
-    of arrays shared by all of them (taken when a track is first seen, given back when it
-    ends); Python only for the events."""
+    call a frame (`observe_frame`) over every line and zone; each track's memory for them is
+    at its tracker slot (`TrackUpdate.slots`) of arrays shared by all of them, cleared when
+    the track ends; Python only for the events."""
 
     def __init__(self, lines: list[LineCounter], zones: list[ZoneWatcher]) -> None:
         self.lines = lines
         self.zones = zones
-        self._slot: dict[int, int] = {}
-        self._free: list[int] = []
-        self._cap = 0
         nl, nz = len(lines), len(zones)
+        self._cap = 0
         self._last = np.zeros((nl, 0, 2))
         self._last_side = np.zeros((nl, 0), dtype=np.int8)
         self._inside = np.zeros((nz, 0), dtype=np.uint8)
         self._seen_frame = np.zeros((nz, 0), dtype=np.int64)
         self._seen_t = np.zeros((nz, 0))
         self._grow(64)
+        self._events = np.zeros((0, 3), dtype=np.int64)
         self._filters = [c._classes for c in lines] + [z._classes for z in zones]
         self._filtered = any(f is not None for f in self._filters)
         self._size: tuple[int, int] | None = None
@@ -349,51 +369,36 @@ class Counting:
             first += len(e)
         self._edges = np.ascontiguousarray(np.concatenate(edges)) if edges else np.zeros((0, 5))
 
-    def _slots(self, ids: list[int]) -> np.ndarray:
-        slot_of = self._slot
-        slots = [slot_of.get(tid, -1) for tid in ids]
-        if -1 in slots:
-            for j, k in enumerate(slots):
-                if k < 0:
-                    slots[j] = slot_of[ids[j]] = self._new_slot()
-        return np.array(slots, dtype=np.int64)
-
-    def _new_slot(self) -> int:
-        if self._free:
-            k = self._free.pop()
-        else:
-            k = len(self._slot)
-            if k == self._cap:
-                self._grow(2 * self._cap)
-        # a new track: no side of any line yet, inside no zone
-        self._last_side[:, k] = 0
-        self._inside[:, k] = 0
-        return k
-
     def observe(
         self,
-        ids: list[int],
-        class_ids: list[int],
+        slots: np.ndarray,
+        slots_used: int,
         boxes: np.ndarray,
-        names: Sequence[str],
+        ids: list[int],
+        labels: Sequence[Labelled],
         size: tuple[int, int],
         frame: int,
         t: float,
     ) -> list[AnalysisEvent]:
-        """The events of one frame's tracked boxes (ids, class ids, boxes (N, 4: x0 y0 x1 y1
-        pixels), names): lines in order, each in the order of the boxes, then the zones."""
+        """The events of one frame's boxes (N, 4: x0 y0 x1 y1 pixels), box i tracked where
+        slots[i] >= 0 (slots below slots_used), with id ids[i] and labels[i]: lines in
+        order, each in the order of the boxes, then the zones."""
         self._geometry(size)
         n = len(ids)
-        nl = len(self.lines)
-        watch = np.ones((nl + len(self.zones), n), dtype=np.uint8)
+        nl, nr = len(self.lines), len(self._filters)
+        if slots_used > self._cap:
+            self._grow(max(slots_used, 2 * self._cap))
+        if nr * n > len(self._events):
+            self._events = np.zeros((max(nr * n, 2 * len(self._events)), 3), dtype=np.int64)
+        watch = None
         if self._filtered:
+            watch = np.ones((nr, n), dtype=np.uint8)
             for r, classes in enumerate(self._filters):
                 if classes is not None:
-                    watch[r] = np.fromiter((nm in classes for nm in names), bool, n)
-        change = np.empty_like(watch, dtype=np.int8)
-        if not OBSERVE_FRAME(
+                    watch[r] = np.fromiter((d.name in classes for d in labels), bool, n)
+        count = OBSERVE_FRAME(
             boxes,
-            self._slots(ids),
+            slots,
             self._lines,
             self._zones,
             self._edges,
@@ -406,34 +411,37 @@ class Counting:
             self._seen_t,
             frame,
             t,
-            change,
-        ):
+            self._events,
+        )
+        if not count:
             return []
         out: list[AnalysisEvent] = []
-        rows, cols = change.nonzero()
-        for r, i, c in zip(rows.tolist(), cols.tolist(), change[rows, cols].tolist(), strict=True):
+        for r, i, c in self._events[:count].tolist():
+            d = labels[i]
             if r < nl:
-                crossing = self.lines[r].crossed(ids[i], c, class_ids[i], names[i], frame, t)
+                crossing = self.lines[r].crossed(ids[i], c, d.class_id, d.name, frame, t)
                 if crossing is not None:
                     out.append(crossing)
             elif c > 0:
-                out.append(self.zones[r - nl].enter(ids[i], class_ids[i], names[i], frame, t))
+                out.append(
+                    self.zones[r - nl].enter(ids[i], int(slots[i]), d.class_id, d.name, frame, t)
+                )
             else:
                 out.append(self.zones[r - nl].leave(ids[i], frame, t, "exited"))
         return out
 
-    def forget(self, track_id: int) -> list[AnalysisEvent]:
-        """The track ended: it left the zones it was in where it was last seen there."""
-        k = self._slot.pop(track_id, None)
-        if k is None:
+    def forget(self, track_id: int, slot: int) -> list[AnalysisEvent]:
+        """The track at slot ended: it left the zones it was in where it was last seen
+        there, and its slot's memories are cleared for the next track."""
+        if slot >= self._cap:  # never seen here
             return []
-        self._free.append(k)
         out: list[AnalysisEvent] = []
         for z, zone in enumerate(self.zones):
-            if self._inside[z, k]:
-                self._inside[z, k] = 0
-                frame, t = int(self._seen_frame[z, k]), float(self._seen_t[z, k])
+            if self._inside[z, slot]:
+                frame, t = int(self._seen_frame[z, slot]), float(self._seen_t[z, slot])
                 out.append(zone.leave(track_id, frame, t, "lost"))
+        self._last_side[:, slot] = 0
+        self._inside[:, slot] = 0
         return out
 
     def finish(self) -> list[AnalysisEvent]:
@@ -441,7 +449,7 @@ class Counting:
         out: list[AnalysisEvent] = []
         for z, zone in enumerate(self.zones):
             for tid in zone.inside_ids():
-                k = self._slot[tid]
+                k = zone._inside[tid].slot
                 self._inside[z, k] = 0
                 frame, t = int(self._seen_frame[z, k]), float(self._seen_t[z, k])
                 out.append(zone.leave(tid, frame, t, "lost"))
