@@ -249,7 +249,7 @@ def test_track_life_matches_the_reference(n: int, m: int, min_hits: int, seed: i
     r, c = rng.permutation(n)[:k], rng.permutation(m)[:k]
     det_of[r], box_of[c] = c, r
     flags = rng.choice(np.array([0, 1, 2], np.uint8), m + 1)
-    scores = rng.uniform(0, 1, m)
+    scores = rng.uniform(0, 1, (m, 2))[:, 1]  # a strided column, as FrameAnalysis passes
     box_class = rng.integers(0, 3, m)
     results = []
     for fn in (track.track_life, bytetrack.track_life):
@@ -259,11 +259,13 @@ def test_track_life_matches_the_reference(n: int, m: int, min_hits: int, seed: i
             np.full(m, 9, np.int64),
             np.zeros((n, 2), np.int64),
         )
-        kept, n_ended = fn(f, rc, lf, n, det_of, box_of, flags, scores, boxes, box_class, 0.5,
-                           min_hits, 2, *_RP, cnt, fr, ids, slots, ended)  # fmt: skip
+        kept, n_ended, used = fn(f, rc, lf, n, det_of, box_of, flags, scores, boxes,
+                                 box_class, 0.5, min_hits, 2, *_RP, cnt, fr, ids, slots,
+                                 ended)  # fmt: skip
+        assert used == cnt[2]
         results.append(
             (
-                (kept, n_ended),
+                (kept, n_ended, used),
                 f[:kept],
                 rc[:kept],
                 lf[:kept],

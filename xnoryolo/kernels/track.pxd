@@ -28,7 +28,7 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
 
 cdef Py_ssize_t life_cycle(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
                            Py_ssize_t n, const int64_t[::1] det_of, const int64_t[::1] box_of,
-                           const uint8_t[::1] box_flags, const double[::1] scores,
+                           const uint8_t[::1] box_flags, const double[:] scores,
                            const double[:, ::1] boxes, const int64_t[::1] box_class,
                            double new_thresh, int64_t min_hits, int64_t lost_frames,
                            const double[::1] r_scale, const double[::1] r_fixed,

@@ -100,7 +100,7 @@ def track_life(
     ids: np.ndarray,
     slots: np.ndarray,
     ended: np.ndarray,
-) -> tuple[int, int]: ...
+) -> tuple[int, int, int]: ...
 def observe_frame(
     boxes: np.ndarray,
     slots: np.ndarray,

@@ -390,7 +390,7 @@ cdef inline int64_t _take_slot(int64_t[::1] counters, const int64_t[::1] free_sl
 
 cdef Py_ssize_t life_cycle(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
                            Py_ssize_t n, const int64_t[::1] det_of, const int64_t[::1] box_of,
-                           const uint8_t[::1] box_flags, const double[::1] scores,
+                           const uint8_t[::1] box_flags, const double[:] scores,
                            const double[:, ::1] boxes, const int64_t[::1] box_class,
                            double new_thresh, int64_t min_hits, int64_t lost_frames,
                            const double[::1] r_scale, const double[::1] r_fixed,
@@ -731,7 +731,7 @@ def track_match(double[:, ::1] rows, const int64_t[::1] row_class,
                 const int64_t[:, ::1] life, Py_ssize_t n, double steps,
                 const double[::1] q_scale, const double[::1] q_fixed,
                 const double[:, ::1] boxes, const int64_t[::1] box_class,
-                const double[::1] scores, const double[::1] score_edges,
+                const double[:] scores, const double[::1] score_edges,
                 const uint8_t[::1] state_flags, const uint8_t[::1] stage_rows,
                 const uint8_t[::1] stage_cols, const double[::1] limits, double[:, ::1] cost,
                 uint8_t[::1] row_flags, uint8_t[::1] box_flags, int64_t[::1] det_of,
@@ -788,7 +788,7 @@ def track_match(double[:, ::1] rows, const int64_t[::1] row_class,
 
 def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life, Py_ssize_t n,
                const int64_t[::1] det_of, const int64_t[::1] box_of,
-               const uint8_t[::1] box_flags, const double[::1] scores,
+               const uint8_t[::1] box_flags, const double[:] scores,
                const double[:, ::1] boxes, const int64_t[::1] box_class, double new_thresh,
                int64_t min_hits, int64_t lost_frames, const double[::1] r_scale,
                const double[::1] r_fixed, const double[::1] p0_scale,
@@ -801,8 +801,8 @@ def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life
     HIGH, score >= new_thresh) with box_of -1, each on a slot from free_slots (C) or a new
     one. counters (3: next id, free slots, slots used) move on. ids / slots (M): each box's
     track id and its slot where it has an id, else -1; ended[:k] (>= n rows): (id, slot) of
-    the tracks that ended, their slots freed after the births. Returns (rows now, k)
-    (bytetrack.track_life is the reference)."""
+    the tracks that ended, their slots freed after the births. Returns (rows now, k, slots
+    used) (bytetrack.track_life is the reference)."""
     cdef Py_ssize_t m = boxes.shape[0], kept, n_ended = 0, i
     if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 5 or boxes.shape[1] != 4
             or rows.shape[0] < n + m or row_class.shape[0] < n + m or life.shape[0] < n + m
@@ -823,7 +823,7 @@ def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life
                           boxes, box_class, new_thresh, min_hits, lost_frames, r_scale,
                           r_fixed, p0_scale, p0_fixed, counters, free_slots, ids, slots,
                           ended, &n_ended)
-    return kept, n_ended
+    return kept, n_ended, counters[SLOTS_USED]
 
 
 def observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,

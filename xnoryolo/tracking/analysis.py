@@ -89,7 +89,7 @@ class FrameAnalysis:
             boxes = cols[:, :4].copy()
             boxes[:, 2:] += boxes[:, :2]
             classes = cols[:, 5].astype(np.int64)
-            result = self.tracker.update(boxes, cols[:, 4], classes, t)
+            result = self.tracker.update_arrays(boxes, cols[:, 4], classes, t)
             ids = result.ids.tolist()
             events: list[AnalysisEvent] = []
             if self.lines or self.zones:
