@@ -80,14 +80,24 @@ class FrameAnalysis:
             self._newest = frame
             best = [d for d in dets if d.best_class]
             n = len(best)
-            # left, top, width, height, score, class of every box in one array
+            # x0, y0, x1, y1 (integer pixels: exact), score, class of every box in one array
             cols = np.fromiter(
-                [v for d in best for v in (d.left, d.top, d.width, d.height, d.prob, d.class_id)],
+                [
+                    v
+                    for d in best
+                    for v in (
+                        d.left,
+                        d.top,
+                        d.left + d.width,
+                        d.top + d.height,
+                        d.prob,
+                        d.class_id,
+                    )
+                ],
                 np.float64,
                 6 * n,
             ).reshape(n, 6)
-            boxes = cols[:, :4].copy()
-            boxes[:, 2:] += boxes[:, :2]
+            boxes = cols[:, :4].copy()  # the kernels read boxes in C order
             classes = cols[:, 5].astype(np.int64)
             result = self.tracker.update_arrays(boxes, cols[:, 4], classes, t)
             ids = result.ids.tolist()
@@ -100,9 +110,14 @@ class FrameAnalysis:
             for tid, slot in zip(result.ended, result.ended_slots, strict=True):
                 events += self._counting.forget(tid, slot)
             if n == len(dets):
-                out = [
-                    _with_track(d, tid) if tid >= 0 else d for d, tid in zip(dets, ids, strict=True)
-                ]
+                out = []
+                for d, tid in zip(dets, ids, strict=True):
+                    if tid >= 0:  # _with_track, inline: once per box per frame
+                        values = d.__dict__.copy()
+                        values["track_id"] = tid
+                        d = _new(Detection)
+                        _set(d, "__dict__", values)
+                    out.append(d)
             else:  # a box's other classes get the id of its best one
                 by_box = {
                     (d.left, d.top, d.width, d.height): tid
