@@ -60,6 +60,7 @@ class MotionGate:
         self._last_inferred: float | None = None
         self._mask: np.ndarray | None = None
         self._shape: tuple[int, int] | None = None
+        self._frame_hw: tuple[int, ...] = ()
         self._area = 1
         self.last_change = 0.0  # fraction of the watched picture that changed, last check
         self.inferred = 0
@@ -88,7 +89,9 @@ class MotionGate:
     def check(self, image: np.ndarray, t: float) -> bool:
         """Whether the frame at time t (s) needs inference. A True answer makes the frame the
         new reference: call it only for frames that will be inferred when it says so."""
-        self._picture_shape(image)
+        if image.shape[:2] != self._frame_hw:  # (the picture's shape only once per size)
+            self._frame_hw = image.shape[:2]
+            self._picture_shape(image)
         due = (
             self._ref is None
             or self._last_inferred is None
