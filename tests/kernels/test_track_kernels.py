@@ -1,6 +1,6 @@
 """The compiled box-tracking kernels (kernels/track.pyx) against their NumPy references
-(tracking/kalman.py, bytetrack.py): bit-identical on 0, 1 and many rows and boxes, degenerate
-boxes, ties and limits."""
+(tracking/kalman.py, bytetrack.py, counting.py): bit-identical on 0, 1 and many rows and
+boxes, degenerate boxes, ties and limits, a frame's life cycle and slots, lines and zones."""
 
 from __future__ import annotations
 
