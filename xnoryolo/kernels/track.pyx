@@ -54,22 +54,28 @@ cdef inline void _xyah(const double[:, ::1] boxes, int64_t d, double *z) noexcep
     z[3] = h
 
 
+cdef inline void _initiate_row(double *r, const double[:, ::1] boxes, int64_t d,
+                               const double[::1] p0_scale,
+                               const double[::1] p0_fixed) noexcept nogil:
+    """Row r of a new track from box d: the box, no velocity, the initial variances."""
+    cdef Py_ssize_t k
+    cdef double sd
+    _xyah(boxes, d, r)
+    for k in range(4):
+        r[4 + k] = 0.0
+        sd = r[3] * p0_scale[k] + p0_fixed[k]
+        r[8 + k] = sd * sd
+        r[12 + k] = 0.0
+        sd = r[3] * p0_scale[4 + k] + p0_fixed[4 + k]
+        r[16 + k] = sd * sd
+
+
 cdef void kalman_initiate_rows(double[:, ::1] rows, const double[:, ::1] boxes,
                                const double[::1] p0_scale,
                                const double[::1] p0_fixed) noexcept nogil:
-    cdef Py_ssize_t i, k
-    cdef double sd
-    cdef double *r
+    cdef Py_ssize_t i
     for i in range(rows.shape[0]):
-        r = &rows[i, 0]
-        _xyah(boxes, i, r)
-        for k in range(4):
-            r[4 + k] = 0.0
-            sd = r[3] * p0_scale[k] + p0_fixed[k]
-            r[8 + k] = sd * sd
-            r[12 + k] = 0.0
-            sd = r[3] * p0_scale[4 + k] + p0_fixed[4 + k]
-            r[16 + k] = sd * sd
+        _initiate_row(&rows[i, 0], boxes, i, p0_scale, p0_fixed)
 
 
 cdef void kalman_update_rows(double[:, ::1] rows, const int64_t[:] measured_by,
@@ -358,6 +364,115 @@ cdef int match_free(const double[:, ::1] cost, const uint8_t[:] row_flags, int r
     return 0
 
 
+# a track's life cycle, one row of 5 integers: state, id (-1 until confirmed), matches in a
+# row, inferred frames missed, slot (its place in memories kept per track elsewhere: the
+# lines' and zones'). States as tracking/bytetrack.TrackState; box flags as there.
+cdef enum:
+    TENTATIVE = 0
+    TRACKED = 1
+    LOST = 2
+    HIGH = 1
+# counters, int64 in and out: the next id, the free slots (on the stack free_slots), the
+# slots ever used
+cdef enum:
+    NEXT_ID = 0
+    N_FREE = 1
+    SLOTS_USED = 2
+
+
+cdef inline int64_t _take_slot(int64_t[::1] counters, const int64_t[::1] free_slots) noexcept nogil:
+    if counters[N_FREE] > 0:
+        counters[N_FREE] -= 1
+        return free_slots[counters[N_FREE]]
+    counters[SLOTS_USED] += 1
+    return counters[SLOTS_USED] - 1
+
+
+cdef Py_ssize_t life_cycle(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
+                           Py_ssize_t n, const int64_t[::1] det_of, const int64_t[::1] box_of,
+                           const uint8_t[::1] box_flags, const double[:] scores,
+                           const double[:, ::1] boxes, const int64_t[::1] box_class,
+                           double new_thresh, int64_t min_hits, int64_t lost_frames,
+                           const double[::1] r_scale, const double[::1] r_fixed,
+                           const double[::1] p0_scale, const double[::1] p0_fixed,
+                           int64_t[::1] counters, int64_t[::1] free_slots, int64_t[::1] ids,
+                           int64_t[::1] slots, int64_t[:, ::1] ended,
+                           Py_ssize_t *n_ended) noexcept nogil:
+    """The life cycle after a frame's matching (det_of[:n]: each row's box or -1, box_of:
+    each box's row or -1): the Kalman update of the matched rows; matched rows count a hit
+    (and get an id at min_hits), confirmed rows unmatched are lost and end after lost_frames
+    misses, tentative rows unmatched are dropped and free their slot; the rows kept move up
+    in order; then a row for each confident box (flag HIGH, score >= new_thresh) nobody
+    claimed, in box order, on a free slot or a new one. ids / slots (boxes): each box's
+    track id and its slot where it has an id, else -1; ended[:n_ended]: (id, slot) of the
+    tracks that ended, their slots freed after the births (a slot's memories can be cleared
+    before another track takes it). Returns the number of rows now."""
+    cdef Py_ssize_t r, k, j, m = box_of.shape[0], kept = 0
+    cdef int64_t d
+    cdef int64_t *lr
+    n_ended[0] = 0
+    for j in range(m):
+        ids[j] = -1
+        slots[j] = -1
+    kalman_update_rows(rows[:n], det_of[:n], boxes, r_scale, r_fixed)
+    for r in range(n):
+        lr = &life[r, 0]
+        d = det_of[r]
+        if d >= 0:
+            lr[2] += 1
+            lr[3] = 0
+            # ids in row order: the order tracks were born in
+            if lr[1] < 0 and lr[2] >= min_hits:
+                lr[1] = counters[NEXT_ID]
+                counters[NEXT_ID] += 1
+            if lr[1] >= 0:
+                lr[0] = TRACKED
+                ids[d] = lr[1]
+                slots[d] = lr[4]
+        elif lr[0] != TENTATIVE:
+            lr[0] = LOST
+            lr[3] += 1
+            if lr[3] > lost_frames:
+                ended[n_ended[0], 0] = lr[1]
+                ended[n_ended[0], 1] = lr[4]
+                n_ended[0] += 1
+                continue
+        else:
+            # a tentative track unmatched (a box seen once) is not yet anything: dropped
+            free_slots[counters[N_FREE]] = lr[4]
+            counters[N_FREE] += 1
+            continue
+        if kept != r:
+            for k in range(20):
+                rows[kept, k] = rows[r, k]
+            row_class[kept] = row_class[r]
+            for k in range(5):
+                life[kept, k] = lr[k]
+        kept += 1
+    for j in range(m):
+        if box_of[j] >= 0 or box_flags[j] != HIGH or not (scores[j] >= new_thresh):
+            continue
+        _initiate_row(&rows[kept, 0], boxes, j, p0_scale, p0_fixed)
+        row_class[kept] = box_class[j]
+        lr = &life[kept, 0]
+        lr[2] = 1
+        lr[3] = 0
+        lr[4] = _take_slot(counters, free_slots)
+        if min_hits <= 1:
+            lr[0] = TRACKED
+            lr[1] = counters[NEXT_ID]
+            counters[NEXT_ID] += 1
+            ids[j] = lr[1]
+            slots[j] = lr[4]
+        else:
+            lr[0] = TENTATIVE
+            lr[1] = -1
+        kept += 1
+    for k in range(n_ended[0]):
+        free_slots[counters[N_FREE]] = ended[k, 1]
+        counters[N_FREE] += 1
+    return kept
+
 cdef inline double _cross(double ax, double ay, double bx, double by, double px,
                           double py) noexcept nogil:
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
@@ -417,6 +532,84 @@ cdef void inside_polygon(const double[:, ::1] points, const double[:] xs,
             if ((ys[k] > py) != (yj[k] > py)) and px < dx[k] * (py - ys[k]) / dy[k] + xs[k]:
                 odd ^= 1
         inside[i] = odd
+
+
+cdef Py_ssize_t observe_boxes(const double[:, ::1] boxes, const int64_t[::1] slots,
+                              const double[:, ::1] lines, const int64_t[:, ::1] zones,
+                              const double[:, ::1] edges, const uint8_t[:, ::1] watch,
+                              bint has_watch, double hysteresis, double[:, :, ::1] last,
+                              int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
+                              int64_t[:, ::1] seen_frame, double[:, ::1] seen_t,
+                              int64_t frame, double t, int64_t[:, ::1] events) noexcept nogil:
+    cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], i, li, z, e, e0, e1, count = 0
+    cdef int64_t k
+    cdef double qx, qy, px, py, ax, ay, bx, by, norm, dist, margin, d1, d2, d3, d4
+    cdef int8_t s0, s1
+    cdef uint8_t odd
+    for li in range(nl):
+        ax = lines[li, 0]
+        ay = lines[li, 1]
+        bx = lines[li, 2]
+        by = lines[li, 3]
+        norm = lines[li, 4]
+        for i in range(n):
+            k = slots[i]
+            if k < 0 or (has_watch and not watch[li, i]):
+                continue
+            # the anchor: bottom centre (anchor 0) or centre of the box
+            qx = (boxes[i, 0] + boxes[i, 2]) / 2
+            qy = boxes[i, 3] if lines[li, 5] == 0 else (boxes[i, 1] + boxes[i, 3]) / 2
+            dist = ((bx - ax) * (qy - ay) - (by - ay) * (qx - ax)) / norm
+            margin = hysteresis * (boxes[i, 3] - boxes[i, 1])
+            s1 = <int8_t>(dist > margin) - <int8_t>(dist < -margin)
+            if s1 == 0:
+                continue
+            s0 = last_side[li, k]
+            px = last[li, k, 0]
+            py = last[li, k, 1]
+            last[li, k, 0] = qx
+            last[li, k, 1] = qy
+            last_side[li, k] = s1
+            if s0 == 0 or s0 == s1:
+                continue
+            d1 = _cross(ax, ay, bx, by, px, py)
+            d2 = _cross(ax, ay, bx, by, qx, qy)
+            d3 = _cross(px, py, qx, qy, ax, ay)
+            d4 = _cross(px, py, qx, qy, bx, by)
+            if d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0):
+                events[count, 0] = li
+                events[count, 1] = i
+                events[count, 2] = s1
+                count += 1
+    for z in range(zones.shape[0]):
+        e0 = zones[z, 0]
+        e1 = e0 + zones[z, 1]
+        for i in range(n):
+            k = slots[i]
+            if k < 0 or (has_watch and not watch[nl + z, i]):
+                continue
+            qx = (boxes[i, 0] + boxes[i, 2]) / 2
+            qy = boxes[i, 3] if zones[z, 2] == 0 else (boxes[i, 1] + boxes[i, 3]) / 2
+            odd = 0
+            for e in range(e0, e1):
+                if (((edges[e, 1] > qy) != (edges[e, 2] > qy))
+                        and qx < edges[e, 3] * (qy - edges[e, 1]) / edges[e, 4] + edges[e, 0]):
+                    odd ^= 1
+            if odd:
+                seen_frame[z, k] = frame
+                seen_t[z, k] = t
+                if inside[z, k]:
+                    continue
+                inside[z, k] = 1
+            elif inside[z, k]:
+                inside[z, k] = 0
+            else:
+                continue
+            events[count, 0] = nl + z
+            events[count, 1] = i
+            events[count, 2] = 1 if odd else -1
+            count += 1
+    return count
 
 
 def kalman_predict(double[:, ::1] rows, double steps, bint move, const double[::1] q_scale,
@@ -532,3 +725,145 @@ def points_inside(const double[:, ::1] points, const double[:] xs, const double[
         raise ValueError("points_inside: shapes do not agree")
     with nogil:
         inside_polygon(points, xs, ys, yj, dx, dy, inside)
+
+
+def track_match(double[:, ::1] rows, const int64_t[::1] row_class,
+                const int64_t[:, ::1] life, Py_ssize_t n, double steps,
+                const double[::1] q_scale, const double[::1] q_fixed,
+                const double[:, ::1] boxes, const int64_t[::1] box_class,
+                const double[:] scores, const double[::1] score_edges,
+                const uint8_t[::1] state_flags, const uint8_t[::1] stage_rows,
+                const uint8_t[::1] stage_cols, const double[::1] limits, double[:, ::1] cost,
+                uint8_t[::1] row_flags, uint8_t[::1] box_flags, int64_t[::1] det_of,
+                int64_t[::1] box_of):
+    """A frame's prediction and matching of the first n rows (rows (C, 20), row_class, life
+    (C, 5): state first) to the boxes (M): the rows move `steps` steps (none for 0: kalman
+    predict), box_flags[:M] by score (below score_edges[0] 0, below score_edges[1] 2, else
+    1), row_flags[:n] = state_flags[state], cost[:n, :M] the 1 - IoU costs (iou_cost),
+    det_of[:n] / box_of[:M] the pairs of the stages (match_stages, from all free). The
+    scratch arrays may be longer. Returns -1, or the stage left to the caller
+    (bytetrack.track_match is the reference)."""
+    cdef Py_ssize_t m = boxes.shape[0], i, s = 0
+    cdef int err = 0
+    cdef double v
+    cdef uint8_t[3] score_flags
+    score_flags[0] = 0
+    score_flags[1] = 2
+    score_flags[2] = 1
+    if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 5 or boxes.shape[1] != 4
+            or rows.shape[0] < n or row_class.shape[0] < n or life.shape[0] < n
+            or q_scale.shape[0] != 8 or q_fixed.shape[0] != 8
+            or box_class.shape[0] != m or scores.shape[0] != m or score_edges.shape[0] != 2
+            or state_flags.shape[0] != 3 or cost.shape[0] < n or cost.shape[1] < m
+            or row_flags.shape[0] < n or box_flags.shape[0] < m or det_of.shape[0] < n
+            or box_of.shape[0] < m or stage_cols.shape[0] != stage_rows.shape[0]
+            or limits.shape[0] != stage_rows.shape[0]):
+        raise ValueError("track_match: shapes do not agree")
+    for i in range(n):
+        if not 0 <= life[i, 0] < 3:
+            raise ValueError("track_match: a state out of range")
+    with nogil:
+        if n and steps != 0.0:
+            kalman_predict_rows(rows[:n], steps, True, q_scale, q_fixed)
+        for i in range(m):
+            v = scores[i]
+            # searchsorted(score_edges, v, "right"): a NaN sorts after every edge
+            box_flags[i] = score_flags[2 if v != v else (score_edges[0] <= v)
+                                       + (score_edges[1] <= v)]
+            box_of[i] = -1
+        for i in range(n):
+            row_flags[i] = state_flags[life[i, 0]]
+            det_of[i] = -1
+        if n and m:
+            iou_cost_rows(rows[:n], row_class[:n], boxes, box_class, cost[:n, :m])
+            for s in range(stage_rows.shape[0]):
+                err = match_free(cost[:n, :m], row_flags[:n], stage_rows[s], box_flags[:m],
+                                 stage_cols[s], limits[s], det_of[:n], box_of[:m])
+                if err:
+                    break
+    if err < 0:
+        raise MemoryError()
+    return s if err else -1
+
+
+def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life, Py_ssize_t n,
+               const int64_t[::1] det_of, const int64_t[::1] box_of,
+               const uint8_t[::1] box_flags, const double[:] scores,
+               const double[:, ::1] boxes, const int64_t[::1] box_class, double new_thresh,
+               int64_t min_hits, int64_t lost_frames, const double[::1] r_scale,
+               const double[::1] r_fixed, const double[::1] p0_scale,
+               const double[::1] p0_fixed, int64_t[::1] counters, int64_t[::1] free_slots,
+               int64_t[::1] ids, int64_t[::1] slots, int64_t[:, ::1] ended):
+    """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
+    and life (C, 5: state, id, hits, misses, slot), C >= n + the boxes (M): the Kalman
+    update of the rows matched; hits, ids, losses and ends by det_of[:n] (each row's box or
+    -1), the rows kept moved up in order, then new rows for the confident boxes (box_flags
+    HIGH, score >= new_thresh) with box_of -1, each on a slot from free_slots (C) or a new
+    one. counters (3: next id, free slots, slots used) move on. ids / slots (M): each box's
+    track id and its slot where it has an id, else -1; ended[:k] (>= n rows): (id, slot) of
+    the tracks that ended, their slots freed after the births. Returns (rows now, k, slots
+    used) (bytetrack.track_life is the reference)."""
+    cdef Py_ssize_t m = boxes.shape[0], kept, n_ended = 0, i
+    if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 5 or boxes.shape[1] != 4
+            or rows.shape[0] < n + m or row_class.shape[0] < n + m or life.shape[0] < n + m
+            or det_of.shape[0] < n or box_of.shape[0] < m or box_flags.shape[0] < m
+            or scores.shape[0] != m or box_class.shape[0] != m or ids.shape[0] != m
+            or slots.shape[0] != m or ended.shape[0] < n or ended.shape[1] != 2
+            or counters.shape[0] != 3 or free_slots.shape[0] < rows.shape[0]
+            or p0_scale.shape[0] != 8 or p0_fixed.shape[0] != 8
+            or r_scale.shape[0] != 4 or r_fixed.shape[0] != 4):
+        raise ValueError("track_life: shapes do not agree")
+    if not (0 <= counters[N_FREE] <= counters[SLOTS_USED] <= free_slots.shape[0]):
+        raise ValueError("track_life: counters out of range")
+    for i in range(n):
+        if det_of[i] >= m:
+            raise IndexError("det_of names a box that is not there")
+    with nogil:
+        kept = life_cycle(rows, row_class, life, n, det_of, box_of[:m], box_flags, scores,
+                          boxes, box_class, new_thresh, min_hits, lost_frames, r_scale,
+                          r_fixed, p0_scale, p0_fixed, counters, free_slots, ids, slots,
+                          ended, &n_ended)
+    return kept, n_ended, counters[SLOTS_USED]
+
+
+def observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,
+                  const double[:, ::1] lines, const int64_t[:, ::1] zones,
+                  const double[:, ::1] edges, const uint8_t[:, ::1] watch, double hysteresis,
+                  double[:, :, ::1] last, int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
+                  int64_t[:, ::1] seen_frame, double[:, ::1] seen_t, int64_t frame, double t,
+                  int64_t[:, ::1] events):
+    """Every line and zone of a frame over its boxes (N, 4: x0 y0 x1 y1); box i is a track's
+    where slots[i] >= 0 (its slot in the memories), and watched by line / zone r where
+    watch[r, i] (rows: the lines, then the zones; None: all). Line l: lines[l] = A (x, y), B
+    (x, y), |B - A|, anchor (0: bottom centre, 1: centre); where box i's anchor crosses the
+    segment to its right / left side, more than hysteresis box heights past it, the event
+    (l, i, +1 / -1) (the track's memory: last[l] / last_side[l] at its slot, as in
+    line_crossings). Zone z: zones[z] = first edge, edges, anchor, the edges rows of edges
+    (vertex x, y, previous vertex's y, dx, dy; counting.polygon_edges); where box i's anchor
+    is inside (even-odd rule), seen_frame / seen_t at its slot take frame / t and, if
+    inside[z, slot] was 0, it becomes 1: the event (L + z, i, +1); outside where it was 1:
+    0 and (L + z, i, -1). The events go to events (>= (L + Z) * N rows) in that order: the
+    lines, then the zones, each in box order. Returns their number
+    (counting.observe_frame is the reference)."""
+    cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], nz = zones.shape[0], i, z
+    cdef Py_ssize_t cap_l = last_side.shape[1], cap_z = inside.shape[1], count
+    cdef bint has_watch = watch is not None
+    if (boxes.shape[1] != 4 or slots.shape[0] != n or lines.shape[1] != 6
+            or zones.shape[1] != 3 or edges.shape[1] != 5
+            or (has_watch and (watch.shape[0] != nl + nz or watch.shape[1] != n))
+            or events.shape[0] < (nl + nz) * n or events.shape[1] != 3
+            or last.shape[0] != nl or last.shape[1] != cap_l or last.shape[2] != 2
+            or last_side.shape[0] != nl or inside.shape[0] != nz
+            or seen_frame.shape[0] != nz or seen_t.shape[0] != nz
+            or seen_frame.shape[1] != cap_z or seen_t.shape[1] != cap_z):
+        raise ValueError("observe_frame: shapes do not agree")
+    for i in range(n):
+        if (nl and slots[i] >= cap_l) or (nz and slots[i] >= cap_z):
+            raise IndexError("observe_frame: a slot is out of range")
+    for z in range(nz):
+        if zones[z, 0] < 0 or zones[z, 1] < 0 or zones[z, 0] + zones[z, 1] > edges.shape[0]:
+            raise IndexError("observe_frame: a zone's edges are out of range")
+    with nogil:
+        count = observe_boxes(boxes, slots, lines, zones, edges, watch, has_watch, hysteresis,
+                              last, last_side, inside, seen_frame, seen_t, frame, t, events)
+    return count

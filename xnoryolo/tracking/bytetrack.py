@@ -9,12 +9,17 @@ Boxes of different classes never match. Deterministic: the same boxes in give th
 out (ids count from 1 per tracker). The assignment is an exact minimum-cost matching: the
 compiled kernel (kernels/track.pyx) where the optimum is unique, `lap`'s LAPJV where two
 boxes or two tracks are alike and more than one matching is optimal (`match_stages` below is
-the reference of the kernel, on LAPJV throughout)."""
+the reference of the kernel, on LAPJV throughout).
+
+A frame is two compiled calls after the prediction: `track_match` (score and state flags,
+costs, the three stages) and `track_life` (Kalman update, hits, ids, losses, ends, births)
+over the tracks' arrays; the functions of those names below are their references."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import lap
 import numpy as np
@@ -29,13 +34,19 @@ class TrackState(enum.IntEnum):
     LOST = 2  # confirmed, unmatched lately; kept `lost_frames` inferred frames
 
 
-@dataclass(frozen=True)
-class TrackUpdate:
+class TrackUpdate(NamedTuple):
     """One update's answer: ids[i] is the id of box i (-1: none); `ended` the ids of tracks
-    dropped in this update."""
+    dropped in this update. slots[i]: the slot of box i's track (-1: none), a small number
+    that stays the track's while it lives (an index into memories kept per track, e.g. the
+    lines' and zones'); `ended_slots` those of the ended tracks; `slots_used` how many slots
+    there are so far. (A named tuple: made once a frame, it costs a third of a frozen
+    dataclass.)"""
 
     ids: np.ndarray
     ended: tuple[int, ...] = ()
+    slots: np.ndarray | None = None
+    ended_slots: tuple[int, ...] = ()
+    slots_used: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,19 +150,162 @@ def match_stages(
     return -1
 
 
+def track_match(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    life: np.ndarray,
+    n: int,
+    steps: float,
+    q_scale: np.ndarray,
+    q_fixed: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    scores: np.ndarray,
+    score_edges: np.ndarray,
+    state_flags: np.ndarray,
+    stage_rows: np.ndarray,
+    stage_cols: np.ndarray,
+    limits: np.ndarray,
+    cost: np.ndarray,
+    row_flags: np.ndarray,
+    box_flags: np.ndarray,
+    det_of: np.ndarray,
+    box_of: np.ndarray,
+) -> int:
+    """A frame's prediction and matching of the first n rows (rows (C, 20), row_class, life
+    (C, 5): state first) to the boxes (M): the rows move `steps` steps (none for 0),
+    box_flags[:M] by score (below score_edges[0] 0, below score_edges[1] _LOW, else
+    _HIGH), row_flags[:n] = state_flags[state], cost[:n, :M] the 1 - IoU costs
+    (`iou_cost`), det_of[:n] / box_of[:M] the pairs of the stages (`match_stages`, from all
+    free). The scratch arrays may be longer. Returns -1 (the compiled kernel may return a
+    stage it left to `match_stages`)."""
+    m = len(boxes)
+    if n and steps != 0.0:
+        kalman.predict_rows(rows[:n], steps, True, q_scale, q_fixed)
+    box_flags[:m] = _SCORE_FLAGS[np.searchsorted(score_edges, scores, side="right")]
+    row_flags[:n] = state_flags[life[:n, 0]]
+    det_of[:n] = -1
+    box_of[:m] = -1
+    if n and m:
+        c = cost[:n, :m]
+        iou_cost(rows[:n], row_class[:n], boxes, box_class, c)
+        match_stages(
+            c, row_flags[:n], box_flags[:m], stage_rows, stage_cols, limits, det_of[:n], box_of[:m]
+        )
+    return -1
+
+
+def track_life(
+    rows: np.ndarray,
+    row_class: np.ndarray,
+    life: np.ndarray,
+    n: int,
+    det_of: np.ndarray,
+    box_of: np.ndarray,
+    box_flags: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    new_thresh: float,
+    min_hits: int,
+    lost_frames: int,
+    r_scale: np.ndarray,
+    r_fixed: np.ndarray,
+    p0_scale: np.ndarray,
+    p0_fixed: np.ndarray,
+    counters: np.ndarray,
+    free_slots: np.ndarray,
+    ids: np.ndarray,
+    slots: np.ndarray,
+    ended: np.ndarray,
+) -> tuple[int, int, int]:
+    """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
+    and life (C, 5: state, id, hits, misses, slot), C >= n + the boxes (M): the Kalman
+    update of the rows matched; hits, ids, losses and ends by det_of[:n] (each row's box or
+    -1), the rows kept moved up in order, then new rows for the confident boxes (box_flags
+    _HIGH, score >= new_thresh) with box_of -1, each on a slot from free_slots (C) or a new
+    one. counters (3: next id, free slots, slots used) move on. ids / slots (M): each box's
+    track id and its slot where it has an id, else -1; ended[:k] (>= n rows): (id, slot) of
+    the tracks that ended, their slots freed after the births. Returns (rows now, k, slots
+    used)."""
+    m = len(boxes)
+    ids[:] = -1
+    slots[:] = -1
+    kalman.update_rows(rows[:n], det_of[:n], boxes, r_scale, r_fixed)
+    next_id, n_free, used = counters.tolist()
+    keep: list[int] = []
+    n_ended = 0
+    lives = life[:n].tolist()
+    for r, d in enumerate(det_of[:n].tolist()):
+        state, tid, hits, misses, slot = lives[r]
+        if d >= 0:
+            hits += 1
+            misses = 0
+            # ids in row order: the order tracks were born in
+            if tid < 0 and hits >= min_hits:
+                tid = next_id
+                next_id += 1
+            if tid >= 0:
+                state = TrackState.TRACKED
+                ids[d], slots[d] = tid, slot
+            keep.append(r)
+        elif state != TrackState.TENTATIVE:
+            # confirmed and unmatched: lost, and dropped after `lost_frames`
+            state = TrackState.LOST
+            misses += 1
+            if misses > lost_frames:
+                ended[n_ended] = (tid, slot)
+                n_ended += 1
+            else:
+                keep.append(r)
+        else:  # a tentative track unmatched (a box seen once) is not yet anything: dropped
+            free_slots[n_free] = slot
+            n_free += 1
+        life[r] = (state, tid, hits, misses, slot)
+    kept = len(keep)
+    rows[:kept], row_class[:kept], life[:kept] = rows[keep], row_class[keep], life[keep]
+    # new tracks from the confident boxes nobody claimed
+    born = [
+        j
+        for j, (row, flags, score) in enumerate(
+            zip(box_of[:m].tolist(), box_flags[:m].tolist(), scores.tolist(), strict=True)
+        )
+        if row < 0 and flags == _HIGH and score >= new_thresh
+    ]
+    if born:
+        kalman.initiate_rows(rows[kept : kept + len(born)], boxes[born], p0_scale, p0_fixed)
+    for j in born:
+        row_class[kept] = box_class[j]
+        if n_free:
+            n_free -= 1
+            slot = int(free_slots[n_free])
+        else:
+            slot = used
+            used += 1
+        if min_hits <= 1:
+            life[kept] = (TrackState.TRACKED, next_id, 1, 0, slot)
+            ids[j], slots[j] = next_id, slot
+            next_id += 1
+        else:
+            life[kept] = (TrackState.TENTATIVE, -1, 1, 0, slot)
+        kept += 1
+    for k in range(n_ended):
+        free_slots[n_free] = ended[k, 1]
+        n_free += 1
+    counters[:] = (next_id, n_free, used)
+    return kept, n_ended, used
+
+
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    IOU_COST, MATCH_STAGES = iou_cost, match_stages
+    TRACK_MATCH, TRACK_LIFE = track_match, track_life
 else:
-    IOU_COST, MATCH_STAGES = _compiled.iou_cost, _compiled.match_stages
+    TRACK_MATCH, TRACK_LIFE = _compiled.track_match, _compiled.track_life
 
-# which stages a track may be matched in, by state (a bit per stage below) ...
-_ROW_FLAGS = {
-    TrackState.TENTATIVE: 4,
-    TrackState.TRACKED: 1 | 2,
-    TrackState.LOST: 1,
-}
+# which stages a track may be matched in, by state (a bit per stage below: TENTATIVE 4,
+# TRACKED 1 | 2, LOST 1) ...
+_ROW_FLAGS = np.array([4, 1 | 2, 1], dtype=np.uint8)
 # ... and a box, by score: below low_thresh none; weak (low..high) 2; confident 1
 _HIGH, _LOW = 1, 2
 _SCORE_FLAGS = np.array([0, _LOW, _HIGH], dtype=np.uint8)
@@ -166,150 +320,169 @@ class Tracker:
     spec: TrackerSpec = field(default_factory=TrackerSpec)
 
     def __post_init__(self) -> None:
-        # one row per track. The numbers the compiled kernels work on are arrays: the Kalman
-        # mean (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class.
-        # The life cycle is lists, read and written one track at a time: state, id (-1
-        # until confirmed), matches in a row, inferred frames missed (at tens of tracks a
-        # loop over lists costs less than the dozens of array calls the same logic takes).
+        # one row per track, the first `_n` rows of arrays with room to grow: the Kalman mean
+        # (8) and covariance blocks (3 x 4, kalman.py) in a row of floats, the class, and
+        # the life cycle (state, id: -1 until confirmed, matches in a row, inferred frames
+        # missed, slot), all updated by the compiled kernels; the free slots (a stack), and
+        # the next id, free slots and slots used in `_counters`; scratch for a frame's
+        # matching (per row, per box, the costs)
+        self._n = 0
         self._f = np.zeros((0, 20))
         self._cls = np.zeros(0, dtype=np.int64)
-        self._state: list[TrackState] = []
-        self._id: list[int] = []
-        self._hits: list[int] = []
-        self._misses: list[int] = []
+        self._life = np.zeros((0, 5), dtype=np.int64)
+        self._free = np.zeros(0, dtype=np.int64)
+        self._counters = np.array([1, 0, 0], dtype=np.int64)
+        self._cost = np.zeros((0, 0))
+        self._room(16, 16)
         self._t: float | None = None
-        self._next_id = 1
         spec = self.spec
         self._limits = np.array([1.0 - spec.match_iou, 1.0 - 0.5, 1.0 - 0.3])
         self._score_edges = np.array([min(spec.low_thresh, spec.high_thresh), spec.high_thresh])
 
     # -- time ------------------------------------------------------------------------------
-    def _predict(self, t: float, move: bool) -> None:
+    def _steps(self, t: float) -> float:
         # a clock that went back (a file source started again) predicts nothing
         steps = 0.0 if self._t is None else max(0.0, t - self._t) / kalman.STEP_S
         self._t = t
-        if not len(self._f) or steps == 0.0:
-            return
-        # without moving, the uncertainty grows and the boxes stay
-        kalman.PREDICT_ROWS(self._f, steps, move, kalman.Q_SCALE, kalman.Q_FIXED)
+        return steps
 
     def hold(self, t: float) -> None:
         """A frame without inference in which nothing moved (motion gating): the tracks stay
         where they are, their uncertainty grows."""
-        self._predict(t, move=False)
+        steps = self._steps(t)
+        if self._n and steps != 0.0:
+            kalman.PREDICT_ROWS(self._f[: self._n], steps, False, kalman.Q_SCALE, kalman.Q_FIXED)
+
+    def _room(self, rows: int, boxes: int) -> None:
+        """Room for `rows` tracks and a frame of `boxes` boxes."""
+        n, cap = self._n, len(self._cls)
+        if rows > cap:
+            cap = max(rows, 2 * cap)
+            f, cls, life = (
+                np.zeros((cap, 20)),
+                np.zeros(cap, np.int64),
+                np.zeros((cap, 5), np.int64),
+            )
+            f[:n], cls[:n], life[:n] = self._f[:n], self._cls[:n], self._life[:n]
+            self._f, self._cls, self._life = f, cls, life
+            free = np.zeros(cap, np.int64)
+            free[: len(self._free)] = self._free
+            self._free = free
+            self._row_flags = np.zeros(cap, np.uint8)
+            self._det_of = np.zeros(cap, np.int64)
+            self._ended = np.zeros((cap, 2), np.int64)
+        nb = self._cost.shape[1]
+        if boxes > nb or cap > len(self._cost):
+            nb = max(boxes, 2 * nb) if boxes > nb else nb
+            self._cost = np.zeros((cap, nb))
+            self._box_flags = np.zeros(nb, np.uint8)
+            self._box_of = np.zeros(nb, np.int64)
+
+    @property
+    def ids_issued(self) -> int:
+        """How many track ids this tracker gave (ids count from 1)."""
+        return int(self._counters[0]) - 1
 
     # -- association -----------------------------------------------------------------------
     def update(
         self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, t: float
     ) -> TrackUpdate:
         """Match the boxes (N, 4: x0 y0 x1 y1 pixels) of one inferred frame at time t (s)."""
+        return self.update_arrays(
+            np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4),
+            np.ascontiguousarray(scores, dtype=np.float64).reshape(-1),
+            np.ascontiguousarray(classes, dtype=np.int64).reshape(-1),
+            t,
+        )
+
+    def update_arrays(
+        self, boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, t: float
+    ) -> TrackUpdate:
+        """`update` for arrays already as the kernels read them: boxes (N, 4) float64 in C
+        order, scores (N,) float64, classes (N,) int64 in C order."""
         spec = self.spec
-        boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        classes = np.asarray(classes, dtype=np.int64).reshape(-1)
-        self._predict(t, move=True)
-        states, tids, hits, misses = self._state, self._id, self._hits, self._misses
-        n, m = len(states), len(boxes)
-        det_of = np.full(n, -1, dtype=np.int64)  # track row -> box index
-        box_of = np.full(m, -1, dtype=np.int64)  # box index -> track row
-        box_flags = _SCORE_FLAGS[np.searchsorted(self._score_edges, scores, side="right")]
-        if n and m:
-            # one cost matrix for every stage: 1 - IoU, 2 (never) across classes
-            cost = np.empty((n, m))
-            IOU_COST(self._f, self._cls, boxes, classes, cost)
-            row_flags = np.frombuffer(bytes([_ROW_FLAGS[s] for s in states]), np.uint8)
-            left = MATCH_STAGES(
-                cost, row_flags, box_flags, _STAGE_ROWS, _STAGE_COLS, self._limits, det_of, box_of
+        steps = self._steps(t)
+        n, m = self._n, len(boxes)
+        self._room(n + m, m)
+        cost, row_flags, box_flags = self._cost, self._row_flags, self._box_flags
+        det_of, box_of = self._det_of, self._box_of
+        left = TRACK_MATCH(
+            self._f,
+            self._cls,
+            self._life,
+            n,
+            steps,
+            kalman.Q_SCALE,
+            kalman.Q_FIXED,
+            boxes,
+            classes,
+            scores,
+            self._score_edges,
+            _ROW_FLAGS,
+            _STAGE_ROWS,
+            _STAGE_COLS,
+            self._limits,
+            cost,
+            row_flags,
+            box_flags,
+            det_of,
+            box_of,
+        )
+        if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
+            match_stages(
+                cost[:n, :m],
+                row_flags[:n],
+                box_flags[:m],
+                _STAGE_ROWS[left:],
+                _STAGE_COLS[left:],
+                self._limits[left:],
+                det_of[:n],
+                box_of[:m],
             )
-            if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
-                match_stages(
-                    cost,
-                    row_flags,
-                    box_flags,
-                    _STAGE_ROWS[left:],
-                    _STAGE_COLS[left:],
-                    self._limits[left:],
-                    det_of,
-                    box_of,
-                )
-            kalman.UPDATE_ROWS(self._f, det_of, boxes, kalman.R_SCALE, kalman.R_FIXED)
-
-        ids = [-1] * m
-        ended: list[int] = []
-        keep: list[int] = []
-        next_id = self._next_id
-        for r, d in enumerate(det_of.tolist()):
-            if d >= 0:
-                hits[r] += 1
-                misses[r] = 0
-                # ids in row order: the order tracks were born in
-                if tids[r] < 0 and hits[r] >= spec.min_hits:
-                    tids[r] = next_id
-                    next_id += 1
-                if tids[r] >= 0:
-                    states[r] = TrackState.TRACKED
-                    ids[d] = tids[r]
-                keep.append(r)
-            elif states[r] != TrackState.TENTATIVE:
-                # confirmed and unmatched: lost, and dropped after `lost_frames`
-                states[r] = TrackState.LOST
-                misses[r] += 1
-                if misses[r] > spec.lost_frames:
-                    ended.append(tids[r])
-                else:
-                    keep.append(r)
-            # a tentative track unmatched (a box seen once) is not yet anything: dropped
-        self._next_id = next_id
-        if len(keep) < n:
-            self._f, self._cls = self._f[keep], self._cls[keep]
-            self._state = [states[r] for r in keep]
-            self._id = [tids[r] for r in keep]
-            self._hits = [hits[r] for r in keep]
-            self._misses = [misses[r] for r in keep]
-
-        # 4. new tracks from the confident boxes nobody claimed
-        new = spec.new_track_thresh
-        born = [
-            j
-            for j, (row, flags, score) in enumerate(
-                zip(box_of.tolist(), box_flags.tolist(), scores.tolist(), strict=True)
-            )
-            if row < 0 and flags == _HIGH and score >= new
-        ]
-        if born:
-            self._add(born, boxes, classes, ids)
-        return TrackUpdate(np.array(ids, dtype=np.int64), tuple(ended))
-
-    def _add(self, new: list[int], boxes: np.ndarray, classes: np.ndarray, ids: list[int]) -> None:
-        n = len(new)
-        rows = np.empty((n, 20))
-        kalman.INITIATE_ROWS(rows, boxes[new], kalman.P0_SCALE, kalman.P0_FIXED)
-        self._f = np.concatenate([self._f, rows])
-        self._cls = np.concatenate([self._cls, classes[new]])
-        self._hits += [1] * n
-        self._misses += [0] * n
-        if self.spec.min_hits <= 1:
-            first = self._next_id
-            self._next_id += n
-            self._id += range(first, first + n)
-            self._state += [TrackState.TRACKED] * n
-            for k, j in enumerate(new):
-                ids[j] = first + k
-        else:
-            self._id += [-1] * n
-            self._state += [TrackState.TENTATIVE] * n
+        ids = np.empty(m, dtype=np.int64)
+        slots = np.empty(m, dtype=np.int64)
+        self._n, n_ended, used = TRACK_LIFE(
+            self._f,
+            self._cls,
+            self._life,
+            n,
+            det_of,
+            box_of,
+            box_flags,
+            scores,
+            boxes,
+            classes,
+            spec.new_track_thresh,
+            spec.min_hits,
+            spec.lost_frames,
+            kalman.R_SCALE,
+            kalman.R_FIXED,
+            kalman.P0_SCALE,
+            kalman.P0_FIXED,
+            self._counters,
+            self._free,
+            ids,
+            slots,
+            self._ended,
+        )
+        if not n_ended:
+            return TrackUpdate(ids, (), slots, (), used)
+        ended = self._ended[:n_ended].T.tolist()
+        return TrackUpdate(ids, tuple(ended[0]), slots, tuple(ended[1]), used)
 
     # -- views -----------------------------------------------------------------------------
     def tracks(self) -> list[TrackView]:
         """The confirmed tracks (followed and lost), boxes where the filter puts them now."""
-        rows = [r for r, tid in enumerate(self._id) if tid >= 0]
+        life = self._life[: self._n]
+        rows = np.flatnonzero(life[:, 1] >= 0)
         xyxy = kalman.xyah_to_xyxy(self._f[rows, :4])
         return [
-            TrackView(self._id[r], cls, (x0, y0, x1, y1), self._state[r])
-            for r, cls, (x0, y0, x1, y1) in zip(
-                rows, self._cls[rows].tolist(), xyxy.tolist(), strict=True
+            TrackView(tid, cls, (x0, y0, x1, y1), TrackState(state))
+            for (state, tid), cls, (x0, y0, x1, y1) in zip(
+                life[rows, :2].tolist(), self._cls[rows].tolist(), xyxy.tolist(), strict=True
             )
         ]
 
     def live_ids(self) -> set[int]:
-        return {tid for tid in self._id if tid >= 0}
+        ids = self._life[: self._n, 1]
+        return set(ids[ids >= 0].tolist())

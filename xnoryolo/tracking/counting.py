@@ -11,62 +11,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import compress
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .events import AnalysisEvent, LineCrossed, ZoneEntered, ZoneLeft
-from .spec import Anchor, LineSpec, ZoneSpec
+from .spec import LineSpec, ZoneSpec
 
 # A line counts a track once its anchor is this many box heights past it (see LineCounter).
 HYSTERESIS = 0.05
-
-
-@dataclass
-class Observations:
-    """The tracked boxes of one inferred frame, one row each: track ids, class ids, boxes
-    (N, 4: x0 y0 x1 y1 pixels) and the class names (only read for events and class filters).
-    Anchor points and selections are computed once per frame, whatever reads them."""
-
-    track_ids: np.ndarray
-    class_ids: np.ndarray
-    boxes: np.ndarray
-    names: Sequence[str]
-
-    def __post_init__(self) -> None:
-        # the kernels read float64 rows in C order (a no-op for the tracker's own arrays)
-        self.boxes = np.ascontiguousarray(self.boxes, dtype=np.float64).reshape(-1, 4)
-        self._anchors: dict[str, np.ndarray] = {}
-        self._rows: dict[frozenset[str], np.ndarray] = {}
-        self._heights: np.ndarray | None = None
-        self.id_list: list[int] = self.track_ids.tolist()
-
-    @property
-    def heights(self) -> np.ndarray:
-        if self._heights is None:
-            self._heights = self.boxes[:, 3] - self.boxes[:, 1]
-        return self._heights
-
-    def anchors(self, anchor: Anchor) -> np.ndarray:
-        pts = self._anchors.get(anchor)
-        if pts is None:
-            b = self.boxes
-            pts = self._anchors[anchor] = np.empty((len(b), 2))
-            pts[:, 0] = (b[:, 0] + b[:, 2]) / 2
-            pts[:, 1] = b[:, 3] if anchor == "bottom" else (b[:, 1] + b[:, 3]) / 2
-        return pts
-
-    def select(self, classes: frozenset[str] | None) -> np.ndarray | None:
-        """The rows of `classes` (None: every row)."""
-        if classes is None:
-            return None
-        rows = self._rows.get(classes)
-        if rows is None:
-            rows = self._rows[classes] = np.flatnonzero(
-                np.fromiter((n in classes for n in self.names), bool, len(self.names))
-            )
-        return rows
 
 
 def _cross(ax: float, ay: float, bx: float, by: float, px: float, py: float) -> float:
@@ -151,12 +104,95 @@ def line_crossings(
     return n
 
 
+def _anchors(boxes: np.ndarray, anchor: int) -> np.ndarray:
+    """The anchor points (N, 2) of boxes: bottom centre (anchor 0) or centre."""
+    pts = np.empty((len(boxes), 2))
+    pts[:, 0] = (boxes[:, 0] + boxes[:, 2]) / 2
+    pts[:, 1] = boxes[:, 3] if anchor == 0 else (boxes[:, 1] + boxes[:, 3]) / 2
+    return pts
+
+
+def observe_frame(
+    boxes: np.ndarray,
+    slots: np.ndarray,
+    lines: np.ndarray,
+    zones: np.ndarray,
+    edges: np.ndarray,
+    watch: np.ndarray | None,
+    hysteresis: float,
+    last: np.ndarray,
+    last_side: np.ndarray,
+    inside: np.ndarray,
+    seen_frame: np.ndarray,
+    seen_t: np.ndarray,
+    frame: int,
+    t: float,
+    events: np.ndarray,
+) -> int:
+    """Every line and zone of a frame over its boxes (N, 4: x0 y0 x1 y1); box i is a track's
+    where slots[i] >= 0 (its slot in the memories), and watched by line / zone r where
+    watch[r, i] (rows: the lines, then the zones; None: all). Line l: lines[l] = A (x, y), B
+    (x, y), |B - A|, anchor (0: bottom centre, 1: centre); where box i's anchor crosses the
+    segment to its right / left side, more than hysteresis box heights past it, the event
+    (l, i, +1 / -1) (the track's memory: last[l] / last_side[l] at its slot, as in
+    `line_crossings`). Zone z: zones[z] = first edge, edges, anchor, the edges rows of edges
+    (vertex x, y, previous vertex's y, dx, dy; `polygon_edges`); where box i's anchor is
+    inside (even-odd rule), seen_frame / seen_t at its slot take frame / t and, if
+    inside[z, slot] was 0, it becomes 1: the event (L + z, i, +1); outside where it was 1:
+    0 and (L + z, i, -1). The events go to events (>= (L + Z) * N rows) in that order: the
+    lines, then the zones, each in box order. Returns their number."""
+    nl = len(lines)
+    found: list[tuple[int, int, int]] = []
+    tracked = slots >= 0
+    for li, (ax, ay, bx, by, norm, anchor) in enumerate(lines.tolist()):
+        rows = np.flatnonzero(tracked if watch is None else tracked & (watch[li] != 0))
+        sides = np.empty(len(rows), dtype=np.int8)
+        crossed = np.empty(len(rows), dtype=np.uint8)
+        b = boxes[rows]
+        line_crossings(
+            _anchors(b, int(anchor)),
+            b[:, 3] - b[:, 1],
+            ax,
+            ay,
+            bx,
+            by,
+            norm,
+            hysteresis,
+            slots[rows],
+            last[li],
+            last_side[li],
+            sides,
+            crossed,
+        )
+        hits = zip(rows.tolist(), sides.tolist(), crossed.tolist(), strict=True)
+        found += [(li, i, side) for i, side, c in hits if c]
+    for z, (first, count, anchor) in enumerate(zones.tolist()):
+        rows = np.flatnonzero(tracked if watch is None else tracked & (watch[nl + z] != 0))
+        now = np.empty(len(rows), dtype=np.uint8)
+        e = edges[first : first + count]
+        points_inside(
+            _anchors(boxes[rows], anchor), e[:, 0], e[:, 1], e[:, 2], e[:, 3], e[:, 4], now
+        )
+        for i, k, a in zip(rows.tolist(), slots[rows].tolist(), now.tolist(), strict=True):
+            if a:
+                seen_frame[z, k], seen_t[z, k] = frame, t
+                if not inside[z, k]:
+                    inside[z, k] = 1
+                    found.append((nl + z, i, 1))
+            elif inside[z, k]:
+                inside[z, k] = 0
+                found.append((nl + z, i, -1))
+    if found:
+        events[: len(found)] = found
+    return len(found)
+
+
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    POINTS_INSIDE, LINE_CROSSINGS = points_inside, line_crossings
+    POINTS_INSIDE, OBSERVE_FRAME = points_inside, observe_frame
 else:
-    POINTS_INSIDE, LINE_CROSSINGS = _compiled.points_inside, _compiled.line_crossings
+    POINTS_INSIDE, OBSERVE_FRAME = _compiled.points_inside, _compiled.observe_frame
 
 
 def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
@@ -179,95 +215,27 @@ class LineCounter:
     )
 
     def __post_init__(self) -> None:
-        # per track a slot of two arrays: its anchor and side when last seen off the line
-        # (side 0: not yet); the arithmetic over all tracks is one kernel call a frame
-        self._slot: dict[int, int] = {}
-        self._free: list[int] = []
-        self._last = np.zeros((64, 2))
-        self._last_side = np.zeros(64, dtype=np.int8)
+        # the tracks' memory (last point and side off the line) is `Counting`'s, by slot
         self._counted: set[tuple[int, str]] = set()
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
-        self._size: tuple[int, int] | None = None
-        self._segment = (0.0, 0.0, 0.0, 0.0, 1.0)
 
-    def _geometry(self, size: tuple[int, int]) -> tuple[float, float, float, float, float]:
-        """A, B in pixels and |B - A|, computed once per frame size."""
-        if size != self._size:
-            w, h = size
-            (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
-            norm = max(1e-9, float(np.hypot(bx - ax, by - ay)))
-            self._size, self._segment = size, (ax, ay, bx, by, norm)
-        return self._segment
+    def geometry(self, size: tuple[int, int]) -> tuple[float, float, float, float, float]:
+        """A, B in pixels and |B - A|."""
+        w, h = size
+        (ax, ay), (bx, by) = ((x * w, y * h) for x, y in self.spec.points)
+        return ax, ay, bx, by, max(1e-9, float(np.hypot(bx - ax, by - ay)))
 
-    def _slots(self, ids: list[int]) -> np.ndarray:
-        slot_of = self._slot
-        slots = [slot_of.get(tid, -1) for tid in ids]
-        if -1 in slots:
-            for j, k in enumerate(slots):
-                if k < 0:
-                    slots[j] = slot_of[ids[j]] = self._new_slot()
-        return np.array(slots, dtype=np.int64)
-
-    def _new_slot(self) -> int:
-        if self._free:
-            k = self._free.pop()
-        else:
-            k = len(self._slot)
-            if k == len(self._last_side):
-                self._last = np.concatenate([self._last, np.zeros_like(self._last)])
-                self._last_side = np.concatenate([self._last_side, np.zeros_like(self._last_side)])
-        self._last_side[k] = 0
-        return k
-
-    def observe(
-        self, obs: Observations, size: tuple[int, int], frame: int, t: float
-    ) -> list[AnalysisEvent]:
-        ax, ay, bx, by, norm = self._geometry(size)
-        out: list[AnalysisEvent] = []
-        rows = obs.select(self._classes)
-        pts, heights, ids = obs.anchors(self.spec.anchor), obs.heights, obs.id_list
-        if rows is not None:
-            pts, heights, ids = pts[rows], heights[rows], [ids[r] for r in rows.tolist()]
-        # signed distance to the line; within HYSTERESIS box heights of it a track keeps the
-        # side it had, so a box wobbling on the line is not counted across and back
-        # y grows downwards: a positive cross product is the right of A->B on the picture
-        sides = np.empty(len(ids), dtype=np.int8)
-        crossed = np.empty(len(ids), dtype=np.uint8)
-        n = LINE_CROSSINGS(
-            pts,
-            heights,
-            ax,
-            ay,
-            bx,
-            by,
-            norm,
-            HYSTERESIS,
-            self._slots(ids),
-            self._last,
-            self._last_side,
-            sides,
-            crossed,
-        )
-        if not n:
-            return out
-        for j in crossed.nonzero()[0].tolist():
-            tid = ids[j]
-            direction = "in" if sides[j] > 0 else "out"
-            if (tid, direction) in self._counted:
-                continue
-            self._counted.add((tid, direction))
-            r = j if rows is None else int(rows[j])
-            name = obs.names[r]
-            self.counts[direction][name] += 1
-            out.append(
-                LineCrossed(self.spec.name, direction, tid, int(obs.class_ids[r]), name, frame, t)
-            )
-        return out
-
-    def forget(self, track_id: int) -> None:
-        k = self._slot.pop(track_id, None)
-        if k is not None:
-            self._free.append(k)
+    def crossed(
+        self, track_id: int, side: int, class_id: int, name: str, frame: int, t: float
+    ) -> LineCrossed | None:
+        """A crossing to the right (side +1: "in") or left (-1: "out") of A->B; counted once
+        per track and direction."""
+        direction = "in" if side > 0 else "out"
+        if (track_id, direction) in self._counted:
+            return None
+        self._counted.add((track_id, direction))
+        self.counts[direction][name] += 1
+        return LineCrossed(self.spec.name, direction, track_id, class_id, name, frame, t)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -284,6 +252,7 @@ class _Visit:
     class_id: int
     name: str
     since: float
+    slot: int  # the track's slot in `Counting`'s memories
 
 
 @dataclass
@@ -293,57 +262,27 @@ class ZoneWatcher:
     left: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
+        # the tracks inside; when each was last seen there is `Counting`'s, by slot
         self._inside: dict[int, _Visit] = {}
-        # per track inside: the frame and time it was last seen there
-        self._seen: dict[int, tuple[int, float]] = {}
         self._classes = frozenset(self.spec.classes) if self.spec.classes else None
         self._dwell_sum = 0.0
         self._dwell_max = 0.0
-        self._size: tuple[int, int] | None = None
-        self._edges: Edges | None = None
 
-    def _polygon(self, size: tuple[int, int]) -> Edges:
-        if size != self._size or self._edges is None:
-            self._size = size
-            self._edges = polygon_edges(np.array(self.spec.points, dtype=np.float64) * size)
-        return self._edges
+    def edges(self, size: tuple[int, int]) -> np.ndarray:
+        """The polygon's edges in pixels, one row each (`polygon_edges`' five arrays)."""
+        return np.stack(polygon_edges(np.array(self.spec.points, dtype=np.float64) * size), 1)
 
-    def observe(
-        self, obs: Observations, size: tuple[int, int], frame: int, t: float
-    ) -> list[AnalysisEvent]:
-        edges = self._polygon(size)
-        out: list[AnalysisEvent] = []
-        rows = obs.select(self._classes)
-        pts, ids = obs.anchors(self.spec.anchor), obs.id_list
-        if rows is not None:
-            pts, ids = pts[rows], [ids[r] for r in rows.tolist()]
-        inside = np.empty(len(ids), dtype=np.uint8)
-        POINTS_INSIDE(pts, *edges, inside)
-        # set operations over the ids (no loop a track): who stays, comes in, goes out
-        visits = self._inside
-        now = set(compress(ids, inside.tolist()))
-        stay = now & visits.keys()
-        if stay:
-            self._seen.update(dict.fromkeys(stay, (frame, t)))
-        entering = now - stay
-        leaving = (visits.keys() & set(ids)) - now
-        if not entering and not leaving:
-            return out
-        for j, tid in enumerate(ids):  # the events in the order of the boxes
-            if tid in entering:
-                r = j if rows is None else int(rows[j])
-                name, class_id = obs.names[r], int(obs.class_ids[r])
-                visits[tid] = _Visit(class_id, name, t)
-                self._seen[tid] = (frame, t)
-                self.entered[name] += 1
-                out.append(ZoneEntered(self.spec.name, tid, class_id, name, frame, t))
-            elif tid in leaving:
-                out.append(self._leave(tid, frame, t, "exited"))
-        return out
+    def enter(
+        self, track_id: int, slot: int, class_id: int, name: str, frame: int, t: float
+    ) -> ZoneEntered:
+        self._inside[track_id] = _Visit(class_id, name, t, slot)
+        self.entered[name] += 1
+        return ZoneEntered(self.spec.name, track_id, class_id, name, frame, t)
 
-    def _leave(self, track_id: int, frame: int, t: float, reason: str) -> ZoneLeft:
+    def leave(self, track_id: int, frame: int, t: float, reason: str) -> ZoneLeft:
+        """The track left (reason "exited") or ended where it was last seen inside, at frame
+        and t ("lost")."""
         visit = self._inside.pop(track_id)
-        del self._seen[track_id]
         dwell = max(0.0, t - visit.since)
         self.left[visit.name] += 1
         self._dwell_sum += dwell
@@ -351,13 +290,6 @@ class ZoneWatcher:
         return ZoneLeft(
             self.spec.name, track_id, visit.class_id, visit.name, frame, t, dwell, reason
         )
-
-    def forget(self, track_id: int) -> list[AnalysisEvent]:
-        """The track ended: it left where it was last seen."""
-        if track_id not in self._inside:
-            return []
-        frame, t = self._seen[track_id]
-        return [self._leave(track_id, frame, t, "lost")]
 
     def inside_ids(self) -> list[int]:
         return sorted(self._inside)
@@ -377,3 +309,148 @@ class ZoneWatcher:
                 "max": round(self._dwell_max, 3) if n else None,
             },
         }
+
+
+class Labelled(Protocol):
+    """What the events read of a box: its class id and name (a detector's Detection)."""
+
+    @property
+    def class_id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+class Counting:
+    """The lines and zones of one analysis over the tracked boxes of each frame: one compiled
+    call a frame (`observe_frame`) over every line and zone; each track's memory for them is
+    at its tracker slot (`TrackUpdate.slots`) of arrays shared by all of them, cleared when
+    the track ends; Python only for the events."""
+
+    def __init__(self, lines: list[LineCounter], zones: list[ZoneWatcher]) -> None:
+        self.lines = lines
+        self.zones = zones
+        nl, nz = len(lines), len(zones)
+        self._cap = 0
+        self._last = np.zeros((nl, 0, 2))
+        self._last_side = np.zeros((nl, 0), dtype=np.int8)
+        self._inside = np.zeros((nz, 0), dtype=np.uint8)
+        self._seen_frame = np.zeros((nz, 0), dtype=np.int64)
+        self._seen_t = np.zeros((nz, 0))
+        self._grow(64)
+        self._events = np.zeros((0, 3), dtype=np.int64)
+        self._filters = [c._classes for c in lines] + [z._classes for z in zones]
+        self._filtered = any(f is not None for f in self._filters)
+        self._size: tuple[int, int] | None = None
+        self._lines = np.zeros((nl, 6))
+        self._zones = np.zeros((nz, 3), dtype=np.int64)
+        self._edges = np.zeros((0, 5))
+
+    def _grow(self, cap: int) -> None:
+        old = self._cap
+        for name in ("_last", "_last_side", "_inside", "_seen_frame", "_seen_t"):
+            a = getattr(self, name)
+            grown = np.zeros((a.shape[0], cap, *a.shape[2:]), dtype=a.dtype)
+            grown[:, :old] = a
+            setattr(self, name, grown)
+        self._cap = cap
+
+    def _geometry(self, size: tuple[int, int]) -> None:
+        """Lines and zone edges in pixels, once per frame size."""
+        if size == self._size:
+            return
+        self._size = size
+        for li, line in enumerate(self.lines):
+            self._lines[li] = (*line.geometry(size), 0 if line.spec.anchor == "bottom" else 1)
+        edges = [z.edges(size) for z in self.zones]
+        first = 0
+        for z, (zone, e) in enumerate(zip(self.zones, edges, strict=True)):
+            self._zones[z] = (first, len(e), 0 if zone.spec.anchor == "bottom" else 1)
+            first += len(e)
+        self._edges = np.ascontiguousarray(np.concatenate(edges)) if edges else np.zeros((0, 5))
+
+    def observe(
+        self,
+        slots: np.ndarray,
+        slots_used: int,
+        boxes: np.ndarray,
+        ids: list[int],
+        labels: Sequence[Labelled],
+        size: tuple[int, int],
+        frame: int,
+        t: float,
+    ) -> list[AnalysisEvent]:
+        """The events of one frame's boxes (N, 4: x0 y0 x1 y1 pixels), box i tracked where
+        slots[i] >= 0 (slots below slots_used), with id ids[i] and labels[i]: lines in
+        order, each in the order of the boxes, then the zones."""
+        self._geometry(size)
+        n = len(ids)
+        nl, nr = len(self.lines), len(self._filters)
+        if slots_used > self._cap:
+            self._grow(max(slots_used, 2 * self._cap))
+        if nr * n > len(self._events):
+            self._events = np.zeros((max(nr * n, 2 * len(self._events)), 3), dtype=np.int64)
+        watch = None
+        if self._filtered:
+            watch = np.ones((nr, n), dtype=np.uint8)
+            for r, classes in enumerate(self._filters):
+                if classes is not None:
+                    watch[r] = np.fromiter((d.name in classes for d in labels), bool, n)
+        count = OBSERVE_FRAME(
+            boxes,
+            slots,
+            self._lines,
+            self._zones,
+            self._edges,
+            watch,
+            HYSTERESIS,
+            self._last,
+            self._last_side,
+            self._inside,
+            self._seen_frame,
+            self._seen_t,
+            frame,
+            t,
+            self._events,
+        )
+        if not count:
+            return []
+        out: list[AnalysisEvent] = []
+        for r, i, c in self._events[:count].tolist():
+            d = labels[i]
+            if r < nl:
+                crossing = self.lines[r].crossed(ids[i], c, d.class_id, d.name, frame, t)
+                if crossing is not None:
+                    out.append(crossing)
+            elif c > 0:
+                out.append(
+                    self.zones[r - nl].enter(ids[i], int(slots[i]), d.class_id, d.name, frame, t)
+                )
+            else:
+                out.append(self.zones[r - nl].leave(ids[i], frame, t, "exited"))
+        return out
+
+    def forget(self, track_id: int, slot: int) -> list[AnalysisEvent]:
+        """The track at slot ended: it left the zones it was in where it was last seen
+        there, and its slot's memories are cleared for the next track."""
+        if slot >= self._cap:  # never seen here
+            return []
+        out: list[AnalysisEvent] = []
+        for z, zone in enumerate(self.zones):
+            if self._inside[z, slot]:
+                frame, t = int(self._seen_frame[z, slot]), float(self._seen_t[z, slot])
+                out.append(zone.leave(track_id, frame, t, "lost"))
+        self._last_side[:, slot] = 0
+        self._inside[:, slot] = 0
+        return out
+
+    def finish(self) -> list[AnalysisEvent]:
+        """The end of a video: tracks still inside zones leave where they were last seen."""
+        out: list[AnalysisEvent] = []
+        for z, zone in enumerate(self.zones):
+            for tid in zone.inside_ids():
+                k = zone._inside[tid].slot
+                self._inside[z, k] = 0
+                frame, t = int(self._seen_frame[z, k]), float(self._seen_t[z, k])
+                out.append(zone.leave(tid, frame, t, "lost"))
+        return out

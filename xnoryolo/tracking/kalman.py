@@ -15,8 +15,8 @@ component, covariance with its velocity, variance of the velocity]; the arithmet
 
 The tracker keeps a track's mean and blocks in one row of 20 floats; `initiate_rows`,
 `predict_rows` and `update_rows` are the NumPy references of the compiled kernels
-(kernels/track.pyx) that the tracker runs (`INITIATE_ROWS`, `PREDICT_ROWS`, `UPDATE_ROWS`),
-with the same arithmetic in the same order."""
+(kernels/track.pyx), with the same arithmetic in the same order: the tracker runs
+`PREDICT_ROWS`, and the other two within a frame's life cycle (bytetrack.track_life)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,6 @@ def update_rows(
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    INITIATE_ROWS, PREDICT_ROWS, UPDATE_ROWS = initiate_rows, predict_rows, update_rows
+    PREDICT_ROWS = predict_rows
 else:
-    INITIATE_ROWS = _compiled.kalman_initiate
-    PREDICT_ROWS, UPDATE_ROWS = _compiled.kalman_predict, _compiled.kalman_update
+    PREDICT_ROWS = _compiled.kalman_predict
