@@ -80,6 +80,7 @@ def whole_team(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(xconv, "_MIN_TEAM_US", 0.0)
     monkeypatch.setattr(xconv, "_MIN_TEAM_POOL_TAPS", 0)
+    monkeypatch.setattr(xconv, "_MIN_TEAM_POOL_WORDS", 0)
 
 
 @pytest.fixture(scope="session")

@@ -92,5 +92,5 @@ cdef class FloatConv:
 
 cdef class MaxPool:
     cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads, isa
-    cdef readonly int team
+    cdef readonly int team, team_bits
     cdef void _bits_row(self, const uint64_t *inp, int oy, uint64_t *dst) noexcept nogil

@@ -76,6 +76,10 @@ _MIN_TEAM_US = 40.0
 _BIT_MACS_PER_US = {"portable": 3.0e4, "popcnt": 1.4e5, "avx2": 6.0e5, "avx512": 2.5e6,
                     "neon": 1.3e5}
 _MIN_TEAM_POOL_TAPS = 128 * 1024
+# a pool over sign bits ORs one word per 64 channels a tap: yolov3-tiny's largest (32
+# channels, 208 -> 104) is 43 K word taps, 31 us alone and 85 us on two threads (the
+# team's wake-up costs more than the work)
+_MIN_TEAM_POOL_WORDS = 128 * 1024
 
 
 cdef int _check_bits_buffer(object out, int c, int h, int w, int pad) except -1:
@@ -675,6 +679,8 @@ cdef class MaxPool:
         self.threads = max(1, threads)
         taps = <double>c * out_h * out_w * size * size
         self.team = self.threads if taps >= _MIN_TEAM_POOL_TAPS else 1
+        words = <double>((c + 63) // 64) * out_h * out_w * size * size
+        self.team_bits = self.threads if words >= _MIN_TEAM_POOL_WORDS else 1
         self.isa = _isa_code(isa)
 
     @property
@@ -700,12 +706,12 @@ cdef class MaxPool:
                 raise ValueError(f"packed input shape {x.shape} != {self.packed_shape}")
             im = x
             with nogil:
-                if self.team == 1:  # no OpenMP team (its barriers' futex calls: BinaryConv)
+                if self.team_bits == 1:  # no OpenMP team (its barriers' futex calls)
                     for oy in range(self.out_h):
                         self._bits_row(&im[0, 0, 0], oy, &om[oy + out_pad, out_pad, 0])
                 else:
-                    for oy in prange(self.out_h, num_threads=self.team, schedule="dynamic",
-                                     chunksize=_chunk(self.out_h, self.team)):
+                    for oy in prange(self.out_h, num_threads=self.team_bits, schedule="dynamic",
+                                     chunksize=_chunk(self.out_h, self.team_bits)):
                         self._bits_row(&im[0, 0, 0], oy, &om[oy + out_pad, out_pad, 0])
             return out
         xv = np.ascontiguousarray(x, dtype=np.float32)
