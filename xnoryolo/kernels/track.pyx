@@ -478,6 +478,16 @@ cdef inline double _cross(double ax, double ay, double bx, double by, double px,
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
+cdef inline bint _crosses(double ax, double ay, double bx, double by, double px, double py,
+                          double qx, double qy) noexcept nogil:
+    # the move P -> Q crosses segment A-B (touching at an end point counts)
+    cdef double d1 = _cross(ax, ay, bx, by, px, py)
+    cdef double d2 = _cross(ax, ay, bx, by, qx, qy)
+    cdef double d3 = _cross(px, py, qx, qy, ax, ay)
+    cdef double d4 = _cross(px, py, qx, qy, bx, by)
+    return d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0)
+
+
 cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1] heights,
                                   double ax, double ay, double bx, double by, double norm,
                                   double hysteresis, const int64_t[::1] slots,
@@ -485,7 +495,7 @@ cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1]
                                   int8_t[::1] sides, uint8_t[::1] crossed) noexcept nogil:
     cdef Py_ssize_t i, n = 0
     cdef int64_t k
-    cdef double dist, margin, px, py, qx, qy, d1, d2, d3, d4
+    cdef double dist, margin, px, py, qx, qy
     cdef int8_t s0, s1
     for i in range(points.shape[0]):
         qx = points[i, 0]
@@ -506,13 +516,8 @@ cdef Py_ssize_t line_crossings_of(const double[:, ::1] points, const double[::1]
         last_side[k] = s1
         if s0 == 0 or s0 == s1:
             continue
-        # the move from the last point off the line to this one crosses segment A-B
-        # (touching at an end point counts)
-        d1 = _cross(ax, ay, bx, by, px, py)
-        d2 = _cross(ax, ay, bx, by, qx, qy)
-        d3 = _cross(px, py, qx, qy, ax, ay)
-        d4 = _cross(px, py, qx, qy, bx, by)
-        if d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0):
+        # the move from the last point off the line to this one
+        if _crosses(ax, ay, bx, by, px, py, qx, qy):
             crossed[i] = 1
             n += 1
     return n
@@ -543,7 +548,7 @@ cdef Py_ssize_t observe_boxes(const double[:, ::1] boxes, const int64_t[::1] slo
                               int64_t frame, double t, int64_t[:, ::1] events) noexcept nogil:
     cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], i, li, z, e, e0, e1, count = 0
     cdef int64_t k
-    cdef double qx, qy, px, py, ax, ay, bx, by, norm, dist, margin, d1, d2, d3, d4
+    cdef double qx, qy, px, py, ax, ay, bx, by, norm, dist, margin
     cdef int8_t s0, s1
     cdef uint8_t odd
     for li in range(nl):
@@ -572,11 +577,7 @@ cdef Py_ssize_t observe_boxes(const double[:, ::1] boxes, const int64_t[::1] slo
             last_side[li, k] = s1
             if s0 == 0 or s0 == s1:
                 continue
-            d1 = _cross(ax, ay, bx, by, px, py)
-            d2 = _cross(ax, ay, bx, by, qx, qy)
-            d3 = _cross(px, py, qx, qy, ax, ay)
-            d4 = _cross(px, py, qx, qy, bx, by)
-            if d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == 0 and d2 == 0):
+            if _crosses(ax, ay, bx, by, px, py, qx, qy):
                 events[count, 0] = li
                 events[count, 1] = i
                 events[count, 2] = s1
