@@ -795,15 +795,8 @@ def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life
                const double[::1] r_fixed, const double[::1] p0_scale,
                const double[::1] p0_fixed, int64_t[::1] counters, int64_t[::1] free_slots,
                int64_t[::1] ids, int64_t[::1] slots, int64_t[:, ::1] ended):
-    """A frame's life cycle on the first n of the capacity arrays rows (C, 20), row_class (C,)
-    and life (C, 5: state, id, hits, misses, slot), C >= n + the boxes (M): the Kalman
-    update of the rows matched; hits, ids, losses and ends by det_of[:n] (each row's box or
-    -1), the rows kept moved up in order, then new rows for the confident boxes (box_flags
-    HIGH, score >= new_thresh) with box_of -1, each on a slot from free_slots (C) or a new
-    one. counters (3: next id, free slots, slots used) move on. ids / slots (M): each box's
-    track id and its slot where it has an id, else -1; ended[:k] (>= n rows): (id, slot) of
-    the tracks that ended, their slots freed after the births. Returns (rows now, k, slots
-    used) (bytetrack.track_life is the reference)."""
+    """bytetrack.track_life compiled: the same arguments, results and contract (its
+    docstring says them once)."""
     cdef Py_ssize_t m = boxes.shape[0], kept, n_ended = 0, i
     if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 5 or boxes.shape[1] != 4
             or rows.shape[0] < n + m or row_class.shape[0] < n + m or life.shape[0] < n + m
