@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, DetectionTable
 
 W, H, FPS, FRAMES = 640, 360, 10.0, 90
 COLORS = {"red": (40, 40, 220), "green": (40, 200, 40), "blue": (220, 90, 30)}
@@ -79,9 +79,9 @@ class ColourDetector:
     def __init__(self) -> None:
         self.calls = 0
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
+    ) -> DetectionTable:
         self.calls += 1
         h, w = image.shape[:2]
         out = []
@@ -108,4 +108,4 @@ class ColourDetector:
                         int(bh),
                     )
                 )
-        return out
+        return DetectionTable.from_detections(out)

@@ -10,7 +10,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, DetectionTable
 
 
 def cut_video(src: Path, dest: Path, frames: int, fourcc: str = "MJPG") -> Path:
@@ -53,17 +53,21 @@ class FakeDetector:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
+    ) -> DetectionTable:
         with self.lock:
             self.calls += 1
         if self.delay:
             time.sleep(self.delay)
         h, w = image.shape[:2]
         t = 0.5 if thresh is None else thresh
-        return [
-            Detection(0, "person", 0.9, 0.1, 0.2, 0.1, 0.2, -5, 20, 40, 60),
-            Detection(1, "bicycle", max(t, 0.3), 0.1, 0.2, 0.1, 0.2, -5, 20, 40, 60, 0.9, False),
-            Detection(2, "car", 0.7, 0.5, 0.5, 0.2, 0.1, w // 2, h // 2, w, 30),
-        ]
+        return DetectionTable.from_detections(
+            [
+                Detection(0, "person", 0.9, 0.1, 0.2, 0.1, 0.2, -5, 20, 40, 60),
+                Detection(
+                    1, "bicycle", max(t, 0.3), 0.1, 0.2, 0.1, 0.2, -5, 20, 40, 60, 0.9, False
+                ),
+                Detection(2, "car", 0.7, 0.5, 0.5, 0.2, 0.1, w // 2, h // 2, w, 30),
+            ]
+        )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from service_helpers import wait_until
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, DetectionTable
 from xnoryolo.service.inference import InferencePool
 from xnoryolo.service.publish.hub import PublishHub
 from xnoryolo.service.redact import RedactingFilter, redact
@@ -391,14 +391,16 @@ class CountingDetector:
     def __init__(self, delay: float = 0.01) -> None:
         self.delay = delay
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
+    ) -> DetectionTable:
         time.sleep(self.delay)
-        return [
-            Detection(0, "person", 0.9, 0.5, 0.5, 0.2, 0.2, 1, 1, 2, 2),
-            Detection(1, "car", 0.8, 0.5, 0.5, 0.2, 0.2, 1, 1, 2, 2),
-        ]
+        return DetectionTable.from_detections(
+            [
+                Detection(0, "person", 0.9, 0.5, 0.5, 0.2, 0.2, 1, 1, 2, 2),
+                Detection(1, "car", 0.8, 0.5, 0.5, 0.2, 0.2, 1, 1, 2, 2),
+            ]
+        )
 
 
 def test_pool_serves_every_stream_and_filters_classes() -> None:

@@ -121,6 +121,8 @@ def test_job_with_lines_zones_and_motion_options(tmp_path: Path) -> None:
 
 
 class _BrokenGate:
+    tracking = False
+
     def __init__(self) -> None:
         self.calls = 0
 
@@ -144,7 +146,7 @@ def test_a_failing_motion_gate_infers_and_keeps_the_worker(
     sched.add("s")
     done: list[DetectionEvent] = []
     params = DetectParams(analysis=gate)  # type: ignore[arg-type]
-    pool = InferencePool(ColourDetector(), sched, lambda _: params, done.append)
+    pool = InferencePool(ColourDetector(), sched, lambda _: params, lambda e, _: done.append(e))
     pool.start()
     try:
         for seq in range(3):

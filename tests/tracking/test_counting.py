@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from track_helpers import tracked
 
 from crossing_clip import EXPECTED, FRAMES, ColourDetector, write_clip
 from xnoryolo.detector.video import Outputs, ProcessOptions, process_video
@@ -56,7 +57,7 @@ def test_each_track_counts_once_each_way_however_it_jitters() -> None:
     xs = [312, 327, 313, 328, 314, 326]  # the anchor dances across x = 320
     for f, x in enumerate(xs):
         d = Detection(0, "person", 0.9, 0, 0, 0, 0, x - 15, 100, 30, 60)
-        analysis.update((640, 360), [d], f / 10, f)
+        tracked(analysis, (640, 360), [d], f / 10, f)
     lines = analysis.summary()["lines"]["door"]
     assert lines["in"] == {"person": 1} and lines["out"] == {"person": 1}
 
@@ -69,7 +70,7 @@ def test_every_box_its_own_id_and_a_box_s_other_classes_its_id() -> None:
     a = Detection(0, "person", 0.9, 0, 0, 0, 0, 100, 100, 30, 60)
     b = Detection(0, "person", 0.8, 0, 0, 0, 0, 100, 100, 30, 60)
     other = Detection(1, "bicycle", 0.3, 0, 0, 0, 0, 100, 100, 30, 60, best_class=False)
-    out, _ = analysis.update((640, 360), [a, other, b], 0.0, 0)
+    out, _ = tracked(analysis, (640, 360), [a, other, b], 0.0, 0)
     assert [d.track_id for d in out] == [1, 2, 2]
     assert [(d.prob, d.name) for d in out] == [(0.9, "person"), (0.3, "bicycle"), (0.8, "person")]
 

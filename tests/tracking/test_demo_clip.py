@@ -14,7 +14,7 @@ import pytest
 
 from xnoryolo.bench.tracking_vtest import FPS, LINES, identity_breaks, kept
 from xnoryolo.configs import default_model
-from xnoryolo.detector import Detection, Detector
+from xnoryolo.detector import DetectionTable, Detector
 from xnoryolo.tracking import AnalysisSpec, FrameAnalysis
 
 DEMO = Path(__file__).parents[2] / "xnoryolo" / "configs" / "demo" / "vtest-heldout.mp4"
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo() -> list[tuple[np.ndarray, list[Detection]]]:
+def demo() -> list[tuple[np.ndarray, DetectionTable]]:
     detector = Detector.from_files(None, default_model(), None)
     cap = cv2.VideoCapture(str(DEMO))
     frames = []
@@ -31,21 +31,21 @@ def demo() -> list[tuple[np.ndarray, list[Detection]]]:
         ok, image = cap.read()
         if not ok:
             break
-        frames.append((image, detector.detect(image, thresh=0.1)))
+        frames.append((image, detector.detect_table(image, thresh=0.1)))
     cap.release()
     return frames
 
 
-def _run(frames: list[tuple[np.ndarray, list[Detection]]], motion: bool) -> tuple[Any, Any]:
+def _run(frames: list[tuple[np.ndarray, DetectionTable]], motion: bool) -> tuple[Any, Any]:
     analysis = FrameAnalysis(AnalysisSpec.model_validate({"lines": LINES, "motion": motion}))
     tracks: dict[int, list[Any]] = {}
-    for i, (image, dets) in enumerate(frames):
+    for i, (image, table) in enumerate(frames):
         t = i / FPS
         if not analysis.wants_inference(image, t):
             analysis.hold(t)
             continue
-        out, _ = analysis.update((image.shape[1], image.shape[0]), dets, t, i)
-        for d in out:
+        ids, _ = analysis.update((image.shape[1], image.shape[0]), table, t, i)
+        for d in table.detections(ids):
             if d.track_id is not None and d.best_class:
                 box = (d.left, d.top, d.width, d.height)
                 tracks.setdefault(d.track_id, []).append((i, box, d.class_id))
@@ -53,7 +53,7 @@ def _run(frames: list[tuple[np.ndarray, list[Detection]]], motion: bool) -> tupl
 
 
 def test_identity_breaks_stay_rare_and_gating_loses_no_track(
-    demo: list[tuple[np.ndarray, list[Detection]]],
+    demo: list[tuple[np.ndarray, DetectionTable]],
 ) -> None:
     tracks, analysis = _run(demo, motion=False)
     track_frames = sum(len(seq) for seq in tracks.values())

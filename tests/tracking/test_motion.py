@@ -8,8 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from track_helpers import tracked
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, DetectionTable
 from xnoryolo.detector.video import Outputs, ProcessOptions, process_video
 from xnoryolo.tracking import AnalysisSpec, FrameAnalysis, MotionSpec
 from xnoryolo.tracking.motion import MotionGate
@@ -22,11 +23,11 @@ class Counting:
         self.names = ["person"]
         self.calls = 0
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
+    ) -> DetectionTable:
         self.calls += 1
-        return []
+        return DetectionTable.empty(self.names)
 
 
 def test_still_clip_is_inferred_at_most_once_in_ten_frames(tmp_path: Path) -> None:
@@ -72,10 +73,10 @@ def test_motion_is_seen_at_once_and_the_mask_hides_it() -> None:
 def test_tracks_are_carried_through_frames_without_inference() -> None:
     analysis = FrameAnalysis(AnalysisSpec(motion=True, tracking={"min_hits": 1}))
     d = Detection(0, "person", 0.9, 0, 0, 0, 0, 100, 100, 30, 60)
-    first, _ = analysis.update((320, 240), [d], 0.0, 0)
+    first, _ = tracked(analysis, (320, 240), [d], 0.0, 0)
     for f in range(1, 15):
         analysis.hold(f / 10)  # 1.4 s of still frames
-    again, _ = analysis.update((320, 240), [d], 1.5, 15)
+    again, _ = tracked(analysis, (320, 240), [d], 1.5, 15)
     assert first[0].track_id == again[0].track_id == 1
 
 

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from xnoryolo.configs import default_model
-from xnoryolo.detector import Detection, Detector
+from xnoryolo.detector import Detection, DetectionTable, Detector
 from xnoryolo.tracking import AnalysisSpec, FrameAnalysis
 from xnoryolo.tracking.bytetrack import iou_matrix
 
@@ -68,8 +68,8 @@ def detections(which: str, shared: Path, cache: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _dets(frame: dict[str, Any]) -> list[Detection]:
-    return [Detection(**d) for d in frame["detections"]]
+def _table(frame: dict[str, Any]) -> DetectionTable:
+    return DetectionTable.from_detections([Detection(**d) for d in frame["detections"]])
 
 
 def track(
@@ -88,8 +88,9 @@ def track(
             inferred.append(False)
             continue
         inferred.append(True)
-        dets, _ = analysis.update((768, 576), _dets(fr), t, i)
-        for d in dets:
+        table = _table(fr)
+        ids, _ = analysis.update((768, 576), table, t, i)
+        for d in table.detections(ids):
             if d.track_id is not None and d.best_class:
                 tracks.setdefault(d.track_id, []).append(
                     (i, (d.left, d.top, d.width, d.height), d.class_id)
@@ -178,10 +179,10 @@ class _Cached:
         self.names = ["person"]
         self.i = 0
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
-        out = _dets(self.frames[min(self.i, len(self.frames) - 1)])
+    ) -> DetectionTable:
+        out = _table(self.frames[min(self.i, len(self.frames) - 1)])
         self.i += 1
         return out
 

@@ -1,7 +1,8 @@
 """Darknet engine: cfg + weights -> layer outputs and detections identical to darknet's."""
 
 from .cfg import Cfg, read_cfg
-from .detector import Detection, Detector, read_names
+from .detections import Detection, DetectionTable
+from .detector import Detector, read_names
 from .errors import (
     CfgError,
     CfgWarning,
@@ -19,6 +20,7 @@ __all__ = [
     "CfgWarning",
     "DarknetDivergenceWarning",
     "Detection",
+    "DetectionTable",
     "Detector",
     "NamesError",
     "Network",

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from .backends import Backend
 from .decode import Candidates, correct_boxes, nms, print_order, region_candidates, yolo_candidates
+from .detections import Detection, DetectionTable, printed_corners
 from .errors import NamesError
 from .files import UnreadableFile, read_small_file
 from .layers import RegionLayer, YoloLayer
@@ -25,46 +24,6 @@ MAX_NAMES_BYTES = 1 << 20
 log = logging.getLogger("xnoryolo.detector")
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One detected (box, class) pair, as one line of darknet's output.
-
-    x, y, w, h: box centre and size relative to the image (darknet's `detections.json` `final`
-    entries; not clipped). left, top, width, height: the same box in pixels, rounded like the
-    numbers darknet prints."""
-
-    class_id: int
-    name: str
-    prob: float
-    x: float
-    y: float
-    w: float
-    h: float
-    left: int
-    top: int
-    width: int
-    height: int
-    objectness: float = 1.0
-    best_class: bool = True
-    track_id: int | None = None  # set by a tracker (xnoryolo.tracking); absent from JSON if None
-
-    def darknet_line(self) -> str:
-        return (
-            f"{self.name}: {self.prob * 100:.0f}%\t(left_x: {self.left:4d}   top_y: {self.top:4d}"
-            f"   width: {self.width:4d}   height: {self.height:4d})"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The one JSON form of a detection (CLI, job results, events, /v1/detect; see
-        docs/detection-json.md): every field, floats rounded to 6 decimals; `track_id` only
-        where a tracker gave the box one."""
-        return {
-            k: round(v, 6) if isinstance(v, float) else v
-            for k, v in asdict(self).items()
-            if v is not None or k != "track_id"
-        }
-
-
 def _int8_kernels(network: Network) -> str:
     """ "<path>, n of m convolutions" for a network prepared int8."""
     from .layers import ConvolutionalLayer
@@ -72,11 +31,6 @@ def _int8_kernels(network: Network) -> str:
     convs = [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]
     path = getattr(network.backend, "int8", None) or "reference"
     return f"{path}, {sum(ly.int8 for ly in convs)} of {len(convs)} non-binary convolutions"
-
-
-def _c_round(v: float) -> int:
-    """C round(): halves away from zero."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
 
 
 def read_names(path: str | Path) -> list[str]:
@@ -220,14 +174,15 @@ class Detector:
         c.boxes = correct_boxes(c.boxes, im_w, im_h, net.width, net.height, self.letter_box)
         return c
 
-    def postprocess(
+    def postprocess_table(
         self,
         outputs: list[np.ndarray],
         im_w: int,
         im_h: int,
         thresh: float | None = None,
         nms_thresh: float | None = None,
-    ) -> list[Detection]:
+    ) -> DetectionTable:
+        """The detections of a forward's outputs for an im_w x im_h image, as arrays."""
         thresh = self.thresh if thresh is None else thresh
         nms_thresh = self.nms if nms_thresh is None else nms_thresh
         cands = self.candidates(outputs, im_w, im_h, thresh)
@@ -241,33 +196,42 @@ class Detector:
         if cap is not None and len(printed) > cap:
             top = sorted(range(len(printed)), key=lambda k: -printed[k].prob)[:cap]
             printed = [printed[k] for k in sorted(top)]
-        dets = []
-        for p in printed:
-            x, y, w, h = (float(v) for v in cands.boxes[p.index])
-            bx = cands.boxes[p.index]
-            dets.append(
-                Detection(
-                    class_id=p.class_id,
-                    name=self.names[p.class_id],
-                    prob=p.prob,
-                    x=x,
-                    y=y,
-                    w=w,
-                    h=h,
-                    left=_c_round(float((bx[0] - bx[2] / F32(2)) * F32(im_w))),
-                    top=_c_round(float((bx[1] - bx[3] / F32(2)) * F32(im_h))),
-                    width=_c_round(float(bx[2] * F32(im_w))),
-                    height=_c_round(float(bx[3] * F32(im_h))),
-                    objectness=float(cands.objectness[p.index]),
-                    best_class=p.best,
-                )
-            )
-        return dets
+        n = len(printed)
+        if not n:
+            return DetectionTable.empty(self.names)
+        index = np.fromiter((p.index for p in printed), np.intp, n)
+        bx = cands.boxes[index]  # float32, as darknet computes the printed pixels
+        return DetectionTable(
+            self.names,
+            np.fromiter((p.class_id for p in printed), np.int64, n),
+            np.fromiter((p.prob for p in printed), np.float64, n),
+            bx.astype(np.float64),
+            printed_corners(bx, im_w, im_h),
+            cands.objectness[index].astype(np.float64),
+            np.fromiter((p.best for p in printed), bool, n),
+        )
+
+    def postprocess(
+        self,
+        outputs: list[np.ndarray],
+        im_w: int,
+        im_h: int,
+        thresh: float | None = None,
+        nms_thresh: float | None = None,
+    ) -> list[Detection]:
+        return self.postprocess_table(outputs, im_w, im_h, thresh, nms_thresh).detections()
+
+    def detect_table(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> DetectionTable:
+        """Detections on an OpenCV image (BGR, BGRA or grey uint8) as arrays, rows in
+        darknet's print order."""
+        h, w = image.shape[:2]
+        outputs = self.forward(self.network_input(image), keep=False)
+        return self.postprocess_table(outputs, w, h, thresh, nms)
 
     def detect(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
     ) -> list[Detection]:
         """Detections on an OpenCV image (BGR, BGRA or grey uint8), in darknet's print order."""
-        h, w = image.shape[:2]
-        outputs = self.forward(self.network_input(image), keep=False)
-        return self.postprocess(outputs, w, h, thresh, nms)
+        return self.detect_table(image, thresh, nms).detections()

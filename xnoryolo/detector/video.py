@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .detector import Detection
+from .detections import Detection, DetectionTable
 from .draw import draw_detections
 
 IMAGE_SUFFIXES = frozenset(
@@ -52,9 +52,9 @@ class Cancelled(Exception):
 
 
 class FrameDetector(Protocol):
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]: ...
+    ) -> DetectionTable: ...
 
 
 class FrameAnalyser(Protocol):
@@ -67,8 +67,8 @@ class FrameAnalyser(Protocol):
     def wants_inference(self, image: np.ndarray, t: float) -> bool: ...
     def hold(self, t: float) -> None: ...
     def update(
-        self, size: tuple[int, int], detections: Sequence[Detection], t: float, frame: int
-    ) -> tuple[list[Detection], Sequence[Any]]: ...
+        self, size: tuple[int, int], table: DetectionTable, t: float, frame: int
+    ) -> tuple[np.ndarray | None, Sequence[Any]]: ...
     def finish(self) -> Sequence[Any]: ...
 
 
@@ -87,10 +87,8 @@ class ProcessOptions:
     stride: int = 1  # run the detector on every stride-th frame
     max_frames: int | None = None
 
-    def keep(self, dets: list[Detection]) -> list[Detection]:
-        if not self.classes:
-            return dets
-        return [d for d in dets if d.name in self.classes]
+    def keep(self, table: DetectionTable) -> DetectionTable:
+        return table.only(self.classes) if self.classes else table
 
 
 @dataclass(frozen=True)
@@ -325,10 +323,12 @@ def process_video(
             ):
                 if gate is not None:
                     gate()
-                dets = options.keep(detector.detect(frame, thresh=options.threshold))
+                table = options.keep(detector.detect_table(frame, thresh=options.threshold))
+                ids = None
                 if analyser is not None:
-                    dets, new = analyser.update((info.width, info.height), dets, t, frames)
+                    ids, new = analyser.update((info.width, info.height), table, t, frames)
                     events.extend(new)
+                dets = table.detections(ids)
                 processed += 1
                 counts.update(d.name for d in dets if d.best_class)
                 _write_frame_records(files, frames, info.fps, dets, tracking)

@@ -11,7 +11,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import Detection, DetectionTable
+from xnoryolo.tracking import AnalysisEvent
 
 from .streams.events import DetectionEvent, Frame
 from .streams.manager import DetectParams
@@ -23,9 +24,9 @@ log = logging.getLogger("xnoryolo.service.inference")
 class DetectorLike(Protocol):
     names: list[str]
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]: ...
+    ) -> DetectionTable: ...
 
 
 @runtime_checkable
@@ -49,17 +50,22 @@ class LiveActivity:
         self._busy = 0
         self._cond = threading.Condition()
 
-    def detect(
+    def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
-    ) -> list[Detection]:
+    ) -> DetectionTable:
         with self._cond:
             self._busy += 1
         try:
-            return self.detector.detect(image, thresh=thresh, nms=nms)
+            return self.detector.detect_table(image, thresh=thresh, nms=nms)
         finally:
             with self._cond:
                 self._busy -= 1
                 self._cond.notify_all()
+
+    def detect(
+        self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
+    ) -> list[Detection]:
+        return self.detect_table(image, thresh, nms).detections()
 
     def __getattr__(self, name: str) -> Any:
         if name == "detector":  # not set yet (copy, pickle): no recursion
@@ -80,7 +86,7 @@ class InferencePool:
         detector: DetectorLike,
         scheduler: FrameScheduler,
         params: Callable[[str], DetectParams | None],
-        on_result: Callable[[DetectionEvent], None],
+        on_result: Callable[[DetectionEvent, list[AnalysisEvent]], None],
         workers: int = 1,
         clock: Callable[[], float] = time.monotonic,
         on_held: Callable[[Frame], None] | None = None,
@@ -134,19 +140,20 @@ class InferencePool:
                 continue
             t0 = self._clock()
             try:
-                found = self.detector.detect(frame.image, thresh=params.threshold)
+                found = self.detector.detect_table(frame.image, thresh=params.threshold)
             except Exception:
                 log.exception("%s: inference failed on frame %d", frame.stream, frame.seq)
                 continue
             done = self._clock()
-            event = DetectionEvent(
-                stream=frame.stream,
-                frame=frame,
-                detections=params.keep(found),
-                latency_ms=(done - frame.captured) * 1000.0,
-                inference_ms=(done - t0) * 1000.0,
-            )
             try:
-                self._on_result(event)
+                detections, happened = params.detections(frame, found)
+                event = DetectionEvent(
+                    stream=frame.stream,
+                    frame=frame,
+                    detections=detections,
+                    latency_ms=(done - frame.captured) * 1000.0,
+                    inference_ms=(done - t0) * 1000.0,
+                )
+                self._on_result(event, happened)
             except Exception:
-                log.exception("%s: publishing a result failed", frame.stream)
+                log.exception("%s: tracking or publishing a result failed", frame.stream)

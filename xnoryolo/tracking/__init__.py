@@ -5,10 +5,11 @@ for one video or stream. Settings are `spec.py`'s models (YAML, API, job options
 
 from .analysis import FrameAnalysis
 from .bytetrack import Tracker
-from .events import LineCrossed, ZoneEntered, ZoneLeft
+from .events import AnalysisEvent, LineCrossed, ZoneEntered, ZoneLeft
 from .spec import AnalysisSpec, LineSpec, MotionSpec, TrackerSpec, ZoneSpec
 
 __all__ = [
+    "AnalysisEvent",
     "AnalysisSpec",
     "FrameAnalysis",
     "LineCrossed",

@@ -5,32 +5,17 @@ by several workers; a frame older than the newest one tracked is passed through 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from xnoryolo.detector import Detection
+from xnoryolo.detector import DetectionTable
 
 from .bytetrack import Tracker
 from .counting import Counting, LineCounter, ZoneWatcher
 from .events import AnalysisEvent
 from .motion import MotionGate
 from .spec import AnalysisSpec
-
-_new = object.__new__
-_set = object.__setattr__
-
-
-def _with_track(d: Detection, track_id: int) -> Detection:
-    # a copy of the frozen dataclass's instance dict (it has no __slots__) with the id set,
-    # given to a bare instance: through the generated __init__ (one object.__setattr__ per
-    # field) the same copy costs ~5x as much, per box per frame
-    values = d.__dict__.copy()
-    values["track_id"] = track_id
-    new = _new(Detection)
-    _set(new, "__dict__", values)
-    return new
 
 
 class FrameAnalysis:
@@ -67,73 +52,55 @@ class FrameAnalysis:
                 self.tracker.hold(t)
 
     def update(
-        self, size: tuple[int, int], detections: Sequence[Detection], t: float, frame: int
-    ) -> tuple[list[Detection], list[AnalysisEvent]]:
-        """The detections of inferred frame `frame` (at t s, size (w, h)) with track ids, and
-        the line and zone events they caused."""
-        dets = list(detections)
+        self, size: tuple[int, int], table: DetectionTable, t: float, frame: int
+    ) -> tuple[np.ndarray | None, list[AnalysisEvent]]:
+        """The track ids of the rows of inferred frame `frame`'s detections (at t s, size
+        (w, h); -1: none; a box's other classes get its best class's id), None where nothing
+        tracks it (no tracker, or a frame older than the newest one tracked), and the line
+        and zone events they caused. `table.detections(ids)` are the boxes with their ids."""
         if self.tracker is None:
-            return dets, []
+            return None, []
         with self._lock:
             if frame <= self._newest:
-                return dets, []
+                return None, []
             self._newest = frame
-            best = [d for d in dets if d.best_class]
-            n = len(best)
-            # x0, y0, x1, y1 (integer pixels: exact), score, class of every box in one array
-            cols = np.fromiter(
-                [
-                    v
-                    for d in best
-                    for v in (
-                        d.left,
-                        d.top,
-                        d.left + d.width,
-                        d.top + d.height,
-                        d.prob,
-                        d.class_id,
-                    )
-                ],
-                np.float64,
-                6 * n,
-            ).reshape(n, 6)
-            boxes = cols[:, :4].copy()  # the kernels read boxes in C order
-            classes = cols[:, 5].astype(np.int64)
-            result = self.tracker.update_arrays(boxes, cols[:, 4], classes, t)
-            ids = result.ids.tolist()
+            best = table.best
+            every = bool(best.all())
+            if every:
+                boxes, scores, classes = table.corners, table.probs, table.class_ids
+            else:
+                boxes = np.ascontiguousarray(table.corners[best])
+                scores, classes = table.probs[best], table.class_ids[best]
+            result = self.tracker.update_arrays(boxes, scores, classes, t)
             events: list[AnalysisEvent] = []
             if self.lines or self.zones:
                 assert result.slots is not None
                 events = self._counting.observe(
-                    result.slots, result.slots_used, boxes, ids, best, size, frame, t
+                    result.slots,
+                    result.slots_used,
+                    boxes,
+                    result.ids,
+                    classes,
+                    table.names,
+                    size,
+                    frame,
+                    t,
                 )
             for tid, slot in zip(result.ended, result.ended_slots, strict=True):
                 events += self._counting.forget(tid, slot)
-            if n == len(dets):
-                out = []
-                for d, tid in zip(dets, ids, strict=True):
-                    if tid >= 0:  # _with_track, inline: once per box per frame
-                        values = d.__dict__.copy()
-                        values["track_id"] = tid
-                        d = _new(Detection)
-                        _set(d, "__dict__", values)
-                    out.append(d)
-            else:  # a box's other classes get the id of its best one
-                by_box = {
-                    (d.left, d.top, d.width, d.height): tid
-                    for d, tid in zip(best, ids, strict=True)
-                    if tid >= 0
-                }
-                best_ids = iter(ids)
-                out = []
-                for d in dets:
-                    tid = (
-                        next(best_ids)
-                        if d.best_class
-                        else by_box.get((d.left, d.top, d.width, d.height), -1)
-                    )
-                    out.append(_with_track(d, tid) if tid >= 0 else d)
-            return out, events
+            if every:
+                return result.ids, events
+            # a box's other classes (rows after its best one) get the id of its best one
+            by_box = {
+                tuple(box): tid
+                for box, tid in zip(boxes.tolist(), result.ids.tolist(), strict=True)
+                if tid >= 0
+            }
+            ids = np.full(len(table), -1, np.int64)
+            ids[best] = result.ids
+            for r in np.flatnonzero(~best).tolist():
+                ids[r] = by_box.get(tuple(table.corners[r].tolist()), -1)
+            return ids, events
 
     def finish(self) -> list[AnalysisEvent]:
         """The end of a video: tracks still inside zones leave where they were last seen."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+
+from xnoryolo.detector.detections import Names
 
 from .events import AnalysisEvent, LineCrossed, ZoneEntered, ZoneLeft
 from .spec import LineSpec, ZoneSpec
@@ -311,16 +313,6 @@ class ZoneWatcher:
         }
 
 
-class Labelled(Protocol):
-    """What the events read of a box: its class id and name (a detector's Detection)."""
-
-    @property
-    def class_id(self) -> int: ...
-
-    @property
-    def name(self) -> str: ...
-
-
 class Counting:
     """The lines and zones of one analysis over the tracked boxes of each frame: one compiled
     call a frame (`observe_frame`) over every line and zone; each track's memory for them is
@@ -374,15 +366,16 @@ class Counting:
         slots: np.ndarray,
         slots_used: int,
         boxes: np.ndarray,
-        ids: list[int],
-        labels: Sequence[Labelled],
+        ids: np.ndarray,
+        classes: np.ndarray,
+        names: Names,
         size: tuple[int, int],
         frame: int,
         t: float,
     ) -> list[AnalysisEvent]:
         """The events of one frame's boxes (N, 4: x0 y0 x1 y1 pixels), box i tracked where
-        slots[i] >= 0 (slots below slots_used), with id ids[i] and labels[i]: lines in
-        order, each in the order of the boxes, then the zones."""
+        slots[i] >= 0 (slots below slots_used), with id ids[i] and class classes[i] (named
+        names[classes[i]]): lines in order, each in the order of the boxes, then the zones."""
         self._geometry(size)
         n = len(ids)
         nl, nr = len(self.lines), len(self._filters)
@@ -393,9 +386,10 @@ class Counting:
         watch = None
         if self._filtered:
             watch = np.ones((nr, n), dtype=np.uint8)
-            for r, classes in enumerate(self._filters):
-                if classes is not None:
-                    watch[r] = np.fromiter((d.name in classes for d in labels), bool, n)
+            box_names = [names[c] for c in classes.tolist()]
+            for r, wanted in enumerate(self._filters):
+                if wanted is not None:
+                    watch[r] = np.fromiter((name in wanted for name in box_names), bool, n)
         count = OBSERVE_FRAME(
             boxes,
             slots,
@@ -417,17 +411,15 @@ class Counting:
             return []
         out: list[AnalysisEvent] = []
         for r, i, c in self._events[:count].tolist():
-            d = labels[i]
+            tid, cls = int(ids[i]), int(classes[i])
             if r < nl:
-                crossing = self.lines[r].crossed(ids[i], c, d.class_id, d.name, frame, t)
+                crossing = self.lines[r].crossed(tid, c, cls, names[cls], frame, t)
                 if crossing is not None:
                     out.append(crossing)
             elif c > 0:
-                out.append(
-                    self.zones[r - nl].enter(ids[i], int(slots[i]), d.class_id, d.name, frame, t)
-                )
+                out.append(self.zones[r - nl].enter(tid, int(slots[i]), cls, names[cls], frame, t))
             else:
-                out.append(self.zones[r - nl].leave(ids[i], frame, t, "exited"))
+                out.append(self.zones[r - nl].leave(tid, frame, t, "exited"))
         return out
 
     def forget(self, track_id: int, slot: int) -> list[AnalysisEvent]:

@@ -78,7 +78,8 @@ async def _detect(
 ) -> tuple[list[Detection], float]:
     t0 = time.perf_counter()
     dets = await anyio.to_thread.run_sync(
-        lambda: p.detector.detect(image, thresh=thresh, nms=nms), limiter=limiter
+        lambda: p.detector.detect_table(image, thresh=thresh, nms=nms).detections(),
+        limiter=limiter,
     )
     seconds = time.perf_counter() - t0
     p.metrics.inference.labels("request").observe(seconds)

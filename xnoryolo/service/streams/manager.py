@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from xnoryolo.detector import Detection
-from xnoryolo.tracking import FrameAnalysis
+from xnoryolo.detector import Detection, DetectionTable
+from xnoryolo.tracking import AnalysisEvent, FrameAnalysis
 
 from ..policy import HostNotFound, SourcePolicy
 from ..redact import redact
@@ -73,10 +73,18 @@ class DetectParams:
     classes: frozenset[str] | None = None
     analysis: FrameAnalysis | None = None  # motion gating before inference, tracking after
 
-    def keep(self, detections: list[Detection]) -> tuple[Detection, ...]:
-        if not self.classes:
-            return tuple(detections)
-        return tuple(d for d in detections if d.name in self.classes)
+    def detections(
+        self, frame: Frame, found: DetectionTable
+    ) -> tuple[tuple[Detection, ...], list[AnalysisEvent]]:
+        """The frame's detections of the stream's classes, with track ids where the stream
+        tracks, and the line and zone events they caused."""
+        table = found.only(self.classes) if self.classes else found
+        if self.analysis is None or not self.analysis.tracking:
+            return tuple(table.detections()), []
+        ids, events = self.analysis.update(
+            (frame.width, frame.height), table, _video_time(frame), frame.seq
+        )
+        return tuple(table.detections(ids)), events
 
 
 @dataclass
@@ -286,20 +294,15 @@ class StreamManager:
         return out
 
     # -- events ----------------------------------------------------------------------------
-    def on_result(self, event: DetectionEvent) -> None:
+    def on_result(self, event: DetectionEvent, happened: Sequence[AnalysisEvent] = ()) -> None:
+        """A frame's detections (`DetectParams.detections`) and the line and zone events
+        they caused."""
         with self._lock:
             ms = self._streams.get(event.stream)
         if ms is None:
             return
-        found: list[Event] = []
-        analysis = ms.params.analysis
-        if analysis is not None and analysis.tracking:
-            frame = event.frame
-            dets, happened = analysis.update(
-                (frame.width, frame.height), event.detections, _video_time(frame), frame.seq
-            )
-            event = replace(event, detections=tuple(dets))
-            found = [replace(e, stream=ms.id, timestamp=frame.timestamp) for e in happened]
+        frame = event.frame
+        found = [replace(e, stream=ms.id, timestamp=frame.timestamp) for e in happened]
         with self._lock:
             if event.stream not in self._streams:
                 return
