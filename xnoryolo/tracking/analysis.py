@@ -86,8 +86,9 @@ class FrameAnalysis:
                     frame,
                     t,
                 )
-            for tid, slot in zip(result.ended, result.ended_slots, strict=True):
-                events += self._counting.forget(tid, slot)
+            if result.ended:
+                for tid, slot in zip(result.ended, result.ended_slots, strict=True):
+                    events += self._counting.forget(tid, slot)
             if every:
                 return result.ids, events
             # a box's other classes (rows after its best one) get the id of its best one

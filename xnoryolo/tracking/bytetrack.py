@@ -403,8 +403,13 @@ class Tracker:
         spec = self.spec
         steps = self._steps(t)
         n, m = self._n, len(boxes)
-        self._room(n + m, m)
-        cost, row_flags, box_flags = self._cost, self._row_flags, self._box_flags
+        # `_room` only when it has work: this runs right after an inference has left the
+        # caches cold, where each Python call costs microseconds
+        cost = self._cost
+        if n + m > len(self._cls) or m > cost.shape[1]:
+            self._room(n + m, m)
+            cost = self._cost
+        row_flags, box_flags = self._row_flags, self._box_flags
         det_of, box_of = self._det_of, self._box_of
         left = TRACK_MATCH(
             self._f,
@@ -439,8 +444,7 @@ class Tracker:
                 det_of[:n],
                 box_of[:m],
             )
-        ids = np.empty(m, dtype=np.int64)
-        slots = np.empty(m, dtype=np.int64)
+        ids, slots = np.empty((2, m), dtype=np.int64)
         self._n, n_ended, used = TRACK_LIFE(
             self._f,
             self._cls,
