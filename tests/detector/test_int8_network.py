@@ -142,7 +142,7 @@ def test_int8_first_layer_takes_the_input_bytes(model: tuple[Path, Path]) -> Non
     assert det.network_input(img).dtype == np.uint8
     want = det.postprocess(
         fast.forward(det.preprocess(img), keep=False), img.shape[1], img.shape[0]
-    )
+    ).detections()
     assert [d.to_json() for d in det.detect(img)] == [d.to_json() for d in want]
     fast.prepare(fast.backend, precision="f32")
     assert not fast.takes_bytes and det.network_input(img).dtype == np.float32

@@ -173,8 +173,8 @@ def test_reference_xnor_case_and_cli(tmp_path: Path) -> None:
         for i, (a, b) in enumerate(zip(ref, net.forward(x), strict=True)):
             assert np.array_equal(a, b), i
     names = case / "coco.names"
-    d1 = Detector.from_files(cfg, weights, names, "numpy").postprocess(ref, 768, 576)
-    d2 = Detector.from_files(cfg, packed, names, "numpy").postprocess(ref, 768, 576)
+    d1 = Detector.from_files(cfg, weights, names, "numpy").postprocess(ref, 768, 576).detections()
+    d2 = Detector.from_files(cfg, packed, names, "numpy").postprocess(ref, 768, 576).detections()
     assert d1 == d2 and len(d1) > 0
 
 

@@ -121,7 +121,7 @@ def test_detections_from_input_tensor_match_darknet_exactly(case: str) -> None:
     for img in images:
         info = json.loads((img / "detections.json").read_text())
         outputs = det.forward(np.load(img / "input.npy"))
-        dets = det.postprocess(outputs, info["image_w"], info["image_h"])
+        dets = det.postprocess(outputs, info["image_w"], info["image_h"]).detections()
         printed = (img / "printed.txt").read_text().splitlines()
         assert [d.darknet_line() for d in dets] == printed, img.name
         for ours, ref in zip(dets, info["detections"], strict=True):

@@ -114,7 +114,7 @@ def time_frame(detector: Detector, frame: np.ndarray) -> tuple[float, float, flo
     t1 = time.perf_counter()
     outputs = detector.network.forward(x, keep=False)
     t2 = time.perf_counter()
-    detector.postprocess(outputs, frame.shape[1], frame.shape[0])
+    detector.postprocess(outputs, frame.shape[1], frame.shape[0]).detections()
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 

@@ -174,7 +174,7 @@ class Detector:
         c.boxes = correct_boxes(c.boxes, im_w, im_h, net.width, net.height, self.letter_box)
         return c
 
-    def postprocess_table(
+    def postprocess(
         self,
         outputs: list[np.ndarray],
         im_w: int,
@@ -182,7 +182,8 @@ class Detector:
         thresh: float | None = None,
         nms_thresh: float | None = None,
     ) -> DetectionTable:
-        """The detections of a forward's outputs for an im_w x im_h image, as arrays."""
+        """The detections of a forward's outputs for an im_w x im_h image, as arrays
+        (`.detections()`: as `Detection`s)."""
         thresh = self.thresh if thresh is None else thresh
         nms_thresh = self.nms if nms_thresh is None else nms_thresh
         cands = self.candidates(outputs, im_w, im_h, thresh)
@@ -211,16 +212,6 @@ class Detector:
             np.fromiter((p.best for p in printed), bool, n),
         )
 
-    def postprocess(
-        self,
-        outputs: list[np.ndarray],
-        im_w: int,
-        im_h: int,
-        thresh: float | None = None,
-        nms_thresh: float | None = None,
-    ) -> list[Detection]:
-        return self.postprocess_table(outputs, im_w, im_h, thresh, nms_thresh).detections()
-
     def detect_table(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None
     ) -> DetectionTable:
@@ -228,7 +219,7 @@ class Detector:
         darknet's print order."""
         h, w = image.shape[:2]
         outputs = self.forward(self.network_input(image), keep=False)
-        return self.postprocess_table(outputs, w, h, thresh, nms)
+        return self.postprocess(outputs, w, h, thresh, nms)
 
     def detect(
         self, image: np.ndarray, thresh: float | None = None, nms: float | None = None

@@ -128,7 +128,7 @@ def student_boxes(
                 layer_out: list[Any] = [None] * len(net.layers)
                 for i in heads:
                     layer_out[i] = outs[i][b].numpy()
-                dets = detector.postprocess(layer_out, net.net.width, net.net.height)
+                dets = detector.postprocess(layer_out, net.net.width, net.net.height).detections()
                 out.append([(d.class_id, d.prob, d.x, d.y, d.w, d.h) for d in dets])
     module.train()
     return out
