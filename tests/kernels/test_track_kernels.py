@@ -4,6 +4,8 @@ boxes, degenerate boxes, ties and limits, a frame's life cycle and slots, lines 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -373,3 +375,104 @@ def test_observe_frame_refuses_bad_slots_and_edges() -> None:
         track.observe_frame(one, np.array([0]), *bad, np.empty((2, 3), np.int64))
     with pytest.raises(ValueError, match="shapes"):
         track.observe_frame(one, np.array([0]), *args, np.empty((1, 3), np.int64))
+
+
+@pytest.mark.parametrize(("n", "m"), SIZES)
+@pytest.mark.parametrize("seed", range(4))
+def test_bound_arrays_give_what_the_functions_give(n: int, m: int, seed: int) -> None:
+    """TrackArrays (compiled, and bytetrack's on the reference functions) on a frame: the
+    same matching, life cycle and arrays as track_match / track_life given every array."""
+    rng = np.random.default_rng(seed * 1000 + n * 50 + m)
+    rows, cls, life, counters, free = _tracks(rng, n, n + m + 2)
+    boxes = _boxes(rng, m)
+    if n and m:
+        k = min(n, m)
+        boxes[:k] = kalman.xyah_to_xyxy(rows[:k, :4]) + rng.normal(0, 3, (k, 4))
+    box_class = rng.integers(0, 2, m)
+    if seed % 2 and n >= 2 and m >= 2:  # a tie: the stage left to LAPJV
+        rows[1], cls[1], life[1, 0] = rows[0], cls[0], life[0, 0]
+        boxes[1] = boxes[0]
+        box_class[0] = box_class[1] = cls[0]
+    scores = rng.uniform(0, 1, m)
+    edges = np.array([0.1, 0.6])
+    steps = (0.0, 1.0, 2.5, 1.0)[seed]
+
+    def state() -> list[np.ndarray]:
+        return [rows.copy(), cls.copy(), life.copy(), np.full((n + m + 2, m + 3), -7.0),
+                np.zeros(n + m + 2, np.uint8), np.zeros(m + 3, np.uint8),
+                np.zeros(n + m + 2, np.int64), np.zeros(m + 3, np.int64), counters.copy(),
+                free.copy(), np.zeros((n + m + 2, 2), np.int64)]  # fmt: skip
+
+    def frame(match: Callable[..., int], life_of: Callable[..., tuple[int, int, int]],
+              s: list[np.ndarray]) -> tuple[object, ...]:  # fmt: skip
+        f, rc, lf, cost, rf, bf, det_of, box_of, cnt, _, ended = s
+        left = match(n, steps, boxes, box_class, scores)
+        if left >= 0:
+            bytetrack.match_stages(
+                cost[:n, :m], rf[:n], bf[:m], *(x[left:] for x in _STAGES), det_of[:n], box_of[:m]
+            )
+        ids, slots = np.full(m, 9, np.int64), np.full(m, 9, np.int64)
+        kept, n_ended, used = life_of(n, boxes, box_class, scores, 0.5, 2, 2, ids, slots)
+        return (
+            (kept, n_ended, used),
+            f[:kept],
+            rc[:kept],
+            lf[:kept],
+            cnt,
+            ids,
+            slots,
+            ended[:n_ended],
+        )
+
+    def functions(s: list[np.ndarray]) -> tuple[object, ...]:
+        f, rc, lf, cost, rf, bf, det_of, box_of, cnt, fr, ended = s
+        return frame(
+            lambda n, st, b, bc, sc: track.track_match(
+                f, rc, lf, n, st, *_Q, b, bc, sc, edges, _STATE_FLAGS, *_STAGES, cost, rf, bf,
+                det_of, box_of),
+            lambda n, b, bc, sc, nt, mh, lost, ids, slots: track.track_life(
+                f, rc, lf, n, det_of, box_of, bf, sc, b, bc, nt, mh, lost, *_RP, cnt, fr, ids,
+                slots, ended),
+            s,
+        )  # fmt: skip
+
+    def bound(cls_: type, s: list[np.ndarray]) -> tuple[object, ...]:
+        f, rc, lf, cost, rf, bf, det_of, box_of, cnt, fr, ended = s
+        k = cls_(f, rc, lf, *_Q, edges, _STATE_FLAGS, *_STAGES, cost, rf, bf, det_of, box_of,
+                 *_RP, cnt, fr, ended)  # fmt: skip
+        return frame(k.track_match, k.track_life, s)
+
+    want = functions(state())
+    results = [bound(track.TrackArrays, state()), bound(bytetrack.TrackArrays, state())]
+    for got in results:
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize(("n", "nl", "nz"), [(0, 2, 2), (1, 1, 0), (40, 2, 3)])
+def test_bound_observe_arrays_give_what_observe_frame_gives(n: int, nl: int, nz: int) -> None:
+    rng = np.random.default_rng(n + 10 * nl + 100 * nz)
+    cap = n + 4
+    lines = np.array([(150.0, 0.0, 150.0, 300.0, 300.0, li % 2) for li in range(nl)]).reshape(nl, 6)
+    poly = np.array([[50.0, 50], [250, 50], [250, 250], [150, 120], [50, 250]])
+    edge_rows = np.concatenate(
+        [np.stack(counting.polygon_edges(poly), 1)] * nz or [np.zeros((0, 5))]
+    )
+    zones = np.array([(5 * z, 5, z % 2) for z in range(nz)], np.int64).reshape(nz, 3)
+    slots = rng.permutation(cap)[:n].astype(np.int64)
+    slots[1::5] = -1
+    plain = _counting_state(np.random.default_rng(1), nl, nz, cap)
+    held = _counting_state(np.random.default_rng(1), nl, nz, cap)
+    events = [np.full(((nl + nz) * n + 2, 3), -9, np.int64) for _ in range(2)]
+    bound = track.ObserveArrays(lines, zones, edge_rows, 0.05, *held, events[1])
+    boxes = _boxes(rng, max(n, 1))[:n]
+    for frame in range(6):  # the memories the bound object holds carry over
+        boxes = boxes + rng.normal(0, 25, boxes.shape)
+        watch = None if frame % 2 else np.ones((nl + nz, n), np.uint8)
+        k0 = track.observe_frame(boxes, slots, lines, zones, edge_rows, watch, 0.05, *plain,
+                                 frame, frame / 10, events[0])  # fmt: skip
+        k1 = bound.observe_frame(boxes, slots, watch, frame, frame / 10)
+        assert k0 == k1 and np.array_equal(events[0][:k0], events[1][:k1])
+        for a, b in zip(plain, held, strict=True):
+            assert np.array_equal(a, b)

@@ -118,3 +118,68 @@ def observe_frame(
     t: float,
     events: np.ndarray,
 ) -> int: ...
+
+class TrackArrays:
+    def __init__(
+        self,
+        rows: np.ndarray,
+        row_class: np.ndarray,
+        life: np.ndarray,
+        q_scale: np.ndarray,
+        q_fixed: np.ndarray,
+        score_edges: np.ndarray,
+        state_flags: np.ndarray,
+        stage_rows: np.ndarray,
+        stage_cols: np.ndarray,
+        limits: np.ndarray,
+        cost: np.ndarray,
+        row_flags: np.ndarray,
+        box_flags: np.ndarray,
+        det_of: np.ndarray,
+        box_of: np.ndarray,
+        r_scale: np.ndarray,
+        r_fixed: np.ndarray,
+        p0_scale: np.ndarray,
+        p0_fixed: np.ndarray,
+        counters: np.ndarray,
+        free_slots: np.ndarray,
+        ended: np.ndarray,
+    ) -> None: ...
+    def track_match(
+        self, n: int, steps: float, boxes: np.ndarray, box_class: np.ndarray, scores: np.ndarray
+    ) -> int: ...
+    def track_life(
+        self,
+        n: int,
+        boxes: np.ndarray,
+        box_class: np.ndarray,
+        scores: np.ndarray,
+        new_thresh: float,
+        min_hits: int,
+        lost_frames: int,
+        ids: np.ndarray,
+        slots: np.ndarray,
+    ) -> tuple[int, int, int]: ...
+
+class ObserveArrays:
+    def __init__(
+        self,
+        lines: np.ndarray,
+        zones: np.ndarray,
+        edges: np.ndarray,
+        hysteresis: float,
+        last: np.ndarray,
+        last_side: np.ndarray,
+        inside: np.ndarray,
+        seen_frame: np.ndarray,
+        seen_t: np.ndarray,
+        events: np.ndarray,
+    ) -> None: ...
+    def observe_frame(
+        self,
+        boxes: np.ndarray,
+        slots: np.ndarray,
+        watch: np.ndarray | None,
+        frame: int,
+        t: float,
+    ) -> int: ...

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import lap
 import numpy as np
 
 from . import kalman
 from .spec import TrackerSpec
+
+if TYPE_CHECKING:
+    from xnoryolo.kernels import track as _track_kernels
 
 
 class TrackState(enum.IntEnum):
@@ -296,12 +299,122 @@ def track_life(
     return kept, n_ended, used
 
 
+class TrackArrays:
+    """A tracker's arrays bound once, so that a frame's calls pass only its boxes: `track_match`
+    and `track_life` above on them (the reference of the compiled class, where each array
+    argument costs a buffer acquisition, microseconds apiece on the caches an inference
+    leaves cold)."""
+
+    def __init__(
+        self,
+        rows: np.ndarray,
+        row_class: np.ndarray,
+        life: np.ndarray,
+        q_scale: np.ndarray,
+        q_fixed: np.ndarray,
+        score_edges: np.ndarray,
+        state_flags: np.ndarray,
+        stage_rows: np.ndarray,
+        stage_cols: np.ndarray,
+        limits: np.ndarray,
+        cost: np.ndarray,
+        row_flags: np.ndarray,
+        box_flags: np.ndarray,
+        det_of: np.ndarray,
+        box_of: np.ndarray,
+        r_scale: np.ndarray,
+        r_fixed: np.ndarray,
+        p0_scale: np.ndarray,
+        p0_fixed: np.ndarray,
+        counters: np.ndarray,
+        free_slots: np.ndarray,
+        ended: np.ndarray,
+    ) -> None:
+        self.rows, self.row_class, self.life = rows, row_class, life
+        self.q_scale, self.q_fixed, self.score_edges = q_scale, q_fixed, score_edges
+        self.state_flags, self.stage_rows, self.stage_cols = state_flags, stage_rows, stage_cols
+        self.limits, self.cost, self.row_flags, self.box_flags = limits, cost, row_flags, box_flags
+        self.det_of, self.box_of = det_of, box_of
+        self.r_scale, self.r_fixed, self.p0_scale, self.p0_fixed = (
+            r_scale,
+            r_fixed,
+            p0_scale,
+            p0_fixed,
+        )
+        self.counters, self.free_slots, self.ended = counters, free_slots, ended
+
+    def track_match(
+        self, n: int, steps: float, boxes: np.ndarray, box_class: np.ndarray, scores: np.ndarray
+    ) -> int:
+        return TRACK_MATCH(
+            self.rows,
+            self.row_class,
+            self.life,
+            n,
+            steps,
+            self.q_scale,
+            self.q_fixed,
+            boxes,
+            box_class,
+            scores,
+            self.score_edges,
+            self.state_flags,
+            self.stage_rows,
+            self.stage_cols,
+            self.limits,
+            self.cost,
+            self.row_flags,
+            self.box_flags,
+            self.det_of,
+            self.box_of,
+        )
+
+    def track_life(
+        self,
+        n: int,
+        boxes: np.ndarray,
+        box_class: np.ndarray,
+        scores: np.ndarray,
+        new_thresh: float,
+        min_hits: int,
+        lost_frames: int,
+        ids: np.ndarray,
+        slots: np.ndarray,
+    ) -> tuple[int, int, int]:
+        return TRACK_LIFE(
+            self.rows,
+            self.row_class,
+            self.life,
+            n,
+            self.det_of,
+            self.box_of,
+            self.box_flags,
+            scores,
+            boxes,
+            box_class,
+            new_thresh,
+            min_hits,
+            lost_frames,
+            self.r_scale,
+            self.r_fixed,
+            self.p0_scale,
+            self.p0_fixed,
+            self.counters,
+            self.free_slots,
+            ids,
+            slots,
+            self.ended,
+        )
+
+
+TRACK_ARRAYS: type[TrackArrays] | type[_track_kernels.TrackArrays]
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    TRACK_MATCH, TRACK_LIFE = track_match, track_life
+    TRACK_MATCH, TRACK_LIFE, TRACK_ARRAYS = track_match, track_life, TrackArrays
 else:
     TRACK_MATCH, TRACK_LIFE = _compiled.track_match, _compiled.track_life
+    TRACK_ARRAYS = _compiled.TrackArrays
 
 # which stages a track may be matched in, by state (a bit per stage below: TENTATIVE 4,
 # TRACKED 1 | 2, LOST 1) ...
@@ -333,11 +446,11 @@ class Tracker:
         self._free = np.zeros(0, dtype=np.int64)
         self._counters = np.array([1, 0, 0], dtype=np.int64)
         self._cost = np.zeros((0, 0))
-        self._room(16, 16)
         self._t: float | None = None
         spec = self.spec
         self._limits = np.array([1.0 - spec.match_iou, 1.0 - 0.5, 1.0 - 0.3])
         self._score_edges = np.array([min(spec.low_thresh, spec.high_thresh), spec.high_thresh])
+        self._room(16, 16)  # and binds the arrays for the compiled calls (`TrackArrays`)
 
     # -- time ------------------------------------------------------------------------------
     def _steps(self, t: float) -> float:
@@ -377,6 +490,30 @@ class Tracker:
             self._cost = np.zeros((cap, nb))
             self._box_flags = np.zeros(nb, np.uint8)
             self._box_of = np.zeros(nb, np.int64)
+        self._k = TRACK_ARRAYS(
+            self._f,
+            self._cls,
+            self._life,
+            kalman.Q_SCALE,
+            kalman.Q_FIXED,
+            self._score_edges,
+            _ROW_FLAGS,
+            _STAGE_ROWS,
+            _STAGE_COLS,
+            self._limits,
+            self._cost,
+            self._row_flags,
+            self._box_flags,
+            self._det_of,
+            self._box_of,
+            kalman.R_SCALE,
+            kalman.R_FIXED,
+            kalman.P0_SCALE,
+            kalman.P0_FIXED,
+            self._counters,
+            self._free,
+            self._ended,
+        )
 
     @property
     def ids_issued(self) -> int:
@@ -405,69 +542,32 @@ class Tracker:
         n, m = self._n, len(boxes)
         # `_room` only when it has work: this runs right after an inference has left the
         # caches cold, where each Python call costs microseconds
-        cost = self._cost
-        if n + m > len(self._cls) or m > cost.shape[1]:
+        if n + m > len(self._cls) or m > self._cost.shape[1]:
             self._room(n + m, m)
-            cost = self._cost
-        row_flags, box_flags = self._row_flags, self._box_flags
-        det_of, box_of = self._det_of, self._box_of
-        left = TRACK_MATCH(
-            self._f,
-            self._cls,
-            self._life,
-            n,
-            steps,
-            kalman.Q_SCALE,
-            kalman.Q_FIXED,
-            boxes,
-            classes,
-            scores,
-            self._score_edges,
-            _ROW_FLAGS,
-            _STAGE_ROWS,
-            _STAGE_COLS,
-            self._limits,
-            cost,
-            row_flags,
-            box_flags,
-            det_of,
-            box_of,
-        )
+        k = self._k
+        left = k.track_match(n, steps, boxes, classes, scores)
         if left >= 0:  # alike boxes or tracks: LAPJV decides who gets which, as it did
             match_stages(
-                cost[:n, :m],
-                row_flags[:n],
-                box_flags[:m],
+                self._cost[:n, :m],
+                self._row_flags[:n],
+                self._box_flags[:m],
                 _STAGE_ROWS[left:],
                 _STAGE_COLS[left:],
                 self._limits[left:],
-                det_of[:n],
-                box_of[:m],
+                self._det_of[:n],
+                self._box_of[:m],
             )
         ids, slots = np.empty((2, m), dtype=np.int64)
-        self._n, n_ended, used = TRACK_LIFE(
-            self._f,
-            self._cls,
-            self._life,
+        self._n, n_ended, used = k.track_life(
             n,
-            det_of,
-            box_of,
-            box_flags,
-            scores,
             boxes,
             classes,
+            scores,
             spec.new_track_thresh,
             spec.min_hits,
             spec.lost_frames,
-            kalman.R_SCALE,
-            kalman.R_FIXED,
-            kalman.P0_SCALE,
-            kalman.P0_FIXED,
-            self._counters,
-            self._free,
             ids,
             slots,
-            self._ended,
         )
         if not n_ended:
             return TrackUpdate(ids, (), slots, (), used)

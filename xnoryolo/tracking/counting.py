@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xnoryolo.detector.detections import Names
 
 from .events import AnalysisEvent, LineCrossed, ZoneEntered, ZoneLeft
+
+if TYPE_CHECKING:
+    from xnoryolo.kernels import track as _track_kernels
 from .spec import LineSpec, ZoneSpec
 
 # A line counts a track once its anchor is this many box heights past it (see LineCounter).
@@ -189,12 +192,58 @@ def observe_frame(
     return len(found)
 
 
+class ObserveArrays:
+    """`observe_frame`'s lines, zones and memories bound once, so that a frame's call passes
+    only its boxes, slots and filter (the reference of the compiled class; why:
+    bytetrack.TrackArrays)."""
+
+    def __init__(
+        self,
+        lines: np.ndarray,
+        zones: np.ndarray,
+        edges: np.ndarray,
+        hysteresis: float,
+        last: np.ndarray,
+        last_side: np.ndarray,
+        inside: np.ndarray,
+        seen_frame: np.ndarray,
+        seen_t: np.ndarray,
+        events: np.ndarray,
+    ) -> None:
+        self.lines, self.zones, self.edges, self.hysteresis = lines, zones, edges, hysteresis
+        self.last, self.last_side, self.inside = last, last_side, inside
+        self.seen_frame, self.seen_t, self.events = seen_frame, seen_t, events
+
+    def observe_frame(
+        self, boxes: np.ndarray, slots: np.ndarray, watch: np.ndarray | None, frame: int, t: float
+    ) -> int:
+        return OBSERVE_FRAME(
+            boxes,
+            slots,
+            self.lines,
+            self.zones,
+            self.edges,
+            watch,
+            self.hysteresis,
+            self.last,
+            self.last_side,
+            self.inside,
+            self.seen_frame,
+            self.seen_t,
+            frame,
+            t,
+            self.events,
+        )
+
+
+OBSERVE_ARRAYS: type[ObserveArrays] | type[_track_kernels.ObserveArrays]
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    POINTS_INSIDE, OBSERVE_FRAME = points_inside, observe_frame
+    POINTS_INSIDE, OBSERVE_FRAME, OBSERVE_ARRAYS = points_inside, observe_frame, ObserveArrays
 else:
     POINTS_INSIDE, OBSERVE_FRAME = _compiled.points_inside, _compiled.observe_frame
+    OBSERVE_ARRAYS = _compiled.ObserveArrays
 
 
 def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
@@ -337,6 +386,22 @@ class Counting:
         self._lines = np.zeros((nl, 6))
         self._zones = np.zeros((nz, 3), dtype=np.int64)
         self._edges = np.zeros((0, 5))
+        self._bind()
+
+    def _bind(self) -> None:
+        """The arrays of the compiled call, bound again whenever one of them is replaced."""
+        self._k = OBSERVE_ARRAYS(
+            self._lines,
+            self._zones,
+            self._edges,
+            HYSTERESIS,
+            self._last,
+            self._last_side,
+            self._inside,
+            self._seen_frame,
+            self._seen_t,
+            self._events,
+        )
 
     def _grow(self, cap: int) -> None:
         old = self._cap
@@ -360,6 +425,7 @@ class Counting:
             self._zones[z] = (first, len(e), 0 if zone.spec.anchor == "bottom" else 1)
             first += len(e)
         self._edges = np.ascontiguousarray(np.concatenate(edges)) if edges else np.zeros((0, 5))
+        self._bind()
 
     def observe(
         self,
@@ -381,8 +447,10 @@ class Counting:
         nl, nr = len(self.lines), len(self._filters)
         if slots_used > self._cap:
             self._grow(max(slots_used, 2 * self._cap))
+            self._bind()
         if nr * n > len(self._events):
             self._events = np.zeros((max(nr * n, 2 * len(self._events)), 3), dtype=np.int64)
+            self._bind()
         watch = None
         if self._filtered:
             watch = np.ones((nr, n), dtype=np.uint8)
@@ -390,23 +458,7 @@ class Counting:
             for r, wanted in enumerate(self._filters):
                 if wanted is not None:
                     watch[r] = np.fromiter((name in wanted for name in box_names), bool, n)
-        count = OBSERVE_FRAME(
-            boxes,
-            slots,
-            self._lines,
-            self._zones,
-            self._edges,
-            watch,
-            HYSTERESIS,
-            self._last,
-            self._last_side,
-            self._inside,
-            self._seen_frame,
-            self._seen_t,
-            frame,
-            t,
-            self._events,
-        )
+        count = self._k.observe_frame(boxes, slots, watch, frame, t)
         if not count:
             return []
         out: list[AnalysisEvent] = []
