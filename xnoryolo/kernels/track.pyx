@@ -728,7 +728,7 @@ def points_inside(const double[:, ::1] points, const double[:] xs, const double[
         inside_polygon(points, xs, ys, yj, dx, dy, inside)
 
 
-cdef int _track_match(double[:, ::1] rows, const int64_t[::1] row_class,
+cpdef int track_match(double[:, ::1] rows, const int64_t[::1] row_class,
                       const int64_t[:, ::1] life, Py_ssize_t n, double steps,
                       const double[::1] q_scale, const double[::1] q_fixed,
                       const double[:, ::1] boxes, const int64_t[::1] box_class,
@@ -737,6 +737,13 @@ cdef int _track_match(double[:, ::1] rows, const int64_t[::1] row_class,
                       const uint8_t[::1] stage_cols, const double[::1] limits,
                       double[:, ::1] cost, uint8_t[::1] row_flags, uint8_t[::1] box_flags,
                       int64_t[::1] det_of, int64_t[::1] box_of) except -2:
+    """A frame's prediction and matching of the first n rows (rows (C, 20), row_class, life
+    (C, 5): state first) to the boxes (M): the rows move `steps` steps (none for 0: kalman
+    predict), box_flags[:M] by score (below score_edges[0] 0, below score_edges[1] 2, else
+    1), row_flags[:n] = state_flags[state], cost[:n, :M] the 1 - IoU costs (iou_cost),
+    det_of[:n] / box_of[:M] the pairs of the stages (match_stages, from all free). The
+    scratch arrays may be longer. Returns -1, or the stage left to the caller
+    (bytetrack.track_match is the reference)."""
     cdef Py_ssize_t m = boxes.shape[0], i, s = 0
     cdef int err = 0
     cdef double v
@@ -780,28 +787,7 @@ cdef int _track_match(double[:, ::1] rows, const int64_t[::1] row_class,
     return s if err else -1
 
 
-def track_match(double[:, ::1] rows, const int64_t[::1] row_class,
-                const int64_t[:, ::1] life, Py_ssize_t n, double steps,
-                const double[::1] q_scale, const double[::1] q_fixed,
-                const double[:, ::1] boxes, const int64_t[::1] box_class,
-                const double[:] scores, const double[::1] score_edges,
-                const uint8_t[::1] state_flags, const uint8_t[::1] stage_rows,
-                const uint8_t[::1] stage_cols, const double[::1] limits, double[:, ::1] cost,
-                uint8_t[::1] row_flags, uint8_t[::1] box_flags, int64_t[::1] det_of,
-                int64_t[::1] box_of):
-    """A frame's prediction and matching of the first n rows (rows (C, 20), row_class, life
-    (C, 5): state first) to the boxes (M): the rows move `steps` steps (none for 0: kalman
-    predict), box_flags[:M] by score (below score_edges[0] 0, below score_edges[1] 2, else
-    1), row_flags[:n] = state_flags[state], cost[:n, :M] the 1 - IoU costs (iou_cost),
-    det_of[:n] / box_of[:M] the pairs of the stages (match_stages, from all free). The
-    scratch arrays may be longer. Returns -1, or the stage left to the caller
-    (bytetrack.track_match is the reference)."""
-    return _track_match(rows, row_class, life, n, steps, q_scale, q_fixed, boxes, box_class,
-                        scores, score_edges, state_flags, stage_rows, stage_cols, limits, cost,
-                        row_flags, box_flags, det_of, box_of)
-
-
-cdef tuple _track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
+cpdef tuple track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life,
                        Py_ssize_t n, const int64_t[::1] det_of, const int64_t[::1] box_of,
                        const uint8_t[::1] box_flags, const double[:] scores,
                        const double[:, ::1] boxes, const int64_t[::1] box_class,
@@ -810,6 +796,8 @@ cdef tuple _track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, :
                        const double[::1] p0_scale, const double[::1] p0_fixed,
                        int64_t[::1] counters, int64_t[::1] free_slots, int64_t[::1] ids,
                        int64_t[::1] slots, int64_t[:, ::1] ended):
+    """bytetrack.track_life compiled: the same arguments, results and contract (its
+    docstring says them once)."""
     cdef Py_ssize_t m = boxes.shape[0], kept, n_ended = 0, i
     if (n < 0 or rows.shape[1] != 20 or life.shape[1] != 5 or boxes.shape[1] != 4
             or rows.shape[0] < n + m or row_class.shape[0] < n + m or life.shape[0] < n + m
@@ -833,28 +821,26 @@ cdef tuple _track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, :
     return kept, n_ended, counters[SLOTS_USED]
 
 
-def track_life(double[:, ::1] rows, int64_t[::1] row_class, int64_t[:, ::1] life, Py_ssize_t n,
-               const int64_t[::1] det_of, const int64_t[::1] box_of,
-               const uint8_t[::1] box_flags, const double[:] scores,
-               const double[:, ::1] boxes, const int64_t[::1] box_class, double new_thresh,
-               int64_t min_hits, int64_t lost_frames, const double[::1] r_scale,
-               const double[::1] r_fixed, const double[::1] p0_scale,
-               const double[::1] p0_fixed, int64_t[::1] counters, int64_t[::1] free_slots,
-               int64_t[::1] ids, int64_t[::1] slots, int64_t[:, ::1] ended):
-    """bytetrack.track_life compiled: the same arguments, results and contract (its
-    docstring says them once)."""
-    return _track_life(rows, row_class, life, n, det_of, box_of, box_flags, scores, boxes,
-                       box_class, new_thresh, min_hits, lost_frames, r_scale, r_fixed, p0_scale,
-                       p0_fixed, counters, free_slots, ids, slots, ended)
-
-
-cdef Py_ssize_t _observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,
+cpdef Py_ssize_t observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,
                                const double[:, ::1] lines, const int64_t[:, ::1] zones,
                                const double[:, ::1] edges, const uint8_t[:, ::1] watch,
                                double hysteresis, double[:, :, ::1] last,
                                int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
                                int64_t[:, ::1] seen_frame, double[:, ::1] seen_t,
                                int64_t frame, double t, int64_t[:, ::1] events) except -1:
+    """Every line and zone of a frame over its boxes (N, 4: x0 y0 x1 y1); box i is a track's
+    where slots[i] >= 0 (its slot in the memories), and watched by line / zone r where
+    watch[r, i] (rows: the lines, then the zones; None: all). Line l: lines[l] = A (x, y), B
+    (x, y), |B - A|, anchor (0: bottom centre, 1: centre); where box i's anchor crosses the
+    segment to its right / left side, more than hysteresis box heights past it, the event
+    (l, i, +1 / -1) (the track's memory: last[l] / last_side[l] at its slot, as in
+    line_crossings). Zone z: zones[z] = first edge, edges, anchor, the edges rows of edges
+    (vertex x, y, previous vertex's y, dx, dy; counting.polygon_edges); where box i's anchor
+    is inside (even-odd rule), seen_frame / seen_t at its slot take frame / t and, if
+    inside[z, slot] was 0, it becomes 1: the event (L + z, i, +1); outside where it was 1:
+    0 and (L + z, i, -1). The events go to events (>= (L + Z) * N rows) in that order: the
+    lines, then the zones, each in box order. Returns their number
+    (counting.observe_frame is the reference)."""
     cdef Py_ssize_t n = boxes.shape[0], nl = lines.shape[0], nz = zones.shape[0], i, z
     cdef Py_ssize_t cap_l = last_side.shape[1], cap_z = inside.shape[1], count
     cdef bint has_watch = watch is not None
@@ -877,29 +863,6 @@ cdef Py_ssize_t _observe_frame(const double[:, ::1] boxes, const int64_t[::1] sl
         count = observe_boxes(boxes, slots, lines, zones, edges, watch, has_watch, hysteresis,
                               last, last_side, inside, seen_frame, seen_t, frame, t, events)
     return count
-
-
-def observe_frame(const double[:, ::1] boxes, const int64_t[::1] slots,
-                  const double[:, ::1] lines, const int64_t[:, ::1] zones,
-                  const double[:, ::1] edges, const uint8_t[:, ::1] watch, double hysteresis,
-                  double[:, :, ::1] last, int8_t[:, ::1] last_side, uint8_t[:, ::1] inside,
-                  int64_t[:, ::1] seen_frame, double[:, ::1] seen_t, int64_t frame, double t,
-                  int64_t[:, ::1] events):
-    """Every line and zone of a frame over its boxes (N, 4: x0 y0 x1 y1); box i is a track's
-    where slots[i] >= 0 (its slot in the memories), and watched by line / zone r where
-    watch[r, i] (rows: the lines, then the zones; None: all). Line l: lines[l] = A (x, y), B
-    (x, y), |B - A|, anchor (0: bottom centre, 1: centre); where box i's anchor crosses the
-    segment to its right / left side, more than hysteresis box heights past it, the event
-    (l, i, +1 / -1) (the track's memory: last[l] / last_side[l] at its slot, as in
-    line_crossings). Zone z: zones[z] = first edge, edges, anchor, the edges rows of edges
-    (vertex x, y, previous vertex's y, dx, dy; counting.polygon_edges); where box i's anchor
-    is inside (even-odd rule), seen_frame / seen_t at its slot take frame / t and, if
-    inside[z, slot] was 0, it becomes 1: the event (L + z, i, +1); outside where it was 1:
-    0 and (L + z, i, -1). The events go to events (>= (L + Z) * N rows) in that order: the
-    lines, then the zones, each in box order. Returns their number
-    (counting.observe_frame is the reference)."""
-    return _observe_frame(boxes, slots, lines, zones, edges, watch, hysteresis, last,
-                          last_side, inside, seen_frame, seen_t, frame, t, events)
 
 
 cdef class TrackArrays:
@@ -970,11 +933,11 @@ cdef class TrackArrays:
         """track_match(rows, row_class, life, n, steps, q_scale, q_fixed, boxes, box_class,
         scores, score_edges, state_flags, stage_rows, stage_cols, limits, cost, row_flags,
         box_flags, det_of, box_of) on the bound arrays."""
-        return _track_match(self.rows, self.row_class, self.life, n, steps, self.q_scale,
-                            self.q_fixed, boxes, box_class, scores, self.score_edges,
-                            self.state_flags, self.stage_rows, self.stage_cols, self.limits,
-                            self.cost, self.row_flags, self.box_flags, self.det_of,
-                            self.box_of)
+        return track_match(self.rows, self.row_class, self.life, n, steps, self.q_scale,
+                           self.q_fixed, boxes, box_class, scores, self.score_edges,
+                           self.state_flags, self.stage_rows, self.stage_cols, self.limits,
+                           self.cost, self.row_flags, self.box_flags, self.det_of,
+                           self.box_of)
 
     def track_life(self, Py_ssize_t n, const double[:, ::1] boxes,
                    const int64_t[::1] box_class, const double[:] scores, double new_thresh,
@@ -983,11 +946,11 @@ cdef class TrackArrays:
         """track_life(rows, row_class, life, n, det_of, box_of, box_flags, scores, boxes,
         box_class, new_thresh, min_hits, lost_frames, r_scale, r_fixed, p0_scale, p0_fixed,
         counters, free_slots, ids, slots, ended) on the bound arrays."""
-        return _track_life(self.rows, self.row_class, self.life, n, self.det_of, self.box_of,
-                           self.box_flags, scores, boxes, box_class, new_thresh, min_hits,
-                           lost_frames, self.r_scale, self.r_fixed, self.p0_scale,
-                           self.p0_fixed, self.counters, self.free_slots, ids, slots,
-                           self.ended)
+        return track_life(self.rows, self.row_class, self.life, n, self.det_of, self.box_of,
+                          self.box_flags, scores, boxes, box_class, new_thresh, min_hits,
+                          lost_frames, self.r_scale, self.r_fixed, self.p0_scale,
+                          self.p0_fixed, self.counters, self.free_slots, ids, slots,
+                          self.ended)
 
 
 cdef class ObserveArrays:
@@ -1025,6 +988,6 @@ cdef class ObserveArrays:
                       const uint8_t[:, ::1] watch, int64_t frame, double t):
         """observe_frame(boxes, slots, lines, zones, edges, watch, hysteresis, last,
         last_side, inside, seen_frame, seen_t, frame, t, events) on the bound arrays."""
-        return _observe_frame(boxes, slots, self.lines, self.zones, self.edges, watch,
-                              self.hysteresis, self.last, self.last_side, self.inside,
-                              self.seen_frame, self.seen_t, frame, t, self.events)
+        return observe_frame(boxes, slots, self.lines, self.zones, self.edges, watch,
+                             self.hysteresis, self.last, self.last_side, self.inside,
+                             self.seen_frame, self.seen_t, frame, t, self.events)
