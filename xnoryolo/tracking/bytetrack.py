@@ -346,7 +346,7 @@ class TrackArrays:
     def track_match(
         self, n: int, steps: float, boxes: np.ndarray, box_class: np.ndarray, scores: np.ndarray
     ) -> int:
-        return TRACK_MATCH(
+        return track_match(
             self.rows,
             self.row_class,
             self.life,
@@ -381,7 +381,7 @@ class TrackArrays:
         ids: np.ndarray,
         slots: np.ndarray,
     ) -> tuple[int, int, int]:
-        return TRACK_LIFE(
+        return track_life(
             self.rows,
             self.row_class,
             self.life,
@@ -411,9 +411,8 @@ TRACK_ARRAYS: type[TrackArrays] | type[_track_kernels.TrackArrays]
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    TRACK_MATCH, TRACK_LIFE, TRACK_ARRAYS = track_match, track_life, TrackArrays
+    TRACK_ARRAYS = TrackArrays
 else:
-    TRACK_MATCH, TRACK_LIFE = _compiled.track_match, _compiled.track_life
     TRACK_ARRAYS = _compiled.TrackArrays
 
 # which stages a track may be matched in, by state (a bit per stage below: TENTATIVE 4,

@@ -217,7 +217,7 @@ class ObserveArrays:
     def observe_frame(
         self, boxes: np.ndarray, slots: np.ndarray, watch: np.ndarray | None, frame: int, t: float
     ) -> int:
-        return OBSERVE_FRAME(
+        return observe_frame(
             boxes,
             slots,
             self.lines,
@@ -240,10 +240,9 @@ OBSERVE_ARRAYS: type[ObserveArrays] | type[_track_kernels.ObserveArrays]
 try:
     from xnoryolo.kernels import track as _compiled
 except ImportError:  # kernels not built: the references do the same, slower
-    POINTS_INSIDE, OBSERVE_FRAME, OBSERVE_ARRAYS = points_inside, observe_frame, ObserveArrays
+    POINTS_INSIDE, OBSERVE_ARRAYS = points_inside, ObserveArrays
 else:
-    POINTS_INSIDE, OBSERVE_FRAME = _compiled.points_inside, _compiled.observe_frame
-    OBSERVE_ARRAYS = _compiled.ObserveArrays
+    POINTS_INSIDE, OBSERVE_ARRAYS = _compiled.points_inside, _compiled.ObserveArrays
 
 
 def points_in_polygon(points: np.ndarray, poly: np.ndarray | Edges) -> np.ndarray:
