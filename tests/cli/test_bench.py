@@ -15,13 +15,13 @@ from xnoryolo.detector import ops
 from xnoryolo.kernels.backend import FastBackend
 
 
-def _first_conv_pools_to_bits(simd: str) -> bool:
+def _first_conv_takes_pool(simd: str) -> bool:
     """Whether yolov3-tiny's first conv (3 -> 16, 3x3) and 2x2/2 pool fuse to bits on `simd`."""
     backend = FastBackend(1, simd=simd)
     spec = ops.ConvSpec(3, 96, 96, 16, 3, 1, 1, 1)
     conv = backend.float_conv(np.zeros((16, 3, 3, 3), np.float32), np.zeros(16, np.float32),
                               spec, "leaky")  # fmt: skip
-    return conv.pools_to_bits(backend.maxpool((16, 96, 96), 2, 2, 2, 0, 48, 48))
+    return conv.takes_pool(backend.maxpool((16, 96, 96), 2, 2, 2, 0, 48, 48))
 
 
 def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,7 +54,7 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"index", "type", "binary", "ms", "gbit_macs", "share_of_peak"} <= set(layers[0])
     # timed on the detect path: every layer between binary layers hands sign bits on, the
     # float first conv too where its kernel runs the pool after it (the direct path)
-    first = [0] if _first_conv_pools_to_bits(result["simd"]) else []
+    first = [0] if _first_conv_takes_pool(result["simd"]) else []
     assert [row["index"] for row in layers if row["bits_out"]] == [
         *first,
         *range(1, 14),

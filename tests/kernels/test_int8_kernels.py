@@ -94,7 +94,7 @@ def test_int8_pooled_bits_match_conv_then_pool(shape: tuple[int, ...], path: str
             for pad in (0, 1):
                 shp = (pool.out_h + 2 * pad, pool.out_w + 2 * pad, (f + 63) // 64)
                 k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, act, threads, path)
-                assert k.pools_to_bits(pool)
+                assert k.takes_pool(pool)
                 out = np.zeros(shp, np.uint64)
                 k.run_pooled_bits(x, pool, out, pad)
                 assert np.array_equal(out, ops.pack_signs(pooled, shp, pad)), (act, pad)

@@ -164,7 +164,7 @@ def test_bits_plan_of_yolov3_tiny_xnor(isa: str) -> None:
     it emits floats."""
     net = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", 1, isa)
     plan = net.bits_plan
-    fused = net.layers[0].kernel.pools_to_bits(net.layers[1].bits_kernel)
+    fused = net.layers[0].kernel.takes_pool(net.layers[1].bits_kernel)
     assert fused == net.layers[0].kernel.direct
     assert sorted(plan) == [*range(0 if fused else 1, 14), 17, 18, 19, 20]
     assert [i for i, step in plan.items() if step.want_float] == [13]  # conv 14 reads floats
@@ -188,9 +188,10 @@ def test_bits_plan_of_yolov3_tiny_xnor(isa: str) -> None:
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("pool", POOLS, ids=lambda p: "k{}sy{}sx{}p{}".format(*p))
 @pytest.mark.parametrize("c", [1, 3, 4])
-def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: str) -> None:
-    """A first conv that runs the pool after it (row by row) gives that pool's bits exactly;
-    only pools whose windows tile the rows are taken over, and only on the direct path."""
+def test_conv_runs_the_pool_after_it(c: int, pool: tuple[int, int, int, int], isa: str) -> None:
+    """A first conv that runs the pool after it (row by row) gives that pool's floats and bits
+    exactly; only pools whose windows tile the rows are taken over, and only on the direct
+    path."""
     size, sy, sx, padding = pool
     rng = np.random.default_rng(c * 11 + size)
     for h, w, f in ((16, 16, 16), (13, 17, 21), (9, 10, 70)):
@@ -204,21 +205,49 @@ def test_conv_runs_pool_to_bits(c: int, pool: tuple[int, int, int, int], isa: st
             conv = backend.float_conv(weights, bias, spec, "leaky")
             mp = backend.maxpool((f, h, w), size, sy, sx, padding, out_h, out_w)
             fusable = conv.direct and sy == size and padding // 2 == 0
-            assert conv.pools_to_bits(mp) == fusable
+            assert conv.takes_pool(mp) == fusable
             if not fusable:
                 continue
             shape = (out_h + 2, out_w + 2, (f + 63) // 64)
             ref = ops.maxpool(ops.float_conv(x, weights, bias, spec, "leaky"), size, sy, sx,
                               padding, out_h, out_w)  # fmt: skip
+            apart = mp(conv(x))
+            np.testing.assert_array_equal(conv.run_pooled(x, mp), apart)
             bits = np.zeros(shape, np.uint64)
             conv.run_pooled_bits(x, mp, bits, 1)
-            np.testing.assert_array_equal(bits, ops.pack_signs(mp(conv(x)), shape, 1))
+            np.testing.assert_array_equal(bits, ops.pack_signs(apart, shape, 1))
             # the NumPy reference agrees wherever summation order cannot flip a sign
             signs = np.unpackbits(bits[1:-1, 1:-1].view(np.uint8), axis=2, bitorder="little")
             clear = np.abs(ref) > 1e-4
             np.testing.assert_array_equal(
                 signs[..., :f].transpose(2, 0, 1)[clear], (ref > 0)[clear]
             )
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_pool_plan_of_yolov3_tiny(threads: int, isa: str) -> None:
+    """The float convs 0, 2 and 4 run the pools after them where their kernels can (the
+    direct path); conv 8's output also feeds a route and pool 11 overlaps its windows, so
+    those stay apart; the outputs are the same floats either way."""
+    from xnoryolo.bench import synthetic_frame
+    from xnoryolo.detector import Detector
+
+    net = _random_network("xnoryolo/configs/yolov3-tiny.cfg", threads, isa)
+    plan = net.pool_plan
+    if not net.layers[0].kernel.direct:
+        assert plan == {}
+        return
+    layers = net.layers
+    assert plan == {0: layers[1], 1: None, 2: layers[3], 3: None, 4: layers[5], 5: None}
+    x = Detector(net).preprocess(synthetic_frame())
+    full = net.forward(x, keep=True)
+    lean = net.forward(x, keep=False)
+    for d in net.detection_layers:
+        np.testing.assert_array_equal(lean[d.index], full[d.index])
+    # layers of the bits plan keep their steps: an XNOR net's conv 0 runs pool 1 to bits
+    xnor = _random_network("xnoryolo/configs/yolov3-tiny_xnor.cfg", threads, isa)
+    assert xnor.pool_plan == {} and xnor.bits_plan[0].pool is xnor.layers[1]
 
 
 @pytest.mark.parametrize("isa", ISAS)

@@ -24,7 +24,6 @@ from .layers import (
     ConvolutionalLayer,
     Layer,
     Layout,
-    MaxpoolLayer,
     RegionLayer,
     RouteLayer,
     UpsampleLayer,
@@ -100,18 +99,12 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
             and i not in plan
             and i not in external
             and readers[i] == [(i + 1, True)]
-            and _pools_to_bits(layers[i], layers[i + 1])
+            and _takes_pool(layers[i], layers[i + 1])
         ):
             plan[i] = BitsStep(step.layout, pool=layers[i + 1])
             plan[i + 1] = BitsStep(step.layout, done=True)
     return plan
 
 
-def _pools_to_bits(layer: Layer, pool: Layer) -> bool:
-    return (
-        isinstance(layer, ConvolutionalLayer)
-        and isinstance(pool, MaxpoolLayer)
-        and layer.pooling_kernel is not None
-        and pool.bits_kernel is not None
-        and layer.pooling_kernel.pools_to_bits(pool.bits_kernel)
-    )
+def _takes_pool(layer: Layer, pool: Layer) -> bool:
+    return isinstance(layer, ConvolutionalLayer) and layer.takes_pool(pool, floats=False)

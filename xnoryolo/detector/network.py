@@ -28,6 +28,7 @@ from .layers import (
     YoloLayer,
     build_layer,
 )
+from .pool_plan import PoolPlan, plan_pools
 from .quantize import INPUT_QUANT, check_precision
 from .weights import WeightsHeader, WeightsReader
 
@@ -131,6 +132,7 @@ class Network:
         # kernels changed: plan again on first use
         self.__dict__.pop("bits_plan", None)
         self.__dict__.pop("bytes_plan", None)
+        self.__dict__.pop("pool_plan", None)
         return self
 
     @property
@@ -214,8 +216,9 @@ class Network:
         With keep=False, outputs nothing later reads are dropped as soon as possible (their
         slots hold the empty array `DROPPED`), and layers read by binary layers hand them
         packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits),
-        and int8 layers read by int8 layers hand them their input bytes (`bytes_plan`): only
-        the outputs of the detection layers are meant to be read. `on_layer(i)` is called after
+        and int8 layers read by int8 layers hand them their input bytes (`bytes_plan`), and
+        float convs run the maxpool after them (`pool_plan`): only the outputs of the
+        detection layers are meant to be read. `on_layer(i)` is called after
         layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
@@ -231,6 +234,7 @@ class Network:
         last_use = self._drop_plan if not keep else {}
         bits_plan = self.bits_plan if not keep else {}
         bytes_plan = self.bytes_plan if not keep else {}
+        pool_plan = self.pool_plan if not keep else {}
         outputs: list[np.ndarray] = []
         bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
@@ -238,6 +242,13 @@ class Network:
             byte_step = bytes_plan.get(i)
             if byte_step is not None:  # int8 -> int8: the reader's input bytes
                 y = nxt = run_step(layer, x, byte_step)
+            elif i in pool_plan:  # a float conv and its pool, or that pool (done)
+                pool = pool_plan[i]
+                if pool is None:
+                    y = nxt = x
+                else:
+                    assert isinstance(layer, ConvolutionalLayer)
+                    y = nxt = layer.forward_pooled(x, pool)
             elif step is None:
                 y = nxt = layer.forward(x, outputs)
             elif step.done:
@@ -282,6 +293,11 @@ class Network:
     def bytes_plan(self) -> BytesPlan:
         """`plan_bytes` for these layers as prepared (forward(keep=False) runs it)."""
         return plan_bytes(self.layers, self.bits_plan)
+
+    @functools.cached_property
+    def pool_plan(self) -> PoolPlan:
+        """`plan_pools` for these layers as prepared (forward(keep=False) runs it)."""
+        return plan_pools(self.layers, self.bits_plan.keys() | self.bytes_plan.keys())
 
     @functools.cached_property
     def detection_layers(self) -> list[YoloLayer | RegionLayer]:

@@ -256,7 +256,7 @@ cdef class Int8Conv:
                                  self.zero)
         return &self.q_[0, 0]
 
-    def pools_to_bits(self, pool):
+    def takes_pool(self, pool):
         """Whether run_pooled_bits can take `pool` (a MaxPool kernel) over: a native
         activation (its sign is the transform's), one group, and pool windows that tile this
         output's rows with no offset, so each conv row is computed once."""
@@ -269,7 +269,7 @@ cdef class Int8Conv:
         x + out_pad) of `out` (uint64 (hp, wp, ceil(F/64)), border left as it is): the sums
         under one pooled row are compared with the sign thresholds, ORed over the windows and
         packed; no float is computed. The same bits as the two layers run apart."""
-        if not self.pools_to_bits(pool):
+        if not self.takes_pool(pool):
             raise ValueError("this pool cannot be fused into this convolution")
         cdef const uint8_t *qp = self._quantized(x)
         cdef int cw = (self.filters + 63) // 64

@@ -1,5 +1,5 @@
 # Contract of the xnoryolo convolution kernels (see kernels/README.md for the bit layout).
-from libc.stdint cimport int32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 
 cdef extern from "xconv_simd.h" nogil:
@@ -76,6 +76,12 @@ cdef class BinaryConv:
     cdef object _run(self, x, bint want_dot, bint want_float, bits, int bits_pad)
 
 
+cdef class MaxPool:
+    cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads, isa
+    cdef readonly int team, team_bits
+    cdef void _bits_row(self, const uint64_t *inp, int oy, uint64_t *dst) noexcept nogil
+
+
 cdef class FloatConv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
     cdef readonly int out_h, out_w, k, threads, isa
@@ -88,9 +94,5 @@ cdef class FloatConv:
     cdef readonly bint own_gemm
     cdef float[:, :, :, ::1] apacked
     cdef float[::1] bias_
-
-
-cdef class MaxPool:
-    cdef readonly int c, h, w, size, stride_y, stride_x, padding, out_h, out_w, threads, isa
-    cdef readonly int team, team_bits
-    cdef void _bits_row(self, const uint64_t *inp, int oy, uint64_t *dst) noexcept nogil
+    cdef int _conv_pool(self, x, MaxPool pool, float *fout, uint64_t *bout, int64_t bwp,
+                        int out_pad) except -1

@@ -9,7 +9,7 @@ are zero in both operands.
 """
 
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -618,42 +618,59 @@ cdef class FloatConv:
             out = self.activate_(out, self.activation)
         return out
 
-    def pools_to_bits(self, MaxPool pool):
-        """Whether run_pooled_bits can take this pool over: the direct path, a native
-        activation, and pool windows that tile this output's rows (no vertical overlap or
-        offset), so each conv row is computed once."""
+    def takes_pool(self, MaxPool pool):
+        """Whether run_pooled / run_pooled_bits can take this pool over: the direct path, a
+        native activation, and pool windows that tile this output's rows (no vertical overlap
+        or offset), so each conv row is computed once."""
         return (self.direct and self.activation in _NATIVE_ACT and pool.c == self.filters
                 and pool.h == self.out_h and pool.w == self.out_w
                 and pool.stride_y == pool.size and pool.padding // 2 == 0)
 
+    def run_pooled(self, x, MaxPool pool):
+        """This conv then `pool`: the pool's output, float32 (F, pool.out_h, pool.out_w). The
+        conv rows under one pooled row are computed and pooled while in cache, so the conv's
+        own output (the first conv's is the network's largest) is never stored. Same floats
+        as the two layers run apart."""
+        out = np.empty((self.filters, pool.out_h, pool.out_w), dtype=np.float32)
+        cdef float[:, :, ::1] om = out
+        self._conv_pool(x, pool, &om[0, 0, 0], NULL, 0, 0)
+        return out
+
     def run_pooled_bits(self, x, MaxPool pool, out, int out_pad=0):
         """This conv then `pool`, as the pool's sign bits into pixel (y + out_pad,
-        x + out_pad) of `out` (uint64 (hp, wp, ceil(F/64))): the conv rows under one pooled
-        row are computed, pooled and packed while in cache, so neither float output is
-        stored (the first conv's output is the network's largest). Same floats, same bits as
-        the two layers run apart."""
-        if not self.pools_to_bits(pool):
+        x + out_pad) of `out` (uint64 (hp, wp, ceil(F/64))), as run_pooled computes it, each
+        pooled row packed while in cache: no float output is stored. Same bits as the two
+        layers run apart."""
+        _check_bits_buffer(out, self.filters, pool.out_h, pool.out_w, out_pad)
+        cdef uint64_t[:, :, ::1] om = out
+        self._conv_pool(x, pool, NULL, &om[0, 0, 0], om.shape[1], out_pad)
+        return out
+
+    cdef int _conv_pool(self, x, MaxPool pool, float *fout, uint64_t *bout, int64_t bwp,
+                        int out_pad) except -1:
+        # pooled rows straight into fout (F, ph, pw), or packed into bout (rows of bwp pixels
+        # of cw words) at (py + out_pad, out_pad)
+        if not self.takes_pool(pool):
             raise ValueError("this pool cannot be fused into this convolution")
         xv = np.ascontiguousarray(x, dtype=np.float32)
         if xv.shape != (self.c, self.h, self.w):
             raise ValueError(f"input shape {xv.shape} != {(self.c, self.h, self.w)}")
-        _check_bits_buffer(out, self.filters, pool.out_h, pool.out_w, out_pad)
         cdef int cw = (self.filters + 63) // 64
-        cdef uint64_t[:, :, ::1] om = out
+        cdef int ph = pool.out_h, pw = pool.out_w
         xp = self._padded(xv)
         cdef const float[:, :, ::1] xm = xp
         cdef int hp = xp.shape[1], wp = xp.shape[2]
         cdef int ps = pool.size
-        # per thread: the conv rows under one pooled row, and that pooled row
+        # per thread: the conv rows under one pooled row, and that pooled row (for bits)
         rows = np.empty((self.threads, self.filters, ps, self.out_w), dtype=np.float32)
-        pooled = np.empty((self.threads, self.filters, pool.out_w), dtype=np.float32)
+        pooled = np.empty((self.threads, self.filters, pw), dtype=np.float32)
         cdef float[:, :, :, ::1] rm = rows
         cdef float[:, :, ::1] pm = pooled
         cdef int py, r, nr, f, tid
+        cdef float *dst
         with nogil, parallel(num_threads=self.threads):
             tid = threadid()
-            for py in prange(pool.out_h, schedule="dynamic",
-                             chunksize=_chunk(pool.out_h, self.threads)):
+            for py in prange(ph, schedule="dynamic", chunksize=_chunk(ph, self.threads)):
                 nr = min(ps, self.out_h - py * ps)
                 for r in range(nr):
                     xn_direct_row(self.isa, &xm[0, 0, 0], self.c, hp, wp, &self.wdirect[0, 0],
@@ -661,11 +678,16 @@ cdef class FloatConv:
                                   self.out_w, &rm[tid, 0, r, 0], <size_t>ps * self.out_w,
                                   &self.bias_[0], self.act)
                 for f in range(self.filters):
+                    if fout != NULL:
+                        dst = fout + (<int64_t>f * ph + py) * pw
+                    else:
+                        dst = &pm[tid, f, 0]
                     xn_maxpool_rows(&rm[tid, f, 0, 0], nr, self.out_w, ps, ps, pool.stride_x,
-                                    0, 0, 1, pool.out_w, &pm[tid, f, 0])
-                xn_pack_row(self.isa, &pm[tid, 0, 0], pool.out_w, self.filters, pool.out_w,
-                            &om[py + out_pad, out_pad, 0], cw)
-        return out
+                                    0, 0, 1, pw, dst)
+                if fout == NULL:
+                    xn_pack_row(self.isa, &pm[tid, 0, 0], pw, self.filters, pw,
+                                bout + ((py + out_pad) * bwp + out_pad) * cw, cw)
+        return 0
 
 
 cdef class MaxPool:

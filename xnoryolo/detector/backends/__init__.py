@@ -8,13 +8,22 @@ import warnings
 from ..errors import ReferenceBackendWarning
 from .fast import fast_backend
 from .numpy import NumpyBackend
-from .protocols import Backend, BitsConv, BitsPool, ByteConv, Kernel, PoolingConv
+from .protocols import (
+    Backend,
+    BitsConv,
+    BitsPool,
+    ByteConv,
+    FloatPoolingConv,
+    Kernel,
+    PoolingConv,
+)
 
 __all__ = [
     "Backend",
     "BitsConv",
     "BitsPool",
     "ByteConv",
+    "FloatPoolingConv",
     "Kernel",
     "NumpyBackend",
     "PoolingConv",

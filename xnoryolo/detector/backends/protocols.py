@@ -3,7 +3,8 @@
 A backend turns prepared (BN-folded) weights into kernels: callables `kernel(x: float32
 (C,H,W)) -> float32 (F, out_h, out_w)`. Kernels of the fast backend can do more on the detect
 path (kernels/README.md, "Chained binary layers"): read and write packed sign bits (`BitsConv`,
-`BitsPool`) or run the maxpool after them straight to bits (`PoolingConv`). The NumPy reference
+`BitsPool`) or run the maxpool after them, straight to bits (`PoolingConv`) or to its floats
+(`FloatPoolingConv`). The NumPy reference
 has none of these abilities, so a layer asks its kernel once, when it is prepared, with
 isinstance against these runtime-checkable protocols, and keeps the answer.
 """
@@ -66,13 +67,21 @@ class PoolingConv(Protocol):
 
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
-    def pools_to_bits(self, pool: BitsPool) -> bool:
+    def takes_pool(self, pool: BitsPool) -> bool:
         """Whether it can take over `pool` (a kernel of the same backend)."""
         ...
 
     def run_pooled_bits(
         self, x: np.ndarray, pool: BitsPool, out: np.ndarray, out_pad: int = 0
     ) -> np.ndarray: ...
+
+
+@runtime_checkable
+class FloatPoolingConv(PoolingConv, Protocol):
+    """A float convolution that can also write the output of the maxpool after it as floats,
+    never storing its own output (detector/pool_plan.py)."""
+
+    def run_pooled(self, x: np.ndarray, pool: BitsPool) -> np.ndarray: ...
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ops
 from ..activations import DARKNET_CPU_ZERO
-from ..backends import Backend, BitsConv, Kernel, PoolingConv
+from ..backends import Backend, BitsConv, FloatPoolingConv, Kernel, PoolingConv
 from ..cfg import Section
 from ..quantize import ActQuant, quantize_weights
 from .base import (
@@ -256,3 +256,20 @@ class ConvolutionalLayer(Layer):
         assert self.bits_kernel is not None, "not a bits-reading kernel (see bits_input)"
         y = self.bits_kernel.run(x, bits=out, bits_pad=pad, want_float=step.want_float)
         return y, out
+
+    def takes_pool(self, pool: Layer, floats: bool) -> bool:
+        """Whether this layer can run `pool` (the layer after it) itself: writing its sign
+        bits (forward_bits with a pooling step), or with `floats` its floats (forward_pooled)."""
+        kernel = self.pooling_kernel
+        return (
+            kernel is not None
+            and (not floats or isinstance(kernel, FloatPoolingConv))
+            and isinstance(pool, MaxpoolLayer)
+            and pool.bits_kernel is not None
+            and kernel.takes_pool(pool.bits_kernel)
+        )
+
+    def forward_pooled(self, x: np.ndarray, pool: MaxpoolLayer) -> np.ndarray:
+        """This layer then `pool`: the pool's output, this layer's own never stored."""
+        assert isinstance(self.pooling_kernel, FloatPoolingConv) and pool.bits_kernel is not None
+        return self.pooling_kernel.run_pooled(x, pool.bits_kernel)
