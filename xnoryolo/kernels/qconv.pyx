@@ -26,6 +26,9 @@ DEF DIRECT_BLOCK = 32
 # im2col costs them more than AMX saves (3x3, 16 -> 32 at 208: 1.6 -> 1.0 ms; 32 -> 64 at 104:
 # 0.97 -> 0.90; 1 thread).
 DEF AMX_DIRECT_MAX_TAPS = 288
+# Output rows of one panel each (13 wide) per AMX tile call on the direct path: a weight tile
+# loaded once serves two of them (xq_tile_amx pairs panels).
+DEF AMX_ROWS = 4
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
 
@@ -113,14 +116,22 @@ cdef class Int8Conv:
         can_direct = self.groups == 1 and self.stride_x == 1
         if direct and not can_direct:
             raise ValueError("the direct int8 conv needs one group and stride_x 1")
+        # On AMX, channels in blocks of 64 put a step's 16 tap groups (one tap of 16 channel
+        # quads) a quad plane apart: its B tiles load from the quads in place (rows of one
+        # panel, 13 wide, a few rows to a call: _run_direct). 1x1 layers keep im2col, a mere
+        # interleave for them, on whole blocks of panels.
+        amx_blocks = (self.path == XQ_AMX and self.c % 64 == 0 and self.k >= AMX_MIN_TAPS
+                      and self.groups == 1 and self.size > 1)
         if direct is None:
             direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
                                                   XQ_NEONDOT) and (
-                self.c <= 4 or (self.c % 4 == 0
-                                and (self.path != XQ_AMX or self.k <= AMX_DIRECT_MAX_TAPS)
-                                and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
+                self.c <= 4 or amx_blocks or (
+                    self.c % 4 == 0
+                    and (self.path != XQ_AMX or self.k <= AMX_DIRECT_MAX_TAPS)
+                    and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
         self.direct = direct
-        if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct):
+        amx_blocks = amx_blocks and self.direct
+        if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct and not amx_blocks):
             self.path = XQ_AVX512VNNI
         # AMX takes 64 taps and 16 filters a step (zero padded); the others 4 taps, 8 filters
         step = 64 if self.path == XQ_AMX else 4
@@ -133,14 +144,22 @@ cdef class Int8Conv:
         pad = self.padding * self.dilation
         span = (self.size - 1) * self.dilation
         if self.direct:
-            # taps (channel block, ky, kx, channel in block), missing channels' weights 0
+            # taps (channel block, ky, kx, channel in block), missing channels' weights 0; on
+            # AMX (channel block of 16, ky, kx, block in it, channel in block)
             w4 = np.zeros((self.fgp, 4 * self.nb, ss), np.int8)
             w4[:fg, :cg] = qw.reshape(fg, cg, ss)
-            w4 = w4.reshape(self.fgp, self.nb, 4, ss).transpose(0, 1, 3, 2)
+            if amx_blocks:
+                w4 = w4.reshape(self.fgp, self.nb // 16, 16, 4, ss).transpose(0, 1, 4, 2, 3)
+            else:
+                w4 = w4.reshape(self.fgp, self.nb, 4, ss).transpose(0, 1, 3, 2)
             wt[0] = w4.reshape(self.fgp, self.kp)
             self.wp = max(pad + self.w, _ceil(self.out_w, XQ_PW) * XQ_PW + span)
             self.hp = max(pad + self.h, (self.out_h - 1) * self.stride_y + span + 1)
-            cb, tap = np.divmod(np.arange(self.nb * ss), ss)
+            if amx_blocks:
+                b16, tap, q = np.unravel_index(np.arange(self.nb * ss), (self.nb // 16, ss, 16))
+                cb = 16 * b16 + q
+            else:
+                cb, tap = np.divmod(np.arange(self.nb * ss), ss)
             ky, kx = np.divmod(tap, self.size)
             self.goff = (4 * (cb * self.hp * self.wp + self.dilation * (ky * self.wp + kx))
                          ).astype(np.int64)
@@ -162,8 +181,11 @@ cdef class Int8Conv:
         self.block = max(4, min(64, BLOCK_BYTES // (self.kp * XQ_PW)))
         panel_bytes = self.block * XQ_PW * self.kp + 64
         if self.direct:
-            # a block is (part of) one output row: no panels
+            # a block is (part of) one output row, or on AMX AMX_ROWS rows of one panel each:
+            # no panels
             self.block = min(DIRECT_BLOCK, _ceil(self.out_w, XQ_PW))
+            if self.path == XQ_AMX and self.block == 1:
+                self.block = AMX_ROWS
             panel_bytes = 64
         self.pan_ = np.zeros((self.threads, panel_bytes), np.uint8)
         self.rows_ = np.zeros((self.threads, panel_bytes), np.uint8)
@@ -435,9 +457,13 @@ cdef class Int8Conv:
         cdef int64_t n = <int64_t>self.out_h * self.out_w
         cdef int block = self.block
         cdef int nch = (self.out_w + block * XQ_PW - 1) // (block * XQ_PW)
-        cdef int64_t items = <int64_t>self.out_h * nch
+        # AMX on rows of one panel: an item is `block` rows, the tile's panels a row apart
+        cdef bint by_rows = self.path == XQ_AMX and self.out_w <= XQ_PW
+        cdef int64_t items = (self.out_h + block - 1) // block if by_rows else (
+            <int64_t>self.out_h * nch)
+        cdef int64_t pstride = <int64_t>self.stride_y * self.wp * 4 if by_rows else 64
         cdef int64_t it, p0
-        cdef int t, oy, ox0, npix, npb, f0, nf
+        cdef int t, oy, ox0, npix, npb, f0, nf, r
         cdef const uint8_t *xi
         cdef const uint8_t *src
         cdef int32_t *acc
@@ -446,28 +472,39 @@ cdef class Int8Conv:
             for it in prange(items, num_threads=self.threads, schedule="dynamic"):
                 t = threadid()
                 acc = &self.acc_[t, 0]
-                oy = <int>(it // nch)
-                ox0 = <int>(it % nch) * block * XQ_PW
-                npix = self.out_w - ox0
-                if npix > block * XQ_PW:
-                    npix = block * XQ_PW
-                npb = (npix + XQ_PW - 1) // XQ_PW
-                p0 = <int64_t>oy * self.out_w + ox0
+                if by_rows:
+                    oy = <int>it * block
+                    ox0 = 0
+                    npix = self.out_w
+                    npb = self.out_h - oy  # panels: rows
+                    if npb > block:
+                        npb = block
+                else:
+                    oy = <int>(it // nch)
+                    ox0 = <int>(it % nch) * block * XQ_PW
+                    npix = self.out_w - ox0
+                    if npix > block * XQ_PW:
+                        npix = block * XQ_PW
+                    npb = (npix + XQ_PW - 1) // XQ_PW
                 src = xi + (<int64_t>oy * self.stride_y * self.wp + ox0) * 4
                 for f0 in range(0, self.filters, TF):
                     nf = self.filters - f0
                     if nf > TF:
                         nf = TF
-                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, 64, &self.goff[0],
-                            npb, acc)
-                    if mode == 2:
-                        xq_store_tile_u8(self.path, acc, nf, npb, f0, p0, p0 + npix, n,
-                                         &self.corr_[0], &self.mult_[0], &self.bias_[0],
-                                         self.act, out_inv, out_zero, &self.tmp_[t, 0], bo)
-                    else:
-                        xq_store_tile(self.path, acc, nf, npb, f0, p0, p0 + npix, n,
-                                      &self.corr_[0], &self.mult_[0], &self.bias_[0], self.act,
-                                      fo, io)
+                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, pstride,
+                            &self.goff[0], npb, acc)
+                    # one store per row of panels (by_rows: panel r is row oy + r)
+                    for r in range(npb if by_rows else 1):
+                        p0 = <int64_t>(oy + r) * self.out_w + ox0
+                        if mode == 2:
+                            xq_store_tile_u8(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
+                                             p0 + npix, n, &self.corr_[0], &self.mult_[0],
+                                             &self.bias_[0], self.act, out_inv, out_zero,
+                                             &self.tmp_[t, 0], bo)
+                        else:
+                            xq_store_tile(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
+                                          p0 + npix, n, &self.corr_[0], &self.mult_[0],
+                                          &self.bias_[0], self.act, fo, io)
 
     cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
                                    uint8_t[:, :, ::1] out):

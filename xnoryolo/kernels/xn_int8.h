@@ -632,9 +632,13 @@ xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t
 
 /* AMX: one 16 x 16 int32 tile per (16 filters, panel), TDPBSUD (signed weights x unsigned
  * activations, 4 taps a lane) over 64 taps at a time: the A tile is 16 weight rows of 64
- * bytes, the B tile 16 tap groups of one panel (16 pixels x 4 taps, contiguous): the panel
- * layout is AMX's B layout. kp is a multiple of 64 and weights have 16 rows per tile on this
- * path. Tiles 0-1 sums, 2 weights, 3-4 panels. */
+ * bytes, the B tile the 16 tap groups g = 16 s .. 16 s + 15 of one panel (16 pixels x 4 taps
+ * each), rows goff[1] - goff[0] bytes apart. That holds on both layouts AMX runs: im2col
+ * panels (goff[g] = 64 g: a panel is AMX's B layout) and the direct path's quad pixels with
+ * channels in blocks of 64 (K ordered (block, tap, quad), so the 16 groups of a step are one
+ * tap of 16 channel quads, a quad plane apart: B tiles are read in place, no im2col). kp is
+ * a multiple of 64 and weights have 16 rows per tile on this path. Tiles 0-1 sums, 2
+ * weights, 3-4 panels (5-7 the next step's). */
 typedef struct {
     uint8_t palette, start_row;
     uint8_t reserved[14];
@@ -643,12 +647,12 @@ typedef struct {
 } xq_tilecfg;
 
 __attribute__((target(XQ_AMX_TARGET))) static void
-xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride, int np_,
-            int32_t *acc) {
+xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+            const int64_t *goff, int np_, int32_t *acc) {
     xq_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
-    for (int t = 0; t < 5; t++) {
+    for (int t = 0; t < 8; t++) {
         cfg.rows[t] = 16;
         cfg.colsb[t] = 64;
     }
@@ -657,15 +661,35 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstrid
     /* the tile loads are asm statements that only see pointers: the panels' stores first */
     __asm__ volatile("" ::: "memory");
     const long cstride = (long)np_ * XQ_PW * 4;
+    const long bstride = (long)(goff[1] - goff[0]);
+    const long lda = (long)kp;
+    const int steps = kp / 64;
     int j = 0;
+    /* two panels: sums in 0-1; even steps load into 2 (weights), 3-4 (panels), odd steps
+     * into 5, 6-7, so one step's loads need not wait for the last step's products */
     for (; j + 2 <= np_; j += 2) {
         const uint8_t *b0 = pan + j * pstride, *b1 = b0 + pstride;
         _tile_zero(0);
         _tile_zero(1);
-        for (int k = 0; k < kp; k += 64) {
-            _tile_loadd(2, wt + k, (long)kp);
-            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
-            _tile_loadd(4, b1 + (int64_t)k * 16, 64L);
+        int s = 0;
+        for (; s + 2 <= steps; s += 2) {
+            const int64_t o0 = goff[16 * s], o1 = goff[16 * s + 16];
+            _tile_loadd(2, wt + 64 * s, lda);
+            _tile_loadd(3, b0 + o0, bstride);
+            _tile_loadd(4, b1 + o0, bstride);
+            _tile_loadd(5, wt + 64 * s + 64, lda);
+            _tile_loadd(6, b0 + o1, bstride);
+            _tile_loadd(7, b1 + o1, bstride);
+            _tile_dpbsud(0, 2, 3);
+            _tile_dpbsud(1, 2, 4);
+            _tile_dpbsud(0, 5, 6);
+            _tile_dpbsud(1, 5, 7);
+        }
+        if (s < steps) {
+            const int64_t o0 = goff[16 * s];
+            _tile_loadd(2, wt + 64 * s, lda);
+            _tile_loadd(3, b0 + o0, bstride);
+            _tile_loadd(4, b1 + o0, bstride);
             _tile_dpbsud(0, 2, 3);
             _tile_dpbsud(1, 2, 4);
         }
@@ -673,14 +697,30 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstrid
         _tile_stored(1, acc + (int64_t)(j + 1) * XQ_PW, cstride);
     }
     if (j < np_) {
+        /* one panel: two sums (even and odd steps, added at the end) */
         const uint8_t *b0 = pan + j * pstride;
         _tile_zero(0);
-        for (int k = 0; k < kp; k += 64) {
-            _tile_loadd(2, wt + k, (long)kp);
-            _tile_loadd(3, b0 + (int64_t)k * 16, 64L);
+        _tile_zero(1);
+        int s = 0;
+        for (; s + 2 <= steps; s += 2) {
+            _tile_loadd(2, wt + 64 * s, lda);
+            _tile_loadd(3, b0 + goff[16 * s], bstride);
+            _tile_loadd(5, wt + 64 * s + 64, lda);
+            _tile_loadd(6, b0 + goff[16 * s + 16], bstride);
+            _tile_dpbsud(0, 2, 3);
+            _tile_dpbsud(1, 5, 6);
+        }
+        if (s < steps) {
+            _tile_loadd(2, wt + 64 * s, lda);
+            _tile_loadd(3, b0 + goff[16 * s], bstride);
             _tile_dpbsud(0, 2, 3);
         }
-        _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+        int32_t *a = acc + (int64_t)j * XQ_PW;
+        int32_t odd[XQ_PW * XQ_PW];
+        _tile_stored(0, a, cstride);
+        _tile_stored(1, odd, (long)XQ_PW * 4);
+        for (int r = 0; r < XQ_PW; r++)
+            for (int l = 0; l < XQ_PW; l++) a[(int64_t)r * np_ * XQ_PW + l] += odd[r * XQ_PW + l];
     }
     _tile_release();
 }
@@ -826,14 +866,14 @@ xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t ps
 }
 #endif
 
-/* The tile of `path` (see xq_tile_portable for the layout). AMX reads im2col panels only
- * (goff[g] = 64 g, pstride = 16 kp). */
+/* The tile of `path` (see xq_tile_portable for the layout; AMX needs the tap groups of a
+ * step a constant stride apart, xq_tile_amx). */
 static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan,
                     int64_t pstride, const int64_t *goff, int np_, int32_t *acc) {
     switch (path) {
 #ifdef XN_X86
     case XQ_AMX:
-        xq_tile_amx(wt, kp, nf, pan, pstride, np_, acc);
+        xq_tile_amx(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
     case XQ_AVX512VNNI:
         xq_tile_avx512vnni(wt, kp, nf, pan, pstride, goff, np_, acc);
