@@ -29,10 +29,10 @@ int main(void) {
         int32_t *got = malloc(sizeof(int32_t) * 16 * XQ_PW * np_);
         for (int i = 0; i < kp * 16; i++) w[i] = (int8_t)(rand() % 255 - 127);
         for (int64_t i = 0; i < bytes; i++) pan[i] = (uint8_t)(trial % 3 ? rand() : 255);
-        xq_tile(XQ_PORTABLE, w, kp, nf, pan, pstride, goff, np_, ref);
+        xq_tile(XQ_PORTABLE, w, kp, 1, nf, pan, pstride, goff, np_, ref);
         for (int path = XQ_NEON; path <= XQ_NEONDOT; path++) {
             if (!xq_path_supported(path)) continue; /* a real arm64 CPU without sdot */
-            xq_tile(path, w, kp, nf, pan, pstride, goff, np_, got);
+            xq_tile(path, w, kp, 1, nf, pan, pstride, goff, np_, got);
             for (int i = 0; i < nf * XQ_PW * np_; i++) bad += got[i] != ref[i];
         }
         free(goff);

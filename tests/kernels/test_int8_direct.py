@@ -27,11 +27,17 @@ CONVS = [
     (8, 6, 21, 16, 3, 1, 1, 1),  # two channel blocks
     (5, 5, 17, 9, 3, 2, 1, 1),  # a partial second block (3 channels of weight 0)
     (16, 4, 48, 24, 1, 1, 0, 1),  # four blocks, 1x1
-    # channels in blocks of 64 (AMX loads its B tiles from the quads in place)
+    # whole blocks from 128 taps (AMX loads its B tiles from the quads in place)
     (64, 5, 13, 20, 3, 1, 1, 1),  # rows of one panel, 4 to a tile call and 1 left over
     (128, 6, 21, 17, 3, 2, 1, 1),  # two blocks of 64, stride_y 2, two panels a row
     (64, 4, 9, 16, 3, 1, 2, 2),  # dilation 2
     (64, 3, 40, 8, 2, 1, 0, 1),  # even kernel
+    # fewer channels from 128 taps (AMX: steps of fewer than 16 tap groups, all of one kernel
+    # row: 12, 15, 10 and 9 of them)
+    (16, 7, 20, 24, 3, 1, 1, 1),
+    (20, 5, 18, 33, 3, 2, 1, 1),
+    (8, 6, 11, 16, 5, 1, 2, 1),
+    (24, 6, 13, 40, 3, 1, 2, 2),
 ]
 
 
@@ -111,8 +117,8 @@ def _conv(spec: ops.ConvSpec, path: str, direct: bool | None = None) -> qconv.In
 
 def test_which_layers_go_direct() -> None:
     """By default: thin inputs, and whole channel blocks whose rows fill 7/8 of their panels,
-    on the x86 paths and sdot (AMX: up to 288 taps, on its VNNI tiles, and channels in blocks
-    of 64 at any width, on its own tiles, but 1x1); never with groups or stride_x > 1."""
+    on the x86 paths and sdot; AMX: thin inputs on its VNNI tiles, whole blocks from 128 taps
+    at any width on its own tiles, but 1x1; never with groups or stride_x > 1."""
     thin = ops.ConvSpec(3, 8, 8, 16, 3, 1, 1, 1)
     wide = ops.ConvSpec(16, 20, 104, 32, 3, 1, 1, 1)
     narrow = ops.ConvSpec(16, 20, 52, 32, 3, 1, 1, 1)  # 52 of 64 lanes
@@ -123,18 +129,12 @@ def test_which_layers_go_direct() -> None:
             assert _conv(thin, path).direct and _conv(wide, path).direct
             assert not _conv(narrow, path).direct and not _conv(odd, path).direct
     if qconv.path_supported("amx"):
-        for spec in (thin, wide):
-            assert _conv(spec, "amx").direct and _conv(spec, "amx").path_name == "avx512vnni"
-        for spec in (
-            ops.ConvSpec(64, 20, 104, 32, 3, 1, 1, 1),
-            ops.ConvSpec(256, 13, 13, 32, 3, 1, 1, 1),
-        ):
+        assert _conv(thin, "amx").direct and _conv(thin, "amx").path_name == "avx512vnni"
+        assert not _conv(odd, "amx").direct and _conv(odd, "amx").path_name == "avx512vnni"
+        for spec in (wide, narrow, ops.ConvSpec(256, 13, 13, 32, 3, 1, 1, 1)):
             assert _conv(spec, "amx").direct and _conv(spec, "amx").path_name == "amx"
-        for spec in (
-            ops.ConvSpec(96, 20, 104, 32, 3, 1, 1, 1),
-            ops.ConvSpec(256, 13, 13, 32, 1, 1, 1, 0),
-        ):
-            assert not _conv(spec, "amx").direct and _conv(spec, "amx").path_name == "amx"
+        one_by_one = ops.ConvSpec(256, 13, 13, 32, 1, 1, 1, 0)
+        assert not _conv(one_by_one, "amx").direct and _conv(one_by_one, "amx").path_name == "amx"
     for bad in (ops.ConvSpec(4, 8, 8, 16, 3, 1, 2, 1), ops.ConvSpec(8, 8, 8, 16, 1, groups=2)):
         assert not _conv(bad, "portable").direct
         with pytest.raises(ValueError, match="direct"):

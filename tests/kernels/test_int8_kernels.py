@@ -110,10 +110,15 @@ def test_amx_keeps_thin_layers_on_vnni() -> None:
                           0.1, 0, "linear", 1, "amx")  # fmt: skip
     im2col = qconv.Int8Conv(np.ones((4, 27), np.int8), one, one, ops.ConvSpec(3, 5, 5, 4, 3),
                             0.1, 0, "linear", 1, "amx", direct=False)  # fmt: skip
-    # thin: direct (3 channels padded to 4, 9 taps), or im2col'd 27 taps padded to 28
+    # thin: direct (3 channels padded to 4, 9 taps), or im2col'd 27 taps padded to 28; 144
+    # taps: AMX, reading the quads in place (4 blocks x 3 kernel columns, 12 groups a step), or
+    # on im2col panels (padded to 192)
     assert (thin.path_name, thin.direct, thin.kp) == ("avx512vnni", True, 36)
     assert (im2col.path_name, im2col.direct, im2col.kp) == ("avx512vnni", False, 28)
-    assert (deep.path_name, deep.direct, deep.kp) == ("amx", False, 192)
+    assert (deep.path_name, deep.direct, deep.kp, deep.kr) == ("amx", True, 144, 12)
+    deep = qconv.Int8Conv(np.ones((4, 144), np.int8), one, one, ops.ConvSpec(16, 5, 5, 4, 3),
+                          0.1, 0, "linear", 1, "amx", direct=False)  # fmt: skip
+    assert (deep.path_name, deep.direct, deep.kp, deep.kr) == ("amx", False, 192, 16)
 
 
 def test_sign_thresholds_are_exact() -> None:

@@ -26,8 +26,8 @@ cdef extern from "xn_int8.h" nogil:
     void xq_interleave(const uint8_t *rows, int ld, int np_, int kp, uint8_t *pan)
     void xq_quads_row(const uint8_t *q, int c, int h, int w, int pad, int wp, int r,
                       uint8_t zero, uint8_t *xr)
-    void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
-                 const int64_t *goff, int np_, int32_t *acc)
+    void xq_tile(int path, const int8_t *wt, int kp, int kr, int nf, const uint8_t *pan,
+                 int64_t pstride, const int64_t *goff, int np_, int32_t *acc)
     void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
                        int64_t pend, int64_t n, const int32_t *corr, const float *mult,
                        const float *bias, int act, float *out, int32_t *out_int)
@@ -49,9 +49,10 @@ cdef extern from "xn_int8.h" nogil:
 
 cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
-    cdef readonly int out_h, out_w, k, kp, fgp, threads, path, zero, block
+    cdef readonly int out_h, out_w, k, kp, kr, fgp, threads, path, zero, block, tf
     cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
     cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
+    cdef int shifts                # copies of it, shifted by one kernel column each (AMX)
     cdef readonly float in_scale
     cdef readonly str activation
     cdef int act

@@ -7,7 +7,7 @@ import numpy as np
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
@@ -16,19 +16,18 @@ cnp.import_array()
 # Bytes of im2col panels per work item: thin layers get long pixel blocks (few, long
 # copies per im2col row), deep ones 4 panels; fewer where that leaves threads idle.
 DEF BLOCK_BYTES = 65536
-# Fewer taps than this run AVX-512 VNNI on the amx path: padded to 64 taps, a thin first layer
-# (27 taps) took 13x the VNNI time; 144 taps (3x3x16) were 1.2x faster on AMX.
+# Fewer taps than this run AVX-512 VNNI on the amx path: a thin first layer (27 taps) took 13x
+# the VNNI time padded to 64 taps on im2col, 1.1x read in place (3 of 16 tap groups a step).
 DEF AMX_MIN_TAPS = 128
 # Panels (of 16 pixels) per work item on the direct path: up to a 512-pixel row, whose sums
 # (16 filters at a time) stay in L1.
 DEF DIRECT_BLOCK = 32
-# Whole-block layers up to this many taps run direct on the VNNI tiles where AMX is asked for:
-# im2col costs them more than AMX saves (3x3, 16 -> 32 at 208: 1.6 -> 1.0 ms; 32 -> 64 at 104:
-# 0.97 -> 0.90; 1 thread).
+# 1x1 whole-block layers up to this many taps run direct on the VNNI tiles where AMX is asked
+# for and their rows fill their panels (AMX reads wider kernels in place itself).
 DEF AMX_DIRECT_MAX_TAPS = 288
-# Output rows of one panel each (13 wide) per AMX tile call on the direct path: a weight tile
-# loaded once serves two of them (xq_tile_amx pairs panels).
-DEF AMX_ROWS = 4
+# Most output rows of one panel each (13 wide) per AMX tile call on the direct path (its sums
+# stay in L1).
+DEF AMX_ROWS = 16
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
 
@@ -52,6 +51,15 @@ def available_paths():
 
 def _ceil(a, b):
     return -(-a // b)
+
+
+def _aligned(shape, dtype):
+    """Zeros whose first byte is on a 64-byte line (NumPy gives 16): AMX tile rows and
+    512-bit vectors read from it do not straddle two lines (a split tile load costs 2.5x)."""
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(n + 64, np.uint8)
+    off = -raw.ctypes.data % 64
+    return raw[off:off + n].view(dtype).reshape(shape)
 
 
 def sign_thresholds(mult, bias):
@@ -116,28 +124,34 @@ cdef class Int8Conv:
         can_direct = self.groups == 1 and self.stride_x == 1
         if direct and not can_direct:
             raise ValueError("the direct int8 conv needs one group and stride_x 1")
-        # On AMX, channels in blocks of 64 put a step's 16 tap groups (one tap of 16 channel
-        # quads) a quad plane apart: its B tiles load from the quads in place (rows of one
-        # panel, 13 wide, a few rows to a call: _run_direct). 1x1 layers keep im2col, a mere
-        # interleave for them, on whole blocks of panels.
-        amx_blocks = (self.path == XQ_AMX and self.c % 64 == 0 and self.k >= AMX_MIN_TAPS
-                      and self.groups == 1 and self.size > 1)
+        # AMX reads the quad pixels in place (xq_tile_amx) for kernels wider than 1 with whole
+        # blocks of 4 channels; 1x1 layers keep im2col (a mere interleave for them, on whole
+        # blocks of panels)
+        amx_direct = (self.path == XQ_AMX and can_direct and self.size > 1
+                      and self.k >= AMX_MIN_TAPS and self.c % 4 == 0)
         if direct is None:
             direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
                                                   XQ_NEONDOT) and (
-                self.c <= 4 or amx_blocks or (
+                self.c <= 4 or amx_direct or (
                     self.c % 4 == 0
                     and (self.path != XQ_AMX or self.k <= AMX_DIRECT_MAX_TAPS)
                     and 8 * self.out_w >= 7 * XQ_PW * _ceil(self.out_w, XQ_PW)))
         self.direct = direct
-        amx_blocks = amx_blocks and self.direct
-        if self.path == XQ_AMX and (self.k < AMX_MIN_TAPS or self.direct and not amx_blocks):
+        amx_direct = amx_direct and self.direct
+        if self.path == XQ_AMX and not amx_direct and (self.k < AMX_MIN_TAPS or self.direct):
             self.path = XQ_AVX512VNNI
-        # AMX takes 64 taps and 16 filters a step (zero padded); the others 4 taps, 8 filters
-        step = 64 if self.path == XQ_AMX else 4
+        # filters per tile call and output transform: AMX blocks two 16-filter tiles
+        self.tf = 2 * TF if self.path == XQ_AMX else TF
         ss = self.size * self.size
         self.nb = _ceil(cg, 4)  # blocks of 4 channels (direct)
-        self.kp = 4 * ss * self.nb if self.direct else _ceil(self.k, step) * step
+        # tap groups (of 4 taps) per AMX step: 16 on im2col; on the direct path the largest
+        # divisor <= 16 of a kernel row's groups (blocks x kernel columns), a step never
+        # spanning two kernel rows; the other paths take one group at a time
+        self.kr = 16 if self.path == XQ_AMX else 1
+        if amx_direct:
+            row_groups = self.nb * self.size
+            self.kr = max(d for d in range(1, 17) if row_groups % d == 0)
+        self.kp = 4 * ss * self.nb if self.direct else _ceil(self.k, 4 * self.kr) * 4 * self.kr
         self.fgp = _ceil(fg, 16) * 16
         qw = np.asarray(qweights, dtype=np.int8).reshape(self.filters, self.k)
         wt = np.zeros((self.groups, self.fgp, self.kp), np.int8)
@@ -145,32 +159,50 @@ cdef class Int8Conv:
         span = (self.size - 1) * self.dilation
         if self.direct:
             # taps (channel block, ky, kx, channel in block), missing channels' weights 0; on
-            # AMX (channel block of 16, ky, kx, block in it, channel in block)
+            # AMX (ky, channel block, kx, channel in block)
             w4 = np.zeros((self.fgp, 4 * self.nb, ss), np.int8)
             w4[:fg, :cg] = qw.reshape(fg, cg, ss)
-            if amx_blocks:
-                w4 = w4.reshape(self.fgp, self.nb // 16, 16, 4, ss).transpose(0, 1, 4, 2, 3)
+            if amx_direct:
+                w4 = w4.reshape(self.fgp, self.nb, 4, self.size, self.size).transpose(0, 3, 1, 4, 2)
             else:
                 w4 = w4.reshape(self.fgp, self.nb, 4, ss).transpose(0, 1, 3, 2)
             wt[0] = w4.reshape(self.fgp, self.kp)
             self.wp = max(pad + self.w, _ceil(self.out_w, XQ_PW) * XQ_PW + span)
             self.hp = max(pad + self.h, (self.out_h - 1) * self.stride_y + span + 1)
-            if amx_blocks:
-                b16, tap, q = np.unravel_index(np.arange(self.nb * ss), (self.nb // 16, ss, 16))
-                cb = 16 * b16 + q
+            # AMX: rows of whole 64-byte lines, and the quads once per kernel column kx,
+            # shifted left by kx taps, as planes in (block, kx) order: every B tile row (16
+            # pixels from a multiple of 16) is one aligned line, a step's rows a plane apart
+            self.shifts = self.size if amx_direct else 1
+            plane = self.hp * self.wp
+            if amx_direct:
+                self.wp = _ceil(self.wp, XQ_PW) * XQ_PW
+                plane = self.hp * self.wp
+                ky, cb, kx = np.unravel_index(np.arange(self.nb * ss),
+                                              (self.size, self.nb, self.size))
+                self.goff = (4 * ((cb * self.size + kx) * plane
+                                  + self.dilation * ky * self.wp)).astype(np.int64)
             else:
                 cb, tap = np.divmod(np.arange(self.nb * ss), ss)
-            ky, kx = np.divmod(tap, self.size)
-            self.goff = (4 * (cb * self.hp * self.wp + self.dilation * (ky * self.wp + kx))
-                         ).astype(np.int64)
-            self.xi_ = np.zeros((self.nb * self.hp, 4 * self.wp), np.uint8)
+                ky, kx = np.divmod(tap, self.size)
+                self.goff = (4 * (cb * plane + self.dilation * (ky * self.wp + kx))
+                             ).astype(np.int64)
+            self.xi_ = _aligned((self.shifts * self.nb * self.hp, 4 * self.wp), np.uint8)
         else:
             wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
         if self.path == XQ_AVX2:
             # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
             wt = np.ascontiguousarray(wt.astype(np.int16)).view(np.int8)
-        self.wt = wt
+        elif self.path == XQ_AMX:
+            # each step's A tile (16 filters x 4 kr taps) as 16 rows of 64 bytes, 1 KB in a
+            # row: a block of 16 filters is [step][filter][64] (one stream for the prefetcher)
+            ng, steps, w = wt.shape[0], self.kp // (4 * self.kr), 4 * self.kr
+            a = np.zeros((ng, self.fgp // 16, steps, 16, 64), np.int8)
+            a[..., :w] = wt.reshape(ng, self.fgp // 16, 16, steps, w).transpose(0, 1, 3, 2, 4)
+            wt = a.reshape(ng, self.fgp, steps * 64)
+        aligned = _aligned(wt.shape, np.int8)
+        aligned[...] = wt
+        self.wt = aligned
         self.zero = in_zero
         self.in_scale = in_scale
         self.inv = np.float32(1) / np.float32(in_scale)
@@ -185,26 +217,35 @@ cdef class Int8Conv:
             # no panels
             self.block = min(DIRECT_BLOCK, _ceil(self.out_w, XQ_PW))
             if self.path == XQ_AMX and self.block == 1:
-                self.block = AMX_ROWS
+                # as many rows as give each thread one item (a weight tile loaded once per
+                # pair of them), an even number
+                self.block = min(AMX_ROWS, 2 * _ceil(self.out_h, 2 * self.threads))
             panel_bytes = 64
-        self.pan_ = np.zeros((self.threads, panel_bytes), np.uint8)
+        self.pan_ = _aligned((self.threads, panel_bytes), np.uint8)
         self.rows_ = np.zeros((self.threads, panel_bytes), np.uint8)
-        self.acc_ = np.zeros((self.threads, TF * self.block * XQ_PW), np.int32)
+        self.acc_ = _aligned((self.threads, self.tf * self.block * XQ_PW), np.int32)
         self.tmp_ = np.zeros((self.threads, self.block * XQ_PW), np.float32)
         thr = sign_thresholds(self.mult_, self.bias_) + np.asarray(self.corr_, np.int64)
         self.thr_ = np.clip(thr, 1 - (1 << 31), (1 << 31) - 1).astype(np.int32)
 
     cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil:
         """The input bytes as quad pixels (xi_), for the direct path."""
-        cdef int i, cb, nc
+        cdef int i, cb, nc, k, sh, y, r0
         for i in prange(self.nb * self.hp, num_threads=self.threads, schedule="static"):
             cb = i // self.hp
+            y = i - cb * self.hp
             nc = self.c - 4 * cb
             if nc > 4:
                 nc = 4
+            r0 = cb * self.shifts * self.hp + y  # plane (cb, 0), row y
             xq_quads_row(qp + <int64_t>4 * cb * self.h * self.w, nc, self.h, self.w,
-                         self.padding * self.dilation, self.wp, i - cb * self.hp,
-                         <uint8_t>self.zero, &self.xi_[i, 0])
+                         self.padding * self.dilation, self.wp, y, <uint8_t>self.zero,
+                         &self.xi_[r0, 0])
+            for k in range(1, self.shifts):
+                # plane (cb, k): the row shifted left by k * dilation pixels (its tail is
+                # read only for lanes past the last output column)
+                sh = 4 * k * self.dilation
+                memcpy(&self.xi_[r0 + k * self.hp, 0], &self.xi_[r0, sh], 4 * self.wp - sh)
         return &self.xi_[0, 0]
 
     @property
@@ -306,13 +347,13 @@ cdef class Int8Conv:
         cdef uint64_t[:, ::1] mm = masks
         cdef int pad = self.padding * self.dilation
         cdef int fg = self.filters
-        cdef int py, t, nr, f0, nf, npix, npb, ld = self.block * XQ_PW
+        cdef int py, t, nr, f0, fi, nf, npix, npb, ld = self.block * XQ_PW
         cdef int64_t q0, q1, p0
         cdef uint8_t *pan
         cdef int32_t *acc
         cdef const uint8_t *xi = NULL
         cdef int r, ox0
-        second = np.empty((self.threads, TF * self.block * XQ_PW if self.direct else 1),
+        second = _aligned((self.threads, self.tf * self.block * XQ_PW if self.direct else 1),
                           np.int32)
         cdef int32_t[:, ::1] a2 = second
         if self.direct:
@@ -338,15 +379,17 @@ cdef class Int8Conv:
                         if ox0 + npix > self.out_w:
                             npix = self.out_w - ox0
                         npb = (npix + XQ_PW - 1) // XQ_PW
-                        for f0 in range(0, fg, TF):
+                        for fi in range((fg + self.tf - 1) // self.tf):
+                            f0 = fi * self.tf
                             nf = fg - f0
-                            if nf > TF:
-                                nf = TF
+                            if nf > self.tf:
+                                nf = self.tf
                             for r in range(nr):
                                 pan = <uint8_t *>xi + ((<int64_t>(py * ps + r)) * self.stride_y
                                                        * self.wp + ox0) * 4
-                                xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan, 64,
-                                        &self.goff[0], npb, acc if r == 0 else &a2[t, 0])
+                                xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf,
+                                        pan, 64, &self.goff[0], npb,
+                                        acc if r == 0 else &a2[t, 0])
                                 if r > 0:
                                     xq_max_i32(self.path, acc, &a2[t, 0],
                                                <int64_t>nf * npb * XQ_PW)
@@ -364,11 +407,12 @@ cdef class Int8Conv:
                                    self.stride_y, self.stride_x, pad, self.dilation, self.out_w,
                                    p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0], ld)
                     xq_interleave(&self.rows_[t, 0], ld, npix, self.kp, pan)
-                    for f0 in range(0, fg, TF):
+                    for fi in range((fg + self.tf - 1) // self.tf):
+                        f0 = fi * self.tf
                         nf = fg - f0
-                        if nf > TF:
-                            nf = TF
-                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, pan,
+                        if nf > self.tf:
+                            nf = self.tf
+                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, pan,
                                 self.kp * XQ_PW, &self.goff[0], npb, acc)
                         xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0],
                                      &mm[t, 0], cw, q0)
@@ -409,7 +453,7 @@ cdef class Int8Conv:
         cdef int64_t nblk = (npan + block - 1) // block
         cdef int cg = self.c // self.groups, fg = self.filters // self.groups
         cdef int pad = self.padding * self.dilation
-        cdef int g, t, f0, nf, npb, npix
+        cdef int g, t, f0, fi, nf, npb, npix
         cdef int64_t b, p0
         cdef uint8_t *pan
         cdef int32_t *acc
@@ -431,11 +475,12 @@ cdef class Int8Conv:
                                    p0, npix, self.kp, <uint8_t>self.zero, &self.rows_[t, 0],
                                    block * XQ_PW)
                     xq_interleave(&self.rows_[t, 0], block * XQ_PW, npix, self.kp, pan)
-                    for f0 in range(0, fg, TF):
+                    for fi in range((fg + self.tf - 1) // self.tf):
+                        f0 = fi * self.tf
                         nf = fg - f0
-                        if nf > TF:
-                            nf = TF
-                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, nf, pan,
+                        if nf > self.tf:
+                            nf = self.tf
+                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, self.kr, nf, pan,
                                 self.kp * XQ_PW, &self.goff[0], npb, acc)
                         if mode == 2:
                             xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
@@ -463,7 +508,7 @@ cdef class Int8Conv:
             <int64_t>self.out_h * nch)
         cdef int64_t pstride = <int64_t>self.stride_y * self.wp * 4 if by_rows else 64
         cdef int64_t it, p0
-        cdef int t, oy, ox0, npix, npb, f0, nf, r
+        cdef int t, oy, ox0, npix, npb, f0, fi, nf, r
         cdef const uint8_t *xi
         cdef const uint8_t *src
         cdef int32_t *acc
@@ -487,11 +532,12 @@ cdef class Int8Conv:
                         npix = block * XQ_PW
                     npb = (npix + XQ_PW - 1) // XQ_PW
                 src = xi + (<int64_t>oy * self.stride_y * self.wp + ox0) * 4
-                for f0 in range(0, self.filters, TF):
+                for fi in range((self.filters + self.tf - 1) // self.tf):
+                    f0 = fi * self.tf
                     nf = self.filters - f0
-                    if nf > TF:
-                        nf = TF
-                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, pstride,
+                    if nf > self.tf:
+                        nf = self.tf
+                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, pstride,
                             &self.goff[0], npb, acc)
                     # one store per row of panels (by_rows: panel r is row oy + r)
                     for r in range(npb if by_rows else 1):
@@ -517,8 +563,8 @@ cdef class Int8Conv:
         cdef int ph = out.shape[1], pw = out.shape[2], ow = self.out_w
         # a run of columns: whole windows, at most a block of panels
         cdef int run = (self.block * XQ_PW // ps) * ps
-        cdef int64_t tile = TF * self.block * XQ_PW
-        second = np.empty((self.threads, tile), np.int32)
+        cdef int64_t tile = self.tf * self.block * XQ_PW
+        second = _aligned((self.threads, tile), np.int32)
         rowf = np.empty((self.threads, run + 16), np.float32)
         rowq = np.empty((self.threads, run + 16), np.uint8)
         cdef int32_t[:, ::1] acc2 = second
@@ -526,7 +572,7 @@ cdef class Int8Conv:
         cdef uint8_t[:, ::1] rq = rowq
         cdef const uint8_t *xi
         cdef const uint8_t *src
-        cdef int py, t, nr, rr, ox0, npix, npb, f0, nf, i, px0, pwc
+        cdef int py, t, nr, rr, ox0, npix, npb, f0, fi, nf, i, px0, pwc
         cdef int32_t *acc
         with nogil:
             xi = self._quads(qp)
@@ -546,14 +592,15 @@ cdef class Int8Conv:
                     pwc = pw - px0
                     if pwc > (npix + ps - 1) // ps:
                         pwc = (npix + ps - 1) // ps
-                    for f0 in range(0, self.filters, TF):
+                    for fi in range((self.filters + self.tf - 1) // self.tf):
+                        f0 = fi * self.tf
                         nf = self.filters - f0
-                        if nf > TF:
-                            nf = TF
+                        if nf > self.tf:
+                            nf = self.tf
                         for rr in range(nr):
                             src = xi + ((<int64_t>(py * ps + rr)) * self.stride_y * self.wp
                                         + ox0) * 4
-                            xq_tile(self.path, &self.wt[0, f0, 0], self.kp, nf, src, 64,
+                            xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, 64,
                                     &self.goff[0], npb, acc if rr == 0 else &acc2[t, 0])
                             if rr > 0:
                                 xq_max_i32(self.path, acc, &acc2[t, 0],

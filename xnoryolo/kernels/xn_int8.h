@@ -631,14 +631,15 @@ xq_tile_avx512vnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t
 }
 
 /* AMX: one 16 x 16 int32 tile per (16 filters, panel), TDPBSUD (signed weights x unsigned
- * activations, 4 taps a lane) over 64 taps at a time: the A tile is 16 weight rows of 64
- * bytes, the B tile the 16 tap groups g = 16 s .. 16 s + 15 of one panel (16 pixels x 4 taps
- * each), rows goff[1] - goff[0] bytes apart. That holds on both layouts AMX runs: im2col
- * panels (goff[g] = 64 g: a panel is AMX's B layout) and the direct path's quad pixels with
- * channels in blocks of 64 (K ordered (block, tap, quad), so the 16 groups of a step are one
- * tap of 16 channel quads, a quad plane apart: B tiles are read in place, no im2col). kp is
- * a multiple of 64 and weights have 16 rows per tile on this path. Tiles 0-1 sums, 2
- * weights, 3-4 panels (5-7 the next step's). */
+ * activations, 4 taps a lane) over kr tap groups (4 kr taps) a step: the A tile is 16 weight
+ * rows of 4 kr bytes, the B tile the kr tap groups g = kr s .. kr s + kr - 1 of one panel
+ * (16 pixels x 4 taps each), rows goff[1] - goff[0] bytes apart. That holds on both layouts
+ * AMX runs: im2col panels (kr 16, goff[g] = 64 g: a panel is AMX's B layout) and the direct
+ * path's quad pixels, kept once per kernel column kx, shifted by kx, as planes in (channel
+ * block, kx) order: K ordered (ky, block, kx), a step's groups are consecutive planes at one
+ * ky, a plane apart, so B tiles are read in place (no im2col), each row one aligned line. kp
+ * is a multiple of 4 kr; the weights of 16 filters hold each step's A tile as 16 rows of 64
+ * bytes (the first 4 kr used): 1 KB in a row per step. Up to 32 filters a call. */
 typedef struct {
     uint8_t palette, start_row;
     uint8_t reserved[14];
@@ -647,8 +648,11 @@ typedef struct {
 } xq_tilecfg;
 
 __attribute__((target(XQ_AMX_TARGET))) static void
-xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+xq_tile_amx(const int8_t *wt, int kp, int kr, int nf, const uint8_t *pan, int64_t pstride,
             const int64_t *goff, int np_, int32_t *acc) {
+    /* tiles: 0-3 sums; 32 filters: 4-5 weights, 6-7 panels; 16: 2 and 5 weights, 3-4 and
+     * 6-7 panels (even and odd steps, so one step's loads need not wait for the last step's
+     * products) */
     xq_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -656,28 +660,63 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstrid
         cfg.rows[t] = 16;
         cfg.colsb[t] = 64;
     }
-    (void)nf; /* always 16 rows: padded weights give sums nobody reads */
+    const int wa = nf > 16 ? 4 : 2; /* first weight tile */
+    for (int t = wa; t < 8; t++) {
+        int weights = t == wa || t == 5;
+        cfg.rows[t] = weights ? 16 : (uint8_t)kr;
+        cfg.colsb[t] = weights ? (uint16_t)(4 * kr) : 64;
+    }
     _tile_loadconfig(&cfg);
     /* the tile loads are asm statements that only see pointers: the panels' stores first */
     __asm__ volatile("" ::: "memory");
     const long cstride = (long)np_ * XQ_PW * 4;
-    const long bstride = (long)(goff[1] - goff[0]);
-    const long lda = (long)kp;
-    const int steps = kp / 64;
+    const long bstride = kr > 1 ? (long)(goff[1] - goff[0]) : 64L;
+    const int steps = kp / (4 * kr);
     int j = 0;
-    /* two panels: sums in 0-1; even steps load into 2 (weights), 3-4 (panels), odd steps
-     * into 5, 6-7, so one step's loads need not wait for the last step's products */
+    if (nf > 16) {
+        /* 32 filters x two panels: four sums, each tile load serving two products */
+        const int8_t *w1 = wt + (int64_t)16 * 64 * steps;
+        int32_t *acc1 = acc + (int64_t)16 * np_ * XQ_PW;
+        for (; j < np_; j += 2) {
+            const int two = j + 1 < np_;
+            const uint8_t *b0 = pan + j * pstride, *b1 = two ? b0 + pstride : b0;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int s = 0; s < steps; s++) {
+                const int64_t o = goff[kr * s];
+                _tile_loadd(4, wt + 1024 * s, 64L);
+                _tile_loadd(5, w1 + 1024 * s, 64L);
+                _tile_loadd(6, b0 + o, bstride);
+                _tile_loadd(7, b1 + o, bstride);
+                _tile_dpbsud(0, 4, 6);
+                _tile_dpbsud(1, 4, 7);
+                _tile_dpbsud(2, 5, 6);
+                _tile_dpbsud(3, 5, 7);
+            }
+            _tile_stored(0, acc + (int64_t)j * XQ_PW, cstride);
+            _tile_stored(2, acc1 + (int64_t)j * XQ_PW, cstride);
+            if (two) {
+                _tile_stored(1, acc + (int64_t)(j + 1) * XQ_PW, cstride);
+                _tile_stored(3, acc1 + (int64_t)(j + 1) * XQ_PW, cstride);
+            }
+        }
+        _tile_release();
+        return;
+    }
+    /* up to 16 filters: always 16 rows, padded weights give sums nobody reads */
     for (; j + 2 <= np_; j += 2) {
         const uint8_t *b0 = pan + j * pstride, *b1 = b0 + pstride;
         _tile_zero(0);
         _tile_zero(1);
         int s = 0;
         for (; s + 2 <= steps; s += 2) {
-            const int64_t o0 = goff[16 * s], o1 = goff[16 * s + 16];
-            _tile_loadd(2, wt + 64 * s, lda);
+            const int64_t o0 = goff[kr * s], o1 = goff[kr * s + kr];
+            _tile_loadd(2, wt + 1024 * s, 64L);
             _tile_loadd(3, b0 + o0, bstride);
             _tile_loadd(4, b1 + o0, bstride);
-            _tile_loadd(5, wt + 64 * s + 64, lda);
+            _tile_loadd(5, wt + 1024 * s + 1024, 64L);
             _tile_loadd(6, b0 + o1, bstride);
             _tile_loadd(7, b1 + o1, bstride);
             _tile_dpbsud(0, 2, 3);
@@ -686,8 +725,8 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstrid
             _tile_dpbsud(1, 5, 7);
         }
         if (s < steps) {
-            const int64_t o0 = goff[16 * s];
-            _tile_loadd(2, wt + 64 * s, lda);
+            const int64_t o0 = goff[kr * s];
+            _tile_loadd(2, wt + 1024 * s, 64L);
             _tile_loadd(3, b0 + o0, bstride);
             _tile_loadd(4, b1 + o0, bstride);
             _tile_dpbsud(0, 2, 3);
@@ -703,16 +742,16 @@ xq_tile_amx(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstrid
         _tile_zero(1);
         int s = 0;
         for (; s + 2 <= steps; s += 2) {
-            _tile_loadd(2, wt + 64 * s, lda);
-            _tile_loadd(3, b0 + goff[16 * s], bstride);
-            _tile_loadd(5, wt + 64 * s + 64, lda);
-            _tile_loadd(6, b0 + goff[16 * s + 16], bstride);
+            _tile_loadd(2, wt + 1024 * s, 64L);
+            _tile_loadd(3, b0 + goff[kr * s], bstride);
+            _tile_loadd(5, wt + 1024 * s + 1024, 64L);
+            _tile_loadd(6, b0 + goff[kr * s + kr], bstride);
             _tile_dpbsud(0, 2, 3);
             _tile_dpbsud(1, 5, 6);
         }
         if (s < steps) {
-            _tile_loadd(2, wt + 64 * s, lda);
-            _tile_loadd(3, b0 + goff[16 * s], bstride);
+            _tile_loadd(2, wt + 1024 * s, 64L);
+            _tile_loadd(3, b0 + goff[kr * s], bstride);
             _tile_dpbsud(0, 2, 3);
         }
         int32_t *a = acc + (int64_t)j * XQ_PW;
@@ -866,14 +905,14 @@ xq_tile_neondot(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t ps
 }
 #endif
 
-/* The tile of `path` (see xq_tile_portable for the layout; AMX needs the tap groups of a
- * step a constant stride apart, xq_tile_amx). */
-static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *pan,
+/* The tile of `path` (see xq_tile_portable for the layout; AMX takes kr tap groups a step,
+ * a constant stride apart: xq_tile_amx; the others ignore kr). */
+static void xq_tile(int path, const int8_t *wt, int kp, int kr, int nf, const uint8_t *pan,
                     int64_t pstride, const int64_t *goff, int np_, int32_t *acc) {
     switch (path) {
 #ifdef XN_X86
     case XQ_AMX:
-        xq_tile_amx(wt, kp, nf, pan, pstride, goff, np_, acc);
+        xq_tile_amx(wt, kp, kr, nf, pan, pstride, goff, np_, acc);
         return;
     case XQ_AVX512VNNI:
         xq_tile_avx512vnni(wt, kp, nf, pan, pstride, goff, np_, acc);
@@ -894,6 +933,7 @@ static void xq_tile(int path, const int8_t *wt, int kp, int nf, const uint8_t *p
         return;
 #endif
     default:
+        (void)kr;
         xq_tile_portable(wt, kp, nf, pan, pstride, goff, np_, acc);
     }
 }
