@@ -117,8 +117,8 @@ def _conv(spec: ops.ConvSpec, path: str, direct: bool | None = None) -> qconv.In
 
 def test_which_layers_go_direct() -> None:
     """By default: thin inputs, and whole channel blocks whose rows fill 7/8 of their panels,
-    on the x86 paths and sdot; AMX: thin inputs on its VNNI tiles, whole blocks from 128 taps
-    at any width on its own tiles, but 1x1; never with groups or stride_x > 1."""
+    on the x86 paths and sdot; AMX: thin inputs, and whole blocks from 128 taps at any width,
+    on its own tiles, but 1x1; never with groups or stride_x > 1."""
     thin = ops.ConvSpec(3, 8, 8, 16, 3, 1, 1, 1)
     wide = ops.ConvSpec(16, 20, 104, 32, 3, 1, 1, 1)
     narrow = ops.ConvSpec(16, 20, 52, 32, 3, 1, 1, 1)  # 52 of 64 lanes
@@ -129,7 +129,7 @@ def test_which_layers_go_direct() -> None:
             assert _conv(thin, path).direct and _conv(wide, path).direct
             assert not _conv(narrow, path).direct and not _conv(odd, path).direct
     if qconv.path_supported("amx"):
-        assert _conv(thin, "amx").direct and _conv(thin, "amx").path_name == "avx512vnni"
+        assert _conv(thin, "amx").direct and _conv(thin, "amx").path_name == "amx"
         assert not _conv(odd, "amx").direct and _conv(odd, "amx").path_name == "avx512vnni"
         for spec in (wide, narrow, ops.ConvSpec(256, 13, 13, 32, 3, 1, 1, 1)):
             assert _conv(spec, "amx").direct and _conv(spec, "amx").path_name == "amx"

@@ -100,7 +100,7 @@ def test_int8_pooled_bits_match_conv_then_pool(shape: tuple[int, ...], path: str
                 assert np.array_equal(out, ops.pack_signs(pooled, shp, pad)), (act, pad)
 
 
-def test_amx_keeps_thin_layers_on_vnni() -> None:
+def test_amx_paths_by_layer() -> None:
     if not qconv.path_supported("amx"):
         pytest.skip("this CPU (or OS) has no AMX-INT8")
     one = np.ones(4, np.float32)
@@ -110,10 +110,10 @@ def test_amx_keeps_thin_layers_on_vnni() -> None:
                           0.1, 0, "linear", 1, "amx")  # fmt: skip
     im2col = qconv.Int8Conv(np.ones((4, 27), np.int8), one, one, ops.ConvSpec(3, 5, 5, 4, 3),
                             0.1, 0, "linear", 1, "amx", direct=False)  # fmt: skip
-    # thin: direct (3 channels padded to 4, 9 taps), or im2col'd 27 taps padded to 28; 144
-    # taps: AMX, reading the quads in place (4 blocks x 3 kernel columns, 12 groups a step), or
-    # on im2col panels (padded to 192)
-    assert (thin.path_name, thin.direct, thin.kp) == ("avx512vnni", True, 36)
+    # thin: AMX reading the quads in place (3 channels padded to 4, 9 taps, 3 groups a step),
+    # or im2col'd 27 taps padded to 28 on VNNI; 144 taps: AMX in place (4 blocks x 3 kernel
+    # columns, 12 groups a step), or on im2col panels (padded to 192)
+    assert (thin.path_name, thin.direct, thin.kp, thin.kr) == ("amx", True, 36, 3)
     assert (im2col.path_name, im2col.direct, im2col.kp) == ("avx512vnni", False, 28)
     assert (deep.path_name, deep.direct, deep.kp, deep.kr) == ("amx", True, 144, 12)
     deep = qconv.Int8Conv(np.ones((4, 144), np.int8), one, one, ops.ConvSpec(16, 5, 5, 4, 3),

@@ -16,8 +16,10 @@ cnp.import_array()
 # Bytes of im2col panels per work item: thin layers get long pixel blocks (few, long
 # copies per im2col row), deep ones 4 panels; fewer where that leaves threads idle.
 DEF BLOCK_BYTES = 65536
-# Fewer taps than this run AVX-512 VNNI on the amx path: a thin first layer (27 taps) took 13x
-# the VNNI time padded to 64 taps on im2col, 1.1x read in place (3 of 16 tap groups a step).
+# Fewer taps than this run AVX-512 VNNI on the amx path, but for thin inputs (<= 4 channels)
+# read in place: a first layer (27 taps) took 13x the VNNI time padded to 64 taps on im2col;
+# in place (3 tap groups a step) 0.83-0.85 ms against 0.95 to pooled sign bits, the same to
+# pooled bytes (1 thread, in the network).
 DEF AMX_MIN_TAPS = 128
 # Panels (of 16 pixels) per work item on the direct path: up to a 512-pixel row, whose sums
 # (16 filters at a time) stay in L1.
@@ -124,11 +126,11 @@ cdef class Int8Conv:
         can_direct = self.groups == 1 and self.stride_x == 1
         if direct and not can_direct:
             raise ValueError("the direct int8 conv needs one group and stride_x 1")
-        # AMX reads the quad pixels in place (xq_tile_amx) for kernels wider than 1 with whole
-        # blocks of 4 channels; 1x1 layers keep im2col (a mere interleave for them, on whole
-        # blocks of panels)
+        # AMX reads the quad pixels in place (xq_tile_amx) for kernels wider than 1 with a
+        # thin input or whole blocks of 4 channels; 1x1 layers keep im2col (a mere interleave
+        # for them, on whole blocks of panels)
         amx_direct = (self.path == XQ_AMX and can_direct and self.size > 1
-                      and self.k >= AMX_MIN_TAPS and self.c % 4 == 0)
+                      and (self.c <= 4 or self.c % 4 == 0 and self.k >= AMX_MIN_TAPS))
         if direct is None:
             direct = can_direct and self.path in (XQ_AVX512VNNI, XQ_AVXVNNI, XQ_AMX, XQ_AVX2,
                                                   XQ_NEONDOT) and (
