@@ -175,10 +175,10 @@ cdef class Int8Conv:
             # shifted left by kx taps, as planes in (block, kx) order: every B tile row (16
             # pixels from a multiple of 16) is one aligned line, a step's rows a plane apart
             self.shifts = self.size if amx_direct else 1
-            plane = self.hp * self.wp
             if amx_direct:
                 self.wp = _ceil(self.wp, XQ_PW) * XQ_PW
-                plane = self.hp * self.wp
+            plane = self.hp * self.wp
+            if amx_direct:
                 ky, cb, kx = np.unravel_index(np.arange(self.nb * ss),
                                               (self.size, self.nb, self.size))
                 self.goff = (4 * ((cb * self.size + kx) * plane
