@@ -94,6 +94,47 @@ def test_distill_smoke_and_resume(yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_
     assert not np.array_equal(first[1].weights, teacher.weights)
 
 
+def test_validation_frames_come_from_the_end_of_the_training_frames() -> None:
+    from xnoryolo.distill.data import validation_split
+
+    train, val = validation_split({"a": list(range(10)), "b": [0], "c": []}, 0.2)
+    assert train == {"a": list(range(8)), "b": [0], "c": []}
+    assert val == {"a": [8, 9], "b": [], "c": []}
+    assert validation_split({"a": [1, 2]}, 0.0) == ({"a": [1, 2]}, {"a": []})
+
+
+def test_distill_chooses_its_weights_on_validation_frames(
+    yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path
+) -> None:
+    _need_torch()
+    data = _frames(vtest_avi, tmp_path / "frames", 8)
+    out = tmp_path / "run"
+    r = xnoryolo(
+        "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
+        "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", data, "--out", out,
+        "--size", "96", "--crop", "64", "--batch", "2", "--threads", "1", "--steps", "3",
+        "--eval-minutes", "0", "--validation", "0.34", "--average", "0.9",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "2 validation frames" in r.stdout
+    assert r.stdout.count("validation agreement at step") == 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["train_frames"] == 4  # 6 before the held-out frames, the last 2 validation
+    chosen = report["validation"]
+    assert chosen["frames"] == 2 and chosen["last_step"] == 3
+    assert [c[0] for c in chosen["checks"]] == [1, 2, 3]
+    # the kept weights are the best of the checks and the last step, and they are exported
+    scores = [c[1] for c in chosen["checks"]] + [chosen["last_mAP"]]
+    assert chosen["kept_mAP"] == max(s for s in scores if s is not None)
+    assert f"the weights of step {chosen['kept_step']} kept" in r.stdout
+    assert report["engine_vs_torch_max_abs_diff"] < 1e-3
+    assert report["config"]["average"] == 0.9
+    r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
+                 "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
+                 "--validation", "1")  # fmt: skip
+    assert r.returncode != 0 and "--validation must be in [0, 1)" in r.stderr
+
+
 def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) -> None:
     r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
                  "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",

@@ -1,6 +1,7 @@
 """Each training component of the distillation recipe changes the loss as intended, on a tiny
 net (needs torch): feature matching, BN re-estimation, warm start, progressive binarization,
-sign-flip rates, teacher labels on crops, dense output distillation."""
+sign-flip rates, teacher labels on crops, dense output distillation, the weight average and
+the choice of the best check."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from xnoryolo.distill.progressive import (  # noqa: E402
     record,
     warm_start,
 )
+from xnoryolo.distill.selection import BestCheck, WeightAverage  # noqa: E402
 
 STUDENT = """[net]
 width=32
@@ -263,3 +265,68 @@ def test_ste_width_follows_each_channels_scale_and_keeps_the_forward(pair) -> No
     assert (student(x)[0].detach().abs() > 1).float().mean() > 0.85  # mostly blocked at 1
     assert grads[2.0].sum() > 20 * grads[None].sum()
     assert (grads[2.0] > 0).all()  # every filter of layer 0 learns through the wider window
+
+
+def _out(module, x) -> torch.Tensor:
+    with torch.no_grad():
+        return module(x)[-1].clone()
+
+
+def test_weight_average_smooths_swings_and_swaps_back(pair) -> None:
+    student, _, _ = pair
+    x = _x(5)
+    avg = WeightAverage(student, 0.9)
+    start = [p.detach().clone() for p in student.parameters()]
+    own = _out(student, x)
+    with avg.applied():  # nothing averaged yet: the same weights
+        torch.testing.assert_close(_out(student, x), own, rtol=0, atol=0)
+    # weights that jump back and forth: the average stays near their middle, the jumps shrink
+    mid = _out(student, x)
+    for k in range(60):
+        with torch.no_grad():
+            for p, p0 in zip(student.parameters(), start, strict=True):
+                p.copy_(p0 * (1.5 if k % 2 else 0.5))
+        avg.update()
+    last = _out(student, x)
+    with avg.applied():
+        smoothed = _out(student, x)
+    # the module's own weights come back untouched after the swap
+    torch.testing.assert_close(_out(student, x), last, rtol=0, atol=0)
+    assert (smoothed - mid).abs().mean() < 0.5 * (last - mid).abs().mean()
+    # the decay ramps up: the first update follows the weights, later ones remember more
+    fresh = WeightAverage(student, 0.9)
+    assert fresh.rate() < 0.01 and avg.rate() > 0.4
+    # the state survives a checkpoint round trip
+    state = avg.state_dict()
+    again = WeightAverage(student, 0.9)
+    again.load_state_dict(state)
+    assert again.updates == 60
+    for a, b in zip(again.avg, avg.avg, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    avg.apply_for_good()
+    torch.testing.assert_close(_out(student, x), smoothed, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(student, 1.0)
+
+
+def test_best_check_keeps_the_best_weights_and_restores_them_only_if_better(pair) -> None:
+    student, _, _ = pair
+    x = _x(6)
+    best = BestCheck()
+    assert not best.offer(student, 1, None)  # undefined scores never win
+    assert best.offer(student, 2, 0.7)
+    good = _out(student, x)
+    with torch.no_grad():
+        for p in student.parameters():
+            p.mul_(-1.0)
+    assert not best.offer(student, 3, 0.6)  # worse: the kept weights stay
+    assert not best.offer(student, 4, 0.7)  # a tie keeps the earlier weights
+    worse = _out(student, x)
+    assert not best.restore_if_better(student, 0.7)  # the last weights are as good: kept
+    torch.testing.assert_close(_out(student, x), worse, rtol=0, atol=0)
+    assert best.restore_if_better(student, 0.5)
+    torch.testing.assert_close(_out(student, x), good, rtol=0, atol=0)
+    assert best.step == 2 and best.history == [(1, None), (2, 0.7), (3, 0.6), (4, 0.7)]
+    again = BestCheck()
+    again.load_state_dict(best.state_dict())
+    assert (again.step, again.score, again.history) == (2, 0.7, best.history)

@@ -127,6 +127,23 @@ def add_parser(sub: Any) -> None:
         "e.g. a student of a less binary layout, to binarize further",
     )
     p.add_argument("--init-weights", default=None, help="weights of --init-cfg (.weights)")
+    p.add_argument(
+        "--validation",
+        type=float,
+        default=0.0,
+        metavar="FRAC",
+        help="keep the last FRAC of every sequence's training frames out of training and end "
+        "with the weights of the check that agrees best with the teacher there (default 0: "
+        "the last step's weights)",
+    )
+    p.add_argument(
+        "--average",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="evaluate and export an exponential moving average of the weights with this "
+        "decay per step (e.g. 0.998; default 0: off)",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
 
@@ -136,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--size must be a multiple of 32, at least 64")
     if not 0 <= args.holdout < 1:
         raise UsageError("--holdout must be in [0, 1)")
+    if not 0 <= args.validation < 1:
+        raise UsageError("--validation must be in [0, 1)")
+    if not 0 <= args.average < 1:
+        raise UsageError("--average must be in [0, 1)")
     if (args.init_cfg is None) != (args.init_weights is None):
         raise UsageError("--init-cfg and --init-weights go together")
     try:
@@ -175,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         ste_width=args.ste_width,
         init_cfg=args.init_cfg,
         init_weights=args.init_weights,
+        validation=args.validation,
+        average=args.average,
     )
 
     def log(line: str) -> None:

@@ -47,6 +47,19 @@ def time_split(sources: Sequence[Source], holdout: float, train_stop: int | None
     return Split(train, held)
 
 
+def validation_split(
+    train: dict[str, list[int]], fraction: float
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """(train, validation): the last `fraction` of each sequence's training frames, by time,
+    become validation frames (for choosing weights; the held-out frames stay unseen)."""
+    kept: dict[str, list[int]] = {}
+    val: dict[str, list[int]] = {}
+    for key, idx in train.items():
+        n = math.floor(len(idx) * fraction + 0.5) if len(idx) > 1 else 0
+        kept[key], val[key] = idx[: len(idx) - n], idx[len(idx) - n :]
+    return kept, val
+
+
 def to_network_box(
     d: tuple[float, float, float, float], im_w: int, im_h: int, net_w: int, net_h: int, lb: bool
 ) -> tuple[float, float, float, float]:

@@ -12,7 +12,8 @@ import math
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,15 @@ from xnoryolo.detector.layers import YoloLayer
 from xnoryolo.detector.video import open_sources
 from xnoryolo.evaluate import Box, EvalResult, evaluate
 
-from .data import Augment, FrameSet, augment, cache_key, load_frames, time_split
+from .data import (
+    Augment,
+    FrameSet,
+    augment,
+    cache_key,
+    load_frames,
+    time_split,
+    validation_split,
+)
 from .loss import LossConfig, output_distill_loss, teacher_boxes, yolo_loss
 from .model import DarknetModule, DistillError, build_student
 from .progressive import (
@@ -38,6 +47,7 @@ from .progressive import (
     warm_start,
     xnor_layers,
 )
+from .selection import BestCheck, WeightAverage
 
 
 @dataclass
@@ -86,6 +96,11 @@ class TrainConfig:
     # teacher; its XNOR layers are binary from the first step
     init_cfg: str | None = None
     init_weights: str | None = None
+    # the end of each sequence's training frames kept out of training to choose the weights
+    # the run ends with: the check that scores best there (see selection.py)
+    validation: float = 0.0
+    # decay of an exponential moving average of the weights, evaluated and exported (0: off)
+    average: float = 0.0
 
 
 def set_net_size(cfg_text: str, width: int, height: int) -> str:
@@ -200,13 +215,11 @@ def distill(
     # ---- data and cached teacher labels
     sources = open_sources(data)
     split = time_split(sources, cfg.holdout, cfg.heldout_from)
-    train_idx = {k: v[:: cfg.every] for k, v in split.train.items()}
+    train_all, val_all = validation_split(split.train, cfg.validation)
+    train_idx = {k: v[:: cfg.every] for k, v in train_all.items()}
     held_all = split.heldout
-    held_idx = {}
-    n_held = sum(len(v) for v in held_all.values())
-    step_h = max(1, math.ceil(n_held / max(1, cfg.eval_frames)))
-    for k, v in held_all.items():
-        held_idx[k] = v[::step_h]
+    held_idx = _spread(held_all, cfg.eval_frames)
+    val_idx = _spread(val_all, cfg.eval_frames)
     key = cache_key(Path(teacher_cfg), Path(teacher_weights), sources, thresh=cfg.teacher_thresh)
     cache_path = out / "teacher-labels.json"
     cache: dict[str, Any] = {}
@@ -218,6 +231,7 @@ def distill(
     t0 = time.perf_counter()
     train = load_frames(sources, train_idx, teacher, net_w, net_h, lb, cache)
     held = load_frames(sources, held_idx, teacher, net_w, net_h, lb, cache)
+    valid = load_frames(sources, val_idx, teacher, net_w, net_h, lb, cache)
     if len(cache) != before:
         cache_path.write_text(json.dumps({"key": key, "labels": cache}))
     if not len(train.images):
@@ -228,7 +242,9 @@ def distill(
             if r[1] > cfg.label_thresh:
                 counts[names[int(r[0])]] = counts.get(names[int(r[0])], 0) + 1
     log(
-        f"data: {len(train.images)} training frames, {len(held.images)} held-out frames "
+        f"data: {len(train.images)} training frames, "
+        + (f"{len(valid.images)} validation frames, " if cfg.validation else "")
+        + f"{len(held.images)} held-out frames "
         f"(labels: {len(cache) - before} new teacher runs in {time.perf_counter() - t0:.0f} s); "
         f"pseudo-labels > {cfg.label_thresh}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
@@ -270,6 +286,8 @@ def distill(
         record(module, binary_cfg, True)
         record(teacher_module, binary_cfg, True)
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
+    average = WeightAverage(module, cfg.average) if cfg.average else None
+    best = BestCheck()
     step, elapsed = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.is_file():
@@ -280,6 +298,10 @@ def distill(
         for i in state.get("binary", binary_cfg):
             set_binary(module, int(i))
         rng.bit_generator.state = json.loads(state["numpy_rng"])
+        if average is not None and "average" in state:
+            average.load_state_dict(state["average"])
+        if "best" in state:
+            best.load_state_dict(state["best"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
     decoder = Detector(student_net, names, thresh=0.005, letter_box=False)
@@ -305,10 +327,18 @@ def distill(
                 "binary": progression.binary(),
                 "numpy_rng": json.dumps(rng.bit_generator.state),
                 "torch_rng": torch.get_rng_state(),
+                "average": None if average is None else average.state_dict(),
+                "best": best.state_dict(),
             },
             tmp,
         )
         tmp.replace(ckpt)
+
+    @contextmanager
+    def evaluated() -> Iterator[None]:
+        """The weights a check scores and the run exports: the average where there is one."""
+        with average.applied() if average is not None else nullcontext():
+            yield
 
     def sample(r: np.random.Generator, n: int) -> tuple[torch.Tensor, list[np.ndarray]]:
         xs, ts = [], []
@@ -384,6 +414,8 @@ def distill(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
         opt.step()
+        if average is not None:
+            average.update()
         step += 1
         seen_images += cfg.batch
         window_imgs += cfg.batch
@@ -407,15 +439,26 @@ def distill(
             last_log = elapsed
         remaining = math.inf if budget_s is None else budget_s - elapsed
         if (
-            len(held.images)
+            (len(held.images) or len(valid.images))
             and elapsed - last_eval >= cfg.eval_minutes * 60
             and remaining > eval_s + step_s
         ):
             t_eval = time.perf_counter()
-            log(
-                f"held-out agreement at step {step}: "
-                + _summary(agreement(module, decoder, held, cfg.label_thresh), names)
-            )
+            with evaluated():
+                if len(valid.images):
+                    result = agreement(module, decoder, valid, cfg.label_thresh)
+                    # a check counts once every XNOR layer runs binary, as exported
+                    done = len(progression.binary()) == len(progression.layers)
+                    kept = done and best.offer(module, step, _score(result))
+                    log(
+                        f"validation agreement at step {step}: {_summary(result, names)}"
+                        + (" (best so far)" if kept else "")
+                    )
+                if len(held.images):
+                    log(
+                        f"held-out agreement at step {step}: "
+                        + _summary(agreement(module, decoder, held, cfg.label_thresh), names)
+                    )
             last_eval = elapsed = time.perf_counter() - start
             eval_s = time.perf_counter() - t_eval
         if elapsed - last_ckpt >= cfg.checkpoint_minutes * 60:
@@ -425,6 +468,25 @@ def distill(
     rest = progression.finish()
     if rest:
         binarize(rest)
+    if average is not None:
+        average.apply_for_good()
+    chosen: dict[str, Any] | None = None
+    if len(valid.images):
+        last = _score(agreement(module, decoder, valid, cfg.label_thresh))
+        restored = best.restore_if_better(module, last)
+        kept_step, kept_score = (best.step, best.score) if restored else (step, last)
+        chosen = {
+            "frames": len(valid.images),
+            "last_step": step,
+            "last_mAP": last,
+            "kept_step": kept_step,
+            "kept_mAP": kept_score,
+            "checks": [list(h) for h in best.history],
+        }
+        log(
+            f"validation: the weights of step {kept_step} kept (validation mAP@0.5 "
+            f"{_fmt(kept_score)}; the last step's {_fmt(last)})"
+        )
     if feat_on and cfg.recalibrate:
         before_l, after_l = recalibrate_if_better(module, teacher_module, heads, calib)
         log(
@@ -496,6 +558,7 @@ def distill(
             round(seen_images / max(1e-9, elapsed - session_start), 2) if seen_images else None
         ),
         "engine_vs_torch_max_abs_diff": max_diff,
+        "validation": chosen,
         "heldout_agreement": None if final is None else final.to_json(names),
         "heldout_agreement_undefined": (
             "no held-out frames"
@@ -509,6 +572,21 @@ def distill(
     }
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def _spread(frames: dict[str, list[int]], n: int) -> dict[str, list[int]]:
+    """About n of the frames, evenly spread over all sequences."""
+    total = sum(len(v) for v in frames.values())
+    step = max(1, math.ceil(total / max(1, n)))
+    return {k: v[::step] for k, v in frames.items()}
+
+
+def _score(result: EvalResult) -> float | None:
+    return result.map if result.defined else None
+
+
+def _fmt(score: float | None) -> str:
+    return "undefined" if score is None else f"{score:.3f}"
 
 
 CALIBRATION_FRAMES = 64  # training frames the int8 activation ranges are measured on
