@@ -96,7 +96,7 @@ def test_fast_and_reference_int8_agree_exactly(model: tuple[Path, Path]) -> None
     assert all(ly.int8 != ly.xnor for ly in convs)
     assert convs[0].act_quant == quantize.INPUT_QUANT
     for x in _tensors(fast):
-        a = fast.forward(x, keep=False)  # bits plan: the first conv's pool in bits, if any
+        a = fast.head_outputs(fast.forward(x, keep=False))  # the first conv's pool in bits
         b = ref.forward(x, keep=True)
         for d in fast.detection_layers:
             assert np.array_equal(a[d.index], b[d.index])

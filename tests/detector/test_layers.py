@@ -320,3 +320,65 @@ def test_yolo_and_upsample_match_their_plain_definitions() -> None:
     np.testing.assert_array_equal(yolo.forward(x, []), ref.reshape(yolo.out_shape))
     xu = rng.standard_normal(up.in_shape).astype(np.float32)
     np.testing.assert_array_equal(up.forward(xu, []), np.repeat(np.repeat(xu, 2, 1), 2, 2))
+
+
+HEAD_CFG = """[net]
+width=24
+height=16
+channels=3
+
+[convolutional]
+filters={filters}
+size=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=3,4, 6,8, 10,9
+classes={classes}
+num=3
+scale_x_y={scale}
+"""
+
+
+@pytest.mark.parametrize(("classes", "scale"), [(4, 1.0), (80, 1.0), (3, 1.05), (7, 2.0)])
+def test_deferred_logistic_decodes_exactly_like_the_full_output(
+    tmp_path: Path, classes: int, scale: float
+) -> None:
+    """A lean forward leaves the [yolo] logistic to the decoder: the same candidates, bit for
+    bit, as the full output, at thresholds that cut through the objectness values."""
+    from xnoryolo.detector.layers import Logits, YoloLayer
+
+    cfg, weights = write_model(
+        tmp_path, HEAD_CFG.format(filters=3 * (classes + 5), classes=classes, scale=scale)
+    )
+    det = Detector(Network.load(cfg, weights, "numpy"), None)
+    net = det.network
+    head = net.layers[-1]
+    assert isinstance(head, YoloLayer) and head.defers_logistic
+    rng_h = np.random.default_rng(classes)
+    for k in range(4):
+        x = rng_h.random(net.input_shape, dtype=F32)
+        full = net.forward(x, keep=True)
+        lean = net.forward(x, keep=False)
+        assert isinstance(lean[-1], Logits) and not isinstance(full[-1], Logits)
+        np.testing.assert_array_equal(net.head_outputs(lean)[head.index], full[-1])
+        # raw logits spread wide, some far past exp's float32 range
+        raw = (rng_h.standard_normal(head.out_shape) * (4 + 30 * k)).astype(F32)
+        wh = raw.reshape(3, classes + 5, -1)[:, 2:4]
+        np.clip(wh, -8, 8, out=wh)  # box sizes stay finite
+        lazy, eager = [x, raw.view(Logits)], [x, head.forward(raw, [])]
+        assert np.array_equal(head.activated(lazy[1]), eager[1])
+        assert head.activated(eager[1]) is eager[1]
+        obj = np.sort(eager[1].reshape(3, classes + 5, -1)[:, 4].ravel())
+        for thresh in (0.005, float(obj[len(obj) // 2]), float(obj[-3]), 0.999):
+            a = det.candidates(lazy, 24, 16, thresh)
+            b = det.candidates(eager, 24, 16, thresh)
+            assert len(a) == len(b)
+            for got, want in ((a.boxes, b.boxes), (a.objectness, b.objectness),
+                              (a.probs, b.probs)):  # fmt: skip
+                np.testing.assert_array_equal(got, want)
+            if thresh >= obj[-3]:  # (NMS over hundreds of random boxes is slow)
+                assert det.postprocess(lazy, 24, 16, thresh).detections() == (
+                    det.postprocess(eager, 24, 16, thresh).detections()
+                )

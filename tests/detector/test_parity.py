@@ -120,10 +120,14 @@ def test_detections_from_input_tensor_match_darknet_exactly(case: str) -> None:
     assert images
     for img in images:
         info = json.loads((img / "detections.json").read_text())
-        outputs = det.forward(np.load(img / "input.npy"))
+        x = np.load(img / "input.npy")
+        outputs = det.forward(x)
         dets = det.postprocess(outputs, info["image_w"], info["image_h"]).detections()
         printed = (img / "printed.txt").read_text().splitlines()
         assert [d.darknet_line() for d in dets] == printed, img.name
+        # the detection path (the [yolo] logistic left to the decoder): the same detections
+        lean = det.postprocess(det.forward(x, keep=False), info["image_w"], info["image_h"])
+        assert lean.detections() == dets, img.name
         for ours, ref in zip(dets, info["detections"], strict=True):
             assert ours.class_id == ref["class_id"]
             np.testing.assert_allclose(

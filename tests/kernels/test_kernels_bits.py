@@ -242,7 +242,7 @@ def test_pool_plan_of_yolov3_tiny(threads: int, isa: str) -> None:
     assert plan == {0: layers[1], 1: None, 2: layers[3], 3: None, 4: layers[5], 5: None}
     x = Detector(net).preprocess(synthetic_frame())
     full = net.forward(x, keep=True)
-    lean = net.forward(x, keep=False)
+    lean = net.head_outputs(net.forward(x, keep=False))
     for d in net.detection_layers:
         np.testing.assert_array_equal(lean[d.index], full[d.index])
     # layers of the bits plan keep their steps: an XNOR net's conv 0 runs pool 1 to bits
@@ -266,7 +266,7 @@ def test_bits_path_gives_identical_detections(cfg: str, threads: int, isa: str) 
     assert net.bits_plan
     x = Detector(net).preprocess(synthetic_frame())
     full = net.forward(x, keep=True)
-    lean = net.forward(x, keep=False)
+    lean = net.head_outputs(net.forward(x, keep=False))
     for d in net.detection_layers:
         np.testing.assert_array_equal(lean[d.index], full[d.index])
 
@@ -381,7 +381,7 @@ def test_bits_through_routes_and_upsample(tmp_path: Path, threads: int) -> None:
     rng = np.random.default_rng(threads)
     x = rng.random(net.input_shape, dtype=np.float32)
     full = net.forward(x, keep=True)
-    lean = net.forward(x, keep=False)
+    lean = net.head_outputs(net.forward(x, keep=False))
     np.testing.assert_array_equal(lean[14], full[14])
     # and each emitting layer, fed the float run's outputs (as bits where it reads bits),
     # gives the signs of its own float output

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import RegionLayer, YoloLayer
+from .layers import Logits, RegionLayer, YoloLayer
+from .layers.heads import logistic32
 from .preprocess import letterbox_geometry
 
 F32 = np.float32
@@ -36,11 +37,19 @@ def yolo_candidates(
 ) -> Candidates:
     n = len(layer.mask)
     _, lh, lw = layer.out_shape
-    p = out.reshape(n, layer.classes + 5, lh, lw).transpose(2, 3, 0, 1)  # (row, col, anchor, e)
-    obj = p[..., 4]
+    lazy = isinstance(out, Logits)
+    p = out.view(np.ndarray).reshape(n, layer.classes + 5, lh, lw)
+    p = p.transpose(2, 3, 0, 1)  # (row, col, anchor, entry)
+    obj = logistic32(np.ascontiguousarray(p[..., 4])) if lazy else p[..., 4]
     keep = obj > F32(thresh)
     rows, cols, anchors = np.nonzero(keep)  # row-major over cells, then anchors: darknet order
     sel = p[rows, cols, anchors]
+    if lazy:  # the layer's logistic, on the kept cells only (w, h stay raw)
+        raw = sel
+        sel = logistic32(raw)
+        sel[:, 2:4] = raw[:, 2:4]
+        if layer.scale_x_y != 1.0:
+            sel[:, 0:2] = layer.scale_xy(sel[:, 0:2])
     o = sel[:, 4]
     x = (cols.astype(F32) + sel[:, 0]) / F32(lw)
     y = (rows.astype(F32) + sel[:, 1]) / F32(lh)

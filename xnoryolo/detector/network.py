@@ -217,9 +217,10 @@ class Network:
         slots hold the empty array `DROPPED`), and layers read by binary layers hand them
         packed sign bits instead of floats (`bits_plan`; their slots may then hold those bits),
         and int8 layers read by int8 layers hand them their input bytes (`bytes_plan`), and
-        float convs run the maxpool after them (`pool_plan`): only the outputs of the
-        detection layers are meant to be read. `on_layer(i)` is called after
-        layer i (timing)."""
+        float convs run the maxpool after them (`pool_plan`), and [yolo] layers leave their
+        logistic to the decoder (`Logits`): only the outputs of the detection layers are
+        meant to be read, by the decoder or through `head_outputs`. `on_layer(i)` is called
+        after layer i (timing)."""
         if x.shape != self.input_shape:
             raise ValueError(f"input tensor shape {x.shape} != network input {self.input_shape}")
         if x.dtype == np.uint8:
@@ -235,6 +236,7 @@ class Network:
         bits_plan = self.bits_plan if not keep else {}
         bytes_plan = self.bytes_plan if not keep else {}
         pool_plan = self.pool_plan if not keep else {}
+        lean_heads = not keep
         outputs: list[np.ndarray] = []
         bits: dict[int, np.ndarray] = {}  # sign bits the planned layers emitted
         for i, layer in enumerate(self.layers):
@@ -249,6 +251,8 @@ class Network:
                 else:
                     assert isinstance(layer, ConvolutionalLayer)
                     y = nxt = layer.forward_pooled(x, pool)
+            elif step is None and lean_heads and isinstance(layer, YoloLayer):
+                y = nxt = layer.forward_lean(x)  # its logistic left to the decoder
             elif step is None:
                 y = nxt = layer.forward(x, outputs)
             elif step.done:
@@ -265,6 +269,14 @@ class Network:
             if on_layer is not None:
                 on_layer(i)
         return outputs
+
+    def head_outputs(self, outputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """The detection layers' outputs as darknet has them, from either kind of forward
+        (a lean forward's `Logits` activated), by layer index."""
+        return {
+            d.index: d.activated(outputs[d.index]) if isinstance(d, YoloLayer) else outputs[d.index]
+            for d in self.detection_layers
+        }
 
     @functools.cached_property
     def _drop_plan(self) -> dict[int, list[int]]:

@@ -26,7 +26,7 @@ from .base import (
 )
 from .batchnorm import BatchnormLayer
 from .conv import ConvolutionalLayer
-from .heads import RegionLayer, YoloLayer
+from .heads import Logits, RegionLayer, YoloLayer
 from .passthrough import DropoutLayer, UnknownLayer
 from .pool import MaxpoolLayer
 from .route import RouteLayer, ShortcutLayer
@@ -43,6 +43,7 @@ __all__ = [
     "FloatSource",
     "Layer",
     "Layout",
+    "Logits",
     "MaxpoolLayer",
     "NetParams",
     "RegionLayer",

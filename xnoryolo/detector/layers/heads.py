@@ -12,6 +12,26 @@ from ..cfg import Section
 from .base import F32, BuildContext, Layer, positive
 
 
+def logistic32(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) in float32, activations.py's order of operations, as a new array:
+    the [yolo] layer's forward and the decoder's deferred logistic share it, so both give
+    the same floats for the same entry."""
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.negative(x, dtype=F32)
+        np.exp(out, out=out)
+        out += F32(1)
+        np.divide(F32(1), out, out=out)
+    return out
+
+
+class Logits(np.ndarray):
+    """What a lean forward (`Network.forward(keep=False)`) leaves as a [yolo] layer's output:
+    its input, the logistic not yet applied. The decoder applies it only to the entries it
+    reads (objectness everywhere, the rest of the cells above the threshold) with
+    `logistic32`, so the boxes are those of the full output; `YoloLayer.activated` gives that
+    output itself."""
+
+
 @dataclass
 class YoloLayer(Layer):
     type: ClassVar[str] = "yolo"
@@ -100,20 +120,36 @@ class YoloLayer(Layer):
         if self.new_coords:
             out = x.reshape(n, self.classes + 5, h, w).copy()
         else:
-            # logistic 1 / (1 + exp(-x)) in float32 (activations.py's order of operations) over
-            # the whole tensor in place, then the raw w, h entries put back: a few contiguous
-            # passes instead of strided slices and temporaries
-            with np.errstate(over="ignore", under="ignore"):
-                flat = np.negative(x, dtype=F32)
-                np.exp(flat, out=flat)
-                flat += F32(1)
-                np.divide(F32(1), flat, out=flat)
-            out = flat.reshape(n, self.classes + 5, h, w)
+            # the logistic over the whole tensor, then the raw w, h entries put back: a few
+            # contiguous passes instead of strided slices and temporaries
+            out = logistic32(x).reshape(n, self.classes + 5, h, w)
             out[:, 2:4] = x.reshape(n, self.classes + 5, h, w)[:, 2:4]
         if self.scale_x_y != 1.0:
-            s = F32(self.scale_x_y)
-            out[:, 0:2] = out[:, 0:2] * s - F32(0.5) * (s - F32(1))
+            out[:, 0:2] = self.scale_xy(out[:, 0:2])
         return out.reshape(self.out_shape)
+
+    def scale_xy(self, xy: np.ndarray) -> np.ndarray:
+        """scale_x_y applied to logistic x, y entries (darknet's float32 order)."""
+        s = F32(self.scale_x_y)
+        return xy * s - F32(0.5) * (s - F32(1))
+
+    @property
+    def defers_logistic(self) -> bool:
+        """Whether a lean forward hands on `Logits` (new_coords layers apply no logistic)."""
+        return not self.new_coords
+
+    def forward_lean(self, x: np.ndarray) -> np.ndarray:
+        """The lean forward's output: the input as `Logits` (no copy), or the full output
+        where there is no logistic to defer."""
+        if not self.defers_logistic:
+            return self.forward(x, [])
+        return np.ascontiguousarray(x, F32).reshape(self.out_shape).view(Logits)
+
+    def activated(self, out: np.ndarray) -> np.ndarray:
+        """The layer's full output from either forward's output."""
+        if isinstance(out, Logits):
+            return self.forward(out.view(np.ndarray), [])
+        return out
 
 
 @dataclass
