@@ -298,9 +298,9 @@ def distill(
         for i in state.get("binary", binary_cfg):
             set_binary(module, int(i))
         rng.bit_generator.state = json.loads(state["numpy_rng"])
-        if average is not None and "average" in state:
+        if average is not None and state.get("average") is not None:
             average.load_state_dict(state["average"])
-        if "best" in state:
+        if state.get("best") is not None:
             best.load_state_dict(state["best"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
