@@ -235,8 +235,8 @@ cdef class Int8Conv:
         the threads in order (all blocks of a row together) and the loops that read them
         split their output rows the same static way, so a thread mostly reads rows it wrote
         itself: handing rows between cores cost more than the second thread gained
-        (32->64 at 104 to pooled bytes, 2 threads: 0.35 ms with channel blocks split and
-        dynamic rows, 0.26 ms so; 1 thread 0.39)."""
+        (32->64 at 104 to pooled bytes, 2 threads with GOMP_SPINCOUNT=300000: 0.35 ms with
+        channel blocks split and dynamic rows, 0.26 ms so; 1 thread 0.39)."""
         cdef int i, cb, nc, k, sh, y, r0
         for i in prange(self.nb * self.hp, num_threads=self.threads, schedule="static"):
             y = i // self.nb
