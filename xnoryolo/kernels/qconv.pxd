@@ -38,7 +38,7 @@ cdef extern from "xn_int8.h" nogil:
     void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n)
     void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
                           float bias, int act, float inv, int zero, int size, int sx, int pw,
-                          float *tmp, uint8_t *q, uint8_t *out)
+                          float *tmp, int32_t *m, uint8_t *out)
     void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
                        int oh, int ow, uint8_t *y)
     void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,

@@ -563,20 +563,20 @@ cdef class Int8Conv:
                                    uint8_t[:, :, ::1] out):
         """run_bytes with a pool of ps x ps windows at stride ps, no offset, on the direct
         path: per pooled row and run of columns, the max of its (up to ps) conv rows' int32
-        sums (two tiles' buffers, L1), then per filter the transform, quantisation and
-        horizontal max of that one row (xq_pooled_row_u8: all monotone in the sum, so the
-        max commutes with them). The same bytes as pooling run_bytes's output; neither
-        full-size floats nor bytes are made."""
+        sums (two tiles' buffers, L1), then per filter the horizontal max of that one row on
+        the sums and the transform and quantisation of the maxima (xq_pooled_row_u8: both
+        monotone in the sum, so the max commutes with them). The same bytes as pooling
+        run_bytes's output; neither full-size floats nor bytes are made."""
         cdef int ph = out.shape[1], pw = out.shape[2], ow = self.out_w
         # a run of columns: whole windows, at most a block of panels
         cdef int run = (self.block * XQ_PW // ps) * ps
         cdef int64_t tile = self.tf * self.block * XQ_PW
         second = _aligned((self.threads, tile), np.int32)
         rowf = np.empty((self.threads, run + 16), np.float32)
-        rowq = np.empty((self.threads, run + 16), np.uint8)
+        rowm = np.empty((self.threads, run + 16), np.int32)
         cdef int32_t[:, ::1] acc2 = second
         cdef float[:, ::1] rf = rowf
-        cdef uint8_t[:, ::1] rq = rowq
+        cdef int32_t[:, ::1] rm = rowm
         cdef const uint8_t *xi
         cdef const uint8_t *src
         cdef int py, t, nr, rr, ox0, npix, npb, f0, fi, nf, i, px0, pwc
@@ -616,6 +616,6 @@ cdef class Int8Conv:
                             xq_pooled_row_u8(self.path, acc + i * npb * XQ_PW, npix,
                                              self.corr_[f0 + i], self.mult_[f0 + i],
                                              self.bias_[f0 + i], self.act, inv, out_zero, ps,
-                                             ps, pwc, &rf[t, 0], &rq[t, 0],
+                                             ps, pwc, &rf[t, 0], &rm[t, 0],
                                              &out[f0 + i, py, px0])
                     ox0 = ox0 + npix

@@ -502,26 +502,73 @@ static void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = src[i] > dst[i] ? src[i] : dst[i];
 }
 
+/* m[px] = max(v[2 px], v[2 px + 1]) for px < n: the horizontal step of a 2 x 2 / 2 maxpool
+ * on the sums. */
+#ifdef XN_X86
+__attribute__((target(XQ_AVX512_TARGET))) static int xq_max_pairs_i32_avx512(const int32_t *v,
+                                                                             int n, int32_t *m) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    int px = 0;
+    for (; px + 16 <= n; px += 16) {
+        __m512i a = _mm512_loadu_si512(v + 2 * px), b = _mm512_loadu_si512(v + 2 * px + 16);
+        _mm512_storeu_si512(m + px, _mm512_max_epi32(_mm512_permutex2var_epi32(a, even, b),
+                                                     _mm512_permutex2var_epi32(a, odd, b)));
+    }
+    return px;
+}
+
+__attribute__((target(XQ_AVX2_TARGET))) static int xq_max_pairs_i32_avx2(const int32_t *v, int n,
+                                                                        int32_t *m) {
+    /* each 64-bit lane's max in its low half, then the low halves gathered in order */
+    const __m256i low = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    int px = 0;
+    for (; px + 4 <= n; px += 4) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(v + 2 * px));
+        __m256i mx = _mm256_max_epi32(a, _mm256_srli_epi64(a, 32));
+        _mm_storeu_si128((__m128i *)(m + px),
+                         _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(mx, low)));
+    }
+    return px;
+}
+#endif
+
+static void xq_max_pairs_i32(int path, const int32_t *v, int n, int32_t *m) {
+    int px = 0;
+#ifdef XN_X86
+    if (path == XQ_AVX512VNNI || path == XQ_AMX)
+        px = xq_max_pairs_i32_avx512(v, n, m);
+    else if (path != XQ_PORTABLE)
+        px = xq_max_pairs_i32_avx2(v, n, m);
+#endif
+    (void)path;
+    for (; px < n; px++) m[px] = v[2 * px] > v[2 * px + 1] ? v[2 * px] : v[2 * px + 1];
+}
+
 /* One filter's row of pooled bytes from the row of its sums max'ed over the window's rows
- * (v, ow sums): the transform and quantisation (to tmp, then q: ow bytes), then the
- * horizontal max of windows size / sx, no offset, into out (pw bytes). The transform and
- * quantisation are monotone non-decreasing in the sum (mult > 0; linear, leaky and relu
- * keep the order), so this is the pool of the bytes of the full-size output. */
+ * (v, ow sums): the max of each window's columns on the sums (into m, pw sums), then the
+ * transform and quantisation of those alone (tmp, then out: pw bytes). The transform and
+ * quantisation are monotone non-decreasing in the sum (mult >= 0; linear, leaky and relu
+ * keep the order), so this is the pool of the bytes of the full-size output, from a
+ * quarter of its transforms (2 x 2 windows). */
 static void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
                              float bias, int act, float inv, int zero, int size, int sx,
-                             int pw, float *tmp, uint8_t *q, uint8_t *out) {
-    xq_store_row(path, v, ow, corr, mult, bias, act, tmp);
-    xq_quantize_path(path, tmp, q, ow, inv, zero);
+                             int pw, float *tmp, int32_t *m, uint8_t *out) {
     if (size == 2 && sx == 2 && 2 * pw <= ow + 1) {
-        xq_max_pairs_u8(q, q, ow, pw, out);
-        return;
+        const int full = 2 * pw <= ow ? pw : pw - 1;
+        xq_max_pairs_i32(path, v, full, m);
+        if (full < pw) m[full] = v[2 * full]; /* odd width: the last window has one column */
+    } else {
+        for (int px = 0; px < pw; px++) {
+            int32_t mx = v[px * sx];
+            for (int kx = 1; kx < size && px * sx + kx < ow; kx++)
+                mx = v[px * sx + kx] > mx ? v[px * sx + kx] : mx;
+            m[px] = mx;
+        }
     }
-    for (int px = 0; px < pw; px++) {
-        uint8_t mx = 0;
-        for (int kx = 0; kx < size && px * sx + kx < ow; kx++)
-            mx = q[px * sx + kx] > mx ? q[px * sx + kx] : mx;
-        out[px] = mx;
-    }
+    xq_store_row(path, m, pw, corr, mult, bias, act, tmp);
+    xq_quantize_path(path, tmp, out, pw, inv, zero);
 }
 
 
