@@ -233,3 +233,29 @@ def test_int8_module_builds_without_x86(tmp_path: Path, module: str) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("shape", [(16, 9, 13, 130), (3, 11, 21, 64), (8, 5, 7, 100)])
+def test_int8_sign_bits_at_full_size(shape: tuple[int, ...], path: str) -> None:
+    """The conv's own sign bits through the identity pool (1x1, stride 1): what a float or
+    int8 conv writes for binary readers (bits plan), several words a pixel, every tile."""
+    c, h, w, f = shape
+    spec = ops.ConvSpec(c, h, w, f, 3, 1, 1, 1)
+    x, folded, bias = _case(c, h, w, f, 3, 1, h)
+    x = np.abs(x)
+    qw, ws = quantize.quantize_weights(folded)
+    bias = bias * 20
+    quant = quantize.INPUT_QUANT
+    y = quantize.int8_conv(x, qw, ws, bias, spec, quant, "leaky")
+    for threads in (1, 2):
+        ident = xconv.MaxPool(f, h, w, 1, 1, 1, 0, h, w, threads)
+        for direct in (None, False):
+            k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "leaky", threads,
+                               path, direct=direct)  # fmt: skip
+            assert k.takes_pool(ident)
+            for pad in (0, 1):
+                shp = (h + 2 * pad, w + 2 * pad, (f + 63) // 64)
+                out = np.zeros(shp, np.uint64)
+                k.run_pooled_bits(x, ident, out, pad)
+                assert np.array_equal(out, ops.pack_signs(y, shp, pad)), (threads, direct, pad)

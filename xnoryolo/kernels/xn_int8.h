@@ -992,12 +992,13 @@ static void xq_tile(int path, const int8_t *wt, int kp, int kr, int nf, const ui
  * evaluating the transform, Int8Conv.sign_thresholds). Word f / 64 of pixel p - mbase in m
  * (cw words a pixel) gets bit f % 64; pixels p0 .. min(p0 + 16 np_, pend) - 1. */
 #ifdef XN_X86
-/* One word a pixel (up to 64 filters; a tile has up to 16, f0 a multiple of 16): their
- * compare masks over 16 pixels set bits 0..15 of 16 32-bit lanes (one OR each), then the
- * lanes are widened, shifted to bit f0 % 64 and ORed into the 16 pixel words. */
+/* A tile's filters (up to 32, f0 a multiple of their count: all in word f0 / 64): their
+ * compare masks over 16 pixels set bits 0..nf-1 of 16 32-bit lanes (one OR each), then the
+ * lanes are widened, shifted to bit f0 % 64 and ORed into the 16 pixels' words, mw[p cw]
+ * (one word a pixel: vector loads and stores; more: one OR a pixel). */
 __attribute__((target(XQ_AVX512_TARGET))) static void
 xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
-                    uint64_t *mw) {
+                    uint64_t *mw, int cw) {
     const __m128i sh = _mm_cvtsi32_si128(f0 & 63);
     for (int64_t j = 0; j < cnt; j += 16) {
         const __mmask16 live =
@@ -1007,7 +1008,14 @@ xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, co
             const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
             __mmask16 m = _mm512_mask_cmpge_epi32_mask(live, _mm512_maskz_loadu_epi32(live, a),
                                                        _mm512_set1_epi32(thr[f0 + i]));
-            b = _mm512_mask_or_epi32(b, m, b, _mm512_set1_epi32(1 << i));
+            b = _mm512_mask_or_epi32(b, m, b, _mm512_set1_epi32((int)(1u << i)));
+        }
+        if (cw > 1) {
+            uint32_t lanes[16];
+            _mm512_storeu_si512(lanes, b);
+            const int64_t n = cnt - j < 16 ? cnt - j : 16;
+            for (int64_t l = 0; l < n; l++) mw[(j + l) * cw] |= (uint64_t)lanes[l] << (f0 & 63);
+            continue;
         }
         __m512i lo = _mm512_sll_epi64(_mm512_cvtepu32_epi64(_mm512_castsi512_si256(b)), sh);
         __m512i hi = _mm512_sll_epi64(_mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(b, 1)), sh);
@@ -1021,7 +1029,7 @@ xq_bits_tile_avx512(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, co
 /* The same with 256-bit registers, 8 pixels at a time. */
 __attribute__((target(XQ_AVX2_TARGET))) static void
 xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, const int32_t *thr,
-                  uint64_t *mw) {
+                  uint64_t *mw, int cw) {
     const __m128i sh = _mm_cvtsi32_si128(f0 & 63);
     int64_t j = 0;
     for (; j + 8 <= cnt; j += 8) {
@@ -1030,7 +1038,13 @@ xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, cons
             const int32_t *a = acc + (int64_t)i * np_ * XQ_PW + j;
             const __m256i t = _mm256_set1_epi32(thr[f0 + i] - 1); /* a >= t <=> a > t - 1 */
             __m256i gt = _mm256_cmpgt_epi32(_mm256_loadu_si256((const __m256i *)a), t);
-            b = _mm256_or_si256(b, _mm256_and_si256(gt, _mm256_set1_epi32(1 << i)));
+            b = _mm256_or_si256(b, _mm256_and_si256(gt, _mm256_set1_epi32((int)(1u << i))));
+        }
+        if (cw > 1) {
+            uint32_t lanes[8];
+            _mm256_storeu_si256((__m256i *)lanes, b);
+            for (int l = 0; l < 8; l++) mw[(j + l) * cw] |= (uint64_t)lanes[l] << (f0 & 63);
+            continue;
         }
         __m256i lo = _mm256_sll_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(b)), sh);
         __m256i hi = _mm256_sll_epi64(_mm256_cvtepu32_epi64(_mm256_extracti128_si256(b, 1)), sh);
@@ -1040,7 +1054,7 @@ xq_bits_tile_avx2(const int32_t *acc, int nf, int np_, int f0, int64_t cnt, cons
     }
     for (; j < cnt; j++)
         for (int i = 0; i < nf; i++)
-            mw[j] |= acc[(int64_t)i * np_ * XQ_PW + j] >= thr[f0 + i]
+            mw[j * cw] |= acc[(int64_t)i * np_ * XQ_PW + j] >= thr[f0 + i]
                          ? (uint64_t)1 << ((f0 + i) & 63)
                          : 0;
 }
@@ -1051,12 +1065,14 @@ static void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, 
     int64_t cnt = pend - p0;
     if (cnt > (int64_t)np_ * XQ_PW) cnt = (int64_t)np_ * XQ_PW;
 #ifdef XN_X86
-    if ((path == XQ_AVX512VNNI || path == XQ_AMX) && cw == 1) {
-        xq_bits_tile_avx512(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+    /* the SIMD tiles need the tile's filters in one word (f0 a multiple of 16 or 32, at
+     * most as many filters) */
+    if ((path == XQ_AVX512VNNI || path == XQ_AMX) && (f0 & 63) + nf <= 64) {
+        xq_bits_tile_avx512(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase) * cw + (f0 >> 6), cw);
         return;
     }
-    if ((path == XQ_AVX2 || path == XQ_AVXVNNI) && cw == 1) {
-        xq_bits_tile_avx2(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase));
+    if ((path == XQ_AVX2 || path == XQ_AVXVNNI) && (f0 & 63) + nf <= 64) {
+        xq_bits_tile_avx2(acc, nf, np_, f0, cnt, thr, m + (p0 - mbase) * cw + (f0 >> 6), cw);
         return;
     }
 #endif
