@@ -62,6 +62,83 @@ num=3
 """
 
 
+# the default model's layout in small: an int8 conv (2) whose signs alone are read, by a
+# maxpool before a binary conv and through a route with an upsampled binary layer
+PARTIAL = """[net]
+width=64
+height=48
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=80
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=64
+size=1
+stride=1
+pad=1
+activation=leaky
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,-5
+
+[convolutional]
+xnor=1
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+filters=18
+size=1
+activation=linear
+
+[yolo]
+mask=0,1
+anchors=4,5, 8,9, 12,14
+classes=4
+num=3
+"""
+
+
 def _frames(n: int, h: int = 40, w: int = 57) -> list[np.ndarray]:
     rng = np.random.default_rng(3)
     out = []
@@ -77,9 +154,29 @@ def _tensors(net: Network, letter_box: bool = True) -> list[np.ndarray]:
     return [preprocess(f, w, h, c, letter_box) for f in _frames(4)]
 
 
-@pytest.fixture(params=["tiny", "xnor"])
+@pytest.fixture(params=["tiny", "xnor", "partial"])
 def model(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path]:
-    return write_model(tmp_path, TINY if request.param == "tiny" else XNOR, seed=4)
+    cfg = {"tiny": TINY, "xnor": XNOR, "partial": PARTIAL}[request.param]
+    return write_model(tmp_path, cfg, seed=4)
+
+
+def test_an_int8_conv_read_only_for_its_signs_writes_bits(tmp_path: Path) -> None:
+    """The int8 conv 2 writes its sign bits for the pool and the route (no floats), and
+    the detections' layers are those of the floats, bit for bit."""
+    cfg, weights = write_model(tmp_path, PARTIAL, seed=4)
+    for backend in ("fast", "numpy"):
+        net = _calibrated(cfg, weights, backend)
+        net.prepare(net.backend, precision="int8")
+        plan = net.bits_plan
+        if backend == "numpy":  # the reference kernels write no bits
+            assert 2 not in plan
+            continue
+        assert plan[2].pool is None and not plan[2].want_float and plan[2].next_bits
+        assert {3, 5, 6, 7} <= set(plan) and 0 in net.bytes_plan
+        for x in _tensors(net):
+            lean = net.head_outputs(net.forward(x, keep=False))
+            full = net.forward(x, keep=True)
+            assert np.array_equal(lean[10], full[10])
 
 
 def _calibrated(cfg: Path, weights: Path, backend: str) -> Network:

@@ -54,10 +54,11 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
     """The layers that hand sign bits on instead of floats (kernels/README.md, "Chained
     binary layers"). A layer emits bits when some reader takes them: a binary conv (its
     input), or a maxpool, upsample or route that itself emits bits. Only a binary conv may
-    also keep its floats for other readers; an upsample needs bits in, a route bits from
-    every source. Found as a fixed point: start from every layer that could, drop those
-    no reader wants (or whose inputs are floats) until nothing changes. A float conv whose
-    only reader is such a pool runs the pool itself (the pool's step is then `done`)."""
+    also keep its floats for other readers (a float or int8 conv writes bits only where
+    every reader takes them); an upsample needs bits in, a route bits from every source.
+    Found as a fixed point: start from every layer that could, drop those no reader wants
+    (or whose inputs are floats) until nothing changes. A float or int8 conv whose only
+    reader is such a pool runs the pool itself (the pool's step is then `done`)."""
     n = len(layers)
     readers, external = readers_of(layers)
     emit = {layer.index for layer in layers if layer.emits_bits}
@@ -75,7 +76,9 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
             layer = layers[i]
             wanted = [r for r in readers[i] if takes_bits(*r)]
             floats = i in external or len(wanted) < len(readers[i])
-            keep = bool(wanted) and (isinstance(layer, ConvolutionalLayer) or not floats)
+            keep = bool(wanted) and (
+                not floats or (isinstance(layer, ConvolutionalLayer) and layer.bits_with_floats)
+            )
             if isinstance(layer, UpsampleLayer) and i - 1 not in emit:
                 keep = False
             if isinstance(layer, RouteLayer) and not set(layer.sources) <= emit:
@@ -96,7 +99,7 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
         step = plan.get(i + 1)
         if (
             step is not None
-            and i not in plan
+            and (i not in plan or not _keeps_floats(layers[i]))
             and i not in external
             and readers[i] == [(i + 1, True)]
             and _takes_pool(layers[i], layers[i + 1])
@@ -104,6 +107,10 @@ def plan_bits(layers: Sequence[Layer]) -> BitsPlan:
             plan[i] = BitsStep(step.layout, pool=layers[i + 1])
             plan[i + 1] = BitsStep(step.layout, done=True)
     return plan
+
+
+def _keeps_floats(layer: Layer) -> bool:
+    return isinstance(layer, ConvolutionalLayer) and layer.bits_with_floats
 
 
 def _takes_pool(layer: Layer, pool: Layer) -> bool:

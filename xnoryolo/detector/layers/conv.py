@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import ops
 from ..activations import DARKNET_CPU_ZERO
-from ..backends import Backend, BitsConv, FloatPoolingConv, Kernel, PoolingConv
+from ..backends import Backend, BitsConv, BitsPool, FloatPoolingConv, Kernel, PoolingConv
 from ..cfg import Section
 from ..quantize import ActQuant, quantize_weights
 from .base import (
@@ -48,6 +48,9 @@ class ConvolutionalLayer(Layer):
     # the kernel again where it has these abilities (fast backend), else None
     bits_kernel: BitsConv | None = None
     pooling_kernel: PoolingConv | None = None
+    # a 1x1 stride-1 maxpool (the identity) that pooling_kernel takes over: its sign bits at
+    # full size, for binary readers (see emits_bits)
+    sign_pool: BitsPool | None = None
     signs: np.ndarray | None = None
     scale: np.ndarray | None = None
     folded_bias: np.ndarray | None = None
@@ -221,6 +224,12 @@ class ConvolutionalLayer(Layer):
                 kernel = backend.float_conv(weights, bias, self.spec, act)
             self.bits_kernel = None
             self.pooling_kernel = kernel if isinstance(kernel, PoolingConv) else None
+        self.sign_pool = None
+        if self.pooling_kernel is not None:
+            _, oh, ow = self.out_shape
+            ident = backend.maxpool(self.out_shape, 1, 1, 1, 0, oh, ow)
+            if isinstance(ident, BitsPool) and self.pooling_kernel.takes_pool(ident):
+                self.sign_pool = ident
         self.kernel = kernel
         self.weights = weights  # keep the folded form only
 
@@ -236,7 +245,17 @@ class ConvolutionalLayer(Layer):
 
     @property
     def emits_bits(self) -> bool:
-        return self.bits_kernel is not None and self.bits_kernel.emits_bits
+        """A binary conv writes sign bits beside its floats; a float or int8 conv whose kernel
+        can run a pool after it writes its own sign bits instead of floats (the identity
+        pool), for readers that only take signs."""
+        if self.bits_kernel is not None:
+            return self.bits_kernel.emits_bits
+        return self.sign_pool is not None
+
+    @property
+    def bits_with_floats(self) -> bool:
+        """Whether it can write its floats too when it writes bits (binary convs only)."""
+        return self.bits_kernel is not None
 
     def forward_bits(
         self,
@@ -252,6 +271,11 @@ class ConvolutionalLayer(Layer):
             assert isinstance(pool, MaxpoolLayer) and not step.want_float
             assert self.pooling_kernel is not None and pool.bits_kernel is not None
             self.pooling_kernel.run_pooled_bits(x, pool.bits_kernel, out, pad)
+            return None, out
+        if self.bits_kernel is None:  # its own sign bits, through the identity pool
+            assert self.pooling_kernel is not None and self.sign_pool is not None
+            assert not step.want_float, "a float or int8 conv writes bits or floats"
+            self.pooling_kernel.run_pooled_bits(x, self.sign_pool, out, pad)
             return None, out
         assert self.bits_kernel is not None, "not a bits-reading kernel (see bits_input)"
         y = self.bits_kernel.run(x, bits=out, bits_pad=pad, want_float=step.want_float)
