@@ -114,6 +114,7 @@ def test_distill_chooses_its_weights_on_validation_frames(
         "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", data, "--out", out,
         "--size", "96", "--crop", "64", "--batch", "2", "--threads", "1", "--steps", "3",
         "--eval-minutes", "0", "--validation", "0.34", "--average", "0.9",
+        "--class-weight", "person=2",
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "2 validation frames" in r.stdout
@@ -129,6 +130,7 @@ def test_distill_chooses_its_weights_on_validation_frames(
     assert f"the weights of step {chosen['kept_step']} kept" in r.stdout
     assert report["engine_vs_torch_max_abs_diff"] < 1e-3
     assert report["config"]["average"] == 0.9
+    assert report["config"]["class_weights"] == [["person", 2.0]]
     r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
                  "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
                  "--validation", "1")  # fmt: skip
@@ -144,7 +146,18 @@ def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) 
                  "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
                  "--init-cfg", "g")  # fmt: skip
     assert r.returncode == 2 and "--init-cfg and --init-weights go together" in r.stderr
+    for bad in ("person", "person=x", "=2", "person=-1"):
+        r = xnoryolo("distill", "--teacher-cfg", "a", "--teacher-weights", "b", "--student-cfg",
+                     "c", "--names", "d", "--data", "e", "--out", "f", "--steps", "1",
+                     "--class-weight", bad)  # fmt: skip
+        assert r.returncode == 2 and "expected NAME=W with W >= 0" in r.stderr, bad
     _need_torch()
+    r = xnoryolo(
+        "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
+        "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", tmp_path / "none.mp4",
+        "--out", tmp_path / "o", "--steps", "1", "--class-weight", "pedestrian=2",
+    )  # fmt: skip
+    assert r.returncode == 2 and "'pedestrian': not a class of the teacher's names" in r.stderr
     r = xnoryolo(
         "distill", "--teacher-cfg", yolov3_tiny.cfg, "--teacher-weights", yolov3_tiny.weights,
         "--student-cfg", PARTIAL, "--names", yolov3_tiny.names, "--data", tmp_path / "none.mp4",

@@ -1,7 +1,7 @@
 """Each training component of the distillation recipe changes the loss as intended, on a tiny
 net (needs torch): feature matching, BN re-estimation, warm start, progressive binarization,
-sign-flip rates, teacher labels on crops, dense output distillation, the weight average and
-the choice of the best check."""
+sign-flip rates, teacher labels on crops, dense output distillation, per-class loss weights,
+the weight average and the choice of the best check."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ from xnoryolo.detector.layers import YoloLayer
 torch = pytest.importorskip(
     "torch", reason="torch is not installed (pip install torch==2.13.0; the `train` extra)"
 )
-from xnoryolo.distill.loss import output_distill_loss, teacher_boxes  # noqa: E402
+from xnoryolo.distill.loss import (  # noqa: E402
+    LossConfig,
+    output_distill_loss,
+    teacher_boxes,
+    yolo_loss,
+)
 from xnoryolo.distill.model import DistillError, build_student  # noqa: E402
 from xnoryolo.distill.progressive import (  # noqa: E402
     Progression,
@@ -226,6 +231,51 @@ def test_output_distillation_is_zero_at_the_teacher_and_pulls_towards_it(pair) -
         moved = s - 0.05 * s.grad
         closer, _ = output_distill_loss([moved], [t], [head])
     assert float(closer) < float(loss.detach())
+
+
+def test_class_weights_scale_only_their_class_labels_terms(pair) -> None:
+    _, _, cfg = pair
+    head = next(ly for ly in Network.from_cfg(cfg).layers if isinstance(ly, YoloLayer))
+    raw = torch.randn(1, 14, 4, 4, generator=torch.Generator().manual_seed(3))
+    # one label of each class, in different cells; class, prob, cx, cy, w, h (input pixels)
+    labels = [np.array([[0, 0.9, 5.0, 5.0, 7.0, 9.0], [1, 0.9, 21.0, 27.0, 9.0, 8.0]])]
+    only = [labels[0][:1]], [labels[0][1:]]
+
+    def parts(targets: list[np.ndarray], weights: tuple[float, ...]) -> dict[str, float]:
+        conf = LossConfig(class_weights=weights)
+        return yolo_loss([raw], [head], targets, 32, 32, conf)[1]
+
+    base0, base1, base = parts(only[0], ()), parts(only[1], ()), parts(labels, ())
+    heavy = parts(labels, (3.0, 1.0))
+    for k in ("xy", "wh", "obj", "cls"):
+        # the class-0 label's share triples, the class-1 label's stays
+        assert base0[k] > 0
+        assert heavy[k] == pytest.approx(base[k] + 2 * base0[k], rel=1e-5)
+    assert heavy["noobj"] == pytest.approx(base["noobj"], rel=1e-6)
+    assert parts(labels, (1.0, 1.0)) == pytest.approx(base, rel=1e-6)
+    assert parts(only[1], (3.0, 1.0)) == pytest.approx(base1, rel=1e-6)
+
+
+def test_class_weights_in_output_distillation_count_where_the_teacher_sees_the_class(
+    pair,
+) -> None:
+    _, _, cfg = pair
+    head = next(ly for ly in Network.from_cfg(cfg).layers if isinstance(ly, YoloLayer))
+    t = torch.full((1, 14, 4, 4), -20.0)
+    # the teacher: class 0 at anchor 0 of cell (1, 1), class 1 at anchor 1 of cell (3, 2)
+    t[0, 4, 1, 1] = t[0, 5, 1, 1] = 20.0
+    t[0, 7 + 4, 3, 2] = t[0, 7 + 6, 3, 2] = 20.0
+    s0 = t.clone()
+    s0[0, 0:5, 1, 1] += 1.0  # the student off at the class-0 object only
+    s1 = t.clone()
+    s1[0, 7 : 7 + 5, 3, 2] += 1.0  # ... at the class-1 object only
+    for s, changed in ((s0, 3.0), (s1, 1.0)):
+        base, _ = output_distill_loss([s], [t], [head])
+        heavy, _ = output_distill_loss([s], [t], [head], (3.0, 1.0))
+        same, _ = output_distill_loss([s], [t], [head], (1.0, 1.0))
+        assert float(base) > 0.1
+        assert float(heavy) == pytest.approx(changed * float(base), rel=1e-3)
+        assert float(same) == pytest.approx(float(base), rel=1e-6)
 
 
 def test_recalibrated_student_exports_exactly(pair, tmp_path: Path) -> None:

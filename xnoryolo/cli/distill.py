@@ -144,8 +144,28 @@ def add_parser(sub: Any) -> None:
         help="evaluate and export an exponential moving average of the weights with this "
         "decay per step (e.g. 0.998; default 0: off)",
     )
+    p.add_argument(
+        "--class-weight",
+        action="append",
+        default=[],
+        type=_class_weight,
+        metavar="NAME=W",
+        help="weight the losses' terms for one class (repeatable), e.g. person=2 where the "
+        "student misses people the teacher finds (default: all 1)",
+    )
     p.add_argument("--backend", default="auto", choices=["auto", "fast", "numpy"])
     p.set_defaults(run=run)
+
+
+def _class_weight(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    try:
+        weight = float(value)
+    except ValueError:
+        weight = -1.0
+    if not sep or not name or not weight >= 0:
+        raise argparse.ArgumentTypeError(f"expected NAME=W with W >= 0, not {text!r}")
+    return name, weight
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
         init_weights=args.init_weights,
         validation=args.validation,
         average=args.average,
+        class_weights=tuple(args.class_weight),
     )
 
     def log(line: str) -> None:

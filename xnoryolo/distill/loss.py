@@ -30,6 +30,12 @@ class LossConfig:
     noobj_weight: float = 1.0
     cls_weight: float = 1.0
     box_weight: float = 1.0
+    # per-class factors on every term a label of that class adds (empty: all 1); a class the
+    # student finds harder than the others (small, distant people) can be given more weight
+    class_weights: tuple[float, ...] = ()
+
+    def label_weight(self, cls: int) -> float:
+        return self.class_weights[cls] if cls < len(self.class_weights) else 1.0
 
 
 def _wh_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
@@ -95,6 +101,7 @@ def yolo_loss(
         txy: list[tuple[float, float]] = []
         twh: list[tuple[float, float]] = []
         wscale: list[float] = []
+        lw: list[float] = []
         tcls: list[np.ndarray] = []
         seen: set[tuple[int, int, int, int]] = set()
         for b in range(batch):
@@ -117,6 +124,7 @@ def yolo_loss(
                 aw, ah = head.anchors[head.mask[a]]
                 twh.append((np.log(max(w, 1e-3) / aw), np.log(max(h, 1e-3) / ah)))
                 wscale.append(2.0 - (w / in_w) * (h / in_h))
+                lw.append(cfg.label_weight(int(box[0])))
                 tcls.append(cls_t)
         objmap = p[:, :, 4]
         if obj_idx:
@@ -124,19 +132,21 @@ def yolo_loss(
             noobj[bi, ai, ri, ci] = False
             sel = p[bi, ai, :, ri, ci]  # (m, nc+5)
             ws = torch.as_tensor(wscale, dtype=x.dtype)
+            lws = torch.as_tensor(lw, dtype=x.dtype)
+            ws = ws * lws
             t_xy = torch.as_tensor(np.array(txy), dtype=x.dtype)
             t_wh = torch.as_tensor(np.array(twh), dtype=x.dtype)
             xy = F.binary_cross_entropy_with_logits(sel[:, :2], t_xy, reduction="none").sum(1)
             parts["xy"] = parts["xy"] + cfg.box_weight * (xy * ws).sum()
             wh = ((sel[:, 2:4] - t_wh) ** 2).sum(1) * 0.5
             parts["wh"] = parts["wh"] + cfg.box_weight * (wh * ws).sum()
-            parts["obj"] = parts["obj"] + cfg.obj_weight * F.binary_cross_entropy_with_logits(
-                sel[:, 4], torch.ones_like(sel[:, 4]), reduction="sum"
+            obj = F.binary_cross_entropy_with_logits(
+                sel[:, 4], torch.ones_like(sel[:, 4]), reduction="none"
             )
+            parts["obj"] = parts["obj"] + cfg.obj_weight * (obj * lws).sum()
             t_cls = torch.as_tensor(np.array(tcls), dtype=x.dtype)
-            parts["cls"] = parts["cls"] + cfg.cls_weight * F.binary_cross_entropy_with_logits(
-                sel[:, 5:], t_cls, reduction="sum"
-            )
+            cls = F.binary_cross_entropy_with_logits(sel[:, 5:], t_cls, reduction="none")
+            parts["cls"] = parts["cls"] + cfg.cls_weight * (cls.sum(1) * lws).sum()
         neg = objmap[noobj]
         parts["noobj"] = parts["noobj"] + cfg.noobj_weight * F.binary_cross_entropy_with_logits(
             neg, torch.zeros_like(neg), reduction="sum"
@@ -153,11 +163,16 @@ def _soft_bce(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def output_distill_loss(
-    student: Sequence[Tensor], teacher: Sequence[Tensor], heads: Sequence[YoloLayer]
+    student: Sequence[Tensor],
+    teacher: Sequence[Tensor],
+    heads: Sequence[YoloLayer],
+    class_weights: Sequence[float] = (),
 ) -> tuple[Tensor, dict[str, float]]:
     """Match the teacher's raw head outputs: objectness everywhere (soft BCE), and - weighted
     by the teacher's objectness - class probabilities, x/y offsets and log w/h. This keeps the
-    teacher's own calibration, borderline objects included."""
+    teacher's own calibration, borderline objects included. With `class_weights`, each anchor
+    counts 1 + sum over classes of (weight - 1) x the teacher's probability of that class
+    there, so only where the teacher sees a weighted class does the weight apply."""
     batch = student[0].shape[0]
     obj = student[0].new_zeros(())
     rest = student[0].new_zeros(())
@@ -166,15 +181,29 @@ def output_distill_loss(
         ps = s.view(batch, n, nc + 5, *s.shape[2:])
         pt = t.view(batch, n, nc + 5, *t.shape[2:])
         t_obj = torch.sigmoid(pt[:, :, 4])
-        obj = obj + _soft_bce(ps[:, :, 4], t_obj).sum()
-        per = _soft_bce(ps[:, :, 5:], torch.sigmoid(pt[:, :, 5:])).sum(2)
+        t_cls = torch.sigmoid(pt[:, :, 5:])
+        anchor_w = _anchor_weights(t_obj, t_cls, class_weights)
+        obj = obj + (_soft_bce(ps[:, :, 4], t_obj) * anchor_w).sum()
+        per = _soft_bce(ps[:, :, 5:], t_cls).sum(2)
         per = per + _soft_bce(ps[:, :, :2], torch.sigmoid(pt[:, :, :2])).sum(2)
         per = per + 0.5 * ((ps[:, :, 2:4] - pt[:, :, 2:4]) ** 2).sum(2)
-        rest = rest + (per * t_obj).sum()
+        rest = rest + (per * t_obj * anchor_w).sum()
     return (obj + rest) / batch, {
         "d_obj": float(obj.detach()) / batch,
         "d_rest": float(rest.detach()) / batch,
     }
+
+
+def _anchor_weights(t_obj: Tensor, t_cls: Tensor, class_weights: Sequence[float]) -> Tensor:
+    """(B, n, h, w) factors: 1 + sum_c (w_c - 1) * P(class c) under the teacher; 1 without
+    class weights."""
+    if not class_weights:
+        return torch.ones_like(t_obj)
+    nc = t_cls.shape[2]
+    extra = torch.zeros(nc, dtype=t_obj.dtype)
+    for c, w in enumerate(class_weights[:nc]):
+        extra[c] = w - 1.0
+    return (1.0 + t_obj * (t_cls * extra.view(1, 1, nc, 1, 1)).sum(2)).clamp(min=0.0)
 
 
 def _nms(boxes: np.ndarray, thresh: float) -> np.ndarray:

@@ -101,6 +101,25 @@ class TrainConfig:
     validation: float = 0.0
     # decay of an exponential moving average of the weights, evaluated and exported (0: off)
     average: float = 0.0
+    # (class name, factor) pairs: the terms of the losses that teach that class count this
+    # many times (see LossConfig.class_weights and output_distill_loss)
+    class_weights: tuple[tuple[str, float], ...] = ()
+
+
+def resolve_class_weights(
+    pairs: Sequence[tuple[str, float]], names: Sequence[str]
+) -> tuple[float, ...]:
+    """Per-class factors in class order from (name, factor) pairs; () when there are none."""
+    if not pairs:
+        return ()
+    weights = [1.0] * len(names)
+    for name, w in pairs:
+        if name not in names:
+            raise DistillError(f"class weight for {name!r}: not a class of the teacher's names")
+        if not w >= 0:
+            raise DistillError(f"class weight for {name!r} must be 0 or more, not {w}")
+        weights[list(names).index(name)] = float(w)
+    return tuple(weights)
 
 
 def set_net_size(cfg_text: str, width: int, height: int) -> str:
@@ -193,6 +212,7 @@ def distill(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     names = read_names(names_path)
+    class_weights = resolve_class_weights(cfg.class_weights, names)
 
     # ---- models
     text = set_net_size(Path(student_cfg).read_text(), cfg.size, cfg.size)
@@ -306,7 +326,7 @@ def distill(
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
     decoder = Detector(student_net, names, thresh=0.005, letter_box=False)
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
-    loss_cfg = LossConfig(label_thresh=cfg.label_thresh)
+    loss_cfg = LossConfig(label_thresh=cfg.label_thresh, class_weights=class_weights)
 
     def frac_done() -> float:
         parts = []
@@ -402,7 +422,7 @@ def distill(
         loss, parts = yolo_loss(raw, heads, ts, batch.shape[3], batch.shape[2], loss_cfg)
         loss = loss * cfg.yolo_weight
         if cfg.distill_weight:
-            d_loss, d_parts = output_distill_loss(raw, t_raw, heads)
+            d_loss, d_parts = output_distill_loss(raw, t_raw, heads, class_weights)
             loss = loss + cfg.distill_weight * d_loss
             parts.update(d_parts)
         w_feat = cfg.feature_weight * max(0.0, 1.0 - frac)
