@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 KERNELS = HERE / "xnoryolo" / "kernels"
@@ -67,7 +68,18 @@ def extensions() -> list[Extension]:
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             )
         )
-    return cythonize(exts, compiler_directives=DIRECTIVES) if exts else []
+    jobs = os.cpu_count() or 1
+    return cythonize(exts, compiler_directives=DIRECTIVES, nthreads=jobs) if exts else []
 
 
-setup(ext_modules=extensions())
+class ParallelBuildExt(build_ext):
+    """The extensions compiled side by side, one per core: under emulation (the arm64 check
+    in .ci/arm64.sh) each takes minutes."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": ParallelBuildExt})

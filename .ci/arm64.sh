@@ -173,8 +173,9 @@ TESTS=(tests/kernels)
 step "pytest ${TESTS[*]}"
 # the installed package is tested: pytest's entry point, importlib import mode (pyproject), and a
 # source tree without compiled modules (a test importing it instead would fail to load xconv)
-# (-rfE: failures and errors summarised; the skips are the x86 paths this CPU lacks)
-in_root "cd /xn/src && /xn/venv/bin/pytest -q -p no:cacheprovider -o timeout=1800 -rfE --tb=short ${TESTS[*]}"
+# (-rfE: failures and errors summarised; the skips are the x86 paths this CPU lacks), in one
+# worker per host core: emulated, each test runs many times slower than natively
+in_root "cd /xn/src && /xn/venv/bin/pytest -q -p no:cacheprovider -o timeout=1800 -rfE --tb=short -n $(nproc) ${TESTS[*]}"
 done_step
 
 # --------------------------------------------------------------- detections vs x86
