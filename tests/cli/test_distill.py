@@ -164,3 +164,23 @@ def test_distill_rejects_bad_arguments(yolov3_tiny: ModelFiles, tmp_path: Path) 
         "--out", tmp_path / "o", "--steps", "1",
     )  # fmt: skip
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_sign_flip_rates_after_a_resume_count_from_where_the_run_stopped(
+    yolov3_tiny: ModelFiles, vtest_avi: Path, tmp_path: Path
+) -> None:
+    _need_torch()
+    from xnoryolo.distill.train import TrainConfig, distill
+
+    data = [_frames(vtest_avi, tmp_path / "frames", 6)]
+    args = (yolov3_tiny.cfg, yolov3_tiny.weights, PARTIAL, yolov3_tiny.names, data)
+    small = {"size": 96, "crop": 64, "batch": 2, "threads": 1, "seed": 3, "log_seconds": 0.0}
+    distill(*args, tmp_path / "run", TrainConfig(steps=4, **small), log=lambda _: None)
+    lines: list[str] = []
+    # a learning rate too small to move a sign: every rate after the resume must be 0
+    distill(
+        *args, tmp_path / "run", TrainConfig(steps=5, lr=1e-12, **small), resume=True,
+        log=lines.append,
+    )  # fmt: skip
+    rates = [ln.split("sign flips % ")[1].split() for ln in lines if "sign flips" in ln]
+    assert rates and all(r.endswith(":0.00") for r in rates[0]), rates

@@ -301,7 +301,6 @@ def distill(
         log("feature matching, recalibration and warm start off: the layouts differ there")
     feat_on = same_shape
     progression = Progression(module, cfg.progressive, already)
-    flips = SignFlips(module)
     if feat_on:
         record(module, binary_cfg, True)
         record(teacher_module, binary_cfg, True)
@@ -324,6 +323,8 @@ def distill(
             best.load_state_dict(state["best"])
         torch.set_rng_state(state["torch_rng"])
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min)")
+    # after the resume: the first rates compare with the signs the run stopped at
+    flips = SignFlips(module)
     decoder = Detector(student_net, names, thresh=0.005, letter_box=False)
     budget_s = cfg.minutes * 60 if cfg.minutes is not None else None
     loss_cfg = LossConfig(label_thresh=cfg.label_thresh, class_weights=class_weights)
