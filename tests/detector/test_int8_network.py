@@ -314,3 +314,45 @@ def test_range_quant() -> None:
     assert calibrate.range_quant(0.0, 0.0) == quantize.ActQuant(1.0, 0)
     with pytest.raises(ValueError):
         quantize.ActQuant(0.0, 0)
+
+
+def test_seven_bit_activations_run_exactly_and_travel_in_packed_files(
+    model: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Calibrated to 7 bits: every int8 input but the network's own tops at 127; the fast
+    kernels (on avx2 the vpmaddubsw tile) and the reference agree to the bit, and a packed
+    file keeps the 7 bits."""
+    cfg, weights = model
+    ref = Network.load(cfg, weights, "numpy", precision="f32")
+    calibrate.calibrate(ref, _tensors(ref), bits=7)
+    # the same quantisation for both (each backend's f32 floats may differ in a last bit)
+    fast = Network.load(cfg, weights, "fast", threads=2, precision="f32")
+    quants = {
+        ly.index: ly.act_quant
+        for ly in ref.layers
+        if isinstance(ly, ConvolutionalLayer) and ly.act_quant is not None
+    }
+    calibrate.apply(fast, quants)
+    fast.prepare(fast.backend, precision="int8")
+    convs = [ly for ly in fast.layers if isinstance(ly, ConvolutionalLayer) and ly.int8]
+    assert convs[0].act_quant == quantize.INPUT_QUANT
+    assert all(ly.act_quant is not None and ly.act_quant.top == 127 for ly in convs[1:])
+    for x in _tensors(fast):
+        a = fast.head_outputs(fast.forward(x, keep=False))
+        b = ref.forward(x, keep=True)
+        for d in fast.detection_layers:
+            assert np.array_equal(a[d.index], b[d.index])
+    cal = tmp_path / "cal7.xnor"
+    cal.write_bytes(packed.pack(ref, cfg.read_text()))
+    loaded = Network.load(None, cal, "numpy")
+    for a, b in zip(ref.layers, loaded.layers, strict=True):
+        if isinstance(a, ConvolutionalLayer):
+            assert isinstance(b, ConvolutionalLayer) and a.act_quant == b.act_quant
+    with pytest.raises(ValueError, match="bits"):
+        calibrate.measure(ref, _tensors(ref), bits=6)
+
+
+def test_range_quant_on_seven_bits() -> None:
+    q = calibrate.range_quant(-1.0, 3.0, 127)
+    assert q.top == 127 and q.zero == 32 and abs(q.scale - 4.0 / 127) < 1e-7
+    assert calibrate.range_quant(0.0, 0.0, 127) == quantize.ActQuant(1.0, 0, 127)

@@ -259,3 +259,64 @@ def test_int8_sign_bits_at_full_size(shape: tuple[int, ...], path: str) -> None:
                 out = np.zeros(shp, np.uint64)
                 k.run_pooled_bits(x, ident, out, pad)
                 assert np.array_equal(out, ops.pack_signs(y, shp, pad)), (threads, direct, pad)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("geom", GEOMETRIES[:3], ids=lambda g: "k{}s{}x{}p{}d{}".format(*g))
+@pytest.mark.parametrize("c", [3, 33, 130])
+def test_int8_seven_bit_inputs_exact(c: int, geom: tuple[int, ...], path: str) -> None:
+    """Inputs calibrated to 7 bits (bytes 0..127): the same integers and floats as the
+    reference on every path, the avx2 path on its vpmaddubsw tile; bytes out to a 7-bit
+    reader, through a pool too."""
+    size, sy, sx, pad, dil = geom
+    h, w = (7, 19) if c < 64 else (5, 6)
+    f = 21 if c < 64 else 37
+    spec = ops.ConvSpec(c, h, w, f, size, sy, sx, pad, dil)
+    x, folded, bias = _case(c, h, w, f, size, 1, c)
+    qw, ws = quantize.quantize_weights(folded)
+    # every weight at +-127 in some taps: pairs of 127 * 127 products, the tile's worst case
+    qw[1, : min(8, qw.shape[1])] = 127
+    qw[2, : min(8, qw.shape[1])] = -127
+    quant = quantize.ActQuant(0.042, 40, 127)
+    xq = quantize.quantize_activations(x, quant)
+    assert xq.max() == 127 and xq.min() == 0
+    out_quant = quantize.ActQuant(0.06, 20, 127)
+    for threads in (1, 2):
+        k = qconv.Int8Conv(
+            qw, ws, bias, spec, quant.scale, quant.zero, "leaky", threads, path, in_top=127
+        )
+        assert k.top == 127 and k.tile_name == ("avx2u7" if path == "avx2" else path)
+        assert np.array_equal(k.run_int(x), quantize.int8_sums(x, qw, quant, spec))
+        assert np.array_equal(k(x), quantize.int8_conv(x, qw, ws, bias, spec, quant, "leaky"))
+        assert np.array_equal(k(xq), k(x))
+        for pool in (None, (2, 2, 2, 0, spec.out_h // 2, spec.out_w // 2)):
+            if pool is not None and min(pool[4:]) < 1:
+                continue
+            ref = quantize.int8_conv_bytes(x, qw, ws, bias, spec, quant, "leaky", out_quant, pool)
+            got = k.run_bytes(x, out_quant.scale, out_quant.zero, pool, out_quant.top)
+            assert got.max() <= 127 and np.array_equal(got, ref), (pool, threads)
+
+
+def test_seven_bit_arguments_are_checked() -> None:
+    spec = ops.ConvSpec(2, 3, 3, 1, 1)
+    w = np.ones((1, 2), np.int8)
+    one = np.ones(1, np.float32)
+    with pytest.raises(ValueError, match="largest input byte"):
+        qconv.Int8Conv(w, one, one, spec, 0.1, 0, "linear", 1, "portable", in_top=200)
+    with pytest.raises(ValueError, match=r"zero point 128 is not in 0\.\.127"):
+        qconv.Int8Conv(w, one, one, spec, 0.1, 128, "linear", 1, "portable", in_top=127)
+    k = qconv.Int8Conv(w, one, one, spec, 0.1, 0, "linear", 1, "portable")
+    x = np.zeros((2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="largest output byte"):
+        k.run_bytes(x, 0.1, 0, None, 100)
+    with pytest.raises(ValueError, match="zero point"):
+        k.run_bytes(x, 0.1, 130, None, 127)
+    with pytest.raises(ValueError, match="largest byte"):
+        quantize.ActQuant(0.1, 0, 63)
+    with pytest.raises(ValueError, match="zero point"):
+        quantize.ActQuant(0.1, 128, 127)
+    q = quantize.ActQuant(0.5, 3, 127)
+    assert q.to_json() == {"scale": 0.5, "zero": 3, "top": 127}
+    assert quantize.ActQuant(0.5, 3).to_json() == {"scale": 0.5, "zero": 3}
+    big = quantize.quantize_activations(np.array([1e9, -1e9, 0.0], np.float32), q)
+    assert big.tolist() == [127, 0, 3]

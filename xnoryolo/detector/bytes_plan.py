@@ -88,4 +88,4 @@ def run_step(layer: Layer, x: np.ndarray, step: BytesStep) -> np.ndarray:
     if pool is not None:
         _, ph, pw = pool.out_shape
         geometry = (pool.size, pool.stride_y, pool.stride_x, pool.padding, ph, pw)
-    return kernel.run_bytes(x, step.quant.scale, step.quant.zero, geometry)
+    return kernel.run_bytes(x, step.quant.scale, step.quant.zero, geometry, step.quant.top)

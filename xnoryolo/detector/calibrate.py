@@ -4,8 +4,8 @@ real frames with the network in f32 (detector/quantize.py says how they are used
 The network input needs no measuring: it is byte / 255, so its quantisation is the pixel grid
 (`quantize.INPUT_QUANT`). Every other input gets the range [lo, hi] (always holding 0.0, so
 that padding is exact) from the mean over frames of each frame's `percentile` / 100 -
-`percentile` percentiles, mapped onto 0..255: scale = (hi - lo) / 255, zero = round(-lo /
-scale).
+`percentile` percentiles, mapped onto 0..top (255; 127 for 7-bit activations, `bits=7`):
+scale = (hi - lo) / top, zero = round(-lo / scale). The network input stays 8 bits (pixels).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .layers import ConvolutionalLayer
-from .quantize import INPUT_QUANT, ActQuant
+from .quantize import ACT_TOPS, INPUT_QUANT, ActQuant
 
 if TYPE_CHECKING:
     from .network import Network
@@ -28,24 +28,29 @@ def _targets(network: Network) -> list[ConvolutionalLayer]:
     return [ly for ly in network.layers if isinstance(ly, ConvolutionalLayer) and not ly.xnor]
 
 
-def range_quant(lo: float, hi: float) -> ActQuant:
-    """The uint8 quantisation of [min(lo, 0), max(hi, 0)]."""
+def range_quant(lo: float, hi: float, top: int = 255) -> ActQuant:
+    """The quantisation of [min(lo, 0), max(hi, 0)] onto bytes 0..top."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if not hi > lo:
-        return ActQuant(1.0, 0)
-    scale = float(np.float32((hi - lo) / 255.0))
-    zero = int(np.clip(round(-lo / scale), 0, 255))
-    return ActQuant(scale, zero)
+        return ActQuant(1.0, 0, top)
+    scale = float(np.float32((hi - lo) / float(top)))
+    zero = int(np.clip(round(-lo / scale), 0, top))
+    return ActQuant(scale, zero, top)
 
 
 def measure(
-    network: Network, tensors: Iterable[np.ndarray], percentile: float = DEFAULT_PERCENTILE
+    network: Network,
+    tensors: Iterable[np.ndarray],
+    percentile: float = DEFAULT_PERCENTILE,
+    bits: int = 8,
 ) -> tuple[dict[int, ActQuant], int]:
     """(quantisation per non-binary conv index, frames used) from network input tensors
     ((c, h, w) float32, as Detector.preprocess makes them); the network runs as prepared
-    (prepare it f32 first)."""
+    (prepare it f32 first). `bits`: 8, or 7 for every input but the network's own."""
     if not 50.0 < percentile <= 100.0:
         raise ValueError(f"percentile {percentile} must be in (50, 100]")
+    if bits not in ACT_TOPS:
+        raise ValueError(f"activation bits {bits}: use 8 or 7")
     targets = _targets(network)
     lows: dict[int, list[float]] = {ly.index: [] for ly in targets}
     highs: dict[int, list[float]] = {ly.index: [] for ly in targets}
@@ -68,7 +73,7 @@ def measure(
             quants[0] = INPUT_QUANT
         else:
             quants[ly.index] = range_quant(
-                float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index]))
+                float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index])), ACT_TOPS[bits]
             )
     return quants, frames
 
@@ -84,6 +89,7 @@ def calibrate(
     tensors: Iterable[np.ndarray],
     percentile: float = DEFAULT_PERCENTILE,
     precision: str = "int8",
+    bits: int = 8,
 ) -> int:
     """Calibrate a prepared network on input tensors and prepare it again in `precision`
     (same backend); returns how many frames were used. What `xnoryolo pack --calibrate` and
@@ -92,7 +98,7 @@ def calibrate(
     assert backend is not None, "prepare() the network first"
     if network.precision != "f32":
         network.prepare(backend, precision="f32")
-    quants, frames = measure(network, tensors, percentile)
+    quants, frames = measure(network, tensors, percentile, bits)
     apply(network, quants)
     network.prepare(backend, precision=precision)
     return frames

@@ -259,7 +259,7 @@ def _act_quant(entry: Any, where: str) -> ActQuant | None:
     if entry is None:
         return None
     try:
-        return ActQuant(float(entry["scale"]), int(entry["zero"]))
+        return ActQuant(float(entry["scale"]), int(entry["zero"]), int(entry.get("top", 255)))
     except (TypeError, KeyError, ValueError) as exc:
         raise WeightsError(f"{where}: bad int8 entry {entry!r}: {exc}") from None
 

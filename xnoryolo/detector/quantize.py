@@ -5,10 +5,12 @@
   all zero), `qw = clip(rint(w' / w_scale), -127, 127)` as int8, computed once from the
   BN-folded float32 weights (so a packed file needs only its float weights and the scales).
 * Activations: one scale and zero point per layer input (`ActQuant`), calibrated on frames
-  (`xnoryolo.detector.calibrate`): `q = clamp(floor(x * (1 / scale) + 0.5) + zero, 0, 255)`,
-  float32 arithmetic. The network input (x = byte / 255) uses scale 1/255, zero 0: its bytes
-  are the pixels themselves (the letterbox's 0.5 grey becomes 127: 1 / float32(1/255) is a
-  hair under 255).
+  (`xnoryolo.detector.calibrate`): `q = clamp(floor(x * (1 / scale) + 0.5) + zero, 0, top)`,
+  float32 arithmetic. `top` is 255 (8 bits), or 127 for a layer calibrated to 7 bits: products
+  of 7-bit bytes and int8 weights fit vpmaddubsw's int16 pairs, which CPUs without VNNI then
+  run exactly at twice the rate of widened bytes (kernels/README.md). The network input
+  (x = byte / 255) uses scale 1/255, zero 0, top 255: its bytes are the pixels themselves
+  (the letterbox's 0.5 grey becomes 127: 1 / float32(1/255) is a hair under 255).
 * Sums: `acc[f, p] = sum_taps qw[f, tap] * (q[tap] - zero)`, int32; padding taps are q = zero
   (the float 0.0), so they add nothing.
 * Output: `y = float32(acc) * (w_scale[f] * scale) + bias[f]` (two float32 roundings, no FMA),
@@ -26,25 +28,34 @@ from .ops import ConvSpec, im2col, maxpool
 
 F32 = np.float32
 PRECISIONS = ("f32", "int8")
+# Activation bits -> the largest byte.
+ACT_TOPS = {8: 255, 7: 127}
 # The network input: byte / 255, so its bytes are exact integers of this scale.
 INPUT_SCALE = float(F32(1) / F32(255))
 
 
 @dataclass(frozen=True)
 class ActQuant:
-    """How one layer's float input is quantised to uint8: q = round(x / scale) + zero."""
+    """How one layer's float input is quantised to uint8: q = round(x / scale) + zero, at most
+    `top` (255, or 127 for 7 bits)."""
 
     scale: float
     zero: int
+    top: int = 255
 
     def __post_init__(self) -> None:
         if not (self.scale > 0 and np.isfinite(self.scale)):
             raise ValueError(f"activation scale {self.scale} must be a positive finite number")
-        if not 0 <= self.zero <= 255:
-            raise ValueError(f"zero point {self.zero} is not in 0..255")
+        if self.top not in ACT_TOPS.values():
+            raise ValueError(f"largest byte {self.top}: 255 (8 bits) or 127 (7 bits)")
+        if not 0 <= self.zero <= self.top:
+            raise ValueError(f"zero point {self.zero} is not in 0..{self.top}")
 
     def to_json(self) -> dict[str, float | int]:
-        return {"scale": float(self.scale), "zero": int(self.zero)}
+        out: dict[str, float | int] = {"scale": float(self.scale), "zero": int(self.zero)}
+        if self.top != 255:
+            out["top"] = int(self.top)
+        return out
 
 
 INPUT_QUANT = ActQuant(INPUT_SCALE, 0)
@@ -66,11 +77,11 @@ def quantize_weights(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quantize_activations(x: np.ndarray, quant: ActQuant) -> np.ndarray:
-    """float32 x -> uint8 q = clamp(floor(x * (1/scale) + 0.5) + zero, 0, 255)."""
+    """float32 x -> uint8 q = clamp(floor(x * (1/scale) + 0.5) + zero, 0, top)."""
     inv = F32(1) / F32(quant.scale)
     u = np.asarray(x, F32) * inv + F32(0.5)
     u = np.nan_to_num(u, nan=-np.inf)
-    f = np.clip(np.floor(u), -quant.zero, 255 - quant.zero)
+    f = np.clip(np.floor(u), -quant.zero, quant.top - quant.zero)
     return (f + quant.zero).astype(np.uint8)
 
 

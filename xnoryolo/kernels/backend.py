@@ -171,9 +171,10 @@ class FastBackend:
         in_scale: float,
         in_zero: int,
         activation: str,
+        in_top: int = 255,
     ) -> qconv.Int8Conv:
-        """int8 weights (F, K), per-filter scales, the input's scale and zero point (see
-        qconv.Int8Conv; detector/quantize.py is the reference)."""
+        """int8 weights (F, K), per-filter scales, the input's scale, zero point and largest
+        byte (see qconv.Int8Conv; detector/quantize.py is the reference)."""
         return qconv.Int8Conv(
             qweights,
             w_scale,
@@ -185,6 +186,7 @@ class FastBackend:
             self.threads,
             self.int8,
             activate=self._activate,
+            in_top=in_top,
         )
 
     def binary_conv(

@@ -13,13 +13,15 @@ cdef extern from "xn_int8.h" nogil:
         XQ_NEONDOT
         XQ_AMX
         XQ_NPATH
+        XQ_AVX2U7
         XN_LINEAR
         XN_LEAKY
         XN_RELU
 
     int xq_path_supported(int path)
-    void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero)
-    void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv, int zero)
+    void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero, int top)
+    void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv, int zero,
+                          int top)
     void xq_im2col_rows(const uint8_t *q, int cg, int h, int w, int size, int sy, int sx,
                         int pad, int dil, int ow, int64_t p0, int np_, int kp, uint8_t zero,
                         uint8_t *rows, int ld)
@@ -33,12 +35,12 @@ cdef extern from "xn_int8.h" nogil:
                        const float *bias, int act, float *out, int32_t *out_int)
     void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
                           int64_t pend, int64_t n, const int32_t *corr, const float *mult,
-                          const float *bias, int act, float inv, int zero, float *tmp,
-                          uint8_t *out)
+                          const float *bias, int act, float inv, int zero, int top,
+                          float *tmp, uint8_t *out)
     void xq_max_i32(int path, int32_t *dst, const int32_t *src, int64_t n)
     void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
-                          float bias, int act, float inv, int zero, int size, int sx, int pw,
-                          float *tmp, int32_t *m, uint8_t *out)
+                          float bias, int act, float inv, int zero, int top, int size, int sx,
+                          int pw, float *tmp, int32_t *m, uint8_t *out)
     void xq_maxpool_u8(const uint8_t *x, int h, int w, int size, int sy, int sx, int off,
                        int oh, int ow, uint8_t *y)
     void xq_bits_tile(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
@@ -50,6 +52,9 @@ cdef extern from "xn_int8.h" nogil:
 cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
     cdef readonly int out_h, out_w, k, kp, kr, fgp, threads, path, zero, block, tf
+    cdef readonly int top          # the input's largest byte: 255, or 127 (7 bits)
+    cdef int tpath                 # the tile's path: path, or XQ_AVX2U7 for 7-bit inputs
+    cdef int otop                  # run_bytes: the next layer's largest byte
     cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
     cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
     cdef int shifts                # copies of it, shifted by one kernel column each (AMX)
@@ -59,7 +64,7 @@ cdef class Int8Conv:
     cdef float inv
     cdef object activate_
     # (groups, fgp, kp): rows padded to 16 filters, taps to 4; direct: (1, fgp, nb*size*size*4),
-    # taps in (block, ky, kx, channel) order; the avx2 path: as int16 (2 kp bytes a row)
+    # taps in (block, ky, kx, channel) order; the avx2 tile: as int16 (2 kp bytes a row)
     cdef int8_t[:, :, ::1] wt
     cdef int64_t[::1] goff         # per tap group: its offset in a panel / in the quad pixels
     cdef uint8_t[:, ::1] xi_       # (nb hp, 4 wp): the input as quad pixels (direct)

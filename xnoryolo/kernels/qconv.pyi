@@ -27,6 +27,7 @@ class Int8Conv:
     threads: int
     path: int
     zero: int
+    top: int
     block: int
     direct: bool
     in_scale: float
@@ -44,9 +45,12 @@ class Int8Conv:
         path: str,
         activate: Activate | None = None,
         direct: bool | None = None,
+        in_top: int = 255,
     ) -> None: ...
     @property
     def path_name(self) -> str: ...
+    @property
+    def tile_name(self) -> str: ...
     def __call__(self, x: np.ndarray) -> np.ndarray: ...
     def run_int(self, x: np.ndarray) -> np.ndarray: ...
     @property
@@ -57,6 +61,7 @@ class Int8Conv:
         out_scale: float,
         out_zero: int,
         pool: tuple[int, int, int, int, int, int] | None = None,
+        out_top: int = 255,
     ) -> np.ndarray: ...
     def takes_pool(self, pool: object) -> bool: ...
     def run_pooled_bits(

@@ -90,11 +90,14 @@ cdef class Int8Conv:
     chooses by path. Every output mode runs either way, with the same integers."""
 
     def __init__(self, qweights, w_scale, bias, spec, float in_scale, int in_zero,
-                 str activation, int threads, str path, activate=None, direct=None):
+                 str activation, int threads, str path, activate=None, direct=None,
+                 int in_top=255):
         if path not in _PATHS or not path_supported(path):
             raise ValueError(f"int8 path {path!r} is not available: {available_paths()}")
-        if not 0 <= in_zero <= 255:
-            raise ValueError(f"zero point {in_zero} is not in 0..255")
+        if in_top not in (127, 255):
+            raise ValueError(f"largest input byte {in_top}: 255 (8 bits) or 127 (7 bits)")
+        if not 0 <= in_zero <= in_top:
+            raise ValueError(f"zero point {in_zero} is not in 0..{in_top}")
         if not in_scale > 0:
             raise ValueError(f"activation scale {in_scale} must be > 0")
         self.c, self.h, self.w = spec.c, spec.h, spec.w
@@ -192,7 +195,11 @@ cdef class Int8Conv:
         else:
             wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
-        if self.path == XQ_AVX2:
+        # inputs of 7 bits run the avx2 path's exact vpmaddubsw tile, on int8 weights
+        self.top = in_top
+        self.otop = 255
+        self.tpath = XQ_AVX2U7 if self.path == XQ_AVX2 and in_top <= 127 else self.path
+        if self.tpath == XQ_AVX2:
             # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
             wt = np.ascontiguousarray(wt.astype(np.int16)).view(np.int8)
         elif self.path == XQ_AMX:
@@ -259,6 +266,11 @@ cdef class Int8Conv:
     def path_name(self):
         return _PATHS[self.path]
 
+    @property
+    def tile_name(self):
+        """The tile's path: path_name, or "avx2u7" (7-bit inputs on avx2)."""
+        return "avx2u7" if self.tpath == XQ_AVX2U7 else _PATHS[self.path]
+
     def __call__(self, x):
         """x: float32 (C, H, W), or uint8: already quantised with this layer's scale and zero
         point (what run_bytes of the layer before wrote)."""
@@ -273,15 +285,19 @@ cdef class Int8Conv:
         """Whether run_bytes can hand the output on as bytes (a fused activation)."""
         return self.activate_ is None
 
-    def run_bytes(self, x, float out_scale, int out_zero, pool=None):
+    def run_bytes(self, x, float out_scale, int out_zero, pool=None, int out_top=255):
         """The output quantised for the next int8 layer: uint8 (F, out_h, out_w), the bytes
-        that layer would make of __call__'s floats (scale `out_scale`, zero `out_zero`);
+        that layer would make of __call__'s floats (scale `out_scale`, zero `out_zero`,
+        largest byte `out_top`);
         with `pool` = (size, stride_y, stride_x, padding, pool_h, pool_w), darknet's maxpool
         of them (F, pool_h, pool_w), which is the bytes of the pooled floats."""
         if not self.emits_bytes:
             raise ValueError(f"activation {self.activation!r} is not fused: no bytes output")
-        if not 0 <= out_zero <= 255:
-            raise ValueError(f"zero point {out_zero} is not in 0..255")
+        if out_top not in (127, 255):
+            raise ValueError(f"largest output byte {out_top}: 255 (8 bits) or 127 (7 bits)")
+        if not 0 <= out_zero <= out_top:
+            raise ValueError(f"zero point {out_zero} is not in 0..{out_top}")
+        self.otop = out_top
         if not out_scale > 0:
             raise ValueError(f"activation scale {out_scale} must be > 0")
         cdef float inv = np.float32(1) / np.float32(out_scale)
@@ -323,7 +339,7 @@ cdef class Int8Conv:
         with nogil:
             for c_ in prange(self.c, num_threads=self.threads, schedule="static"):
                 xq_quantize_path(self.path, &xv[c_, 0, 0], &self.q_[c_, 0], plane, self.inv,
-                                 self.zero)
+                                 self.zero, self.top)
         return &self.q_[0, 0]
 
     def takes_pool(self, pool):
@@ -394,7 +410,7 @@ cdef class Int8Conv:
                             for r in range(nr):
                                 pan = <uint8_t *>xi + ((<int64_t>(py * ps + r)) * self.stride_y
                                                        * self.wp + ox0) * 4
-                                xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf,
+                                xq_tile(self.tpath, &self.wt[0, f0, 0], self.kp, self.kr, nf,
                                         pan, 64, &self.goff[0], npb,
                                         acc if r == 0 else &a2[t, 0])
                                 if r > 0:
@@ -419,7 +435,7 @@ cdef class Int8Conv:
                         nf = fg - f0
                         if nf > self.tf:
                             nf = self.tf
-                        xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, pan,
+                        xq_tile(self.tpath, &self.wt[0, f0, 0], self.kp, self.kr, nf, pan,
                                 self.kp * XQ_PW, &self.goff[0], npb, acc)
                         xq_bits_tile(self.path, acc, nf, npb, f0, p0, q1, &self.thr_[0],
                                      &mm[t, 0], cw, q0)
@@ -487,12 +503,13 @@ cdef class Int8Conv:
                         nf = fg - f0
                         if nf > self.tf:
                             nf = self.tf
-                        xq_tile(self.path, &self.wt[g, f0, 0], self.kp, self.kr, nf, pan,
+                        xq_tile(self.tpath, &self.wt[g, f0, 0], self.kp, self.kr, nf, pan,
                                 self.kp * XQ_PW, &self.goff[0], npb, acc)
                         if mode == 2:
                             xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
                                              &self.corr_[0], &self.mult_[0], &self.bias_[0],
-                                             self.act, out_inv, out_zero, &self.tmp_[t, 0], bo)
+                                             self.act, out_inv, out_zero, self.otop,
+                                             &self.tmp_[t, 0], bo)
                         else:
                             xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
                                           &self.corr_[0], &self.mult_[0], &self.bias_[0],
@@ -544,7 +561,7 @@ cdef class Int8Conv:
                     nf = self.filters - f0
                     if nf > self.tf:
                         nf = self.tf
-                    xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, pstride,
+                    xq_tile(self.tpath, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, pstride,
                             &self.goff[0], npb, acc)
                     # one store per row of panels (by_rows: panel r is row oy + r)
                     for r in range(npb if by_rows else 1):
@@ -553,6 +570,7 @@ cdef class Int8Conv:
                             xq_store_tile_u8(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
                                              p0 + npix, n, &self.corr_[0], &self.mult_[0],
                                              &self.bias_[0], self.act, out_inv, out_zero,
+                                             self.otop,
                                              &self.tmp_[t, 0], bo)
                         else:
                             xq_store_tile(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
@@ -607,7 +625,7 @@ cdef class Int8Conv:
                         for rr in range(nr):
                             src = xi + ((<int64_t>(py * ps + rr)) * self.stride_y * self.wp
                                         + ox0) * 4
-                            xq_tile(self.path, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, 64,
+                            xq_tile(self.tpath, &self.wt[0, f0, 0], self.kp, self.kr, nf, src, 64,
                                     &self.goff[0], npb, acc if rr == 0 else &acc2[t, 0])
                             if rr > 0:
                                 xq_max_i32(self.path, acc, &acc2[t, 0],
@@ -615,7 +633,7 @@ cdef class Int8Conv:
                         for i in range(nf):
                             xq_pooled_row_u8(self.path, acc + i * npb * XQ_PW, npix,
                                              self.corr_[f0 + i], self.mult_[f0 + i],
-                                             self.bias_[f0 + i], self.act, inv, out_zero, ps,
-                                             ps, pwc, &rf[t, 0], &rm[t, 0],
+                                             self.bias_[f0 + i], self.act, inv, out_zero,
+                                             self.otop, ps, ps, pwc, &rf[t, 0], &rm[t, 0],
                                              &out[f0 + i, py, px0])
                     ox0 = ox0 + npix

@@ -67,7 +67,7 @@ cdef extern from "xn_int8.h" nogil:
         XQ_AVX2
     int xq_path_supported(int path)
     void xq_quantize_path(int path, const float *x, uint8_t *q, Py_ssize_t n, float inv,
-                          int zero)
+                          int zero, int top)
 
 
 # the int8 kernel's quantisation: AVX2 vectors where the CPU has them (SSE2's float -> byte
@@ -98,7 +98,7 @@ cdef void _cols_pass_bytes(float[:, :, ::1] part, uint8_t[:, :, ::1] o, float *r
             p1 = &part[k, iy + 1 if iy + 1 < ih else ih - 1, 0]
             for c in range(w):
                 row[c] = ndy * p0[c] + dy * p1[c]
-        xq_quantize_path(QPATH, row, &o[k, r, 0], w, inv, 0)
+        xq_quantize_path(QPATH, row, &o[k, r, 0], w, inv, 0, 255)
 
 
 def resize_bgr(const uint8_t[:, :, ::1] img, int w, int h, int threads=1):

@@ -40,7 +40,10 @@ enum {
     XQ_NEON = 4,
     XQ_NEONDOT = 5,
     XQ_AMX = 6,
-    XQ_NPATH = 7
+    XQ_NPATH = 7,
+    /* not a path of its own: the avx2 tile for inputs whose bytes stay in 0..127 (a layer
+     * calibrated to 7 bits), where vpmaddubsw is exact (xq_tile_avx2u7) */
+    XQ_AVX2U7 = 8
 };
 
 #ifdef XN_X86
@@ -106,10 +109,12 @@ static int xq_path_supported(int path) {
 
 /* ------------------------------------------------------------------ quantisation */
 
-/* q = clamp(floor(x * inv + 0.5) + zero, 0, 255): float32 products and sums, no contraction,
- * so it equals detector/quantize.py's quantize_activations to the byte. */
-XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
-    const float lo = (float)(-zero), hi = (float)(255 - zero);
+/* q = clamp(floor(x * inv + 0.5) + zero, 0, top): float32 products and sums, no contraction,
+ * so it equals detector/quantize.py's quantize_activations to the byte. top is 255, or 127
+ * for a layer calibrated to 7 bits. */
+XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, float inv, int zero,
+                                      int top) {
+    const float lo = (float)(-zero), hi = (float)(top - zero);
     for (int64_t i = 0; i < n; i++) {
         float u = x[i] * inv;
         u = u + 0.5f;
@@ -126,9 +131,9 @@ XN_NOCONTRACT static void xq_quantize(const float *x, uint8_t *q, int64_t n, flo
 /* The same in vectors: max(u, lo) gives lo for NaN (the second operand), as the scalar clamp;
  * floor of an in-range float, then an exact conversion. Bit-identical with xq_quantize. */
 __attribute__((target(XQ_AVX512_TARGET))) XN_NOCONTRACT static void
-xq_quantize_avx512(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+xq_quantize_avx512(const float *x, uint8_t *q, int64_t n, float inv, int zero, int top) {
     const __m512 vi = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f);
-    const __m512 lo = _mm512_set1_ps((float)(-zero)), hi = _mm512_set1_ps((float)(255 - zero));
+    const __m512 lo = _mm512_set1_ps((float)(-zero)), hi = _mm512_set1_ps((float)(top - zero));
     const __m512i vz = _mm512_set1_epi32(zero);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
@@ -140,9 +145,9 @@ xq_quantize_avx512(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
 }
 
 __attribute__((target(XQ_AVX2_TARGET))) XN_NOCONTRACT static void
-xq_quantize_avx2(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
+xq_quantize_avx2(const float *x, uint8_t *q, int64_t n, float inv, int zero, int top) {
     const __m256 vi = _mm256_set1_ps(inv), half = _mm256_set1_ps(0.5f);
-    const __m256 lo = _mm256_set1_ps((float)(-zero)), hi = _mm256_set1_ps((float)(255 - zero));
+    const __m256 lo = _mm256_set1_ps((float)(-zero)), hi = _mm256_set1_ps((float)(top - zero));
     const __m256i vz = _mm256_set1_epi32(zero);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -157,25 +162,25 @@ xq_quantize_avx2(const float *x, uint8_t *q, int64_t n, float inv, int zero) {
         __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
         _mm_storeu_si128((__m128i *)(q + i), b);
     }
-    xq_quantize(x + i, q + i, n - i, inv, zero);
+    xq_quantize(x + i, q + i, n - i, inv, zero, top);
 }
 #endif
 
 /* xq_quantize on the vectors of an int8 path. */
 static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, float inv,
-                             int zero) {
+                             int zero, int top) {
 #ifdef XN_X86
     if (path == XQ_AVX512VNNI || path == XQ_AMX) {
-        xq_quantize_avx512(x, q, n, inv, zero);
+        xq_quantize_avx512(x, q, n, inv, zero, top);
         return;
     }
-    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
-        xq_quantize_avx2(x, q, n, inv, zero);
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI || path == XQ_AVX2U7) {
+        xq_quantize_avx2(x, q, n, inv, zero, top);
         return;
     }
 #endif
     (void)path;
-    xq_quantize(x, q, n, inv, zero);
+    xq_quantize(x, q, n, inv, zero, top);
 }
 
 /* ------------------------------------------------------------------ im2col into panels */
@@ -397,7 +402,7 @@ static void xq_store_row(int path, const int32_t *a, int64_t m, int32_t corr, fl
         xq_store_row_avx512(a, m, corr, mult, bias, act, o);
         return;
     }
-    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI || path == XQ_AVX2U7) {
         xq_store_row_avx2(a, m, corr, mult, bias, act, o);
         return;
     }
@@ -432,14 +437,14 @@ static void xq_store_tile(int path, const int32_t *acc, int nf, int np_, int f0,
  * made of the floats. */
 static void xq_store_tile_u8(int path, const int32_t *acc, int nf, int np_, int f0, int64_t p0,
                              int64_t pend, int64_t n, const int32_t *corr, const float *mult,
-                             const float *bias, int act, float inv, int zero, float *tmp,
-                             uint8_t *out) {
+                             const float *bias, int act, float inv, int zero, int top,
+                             float *tmp, uint8_t *out) {
     int64_t m = pend - p0;
     if (m > (int64_t)np_ * XQ_PW) m = (int64_t)np_ * XQ_PW;
     for (int i = 0; i < nf; i++) {
         int f = f0 + i;
         xq_store_row(path, acc + (int64_t)i * np_ * XQ_PW, m, corr[f], mult[f], bias[f], act, tmp);
-        xq_quantize_path(path, tmp, out + (int64_t)f * n + p0, m, inv, zero);
+        xq_quantize_path(path, tmp, out + (int64_t)f * n + p0, m, inv, zero, top);
     }
 }
 
@@ -553,8 +558,8 @@ static void xq_max_pairs_i32(int path, const int32_t *v, int n, int32_t *m) {
  * keep the order), so this is the pool of the bytes of the full-size output, from a
  * quarter of its transforms (2 x 2 windows). */
 static void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, float mult,
-                             float bias, int act, float inv, int zero, int size, int sx,
-                             int pw, float *tmp, int32_t *m, uint8_t *out) {
+                             float bias, int act, float inv, int zero, int top, int size,
+                             int sx, int pw, float *tmp, int32_t *m, uint8_t *out) {
     if (size == 2 && sx == 2 && 2 * pw <= ow + 1) {
         const int full = 2 * pw <= ow ? pw : pw - 1;
         xq_max_pairs_i32(path, v, full, m);
@@ -568,7 +573,7 @@ static void xq_pooled_row_u8(int path, const int32_t *v, int ow, int32_t corr, f
         }
     }
     xq_store_row(path, m, pw, corr, mult, bias, act, tmp);
-    xq_quantize_path(path, tmp, out, pw, inv, zero);
+    xq_quantize_path(path, tmp, out, pw, inv, zero, top);
 }
 
 
@@ -881,6 +886,42 @@ xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstri
         }
     }
 }
+
+/* AVX2 for inputs calibrated to 7 bits (bytes 0..127): vpmaddubsw multiplies the panel's
+ * bytes by the broadcast int8 weights and adds each pair, which is exact here (2 x 127 x 127
+ * < 32767), and vpmaddwd by ones adds the pairs into the 4-tap int32 lane vpdpbusd would
+ * give: the avxvnni tile with two instructions for its one, on its layout (int8 weights).
+ * 4 filters x 1 panel. On a Zen 3 core, 1.9-2.4x the int16 tile's rate at layer 14's size. */
+__attribute__((target(XQ_AVX2_TARGET))) static void
+xq_tile_avx2u7(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
+               const int64_t *goff, int np_, int32_t *acc) {
+    const int groups = kp / 4;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int i0 = 0; i0 < nf; i0 += 4) {
+        for (int j = 0; j < np_; j++) {
+            __m256i c[4][2];
+            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
+            const uint8_t *b = pan + j * pstride;
+            const int8_t *w0 = wt + (int64_t)i0 * kp;
+            for (int g = 0; g < groups; g++) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + goff[g]));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + goff[g] + 32));
+                for (int i = 0; i < 4; i++) {
+                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
+                    c[i][0] = _mm256_add_epi32(
+                        c[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x0, wv), ones));
+                    c[i][1] = _mm256_add_epi32(
+                        c[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x1, wv), ones));
+                }
+            }
+            for (int i = 0; i < 4 && i0 + i < nf; i++) {
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
+                _mm256_storeu_si256((__m256i *)a, c[i][0]);
+                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);
+            }
+        }
+    }
+}
 #endif
 
 #ifdef XN_HAVE_NEON
@@ -969,6 +1010,9 @@ static void xq_tile(int path, const int8_t *wt, int kp, int kr, int nf, const ui
         return;
     case XQ_AVX2:
         xq_tile_avx2(wt, kp, nf, pan, pstride, goff, np_, acc);
+        return;
+    case XQ_AVX2U7:
+        xq_tile_avx2u7(wt, kp, nf, pan, pstride, goff, np_, acc);
         return;
 #endif
 #ifdef XN_HAVE_NEON

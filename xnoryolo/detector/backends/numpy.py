@@ -31,6 +31,7 @@ class NumpyBackend:
         in_scale: float,
         in_zero: int,
         activation: str,
+        in_top: int = 255,
     ) -> Kernel:
         return partial(
             quantize.int8_conv,
@@ -38,7 +39,7 @@ class NumpyBackend:
             w_scale=w_scale,
             bias=bias,
             spec=spec,
-            quant=quantize.ActQuant(in_scale, in_zero),
+            quant=quantize.ActQuant(in_scale, in_zero, in_top),
             activation=activation,
         )
 

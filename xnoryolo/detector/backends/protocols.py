@@ -100,9 +100,11 @@ class ByteConv(Protocol):
         out_scale: float,
         out_zero: int,
         pool: tuple[int, int, int, int, int, int] | None = None,
+        out_top: int = 255,
     ) -> np.ndarray:
-        """uint8 (F, out_h, out_w): the output quantised with out_scale / out_zero; with pool
-        (size, stride_y, stride_x, padding, pool_h, pool_w), darknet's maxpool of it."""
+        """uint8 (F, out_h, out_w): the output quantised with out_scale / out_zero (largest
+        byte out_top); with pool (size, stride_y, stride_x, padding, pool_h, pool_w),
+        darknet's maxpool of it."""
         ...
 
 
@@ -130,9 +132,11 @@ class Backend(Protocol):
         in_scale: float,
         in_zero: int,
         activation: str,
+        in_top: int = 255,
     ) -> Kernel:
         """The int8 convolution of detector/quantize.py: int8 weights (F, K) with per-filter
-        scales, the input quantised with `in_scale` / `in_zero`, int32 sums, float output."""
+        scales, the input quantised with `in_scale` / `in_zero` (bytes up to `in_top`), int32
+        sums, float output."""
         ...
 
     def binary_conv(

@@ -219,7 +219,9 @@ class ConvolutionalLayer(Layer):
                 assert self.act_quant is not None, "int8 needs the input's quantisation"
                 qw, w_scale = quantize_weights(weights)
                 q = self.act_quant
-                kernel = backend.int8_conv(qw, w_scale, bias, self.spec, q.scale, q.zero, act)
+                kernel = backend.int8_conv(
+                    qw, w_scale, bias, self.spec, q.scale, q.zero, act, q.top
+                )
             else:
                 kernel = backend.float_conv(weights, bias, self.spec, act)
             self.bits_kernel = None
