@@ -183,7 +183,7 @@ def test_peers_bench_reports_every_engine(
     rows = {r["name"]: r for r in tier["engines"]}
     assert "xnoryolo cfg f32" not in rows  # a float cfg is its own twin
     for name in ("onnxruntime f32", "onnxruntime int8", "openvino f32", "openvino int8",
-                 "xnoryolo f32", "xnoryolo int8"):  # fmt: skip
+                 "xnoryolo f32", "xnoryolo int8", "xnoryolo int8 7-bit"):  # fmt: skip
         row = rows[name]
         assert row["note"] is None and row["ms"]["1"] > 0 and row["ms"]["2"] > 0, row
         assert row["vs_xnoryolo_f32"]["1"] > 0 and row["speedup_2_threads"] > 0

@@ -90,3 +90,27 @@ def test_serve_precision_flag(files: tuple[Path, Path, Path], tmp_path: Path) ->
     config.write_text("model:\n  precision: int4\n")
     r = xnoryolo("serve", "--config", config, "--data-dir", tmp_path / "data", timeout=60)
     assert r.returncode == 2 and "precision" in r.stderr
+
+
+def test_pack_calibrates_seven_bit_activations(
+    files: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from xnoryolo.detector.packed import read_packed
+
+    cfg, weights, frames = files
+    out = tmp_path / "cal7.xnor"
+    r = xnoryolo(
+        "pack", "--cfg", cfg, "--weights", weights, "--out", out, "--calibrate", frames,
+        "--frames", "2", "--act-bits", "7",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "(7-bit activations)" in r.stdout
+    header, _ = read_packed(out)
+    assert header["calibration"]["act_bits"] == 7
+    entries = [e["int8"] for e in header["layers"] if "int8" in e]
+    assert entries[0] == {"scale": entries[0]["scale"], "zero": 0}  # the pixels: 8 bits
+    assert len(entries) > 1 and all(e["top"] == 127 for e in entries[1:])
+    r = xnoryolo("detect", frames / "0.png", "--weights", out, "--json", tmp_path / "d.json")
+    assert r.returncode == 0 and "running int8" in r.stderr, r.stderr
+    r = xnoryolo("pack", "--cfg", cfg, "--weights", weights, "--out", out, "--act-bits", "7")
+    assert r.returncode == 2 and "--calibrate" in r.stderr

@@ -65,6 +65,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "frames of --calibrate (default f32)",
     )
     p.add_argument(
+        "--act-bits",
+        type=int,
+        choices=(8, 7),
+        default=8,
+        help="--precision int8: activation bits of the int8 inputs but the first (default 8)",
+    )
+    p.add_argument(
         "--tracking",
         action="store_true",
         help="also time motion gating, tracking, lines and zones per frame (30 objects, 10 fps)",
@@ -130,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         args.thresh,
         args.precision,
         calibration,
+        args.act_bits,
     )
     frame = synthetic_frame()
 

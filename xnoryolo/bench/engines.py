@@ -227,7 +227,7 @@ def _network(text: str, weights: bytes) -> Network:
     return net
 
 
-def _prepare(net: Network, inputs: Inputs, threads: int, precision: str) -> None:
+def _prepare(net: Network, inputs: Inputs, threads: int, precision: str, bits: int) -> None:
     from xnoryolo.detector.backends.fast import fast_backend
     from xnoryolo.kernels.backend import get_simd
 
@@ -238,13 +238,15 @@ def _prepare(net: Network, inputs: Inputs, threads: int, precision: str) -> None
     # int8: activation ranges from the same frames the int8 peers calibrate on
     from xnoryolo.detector.calibrate import calibrate
 
-    calibrate(net, (x[0] for x in inputs.calibration), precision=precision)
+    calibrate(net, (x[0] for x in inputs.calibration), precision=precision, bits=bits)
 
 
-def xnoryolo_engine(text_of: Callable[[Inputs], str], precision: str) -> Callable[..., Forward]:
+def xnoryolo_engine(
+    text_of: Callable[[Inputs], str], precision: str, bits: int = 8
+) -> Callable[..., Forward]:
     def build(inputs: Inputs, threads: int) -> Forward:
         net = _network(text_of(inputs), inputs.weights)
-        _prepare(net, inputs, threads, precision)
+        _prepare(net, inputs, threads, precision, bits)
         x = inputs.x[0]
         if net.takes_bytes:
             # what detect feeds an int8 first layer: the frame's bytes (preprocess_bytes),
@@ -277,4 +279,7 @@ ENGINES: tuple[Engine, ...] = (
     # the cfg as given (binary layers where it has them), when it differs from its twin
     Engine("xnoryolo cfg f32", xnoryolo_engine(_cfg, "f32")),
     Engine("xnoryolo cfg int8", xnoryolo_engine(_cfg, "int8")),
+    # int8 inputs calibrated to 7 bits (but the first layer's): the avx2 path's fast tile
+    Engine("xnoryolo int8 7-bit", xnoryolo_engine(_twin, "int8", 7)),
+    Engine("xnoryolo cfg int8 7-bit", xnoryolo_engine(_cfg, "int8", 7)),
 )

@@ -51,11 +51,12 @@ def build(
     thresh: float,
     precision: str = "f32",
     calibration: Sequence[np.ndarray] = (),
+    act_bits: int = 8,
 ) -> Subjects:
     """Detectors of cfg_text (messages name cfg_path and its lines) on `threads` threads and,
     with more than one, on one thread; `weights` is a .weights file or None for random ones.
     With precision "int8" each network is calibrated on the `calibration` tensors
-    ((C, H, W) float32, as Detector.preprocess makes them)."""
+    ((C, H, W) float32, as Detector.preprocess makes them), activations to `act_bits`."""
     from xnoryolo.detector import Detector
     from xnoryolo.detector.errors import XnoryoloError
 
@@ -82,7 +83,7 @@ def build(
         if precision == "int8":
             from xnoryolo.detector.calibrate import calibrate
 
-            calibrate(net, calibration)
+            calibrate(net, calibration, bits=act_bits)
     return Subjects(
         Detector(network, thresh=thresh),
         None if single is None else Detector(single, thresh=thresh),
