@@ -36,16 +36,23 @@ def _case(c: int, h: int, w: int, f: int, size: int, groups: int, seed: int):
     return x, folded, bias
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "k{}s{}x{}p{}d{}".format(*g))
-@pytest.mark.parametrize("c", CHANNELS)
-def test_int8_sums_and_floats_exact(c: int, geom: tuple[int, ...], path: str) -> None:
+def _sweep_case(c: int, geom: tuple[int, ...]):
+    """A sweep's conv of c channels and geometry (size, stride_y, stride_x, padding,
+    dilation): its spec, input, int8 weights and scales, bias."""
     size, sy, sx, pad, dil = geom
     h, w = (7, 19) if c < 64 else (5, 6)
     f = 21 if c < 64 else 37
     spec = ops.ConvSpec(c, h, w, f, size, sy, sx, pad, dil)
     x, folded, bias = _case(c, h, w, f, size, 1, c)
     qw, ws = quantize.quantize_weights(folded)
+    return spec, x, qw, ws, bias
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("geom", GEOMETRIES, ids=lambda g: "k{}s{}x{}p{}d{}".format(*g))
+@pytest.mark.parametrize("c", CHANNELS)
+def test_int8_sums_and_floats_exact(c: int, geom: tuple[int, ...], path: str) -> None:
+    spec, x, qw, ws, bias = _sweep_case(c, geom)
     quant = quantize.ActQuant(0.021, 7 + c)
     sums = quantize.int8_sums(x, qw, quant, spec)
     for act in ("leaky", "linear", "relu", "logistic"):
@@ -268,12 +275,7 @@ def test_int8_seven_bit_inputs_exact(c: int, geom: tuple[int, ...], path: str) -
     """Inputs calibrated to 7 bits (bytes 0..127): the same integers and floats as the
     reference on every path, the avx2 path on its vpmaddubsw tile; bytes out to a 7-bit
     reader, through a pool too."""
-    size, sy, sx, pad, dil = geom
-    h, w = (7, 19) if c < 64 else (5, 6)
-    f = 21 if c < 64 else 37
-    spec = ops.ConvSpec(c, h, w, f, size, sy, sx, pad, dil)
-    x, folded, bias = _case(c, h, w, f, size, 1, c)
-    qw, ws = quantize.quantize_weights(folded)
+    spec, x, qw, ws, bias = _sweep_case(c, geom)
     # every weight at +-127 in some taps: pairs of 127 * 127 products, the tile's worst case
     qw[1, : min(8, qw.shape[1])] = 127
     qw[2, : min(8, qw.shape[1])] = -127

@@ -816,33 +816,39 @@ xq_tile_amx(const int8_t *wt, int kp, int kr, int nf, const uint8_t *pan, int64_
     _tile_release();
 }
 
-/* AVX-VNNI (VEX vpdpbusd, 256-bit): 4 filters x 1 panel (two halves of 8 pixels). */
+/* The 256-bit tiles on the vpdpbusd layout: 4 filters x 1 panel (two halves of 8 pixels),
+ * DOT(c, x, w) adding each 32-bit lane's 4 byte products of x and w to c (one body for the
+ * avxvnni tile and the avx2 7-bit one). */
+#define XQ_TILE256_BODY(DOT)                                                                       \
+    const int groups = kp / 4;                                                                     \
+    for (int i0 = 0; i0 < nf; i0 += 4) {                                                           \
+        for (int j = 0; j < np_; j++) {                                                            \
+            __m256i c[4][2];                                                                       \
+            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();               \
+            const uint8_t *b = pan + j * pstride;                                                  \
+            const int8_t *w0 = wt + (int64_t)i0 * kp;                                              \
+            for (int g = 0; g < groups; g++) {                                                     \
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + goff[g]));                   \
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + goff[g] + 32));              \
+                for (int i = 0; i < 4; i++) {                                                      \
+                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));        \
+                    c[i][0] = DOT(c[i][0], x0, wv);                                                \
+                    c[i][1] = DOT(c[i][1], x1, wv);                                                \
+                }                                                                                  \
+            }                                                                                      \
+            for (int i = 0; i < 4 && i0 + i < nf; i++) {                                           \
+                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;                          \
+                _mm256_storeu_si256((__m256i *)a, c[i][0]);                                        \
+                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+/* AVX-VNNI: VEX vpdpbusd on 256 bits. */
 __attribute__((target(XQ_AVXVNNI_TARGET))) static void
 xq_tile_avxvnni(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
                 const int64_t *goff, int np_, int32_t *acc) {
-    const int groups = kp / 4;
-    for (int i0 = 0; i0 < nf; i0 += 4) {
-        for (int j = 0; j < np_; j++) {
-            __m256i c[4][2];
-            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
-            const uint8_t *b = pan + j * pstride;
-            const int8_t *w0 = wt + (int64_t)i0 * kp;
-            for (int g = 0; g < groups; g++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + goff[g]));
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + goff[g] + 32));
-                for (int i = 0; i < 4; i++) {
-                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
-                    c[i][0] = _mm256_dpbusd_avx_epi32(c[i][0], x0, wv);
-                    c[i][1] = _mm256_dpbusd_avx_epi32(c[i][1], x1, wv);
-                }
-            }
-            for (int i = 0; i < 4 && i0 + i < nf; i++) {
-                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
-                _mm256_storeu_si256((__m256i *)a, c[i][0]);
-                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);
-            }
-        }
-    }
+    XQ_TILE256_BODY(_mm256_dpbusd_avx_epi32)
 }
 
 /* AVX2: vpmaddubsw would saturate (2 x 255 x 127 > 32767), so the bytes are widened to int16
@@ -895,32 +901,10 @@ xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstri
 __attribute__((target(XQ_AVX2_TARGET))) static void
 xq_tile_avx2u7(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
                const int64_t *goff, int np_, int32_t *acc) {
-    const int groups = kp / 4;
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int i0 = 0; i0 < nf; i0 += 4) {
-        for (int j = 0; j < np_; j++) {
-            __m256i c[4][2];
-            for (int i = 0; i < 4; i++) c[i][0] = c[i][1] = _mm256_setzero_si256();
-            const uint8_t *b = pan + j * pstride;
-            const int8_t *w0 = wt + (int64_t)i0 * kp;
-            for (int g = 0; g < groups; g++) {
-                __m256i x0 = _mm256_loadu_si256((const __m256i *)(b + goff[g]));
-                __m256i x1 = _mm256_loadu_si256((const __m256i *)(b + goff[g] + 32));
-                for (int i = 0; i < 4; i++) {
-                    __m256i wv = _mm256_set1_epi32(xq_load4(w0 + (int64_t)i * kp + 4 * g));
-                    c[i][0] = _mm256_add_epi32(
-                        c[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x0, wv), ones));
-                    c[i][1] = _mm256_add_epi32(
-                        c[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x1, wv), ones));
-                }
-            }
-            for (int i = 0; i < 4 && i0 + i < nf; i++) {
-                int32_t *a = acc + ((int64_t)(i0 + i) * np_ + j) * XQ_PW;
-                _mm256_storeu_si256((__m256i *)a, c[i][0]);
-                _mm256_storeu_si256((__m256i *)(a + 8), c[i][1]);
-            }
-        }
-    }
+#define XQ_DOT_U7(c, x, w) _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
+    XQ_TILE256_BODY(XQ_DOT_U7)
+#undef XQ_DOT_U7
 }
 #endif
 
