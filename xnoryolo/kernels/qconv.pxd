@@ -54,7 +54,6 @@ cdef class Int8Conv:
     cdef readonly int out_h, out_w, k, kp, kr, fgp, threads, path, zero, block, tf
     cdef readonly int top          # the input's largest byte: 255, or 127 (7 bits)
     cdef int tpath                 # the tile's path: path, or XQ_AVX2U7 for 7-bit inputs
-    cdef int otop                  # run_bytes: the next layer's largest byte
     cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
     cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
     cdef int shifts                # copies of it, shifted by one kernel column each (AMX)
@@ -79,8 +78,8 @@ cdef class Int8Conv:
     cdef object xin_               # the input bytes of the current call
     cdef const uint8_t *_quantized(self, x) except NULL
     cdef const uint8_t *_quads(self, const uint8_t *qp) noexcept nogil
-    cdef object _run(self, x, int mode, float out_inv, int out_zero)
-    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
-                                   uint8_t[:, :, ::1] out)
+    cdef object _run(self, x, int mode, float out_inv, int out_zero, int out_top)
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero,
+                                   int out_top, int ps, uint8_t[:, :, ::1] out)
     cdef void _run_direct(self, const uint8_t *qp, int mode, float out_inv, int out_zero,
-                          float *fo, int32_t *io, uint8_t *bo) noexcept
+                          int out_top, float *fo, int32_t *io, uint8_t *bo) noexcept

@@ -197,7 +197,6 @@ cdef class Int8Conv:
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
         # inputs of 7 bits run the avx2 path's exact vpmaddubsw tile, on int8 weights
         self.top = in_top
-        self.otop = 255
         self.tpath = XQ_AVX2U7 if self.path == XQ_AVX2 and in_top <= 127 else self.path
         if self.tpath == XQ_AVX2:
             # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
@@ -274,11 +273,11 @@ cdef class Int8Conv:
     def __call__(self, x):
         """x: float32 (C, H, W), or uint8: already quantised with this layer's scale and zero
         point (what run_bytes of the layer before wrote)."""
-        return self._run(x, 0, 1, 0)
+        return self._run(x, 0, 1, 0, 255)
 
     def run_int(self, x):
         """The int32 sums sum(w * (q - zero)) per (filter, pixel), (F, out_h, out_w)."""
-        return self._run(x, 1, 1, 0)
+        return self._run(x, 1, 1, 0, 255)
 
     @property
     def emits_bytes(self):
@@ -297,12 +296,11 @@ cdef class Int8Conv:
             raise ValueError(f"largest output byte {out_top}: 255 (8 bits) or 127 (7 bits)")
         if not 0 <= out_zero <= out_top:
             raise ValueError(f"zero point {out_zero} is not in 0..{out_top}")
-        self.otop = out_top
         if not out_scale > 0:
             raise ValueError(f"activation scale {out_scale} must be > 0")
         cdef float inv = np.float32(1) / np.float32(out_scale)
         if pool is None:
-            return self._run(x, 2, inv, out_zero)
+            return self._run(x, 2, inv, out_zero, out_top)
         cdef int size, sy, sx, padding, ph, pw
         size, sy, sx, padding, ph, pw = pool
         if size < 1 or sy < 1 or sx < 1 or padding < 0 or ph < 1 or pw < 1:
@@ -311,10 +309,10 @@ cdef class Int8Conv:
         if (self.direct and sy == size and sx == size and padding // 2 == 0
                 and (ph - 1) * sy < self.out_h and (pw - 1) * sx < self.out_w):
             # windows tile the output with no offset: each pooled row from its own conv rows
-            self._bytes_pooled_direct(self._quantized(x), inv, out_zero, size, out)
+            self._bytes_pooled_direct(self._quantized(x), inv, out_zero, out_top, size, out)
             self.xin_ = None
             return out
-        y = self._run(x, 2, inv, out_zero)
+        y = self._run(x, 2, inv, out_zero, out_top)
         cdef const uint8_t[:, :, ::1] yv = y
         cdef uint8_t[:, :, ::1] ov = out
         cdef int64_t c_
@@ -445,8 +443,8 @@ cdef class Int8Conv:
         self.xin_ = None
         return out
 
-    cdef object _run(self, x, int mode, float out_inv, int out_zero):
-        # mode 0: floats, 1: int32 sums, 2: bytes (quantised with out_inv, out_zero)
+    cdef object _run(self, x, int mode, float out_inv, int out_zero, int out_top):
+        # mode 0: floats, 1: int32 sums, 2: bytes (quantised with out_inv, out_zero, out_top)
         cdef const uint8_t *qp = self._quantized(x)
         cdef int64_t n = <int64_t>self.out_h * self.out_w
         out_arr = np.empty((self.filters, n), (np.float32, np.int32, np.uint8)[mode])
@@ -469,7 +467,7 @@ cdef class Int8Conv:
         cdef int64_t npan = (n + XQ_PW - 1) // XQ_PW
         cdef int block = self.block
         if self.direct:
-            self._run_direct(qp, mode, out_inv, out_zero, fo, io, bo)
+            self._run_direct(qp, mode, out_inv, out_zero, out_top, fo, io, bo)
             npan = 0
         while block > 1 and (npan + block - 1) // block < 2 * self.threads:
             block //= 2
@@ -508,7 +506,7 @@ cdef class Int8Conv:
                         if mode == 2:
                             xq_store_tile_u8(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
                                              &self.corr_[0], &self.mult_[0], &self.bias_[0],
-                                             self.act, out_inv, out_zero, self.otop,
+                                             self.act, out_inv, out_zero, out_top,
                                              &self.tmp_[t, 0], bo)
                         else:
                             xq_store_tile(self.path, acc, nf, npb, g * fg + f0, p0, n, n,
@@ -521,7 +519,7 @@ cdef class Int8Conv:
         return out
 
     cdef void _run_direct(self, const uint8_t *qp, int mode, float out_inv, int out_zero,
-                          float *fo, int32_t *io, uint8_t *bo) noexcept:
+                          int out_top, float *fo, int32_t *io, uint8_t *bo) noexcept:
         """_run's work on the direct path: (output row, run of <= block panels) items."""
         cdef int64_t n = <int64_t>self.out_h * self.out_w
         cdef int block = self.block
@@ -570,15 +568,14 @@ cdef class Int8Conv:
                             xq_store_tile_u8(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
                                              p0 + npix, n, &self.corr_[0], &self.mult_[0],
                                              &self.bias_[0], self.act, out_inv, out_zero,
-                                             self.otop,
-                                             &self.tmp_[t, 0], bo)
+                                             out_top, &self.tmp_[t, 0], bo)
                         else:
                             xq_store_tile(self.path, acc + r * XQ_PW, nf, npb, f0, p0,
                                           p0 + npix, n, &self.corr_[0], &self.mult_[0],
                                           &self.bias_[0], self.act, fo, io)
 
-    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero, int ps,
-                                   uint8_t[:, :, ::1] out):
+    cdef void _bytes_pooled_direct(self, const uint8_t *qp, float inv, int out_zero,
+                                   int out_top, int ps, uint8_t[:, :, ::1] out):
         """run_bytes with a pool of ps x ps windows at stride ps, no offset, on the direct
         path: per pooled row and run of columns, the max of its (up to ps) conv rows' int32
         sums (two tiles' buffers, L1), then per filter the horizontal max of that one row on
@@ -634,6 +631,6 @@ cdef class Int8Conv:
                             xq_pooled_row_u8(self.path, acc + i * npb * XQ_PW, npix,
                                              self.corr_[f0 + i], self.mult_[f0 + i],
                                              self.bias_[f0 + i], self.act, inv, out_zero,
-                                             self.otop, ps, ps, pwc, &rf[t, 0], &rm[t, 0],
+                                             out_top, ps, ps, pwc, &rf[t, 0], &rm[t, 0],
                                              &out[f0 + i, py, px0])
                     ox0 = ox0 + npix

@@ -41,8 +41,8 @@ enum {
     XQ_NEONDOT = 5,
     XQ_AMX = 6,
     XQ_NPATH = 7,
-    /* not a path of its own: the avx2 tile for inputs whose bytes stay in 0..127 (a layer
-     * calibrated to 7 bits), where vpmaddubsw is exact (xq_tile_avx2u7) */
+    /* not a path of its own, only xq_tile's: the avx2 tile for inputs whose bytes stay in
+     * 0..127 (a layer calibrated to 7 bits), where vpmaddubsw is exact (xq_tile_avx2u7) */
     XQ_AVX2U7 = 8
 };
 
@@ -174,7 +174,7 @@ static void xq_quantize_path(int path, const float *x, uint8_t *q, int64_t n, fl
         xq_quantize_avx512(x, q, n, inv, zero, top);
         return;
     }
-    if (path == XQ_AVX2 || path == XQ_AVXVNNI || path == XQ_AVX2U7) {
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
         xq_quantize_avx2(x, q, n, inv, zero, top);
         return;
     }
@@ -402,7 +402,7 @@ static void xq_store_row(int path, const int32_t *a, int64_t m, int32_t corr, fl
         xq_store_row_avx512(a, m, corr, mult, bias, act, o);
         return;
     }
-    if (path == XQ_AVX2 || path == XQ_AVXVNNI || path == XQ_AVX2U7) {
+    if (path == XQ_AVX2 || path == XQ_AVXVNNI) {
         xq_store_row_avx2(a, m, corr, mult, bias, act, o);
         return;
     }
