@@ -108,7 +108,8 @@ def test_pack_calibrates_seven_bit_activations(
     header, _ = read_packed(out)
     assert header["calibration"]["act_bits"] == 7
     entries = [e["int8"] for e in header["layers"] if "int8" in e]
-    assert entries[0] == {"scale": entries[0]["scale"], "zero": 0}  # the pixels: 8 bits
+    # the pixels: 8 bits, against weights of -64..64
+    assert entries[0] == {"scale": entries[0]["scale"], "zero": 0, "weight_top": 64}
     assert len(entries) > 1 and all(e["top"] == 127 for e in entries[1:])
     r = xnoryolo("detect", frames / "0.png", "--weights", out, "--json", tmp_path / "d.json")
     assert r.returncode == 0 and "running int8" in r.stderr, r.stderr

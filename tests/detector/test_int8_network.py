@@ -319,9 +319,9 @@ def test_range_quant() -> None:
 def test_seven_bit_activations_run_exactly_and_travel_in_packed_files(
     model: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    """Calibrated to 7 bits: every int8 input but the network's own tops at 127; the fast
-    kernels (on avx2 the vpmaddubsw tile) and the reference agree to the bit, and a packed
-    file keeps the 7 bits."""
+    """Calibrated to 7 bits: every int8 input but the network's own tops at 127, and the first
+    conv's weights at 64; the fast kernels (on avx2 the vpmaddubsw tile) and the reference
+    agree to the bit, and a packed file keeps both."""
     cfg, weights = model
     ref = Network.load(cfg, weights, "numpy", precision="f32")
     calibrate.calibrate(ref, _tensors(ref), bits=7)
@@ -335,8 +335,13 @@ def test_seven_bit_activations_run_exactly_and_travel_in_packed_files(
     calibrate.apply(fast, quants)
     fast.prepare(fast.backend, precision="int8")
     convs = [ly for ly in fast.layers if isinstance(ly, ConvolutionalLayer) and ly.int8]
-    assert convs[0].act_quant == quantize.INPUT_QUANT
+    # the pixels stay 8 bits; the first conv's weights go to -64..64 instead
+    assert convs[0].act_quant == quantize.input_quant(7) != quantize.INPUT_QUANT
+    assert convs[0].act_quant.weight_top == 64 and fast.takes_bytes
     assert all(ly.act_quant is not None and ly.act_quant.top == 127 for ly in convs[1:])
+    if fast.backend.int8 == "avx2":
+        # the whole network on the vpmaddubsw tile, the first conv too
+        assert {getattr(ly.kernel, "tile_name", None) for ly in convs} == {"avx2u7"}
     for x in _tensors(fast):
         a = fast.head_outputs(fast.forward(x, keep=False))
         b = ref.forward(x, keep=True)

@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import xnoryolo
 from netgen import write_model
 from refdata import REF, case_files
-from xnoryolo.detector import Detector, Network, WeightsError
+from xnoryolo.detector import Detector, Network, WeightsError, quantize
 from xnoryolo.detector.packed import (
     IDENTITY_VARIANCE,
     pack,
@@ -193,3 +193,31 @@ def test_unpack_of_a_calibrated_model_is_exact_in_f32(tmp_path: Path) -> None:
     x = np.random.default_rng(0).random(packed.input_shape, np.float32)
     for a, b in zip(packed.forward(x), unpacked.forward(x), strict=True):
         assert np.array_equal(a, b)
+
+
+def test_int8_entries_are_read_and_checked(tmp_path: Path) -> None:
+    """A layer's `int8` entry: scale, zero point, largest byte and largest weight travel as
+    written; a value the int8 arithmetic does not define is a WeightsError naming the entry."""
+    import json
+
+    cfg, weights = write_model(tmp_path, MIXED)
+    data = pack(Network.load(cfg, weights, "numpy"), cfg.read_text())
+    header, body = read_header(data)
+    first = next(e for e in header["layers"] if e["kind"] == "float")
+    path = tmp_path / "q.xnor"
+
+    def write(entry: dict[str, object]) -> None:
+        first["int8"] = entry
+        hjson = json.dumps(header).encode()
+        hjson += b" " * (-len(hjson) % 8)
+        path.write_bytes(data[:8] + struct.pack("<II", 1, len(hjson)) + hjson + bytes(body))
+
+    write({"scale": 0.5, "zero": 3, "top": 127, "weight_top": 64})
+    net = Network.load(None, path, "numpy", precision="f32")
+    convs = [ly for ly in net.layers if getattr(ly, "act_quant", None) is not None]
+    assert [ly.act_quant for ly in convs] == [quantize.ActQuant(0.5, 3, 127, 64)]
+    for bad in ({"scale": 0.5, "zero": 3, "weight_top": 100}, {"scale": 0.5, "zero": 300},
+                {"zero": 3}):  # fmt: skip
+        write(bad)
+        with pytest.raises(WeightsError, match="bad int8 entry"):
+            Network.load(None, path, "numpy")

@@ -299,6 +299,34 @@ def test_int8_seven_bit_inputs_exact(c: int, geom: tuple[int, ...], path: str) -
             assert got.max() <= 127 and np.array_equal(got, ref), (pool, threads)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("geom", GEOMETRIES[:3], ids=lambda g: "k{}s{}x{}p{}d{}".format(*g))
+@pytest.mark.parametrize("c", [3, 33])
+def test_int8_pair_weights_exact(c: int, geom: tuple[int, ...], path: str) -> None:
+    """8-bit inputs with weights up to 64 (the first conv of a 7-bit model): the same integers
+    as the reference on every path, the avx2 path on its vpmaddubsw tile, whose pairs of
+    255 * 64 products are exact; one weight of 65 sends it back to the int16 tile."""
+    spec, x, _, _, bias = _sweep_case(c, geom)
+    _, folded, _ = _case(c, spec.h, spec.w, spec.filters, spec.size, 1, c)
+    qw, ws = quantize.quantize_weights(folded, quantize.PAIR_WEIGHT_TOP)
+    assert np.abs(qw.astype(int)).max() == 64
+    qw[1, : min(8, qw.shape[1])] = 64
+    qw[2, : min(8, qw.shape[1])] = -64
+    quant = quantize.ActQuant(0.021, 0, 255, quantize.PAIR_WEIGHT_TOP)
+    xq = quantize.quantize_activations(x, quant)
+    xq[:, :4, :4] = 255  # whole windows of the largest byte: the tile's worst case
+    for threads in (1, 2):
+        k = qconv.Int8Conv(qw, ws, bias, spec, quant.scale, quant.zero, "leaky", threads, path)
+        assert k.tile_name == ("avx2u7" if path == "avx2" else path)
+        assert np.array_equal(k.run_int(xq), quantize.int8_sums(xq, qw, quant, spec))
+        assert np.array_equal(k(xq), quantize.int8_conv(xq, qw, ws, bias, spec, quant, "leaky"))
+    over = qw.copy()
+    over[1, 0] = 65
+    k = qconv.Int8Conv(over, ws, bias, spec, quant.scale, quant.zero, "leaky", 1, path)
+    assert k.tile_name == path
+    assert np.array_equal(k.run_int(xq), quantize.int8_sums(xq, over, quant, spec))
+
+
 def test_seven_bit_arguments_are_checked() -> None:
     spec = ops.ConvSpec(2, 3, 3, 1, 1)
     w = np.ones((1, 2), np.int8)
@@ -315,6 +343,10 @@ def test_seven_bit_arguments_are_checked() -> None:
         k.run_bytes(x, 0.1, 130, None, 127)
     with pytest.raises(ValueError, match="largest byte"):
         quantize.ActQuant(0.1, 0, 63)
+    with pytest.raises(ValueError, match="largest weight"):
+        quantize.ActQuant(0.1, 0, 255, 100)
+    with pytest.raises(ValueError, match="largest weight"):
+        quantize.quantize_weights(np.ones((1, 2), np.float32), 100)
     with pytest.raises(ValueError, match="zero point"):
         quantize.ActQuant(0.1, 128, 127)
     q = quantize.ActQuant(0.5, 3, 127)

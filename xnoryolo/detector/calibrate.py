@@ -2,10 +2,12 @@
 real frames with the network in f32 (detector/quantize.py says how they are used).
 
 The network input needs no measuring: it is byte / 255, so its quantisation is the pixel grid
-(`quantize.INPUT_QUANT`). Every other input gets the range [lo, hi] (always holding 0.0, so
+(`quantize.input_quant`). Every other input gets the range [lo, hi] (always holding 0.0, so
 that padding is exact) from the mean over frames of each frame's `percentile` / 100 -
 `percentile` percentiles, mapped onto 0..top (255; 127 for 7-bit activations, `bits=7`):
-scale = (hi - lo) / top, zero = round(-lo / scale). The network input stays 8 bits (pixels).
+scale = (hi - lo) / top, zero = round(-lo / scale). The network input stays 8 bits (pixels);
+at 7 bits the first conv's weights go to -64 .. 64 instead, which keeps its products in
+vpmaddubsw's range as well.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .layers import ConvolutionalLayer
-from .quantize import ACT_TOPS, INPUT_QUANT, ActQuant
+from .quantize import ACT_TOPS, ActQuant, input_quant
 
 if TYPE_CHECKING:
     from .network import Network
@@ -46,7 +48,8 @@ def measure(
 ) -> tuple[dict[int, ActQuant], int]:
     """(quantisation per non-binary conv index, frames used) from network input tensors
     ((c, h, w) float32, as Detector.preprocess makes them); the network runs as prepared
-    (prepare it f32 first). `bits`: 8, or 7 for every input but the network's own."""
+    (prepare it f32 first). `bits`: 8, or 7 for every input but the network's own (whose
+    conv then takes weights up to 64)."""
     if not 50.0 < percentile <= 100.0:
         raise ValueError(f"percentile {percentile} must be in (50, 100]")
     if bits not in ACT_TOPS:
@@ -70,7 +73,7 @@ def measure(
     quants = {}
     for ly in targets:
         if ly.index == 0:
-            quants[0] = INPUT_QUANT
+            quants[0] = input_quant(bits)
         else:
             quants[ly.index] = range_quant(
                 float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index])), ACT_TOPS[bits]

@@ -145,7 +145,8 @@ class Network:
         return (
             isinstance(first, ConvolutionalLayer)
             and first.int8
-            and first.act_quant == INPUT_QUANT
+            and first.act_quant is not None
+            and first.act_quant.same_bytes(INPUT_QUANT)
             and first.kernel is not None
         )
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import WeightsError
 from .layers import BatchnormLayer, ConvolutionalLayer, Layer, ShortcutLayer
-from .quantize import ActQuant
+from .quantize import WEIGHT_TOP, ActQuant
 from .weights import WeightsHeader
 
 MAGIC = b"XNORYOLO"
@@ -259,7 +259,12 @@ def _act_quant(entry: Any, where: str) -> ActQuant | None:
     if entry is None:
         return None
     try:
-        return ActQuant(float(entry["scale"]), int(entry["zero"]), int(entry.get("top", 255)))
+        return ActQuant(
+            float(entry["scale"]),
+            int(entry["zero"]),
+            int(entry.get("top", 255)),
+            int(entry.get("weight_top", WEIGHT_TOP)),
+        )
     except (TypeError, KeyError, ValueError) as exc:
         raise WeightsError(f"{where}: bad int8 entry {entry!r}: {exc}") from None
 

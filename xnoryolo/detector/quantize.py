@@ -1,9 +1,12 @@
 """int8 arithmetic of the non-binary convolutions: the written contract and NumPy reference of
 `xnoryolo.kernels.qconv.Int8Conv` (same signature, same integers, same floats).
 
-* Weights: per output channel, symmetric: `w_scale[f] = max|w'[f]| / 127` (1 where a filter is
-  all zero), `qw = clip(rint(w' / w_scale), -127, 127)` as int8, computed once from the
+* Weights: per output channel, symmetric: `w_scale[f] = max|w'[f]| / wtop` (1 where a filter
+  is all zero), `qw = clip(rint(w' / w_scale), -wtop, wtop)` as int8, computed once from the
   BN-folded float32 weights (so a packed file needs only its float weights and the scales).
+  `wtop` (`ActQuant.weight_top`) is 127, or 64 for the first conv of a model calibrated to 7
+  bits: products of 8-bit pixels and weights up to 64 fit vpmaddubsw's int16 pairs too
+  (2 * 255 * 64 = 32640 <= 32767), so the whole network runs that tile.
 * Activations: one scale and zero point per layer input (`ActQuant`), calibrated on frames
   (`xnoryolo.detector.calibrate`): `q = clamp(floor(x * (1 / scale) + 0.5) + zero, 0, top)`,
   float32 arithmetic. `top` is 255 (8 bits), or 127 for a layer calibrated to 7 bits: products
@@ -30,18 +33,23 @@ F32 = np.float32
 PRECISIONS = ("f32", "int8")
 # Activation bits -> the largest byte.
 ACT_TOPS = {8: 255, 7: 127}
+# Largest int8 weight: 127, or PAIR_WEIGHT_TOP where 8-bit bytes must fit vpmaddubsw's pairs.
+WEIGHT_TOP = 127
+PAIR_WEIGHT_TOP = 64
+WEIGHT_TOPS = (WEIGHT_TOP, PAIR_WEIGHT_TOP)
 # The network input: byte / 255, so its bytes are exact integers of this scale.
 INPUT_SCALE = float(F32(1) / F32(255))
 
 
 @dataclass(frozen=True)
 class ActQuant:
-    """How one layer's float input is quantised to uint8: q = round(x / scale) + zero, at most
-    `top` (255, or 127 for 7 bits)."""
+    """How one int8 layer quantises: its float input to uint8, q = round(x / scale) + zero, at
+    most `top` (255, or 127 for 7 bits), and its weights to -weight_top .. weight_top."""
 
     scale: float
     zero: int
     top: int = 255
+    weight_top: int = WEIGHT_TOP
 
     def __post_init__(self) -> None:
         if not (self.scale > 0 and np.isfinite(self.scale)):
@@ -50,15 +58,32 @@ class ActQuant:
             raise ValueError(f"largest byte {self.top}: 255 (8 bits) or 127 (7 bits)")
         if not 0 <= self.zero <= self.top:
             raise ValueError(f"zero point {self.zero} is not in 0..{self.top}")
+        if self.weight_top not in WEIGHT_TOPS:
+            raise ValueError(f"largest weight {self.weight_top}: one of {WEIGHT_TOPS}")
+
+    def same_bytes(self, other: ActQuant) -> bool:
+        """Whether both quantise a float input to the same bytes (weights aside)."""
+        return (self.scale, self.zero, self.top) == (other.scale, other.zero, other.top)
 
     def to_json(self) -> dict[str, float | int]:
         out: dict[str, float | int] = {"scale": float(self.scale), "zero": int(self.zero)}
         if self.top != 255:
             out["top"] = int(self.top)
+        if self.weight_top != WEIGHT_TOP:
+            out["weight_top"] = int(self.weight_top)
         return out
 
 
 INPUT_QUANT = ActQuant(INPUT_SCALE, 0)
+
+
+def input_quant(bits: int) -> ActQuant:
+    """The network input's quantisation in a model calibrated to `bits` activation bits: the
+    pixels themselves; at 7 bits with weights up to PAIR_WEIGHT_TOP, so that the first conv
+    runs the same vpmaddubsw tile as the 7-bit layers."""
+    if bits not in ACT_TOPS:
+        raise ValueError(f"activation bits {bits}: use 8 or 7")
+    return INPUT_QUANT if bits == 8 else ActQuant(INPUT_SCALE, 0, 255, PAIR_WEIGHT_TOP)
 
 
 def check_precision(precision: str) -> str:
@@ -67,12 +92,15 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def quantize_weights(folded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """BN-folded float weights (F, ...) -> (int8 (F, K) in (c, ky, kx) order, scale f32 (F,))."""
+def quantize_weights(folded: np.ndarray, top: int = WEIGHT_TOP) -> tuple[np.ndarray, np.ndarray]:
+    """BN-folded float weights (F, ...) -> (int8 (F, K) in (c, ky, kx) order, scale f32 (F,)),
+    weights in -top .. top."""
+    if top not in WEIGHT_TOPS:
+        raise ValueError(f"largest weight {top}: one of {WEIGHT_TOPS}")
     w = np.asarray(folded, F32).reshape(folded.shape[0], -1)
     peak = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], F32)
-    scale = np.where(peak > 0, peak / F32(127), F32(1)).astype(F32)
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(peak > 0, peak / F32(top), F32(1)).astype(F32)
+    q = np.clip(np.rint(w / scale[:, None]), -top, top).astype(np.int8)
     return q, scale
 
 

@@ -53,7 +53,7 @@ cdef class Int8Conv:
     cdef readonly int c, h, w, filters, size, stride_y, stride_x, padding, dilation, groups
     cdef readonly int out_h, out_w, k, kp, kr, fgp, threads, path, zero, block, tf
     cdef readonly int top          # the input's largest byte: 255, or 127 (7 bits)
-    cdef int tpath                 # the tile's path: path, or XQ_AVX2U7 for 7-bit inputs
+    cdef int tpath                 # the tile's path: path, or XQ_AVX2U7 where pairs fit int16
     cdef readonly bint direct      # thin input: no im2col, the tiles read quad pixels
     cdef int hp, wp, nb            # the quad-pixel input's rows, quads a row, channel blocks
     cdef int shifts                # copies of it, shifted by one kernel column each (AMX)

@@ -32,6 +32,8 @@ DEF AMX_DIRECT_MAX_TAPS = 288
 DEF AMX_ROWS = 16
 # Filters per output transform call (a multiple of every tile's filter count).
 DEF TF = 16
+# vpmaddubsw's saturation bound: pairs of byte x weight products up to this are exact
+DEF INT16_MAX = 32767
 
 _PATHS = ("portable", "avx2", "avxvnni", "avx512vnni", "neon", "neondot", "amx")
 _ACTS = {"linear": XN_LINEAR, "leaky": XN_LEAKY, "relu": XN_RELU}
@@ -195,9 +197,12 @@ cdef class Int8Conv:
         else:
             wt[:, :fg, :self.k] = qw.reshape(self.groups, fg, self.k)
             self.goff = 64 * np.arange(self.kp // 4, dtype=np.int64)
-        # inputs of 7 bits run the avx2 path's exact vpmaddubsw tile, on int8 weights
+        # the avx2 path runs the vpmaddubsw tile (on int8 weights) wherever its int16 pair
+        # sums are exact: 7-bit inputs, or 8-bit ones with weights up to 64
         self.top = in_top
-        self.tpath = XQ_AVX2U7 if self.path == XQ_AVX2 and in_top <= 127 else self.path
+        wmax = int(np.abs(qw.astype(np.int16)).max()) if qw.size else 0
+        self.tpath = (XQ_AVX2U7 if self.path == XQ_AVX2 and 2 * in_top * wmax <= INT16_MAX
+                      else self.path)
         if self.tpath == XQ_AVX2:
             # the avx2 tile reads int16 weights (2 bytes a tap, widened here once)
             wt = np.ascontiguousarray(wt.astype(np.int16)).view(np.int8)
@@ -267,7 +272,8 @@ cdef class Int8Conv:
 
     @property
     def tile_name(self):
-        """The tile's path: path_name, or "avx2u7" (7-bit inputs on avx2)."""
+        """The tile's path: path_name, or "avx2u7" (the vpmaddubsw tile: 7-bit inputs, or
+        weights up to 64, on avx2)."""
         return "avx2u7" if self.tpath == XQ_AVX2U7 else _PATHS[self.path]
 
     def __call__(self, x):

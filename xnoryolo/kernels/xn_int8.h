@@ -41,8 +41,8 @@ enum {
     XQ_NEONDOT = 5,
     XQ_AMX = 6,
     XQ_NPATH = 7,
-    /* not a path of its own, only xq_tile's: the avx2 tile for inputs whose bytes stay in
-     * 0..127 (a layer calibrated to 7 bits), where vpmaddubsw is exact (xq_tile_avx2u7) */
+    /* not a path of its own, only xq_tile's: the avx2 tile where vpmaddubsw is exact (inputs
+     * whose bytes stay in 0..127, or weights in -64..64: xq_tile_avx2u7) */
     XQ_AVX2U7 = 8
 };
 
@@ -893,11 +893,13 @@ xq_tile_avx2(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstri
     }
 }
 
-/* AVX2 for inputs calibrated to 7 bits (bytes 0..127): vpmaddubsw multiplies the panel's
- * bytes by the broadcast int8 weights and adds each pair, which is exact here (2 x 127 x 127
- * < 32767), and vpmaddwd by ones adds the pairs into the 4-tap int32 lane vpdpbusd would
- * give: the avxvnni tile with two instructions for its one, on its layout (int8 weights).
- * 4 filters x 1 panel. On a Zen 3 core, 1.9-2.4x the int16 tile's rate at layer 14's size. */
+/* AVX2 where a pair of products fits int16: inputs calibrated to 7 bits (bytes 0..127:
+ * 2 x 127 x 128 < 32767) or weights in -64..64 (2 x 255 x 64 < 32767; the first conv of a 7-bit
+ * model, on the pixels). vpmaddubsw multiplies the panel's bytes by the broadcast int8 weights
+ * and adds each pair, exactly here, and vpmaddwd by ones adds the pairs into the 4-tap int32
+ * lane vpdpbusd would give: the avxvnni tile with two instructions for its one, on its layout
+ * (int8 weights). 4 filters x 1 panel. On a Zen 3 core, 1.9-2.4x the int16 tile's rate at
+ * layer 14's size, 1.6x at the first conv's (3 channels, 416 x 416, pooled to bits). */
 __attribute__((target(XQ_AVX2_TARGET))) static void
 xq_tile_avx2u7(const int8_t *wt, int kp, int nf, const uint8_t *pan, int64_t pstride,
                const int64_t *goff, int np_, int32_t *acc) {

@@ -217,8 +217,8 @@ class ConvolutionalLayer(Layer):
         else:
             if self.int8:
                 assert self.act_quant is not None, "int8 needs the input's quantisation"
-                qw, w_scale = quantize_weights(weights)
                 q = self.act_quant
+                qw, w_scale = quantize_weights(weights, q.weight_top)
                 kernel = backend.int8_conv(
                     qw, w_scale, bias, self.spec, q.scale, q.zero, act, q.top
                 )
