@@ -49,8 +49,9 @@ def add_parser(sub: Any) -> None:
         choices=(8, 7),
         default=None,
         help="--calibrate: activation bits of the int8 layers' inputs but the first (default "
-        "8; 7 runs those layers at about twice the rate on x86 CPUs without VNNI, such as "
-        "AMD Zen 2/3 and Intel before Ice Lake, at a small cost in accuracy)",
+        "8; 7, with the first conv's weights within +-64, runs every int8 layer at about "
+        "twice the rate on x86 CPUs without VNNI, such as AMD Zen 2/3 and Intel before Ice "
+        "Lake, at a small cost in accuracy)",
     )
     p.add_argument("--threads", type=int, default=None, help="--calibrate: threads")
     p.set_defaults(run=run_pack)
