@@ -220,3 +220,44 @@ def test_peers_bad_isa_and_calibration_are_one_line(
     assert main([*args, "--calibrate", str(tmp_path / "none.mp4")]) == 2
     err = capsys.readouterr().err
     assert "--calibrate" in err and "Traceback" not in err
+
+
+def test_thread_counts_are_interleaved_per_engine() -> None:
+    """An engine's 1- and 2-thread blocks run back to back in every round (its two-thread
+    speed-up compares the machine with itself); every (engine, threads) gets its runs; an
+    engine that cannot run at one thread count, or fails while timed, loses that row only."""
+    from xnoryolo.bench import peer_bench
+
+    calls: list[tuple[str, int]] = []
+
+    def build(name: str, fail_at: int | None = None, unavailable: int | None = None):
+        def make(inputs: object, threads: int):
+            if threads == unavailable:
+                raise engines.Unavailable("n/a here")
+            timed = 0
+
+            def forward() -> None:
+                nonlocal timed
+                calls.append((name, threads))
+                timed += 1
+                if fail_at is not None and threads == 2 and timed > fail_at:
+                    raise RuntimeError("lost the device\nfor good")
+
+            return forward
+
+        return make
+
+    engs = [
+        engines.Engine("a", build("a")),
+        engines.Engine("b", build("b", unavailable=1)),
+        engines.Engine("c", build("c", fail_at=9)),
+    ]
+    runs = 2 * peer_bench.BLOCK + 1
+    samples, notes = peer_bench.time_engines(engs, None, (1, 2), runs, 1)  # type: ignore[arg-type]
+    assert set(samples) == {("a", 1), ("a", 2), ("b", 2), ("c", 1)}
+    assert all(len(v) == runs for v in samples.values())
+    assert notes == {("b", 1): "n/a here", ("c", 2): "failed while timed: RuntimeError: for good"}
+    # the timed part: blocks of (1 untimed + BLOCK) calls in the order a1 a2 b2 c1 c2, a1 ...
+    timed = calls[5:]  # after the five build-time warm-ups
+    first_round = [key for i, key in enumerate(timed) if i % (peer_bench.BLOCK + 1) == 0][:5]
+    assert first_round == [("a", 1), ("a", 2), ("b", 2), ("c", 1), ("c", 2)]

@@ -1,6 +1,7 @@
 """`xnoryolo bench --peers`: the network forward of OpenCV DNN, ONNX Runtime and OpenVINO (f32
 and int8, quantised on the same real frames) beside xnoryolo's, in one process, on 1 and 2
-threads, in interleaved blocks (every engine sees the same machine load), medians.
+threads, in interleaved blocks (every engine and thread count sees the same machine load),
+medians.
 
 One run of `run_tier` is one ISA tier: `--isa` caps every engine that can be capped at once
 (OpenVINO through `ONEDNN_MAX_CPU_ISA`, which oneDNN reads once when it starts, ours through
@@ -167,36 +168,43 @@ def _one_line(exc: BaseException) -> str:
 
 
 def time_engines(
-    engines: Sequence[Engine], inputs: Inputs, threads: int, runs: int, warmup: int
-) -> tuple[dict[str, list[tuple[float, float]]], dict[str, str]]:
-    """(wall, process CPU) seconds of every timed forward per engine, and the notes of those
-    that did not run. CPU time is what the forward cost with the machine to itself, on a
-    shared one too: on one thread it is the wall time less the time others held the core
-    (an engine whose idle threads spin pays for that spinning in it).
-    Blocks of BLOCK runs go round the engines until each has `runs`; each block starts with
-    an untimed run (the previous engine evicted the caches)."""
-    live: dict[str, Forward] = {}
-    notes: dict[str, str] = {}
+    engines: Sequence[Engine],
+    inputs: Inputs,
+    threads: Sequence[int],
+    runs: int,
+    warmup: int,
+) -> tuple[dict[tuple[str, int], list[tuple[float, float]]], dict[tuple[str, int], str]]:
+    """(wall, process CPU) seconds of every timed forward per (engine, thread count), and the
+    notes of those that did not run. CPU time is what the forward cost with the machine to
+    itself, on a shared one too: on one thread it is the wall time less the time others held
+    the core (an engine whose idle threads spin pays for that spinning in it).
+    Blocks of BLOCK runs go round the engines, and within an engine round its thread counts,
+    until each has `runs`: an engine's 1- and 2-thread blocks run back to back, so its
+    two-thread speed-up compares the machine with itself, not with the machine of minutes
+    before. Each block starts with an untimed run (the previous block evicted the caches)."""
+    live: dict[tuple[str, int], Forward] = {}
+    notes: dict[tuple[str, int], str] = {}
     for engine in engines:
-        forward, note = _build(engine, inputs, threads, warmup)
-        if forward is None:
-            notes[engine.name] = note or "failed"
-        else:
-            live[engine.name] = forward
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in live}
+        for n in threads:
+            forward, note = _build(engine, inputs, n, warmup)
+            if forward is None:
+                notes[engine.name, n] = note or "failed"
+            else:
+                live[engine.name, n] = forward
+    samples: dict[tuple[str, int], list[tuple[float, float]]] = {key: [] for key in live}
     done = 0
     while done < runs and live:
         block = min(BLOCK, runs - done)
-        for name, forward in list(live.items()):
+        for key, forward in list(live.items()):
             try:
                 forward()
                 for _ in range(block):
                     t0, c0 = time.perf_counter(), time.process_time()
                     forward()
-                    samples[name].append((time.perf_counter() - t0, time.process_time() - c0))
+                    samples[key].append((time.perf_counter() - t0, time.process_time() - c0))
             except Exception as exc:
-                notes[name] = f"failed while timed: {_one_line(exc)}"
-                del live[name], samples[name]
+                notes[key] = f"failed while timed: {_one_line(exc)}"
+                del live[key], samples[key]
         done += block
     return samples, notes
 
@@ -252,28 +260,24 @@ def _run_tier(config: dict[str, Any]) -> dict[str, Any]:
     )
     inputs.isa = isa
     engines = engine_list(config["cfg_text"], inputs.twin_text, config.get("engines"))
-    per_thread: dict[int, tuple[dict[str, list[tuple[float, float]]], dict[str, str]]] = {}
-    for threads in THREADS:
-        # progress on stderr (stdout carries the result; a tier takes a minute or more)
-        print(
-            f"bench --peers [{isa or 'uncapped'}]: {len(engines)} engines on {threads} "
-            f"thread(s)...",
-            file=sys.stderr,
-            flush=True,
-        )
-        per_thread[threads] = time_engines(
-            engines, inputs, threads, config["runs"], config["warmup"]
-        )
+    # progress on stderr (stdout carries the result; a tier takes a minute or more)
+    print(
+        f"bench --peers [{isa or 'uncapped'}]: {len(engines)} engines on "
+        f"{' and '.join(map(str, THREADS))} thread(s)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    samples, notes = time_engines(engines, inputs, THREADS, config["runs"], config["warmup"])
     rows = []
     for engine in engines:
         ms: dict[str, float | None] = {}
         cpu_ms: dict[str, float | None] = {}
         note = None
-        for threads, (samples, notes) in per_thread.items():
-            got = samples.get(engine.name)
+        for threads in THREADS:
+            got = samples.get((engine.name, threads))
             ms[str(threads)] = _median_ms([s[0] for s in got]) if got else None
             cpu_ms[str(threads)] = _median_ms([s[1] for s in got]) if got else None
-            note = note or notes.get(engine.name)
+            note = note or notes.get((engine.name, threads))
         rows.append(
             {"name": engine.name, "capped": engine.capped, "ms": ms, "cpu_ms": cpu_ms,
              "note": note}
@@ -324,7 +328,8 @@ def _ratios(rows: list[dict[str, Any]]) -> None:
 def format_tables(result: dict[str, Any]) -> str:
     lines = [
         f"xnoryolo bench --peers: {result['cfg']} {result['size']}x{result['size']}, network "
-        f"forward, median of {result['runs']} runs per engine in interleaved blocks of {BLOCK}",
+        f"forward, median of {result['runs']} runs per engine and thread count in interleaved "
+        f"blocks of {BLOCK}",
         f"CPU: {result['cpu']}",
     ]
     for tier in result["tiers"]:
