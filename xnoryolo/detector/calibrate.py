@@ -52,8 +52,7 @@ def measure(
     conv then takes weights up to 64)."""
     if not 50.0 < percentile <= 100.0:
         raise ValueError(f"percentile {percentile} must be in (50, 100]")
-    if bits not in ACT_TOPS:
-        raise ValueError(f"activation bits {bits}: use 8 or 7")
+    first = input_quant(bits)  # refuses bits other than 8 and 7 before any frame runs
     targets = _targets(network)
     lows: dict[int, list[float]] = {ly.index: [] for ly in targets}
     highs: dict[int, list[float]] = {ly.index: [] for ly in targets}
@@ -73,7 +72,7 @@ def measure(
     quants = {}
     for ly in targets:
         if ly.index == 0:
-            quants[0] = input_quant(bits)
+            quants[0] = first
         else:
             quants[ly.index] = range_quant(
                 float(np.mean(lows[ly.index])), float(np.mean(highs[ly.index])), ACT_TOPS[bits]
